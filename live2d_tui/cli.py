@@ -1,0 +1,71 @@
+"""The ``live2d`` command: subcommands are modules in :mod:`live2d_tui.commands`, imported only
+when used, so ``live2d run`` never imports the UI and ``live2d --help`` stays fast.
+
+Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+``run(args) -> int`` (the exit status).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from live2d_tui import __version__
+from live2d_tui.config import ConfigError
+
+COMMANDS: dict[str, str] = {
+    "open": "Open a Warp session in the terminal UI",
+    "run": "Run the live classification headless (one log line per event)",
+    "ingest": "Ingest a Warp session's particles into the combined stack",
+    "demo": "Start a simulated live session and the UI on it (built-in engine)",
+    "simulate": "Write a simulated Warp session folder (for tests, demos and benchmarks)",
+}
+"""Subcommand → one-line help. The module is ``live2d_tui.commands.<name>``."""
+
+
+def _load(name: str) -> ModuleType:
+    return importlib.import_module(f"live2d_tui.commands.{name}")
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The argument parser; only the module of the subcommand being run is imported."""
+    parser = argparse.ArgumentParser(
+        prog="live2d",
+        description=(
+            "Live 2D classification of cryo-EM particles while Warp collects. "
+            "Without a subcommand, opens the last session in the terminal UI."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"live2d-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    wanted = next((a for a in argv if a in COMMANDS), None)
+    for name, help_text in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == wanted:
+            _load(name).add_arguments(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``live2d``; returns the exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (
+        args_list[0] not in COMMANDS and args_list[0] not in {"-h", "--help", "--version"}
+    ):
+        args_list = ["open", *args_list]
+    parser = build_parser(args_list)
+    args = parser.parse_args(args_list)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        result: int = _load(args.command).run(args)
+    except ConfigError as exc:
+        print(f"live2d: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result

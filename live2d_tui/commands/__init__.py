@@ -1,0 +1,1 @@
+"""Subcommands of ``live2d``: one module each (``HELP``, ``add_arguments``, ``run``)."""

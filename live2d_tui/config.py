@@ -1,0 +1,571 @@
+"""Configuration: one validated model for the server settings, one for the job settings.
+
+Both live in ``~/.live2d/config.toml`` (``$LIVE2D_HOME`` moves the folder), which is written with
+a comment above every key the first time the program runs. The command line overrides the file;
+a session's saved state (``latest_run.json``) stores the job settings under the same names.
+
+**Job-setting names are the original Live2D's keys** (``mask_radius``, ``classification_type``,
+``high_res_initial``, ...). They are the same in TOML, on the command line (``--set KEY=VALUE``)
+and in saved state; there is no second settings mechanism. Later features add fields here.
+
+Every field carries its documentation in ``metadata["help"]``: the TOML comments, ``--help``
+texts and the settings form all read it from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Self, get_type_hints
+
+from live2d_tui.atomic import atomic_write_text
+
+
+class ConfigError(ValueError):
+    """A setting has a wrong type or value, or the configuration file cannot be read."""
+
+
+def _doc(text: str, **extra: Any) -> dict[str, Any]:
+    return {"help": text, **extra}
+
+
+class ClassificationType(StrEnum):
+    """The three classification macros of the original Live2D."""
+
+    ABINIT = "abinit"
+    """Ab initio: random seed classes, a startup ramp on a subset, then refinement cycles."""
+    SEEDED = "seeded"
+    """Seeded startup: the startup ramp with all particles, from the latest classes."""
+    REFINE = "refine"
+    """Refinement: cycles at the final resolution limit from the latest classes."""
+
+    @property
+    def label(self) -> str:
+        """The name a user sees."""
+        return {
+            ClassificationType.ABINIT: "Ab Initio",
+            ClassificationType.SEEDED: "Seeded Startup",
+            ClassificationType.REFINE: "Refinement",
+        }[self]
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobSettings:
+    """Settings of a classification job (the original Live2D's ``settings`` block)."""
+
+    mask_radius: float = field(
+        default=120.0,
+        metadata=_doc(
+            "Radius of the circular mask applied to particles and classes, in Å. "
+            "Guessed as 0.6 × Warp's particle diameter when a session is created.",
+            group="user",
+            label="Mask radius (Å)",
+        ),
+    )
+    classification_type: ClassificationType = field(
+        default=ClassificationType.ABINIT,
+        metadata=_doc(
+            "abinit (new classes from random seeds), seeded (startup ramp from the latest "
+            "classes, all particles) or refine (refinement cycles only). A successful ab initio "
+            "job switches this to seeded.",
+            group="user",
+            label="Classification type",
+        ),
+    )
+    high_res_initial: float = field(
+        default=40.0,
+        metadata=_doc(
+            "High-resolution limit of the first startup cycle, in Å.", label="Initial high res (Å)"
+        ),
+    )
+    high_res_final: float = field(
+        default=8.0,
+        metadata=_doc(
+            "High-resolution limit of the last startup cycle and of every refinement cycle, Å.",
+            label="Final high res (Å)",
+        ),
+    )
+    run_count_startup: int = field(
+        default=15,
+        metadata=_doc(
+            "Startup cycles; the limit ramps linearly from initial to final over them.",
+            label="Startup cycles",
+        ),
+    )
+    run_count_refine: int = field(
+        default=5,
+        metadata=_doc(
+            "Refinement cycles at the final limit with all particles (≥ 3 recommended; 2 beyond "
+            "about a million particles).",
+            label="Refinement cycles",
+        ),
+    )
+    particle_count_initial: int = field(
+        default=50_000,
+        metadata=_doc(
+            "Active particles needed before the first automatic job starts.",
+            label="Particles before first job",
+        ),
+    )
+    particle_count_update: int = field(
+        default=50_000,
+        metadata=_doc(
+            "New particles (ingested after the last cycle's input was built) needed before the "
+            "next automatic job.",
+            label="New particles per update",
+        ),
+    )
+    class_number: int = field(
+        default=50,
+        metadata=_doc(
+            "Number of classes (ab initio only; seeded and refine keep the latest classes).",
+            label="Number of classes",
+        ),
+    )
+    particles_per_class: int = field(
+        default=300,
+        metadata=_doc(
+            "Particles per class used in each ab initio startup cycle: the fraction used is "
+            "min(1, classes × this / particles). Try 1000 for preferred orientation.",
+            label="Particles per class",
+        ),
+    )
+    automask: bool = field(
+        default=False,
+        metadata=_doc(
+            "Automatically mask the class averages (refine2d's auto-mask).", label="Automask"
+        ),
+    )
+    autocenter: bool = field(
+        default=True,
+        metadata=_doc(
+            "Automatically centre the class averages (refine2d's auto-centre).", label="Autocenter"
+        ),
+    )
+    low_res_limit: float = field(
+        default=300.0,
+        metadata=_doc("Low-resolution limit of every cycle, in Å.", label="Low res limit (Å)"),
+    )
+    angular_step: float = field(
+        default=15.0,
+        metadata=_doc(
+            "In-plane angular search step in degrees for refinement cycles (0 = automatic).",
+            label="Angular step (°)",
+        ),
+    )
+    search_range: float = field(
+        default=49.5,
+        metadata=_doc(
+            "Maximum translation searched, in Å (0 = half the box).", label="Search range (Å)"
+        ),
+    )
+    smoothing: float = field(
+        default=1.0,
+        metadata=_doc(
+            "Likelihood smoothing factor (refine2d's tuning parameter; < 1 blurs).",
+            label="Smoothing",
+        ),
+    )
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` listing every invalid value."""
+        problems: list[str] = []
+        if not self.mask_radius > 0:
+            problems.append(f"mask_radius must be > 0 Å (got {self.mask_radius})")
+        if not self.high_res_initial > 0 or not self.high_res_final > 0:
+            problems.append("high_res_initial and high_res_final must be > 0 Å")
+        if self.high_res_final > self.high_res_initial:
+            problems.append(
+                f"high_res_final ({self.high_res_final} Å) must not be coarser than "
+                f"high_res_initial ({self.high_res_initial} Å)"
+            )
+        if self.low_res_limit <= self.high_res_initial:
+            problems.append(
+                f"low_res_limit ({self.low_res_limit} Å) must be coarser than high_res_initial"
+            )
+        if self.run_count_startup < 1:
+            problems.append(f"run_count_startup must be ≥ 1 (got {self.run_count_startup})")
+        if self.run_count_refine < 0:
+            problems.append(f"run_count_refine must be ≥ 0 (got {self.run_count_refine})")
+        if self.classification_type is ClassificationType.REFINE and self.run_count_refine < 1:
+            problems.append("a refine job needs run_count_refine ≥ 1")
+        if self.particle_count_initial < 1 or self.particle_count_update < 1:
+            problems.append("particle_count_initial and particle_count_update must be ≥ 1")
+        if not 1 <= self.class_number <= 1000:
+            problems.append(f"class_number must be 1–1000 (got {self.class_number})")
+        if self.particles_per_class < 1:
+            problems.append(f"particles_per_class must be ≥ 1 (got {self.particles_per_class})")
+        if self.angular_step < 0 or self.angular_step > 180:
+            problems.append(f"angular_step must be 0–180° (got {self.angular_step})")
+        if self.search_range < 0:
+            problems.append(f"search_range must be ≥ 0 Å (got {self.search_range})")
+        if self.smoothing < 0.01:
+            problems.append(f"smoothing must be ≥ 0.01 (got {self.smoothing})")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def ignored_fields(self) -> frozenset[str]:
+        """Fields this classification type does not use (the form greys them out)."""
+        if self.classification_type is ClassificationType.SEEDED:
+            return frozenset({"class_number", "particles_per_class"})
+        if self.classification_type is ClassificationType.REFINE:
+            return frozenset(
+                {"class_number", "particles_per_class", "run_count_startup", "high_res_initial"}
+            )
+        return frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON/TOML-ready values, keyed by the canonical names."""
+        return _to_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, ignore_unknown: bool = False) -> Self:
+        """Build validated settings from canonical names; values may be strings (old state)."""
+        return _from_plain(cls, data, ignore_unknown=ignore_unknown)
+
+    def with_changes(self, **changes: Any) -> Self:
+        """A validated copy with some fields changed (values are coerced like overrides)."""
+        return _from_plain(type(self), {**self.to_dict(), **changes}, ignore_unknown=False)
+
+
+class EngineKind(StrEnum):
+    """Which pair of refine2d/merge2d programs runs the classification."""
+
+    AUTO = "auto"
+    """cisTEM's programs when found (configured paths or ``PATH``), else the built-in engine."""
+    BUILTIN = "builtin"
+    """``live2d-refine2d`` / ``live2d-merge2d`` from this package."""
+    CISTEM = "cistem"
+    """cisTEM's ``refine2d`` / ``merge2d``."""
+
+
+class ImageMode(StrEnum):
+    """How class averages are drawn in the terminal."""
+
+    AUTO = "auto"
+    SIXEL = "sixel"
+    TGP = "tgp"
+    HALFCELL = "halfcell"
+    UNICODE = "unicode"
+
+
+class ParticleSource(StrEnum):
+    """Which of Warp's particle tables feeds the combined stack."""
+
+    GOOD = "goodparticles"
+    """``goodparticles_<Model>.star``: micrographs that pass Warp's filters and selection."""
+    ALL = "allparticles"
+    """``allparticles_<Model>.star``: every picked particle, rejected micrographs included."""
+
+
+def available_cpus() -> int:
+    """CPUs this process may use (its affinity mask), at least 1."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerConfig:
+    """Settings of the workstation: where sessions live, how jobs run, how things look."""
+
+    microscope_name: str = field(
+        default="", metadata=_doc("Shown in the title: 'Live 2D Classification on <name>'.")
+    )
+    warp_prefix: str = field(
+        default="",
+        metadata=_doc(
+            "Folder holding Warp session folders; a session name resolves to "
+            "<warp_prefix>/<session>[/<warp_suffix>]. Empty: give absolute paths."
+        ),
+    )
+    warp_suffix: str = field(default="", metadata=_doc("Sub-folder of a session that Warp uses."))
+    live2d_prefix: str = field(
+        default="",
+        metadata=_doc(
+            "Where output folders go: <live2d_prefix>/<session>[/<live2d_suffix>]. Empty: "
+            "<warp folder>/classification."
+        ),
+    )
+    live2d_suffix: str = field(default="", metadata=_doc("Sub-folder of an output folder."))
+    pool_size: int = field(
+        default=0,
+        metadata=_doc(
+            "Processes that run at once (one thread each). 0 = the CPUs this process may use."
+        ),
+    )
+    jobs_per_cycle: int = field(
+        default=0,
+        metadata=_doc("refine2d jobs a cycle is split into. 0 = the pool size."),
+    )
+    engine: EngineKind = field(
+        default=EngineKind.AUTO,
+        metadata=_doc("auto, builtin or cistem (see refine2d / merge2d to name the programs)."),
+    )
+    refine2d: str = field(
+        default="",
+        metadata=_doc("Path of the refine2d program (a pair with merge2d). Empty: from PATH."),
+    )
+    merge2d: str = field(
+        default="",
+        metadata=_doc("Path of the merge2d program matching refine2d. Empty: from PATH."),
+    )
+    executor: str = field(
+        default="local", metadata=_doc("Where jobs run: local (a process pool on this machine).")
+    )
+    interval: float = field(
+        default=5.0,
+        metadata=_doc("Seconds between looks at the Warp folder and checks for new particles."),
+    )
+    niceness: int = field(
+        default=10, metadata=_doc("nice level of classification processes (0–19).")
+    )
+    particle_source: ParticleSource = field(
+        default=ParticleSource.GOOD,
+        metadata=_doc("goodparticles (Warp's curated micrographs) or allparticles."),
+    )
+    images: ImageMode = field(
+        default=ImageMode.AUTO,
+        metadata=_doc("How to draw class averages: auto, sixel, tgp, halfcell or unicode."),
+    )
+    watchdog_minutes: float = field(
+        default=10.0,
+        metadata=_doc("A job whose CPU time stops growing this long is treated as hung."),
+    )
+    resume_automatic: bool = field(
+        default=True,
+        metadata=_doc("After a crash, continue an interrupted automatic job on restart."),
+    )
+    min_free_gb: float = field(
+        default=2.0,
+        metadata=_doc("Stop ingesting when the output folder's disk has less free space (GB)."),
+    )
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` listing every invalid value."""
+        problems: list[str] = []
+        if self.pool_size < 0:
+            problems.append(f"pool_size must be ≥ 0 (got {self.pool_size})")
+        if self.jobs_per_cycle < 0:
+            problems.append(f"jobs_per_cycle must be ≥ 0 (got {self.jobs_per_cycle})")
+        if bool(self.refine2d) != bool(self.merge2d):
+            problems.append(
+                "refine2d and merge2d are a pair: set both programs or neither "
+                f"(refine2d={self.refine2d!r}, merge2d={self.merge2d!r})"
+            )
+        if self.executor not in {"local"}:
+            problems.append(f"executor must be 'local' (got {self.executor!r})")
+        if not self.interval > 0:
+            problems.append(f"interval must be > 0 s (got {self.interval})")
+        if not 0 <= self.niceness <= 19:
+            problems.append(f"niceness must be 0–19 (got {self.niceness})")
+        if not self.watchdog_minutes > 0:
+            problems.append(f"watchdog_minutes must be > 0 (got {self.watchdog_minutes})")
+        if self.min_free_gb < 0:
+            problems.append(f"min_free_gb must be ≥ 0 (got {self.min_free_gb})")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def effective_pool_size(self) -> int:
+        """The pool size in use: the configured one, or the CPUs available."""
+        return self.pool_size or available_cpus()
+
+    def effective_jobs_per_cycle(self) -> int:
+        """refine2d jobs per cycle: the configured number, or the pool size."""
+        return self.jobs_per_cycle or self.effective_pool_size()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values keyed by field name."""
+        return _to_plain(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, ignore_unknown: bool = False) -> Self:
+        """Build a validated server config from plain values."""
+        return _from_plain(cls, data, ignore_unknown=ignore_unknown)
+
+    def with_changes(self, **changes: Any) -> Self:
+        """A validated copy with some fields changed."""
+        return _from_plain(type(self), {**self.to_dict(), **changes}, ignore_unknown=False)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration file: ``[server]`` and ``[job]`` (the defaults for new sessions)."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    job: JobSettings = field(default_factory=JobSettings)
+
+
+# --------------------------------------------------------------------------- coercion
+
+
+def _to_plain(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        out[f.name] = value.value if isinstance(value, StrEnum) else value
+    return out
+
+
+_TRUE = {"true", "yes", "y", "1", "on"}
+_FALSE = {"false", "no", "n", "0", "off"}
+
+
+def coerce_value(cls: type[Any], name: str, value: Any) -> Any:
+    """Convert ``value`` (possibly a string from the command line or old state) to the type of
+    field ``name`` of dataclass ``cls``; raise :class:`ConfigError` naming the field."""
+    hints = get_type_hints(cls)
+    if name not in hints:
+        known = ", ".join(f.name for f in dataclasses.fields(cls))
+        raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
+    kind = hints[name]
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError(f"expected true or false, got {value!r}")
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError("expected a whole number")
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(f"expected a whole number, got {value}")
+                return int(value)
+            text = str(value).strip()
+            number = float(text)
+            if not number.is_integer():
+                raise ValueError(f"expected a whole number, got {text}")
+            return int(number)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError("expected a number")
+            number = float(str(value).strip()) if not isinstance(value, int | float) else value
+            if number != number or number in (float("inf"), float("-inf")):
+                raise ValueError("expected a finite number")
+            return float(number)
+        if isinstance(kind, type) and issubclass(kind, StrEnum):
+            try:
+                return kind(str(value).strip().lower())
+            except ValueError:
+                allowed = ", ".join(m.value for m in kind)
+                raise ValueError(f"expected one of {allowed}, got {value!r}") from None
+        if kind is str:
+            return str(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+    raise ConfigError(f"{name}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _from_plain[T](cls: type[T], data: dict[str, Any], *, ignore_unknown: bool) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in names:
+            if ignore_unknown:
+                continue
+            coerce_value(cls, key, value)  # raises with the list of known names
+        values[key] = coerce_value(cls, key, value)
+    obj = cls(**values)
+    obj.validate()  # type: ignore[attr-defined]
+    return obj
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """Split ``KEY=VALUE`` (from ``--set``) into its parts."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+# --------------------------------------------------------------------------- files
+
+
+def config_dir() -> Path:
+    """``$LIVE2D_HOME`` or ``~/.live2d``: the configuration and last-session pointer live here."""
+    env = os.environ.get("LIVE2D_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".live2d"
+
+
+def config_path() -> Path:
+    """The configuration file."""
+    return config_dir() / "config.toml"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, StrEnum):
+        value = value.value
+    if isinstance(value, int | float):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def _wrap(text: str, width: int = 96) -> list[str]:
+    words, lines, line = text.split(), [], ""
+    for word in words:
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    if line:
+        lines.append(line)
+    return lines
+
+
+def render_toml(config: Config) -> str:
+    """The configuration as TOML with each field's documentation as a comment above it."""
+    out = [
+        "# live2d-tui configuration. Command-line options override these values.",
+        "# Job settings use the original Live2D's names; `live2d run --set KEY=VALUE` overrides",
+        "# any of them for one run.",
+        "",
+    ]
+    for table, obj in (("server", config.server), ("job", config.job)):
+        out.append(f"[{table}]")
+        for f in dataclasses.fields(obj):
+            for line in _wrap(str(f.metadata.get("help", ""))):
+                out.append(f"# {line}")
+            out.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}")
+            out.append("")
+    return "\n".join(out)
+
+
+def load_config(path: Path | None = None, *, create: bool = True) -> Config:
+    """Read the configuration file; write a commented default first if it does not exist.
+
+    Unknown keys and wrong values raise :class:`ConfigError` naming the file and the key.
+    """
+    path = path or config_path()
+    if not path.exists():
+        config = Config()
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, render_toml(config))
+        return config
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    unknown_tables = set(data) - {"server", "job"}
+    if unknown_tables:
+        raise ConfigError(f"{path}: unknown table(s) {sorted(unknown_tables)}; use [server], [job]")
+    try:
+        server = ServerConfig.from_dict(dict(data.get("server", {})))
+        job = JobSettings.from_dict(dict(data.get("job", {})))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return Config(server=server, job=job)

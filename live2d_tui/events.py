@@ -1,0 +1,196 @@
+"""Plain dataclass events the headless core publishes; the UI and the headless log printer
+subscribe. Nothing here imports Textual: the app turns these into Textual messages in one place.
+
+Lifecycles are named once, as Enums with a docstring under each member.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class SessionStatus(StrEnum):
+    """What the supervisor is doing."""
+
+    STOPPED = "stopped"
+    """Idle: no job runs and automatic jobs are off (ingest may still follow Warp)."""
+    WAITING = "waiting"
+    """Automatic jobs are on: waiting until enough new particles have been ingested."""
+    RUNNING = "running"
+    """A classification job is running."""
+    STOPPING = "stopping"
+    """Stop requested: the running cycle finishes, then the job ends."""
+    FAILED = "failed"
+    """Automatic jobs stopped after repeated failures; the reason is in the last error."""
+
+    @property
+    def label(self) -> str:
+        """The wording a user sees."""
+        return {
+            SessionStatus.STOPPED: "Ready for new runs",
+            SessionStatus.WAITING: "Waiting for new particles",
+            SessionStatus.RUNNING: "Running",
+            SessionStatus.STOPPING: "Stopping after this cycle",
+            SessionStatus.FAILED: "Failed",
+        }[self]
+
+
+class BlockType(StrEnum):
+    """Which part of a job a cycle belongs to (the original's ``block_type``)."""
+
+    RANDOM_SEED = "random_seed"
+    """Random starting classes (one process, no alignment)."""
+    STARTUP = "startup"
+    """A cycle of the startup ramp (resolution limit from initial to final)."""
+    REFINEMENT = "refinement"
+    """A cycle at the final resolution limit with all particles."""
+
+
+class CycleStage(StrEnum):
+    """Where a running cycle is."""
+
+    PREPARING = "preparing"
+    """Building the input star and checking inputs."""
+    SEEDING = "seeding"
+    """Generating random starting classes."""
+    NOISE = "noise"
+    """refine2d: calculating the noise power spectrum."""
+    CLASSIFYING = "classifying"
+    """refine2d: aligning particles and accumulating class sums."""
+    MERGING = "merging"
+    """merge2d: summing the jobs' partial class sums."""
+    FINISHING = "finishing"
+    """Joining stars, counting classes, writing images and state."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """The session status changed."""
+
+    status: SessionStatus
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCounts:
+    """Counts after an ingest pass (``live2d ingest`` prints the same)."""
+
+    micrographs_seen: int
+    micrographs_ingested: int
+    micrographs_deferred: int
+    micrographs_inactive: int
+    particles_active: int
+    particles_total: int
+    """Rows in the combined stack (active or not)."""
+    particles_new: int = 0
+    """Active particles ingested after the input of the last completed cycle was built."""
+    next_threshold: int = 0
+    """Particles (``particles_new`` or active) needed to start the next automatic job."""
+
+
+@dataclass(frozen=True, slots=True)
+class CycleStarted:
+    """A cycle began."""
+
+    number: int
+    block_type: BlockType
+    index_in_job: int
+    """1-based position of this cycle in its job (seed included)."""
+    cycles_in_job: int
+    high_res_limit: float
+    particle_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CycleProgress:
+    """Progress of the running cycle, aggregated over its jobs (weighted by rows)."""
+
+    number: int
+    stage: CycleStage
+    percent: float
+    jobs_done: int
+    jobs_total: int
+    eta_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CycleFinished:
+    """A cycle finished (``success``) or failed/was aborted; files are on disk when this arrives."""
+
+    number: int
+    success: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class JobFinished:
+    """A job (seed + startup + refinement cycles) ended."""
+
+    success: bool
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """A line for the session log and the Job Output view."""
+
+    text: str
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRaised:
+    """Something went wrong that the user must see (also logged)."""
+
+    message: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionChanged:
+    """The supervisor now works on another Warp folder / output folder, or reloaded its state."""
+
+    warp_folder: str
+    output_folder: str
+
+
+Event = (
+    StatusChanged
+    | IngestCounts
+    | CycleStarted
+    | CycleProgress
+    | CycleFinished
+    | JobFinished
+    | LogLine
+    | ErrorRaised
+    | SessionChanged
+)
+
+
+@dataclass
+class EventBus:
+    """Synchronous fan-out of events to subscribers (called on the publisher's thread/loop)."""
+
+    _subscribers: list[Callable[[Event], None]] = field(default_factory=list)
+
+    def subscribe(self, callback: Callable[[Event], None]) -> Callable[[], None]:
+        """Add a subscriber; returns a function that removes it."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        """Deliver ``event`` to every subscriber; one failing subscriber does not stop others."""
+        for callback in list(self._subscribers):
+            try:
+                callback(event)
+            except Exception:  # a broken view must not break the core
+                import logging
+
+                logging.getLogger(__name__).exception("event subscriber failed")

@@ -1,0 +1,112 @@
+"""Small image operations shared by the simulator, the engine and the scorer.
+
+**In-plane convention** (one place, used everywhere): arrays are indexed [y, x]; the rotation
+centre is (N//2, N//2). A particle with star values (psi, x_shift, y_shift) is its class average
+rotated by +psi degrees with ``scipy.ndimage.rotate`` semantics on a [y, x] array (which is how
+RELION's psi acts on a projection, ../shared/reference/simulation-and-scoring.md §2), then moved by
+(+x_shift, +y_shift) (shifts in pixels here; stars hold Å):
+
+    particle ≈ shift(rotate(class, psi), x, y)      class ≈ rotate(shift(particle, −x, −y), −psi)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+Array = npt.NDArray[np.floating[Any]]
+
+
+def fourier_shift(images: Array, dx: npt.ArrayLike, dy: npt.ArrayLike) -> Array:
+    """Shift images by (dx, dy) pixels (content moves towards +x/+y), exactly, by phase ramps.
+
+    ``images`` is (N, N) or (B, N, N); dx/dy are scalars or length-B arrays.
+    """
+    arr = np.asarray(images)
+    batched = arr.ndim == 3
+    stack = arr if batched else arr[None]
+    n = stack.shape[-1]
+    ky = np.fft.fftfreq(stack.shape[-2])[:, None]
+    kx = np.fft.rfftfreq(n)[None, :]
+    dxa = np.broadcast_to(np.asarray(dx, dtype=np.float64), (stack.shape[0],))[:, None, None]
+    dya = np.broadcast_to(np.asarray(dy, dtype=np.float64), (stack.shape[0],))[:, None, None]
+    ramp = np.exp(-2j * np.pi * (kx[None] * dxa + ky[None] * dya))
+    out = np.fft.irfft2(np.fft.rfft2(stack) * ramp, s=stack.shape[-2:])
+    out = out.astype(arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64)
+    return out if batched else out[0]
+
+
+def rotate(images: Array, angle_deg: npt.ArrayLike, order: int = 3) -> Array:
+    """Rotate images by ``angle_deg`` (``scipy.ndimage.rotate`` sense, no reshape, zero fill)."""
+    arr = np.asarray(images)
+    if arr.ndim == 2:
+        return ndimage.rotate(arr, float(np.asarray(angle_deg)), reshape=False, order=order)  # type: ignore[no-any-return]
+    angles = np.broadcast_to(np.asarray(angle_deg, dtype=np.float64), (arr.shape[0],))
+    return np.stack(
+        [
+            ndimage.rotate(img, float(a), reshape=False, order=order)
+            for img, a in zip(arr, angles, strict=True)
+        ]
+    )
+
+
+def to_class_frame(
+    images: Array, psi_deg: npt.ArrayLike, x_px: npt.ArrayLike, y_px: npt.ArrayLike
+) -> Array:
+    """Bring particles into their class average's frame: shift by (−x, −y), then rotate by −psi."""
+    shifted = fourier_shift(
+        images, -np.asarray(x_px, dtype=np.float64), -np.asarray(y_px, dtype=np.float64)
+    )
+    return rotate(shifted, -np.asarray(psi_deg, dtype=np.float64))
+
+
+def from_class_frame(
+    images: Array, psi_deg: npt.ArrayLike, x_px: npt.ArrayLike, y_px: npt.ArrayLike
+) -> Array:
+    """Inverse of :func:`to_class_frame`: rotate by +psi, then shift by (+x, +y)."""
+    rotated = rotate(images, np.asarray(psi_deg, dtype=np.float64))
+    return fourier_shift(rotated, x_px, y_px)
+
+
+def radius_grid(box: int) -> npt.NDArray[np.float64]:
+    """Distance of each pixel from the centre (N//2, N//2)."""
+    y, x = np.indices((box, box), dtype=np.float64)
+    c = box // 2
+    return np.hypot(x - c, y - c)
+
+
+def soft_circular_mask(box: int, radius_px: float, edge_px: float = 3.0) -> npt.NDArray[np.float64]:
+    """1 inside ``radius_px``, a raised-cosine fall to 0 over ``edge_px`` pixels outside."""
+    r = radius_grid(box)
+    mask = np.ones((box, box))
+    if edge_px > 0:
+        ramp = (r > radius_px) & (r < radius_px + edge_px)
+        mask[ramp] = 0.5 * (1 + np.cos(np.pi * (r[ramp] - radius_px) / edge_px))
+    mask[r >= radius_px + edge_px] = 0.0
+    return mask
+
+
+def fourier_crop(images: Array, new_box: int) -> Array:
+    """Resample images to ``new_box`` pixels (same field of view) by cropping or zero-padding
+    their Fourier transform; intensities keep their real-space scale."""
+    arr = np.asarray(images)
+    batched = arr.ndim == 3
+    stack = arr if batched else arr[None]
+    n = stack.shape[-1]
+    if new_box == n:
+        return arr
+    f = np.fft.fftshift(np.fft.fft2(stack), axes=(-2, -1))
+    out = np.zeros((stack.shape[0], new_box, new_box), dtype=np.complex128)
+    c_old, c_new = n // 2, new_box // 2
+    half = min(n, new_box) // 2
+    lo = -half
+    hi = min(n, new_box) - half
+    out[:, c_new + lo : c_new + hi, c_new + lo : c_new + hi] = f[
+        :, c_old + lo : c_old + hi, c_old + lo : c_old + hi
+    ]
+    res: Array = np.fft.ifft2(np.fft.ifftshift(out, axes=(-2, -1))).real * (new_box / n) ** 2
+    res = res.astype(arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float64)
+    return res if batched else res[0]
