@@ -345,6 +345,13 @@ class ServerConfig:
         default=2.0,
         metadata=_doc("Stop ingesting when the output folder's disk has less free space (GB)."),
     )
+    retry_seconds: float = field(
+        default=30.0,
+        metadata=_doc(
+            "First wait before an automatic job that failed is retried, in seconds; it doubles "
+            "for the next try. After 3 failures in a row automatic jobs stop (status failed)."
+        ),
+    )
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` listing every invalid value."""
@@ -368,6 +375,8 @@ class ServerConfig:
             problems.append(f"watchdog_minutes must be > 0 (got {self.watchdog_minutes})")
         if self.min_free_gb < 0:
             problems.append(f"min_free_gb must be ≥ 0 (got {self.min_free_gb})")
+        if self.retry_seconds < 0:
+            problems.append(f"retry_seconds must be ≥ 0 (got {self.retry_seconds})")
         if problems:
             raise ConfigError("; ".join(problems))
 
