@@ -1,0 +1,212 @@
+"""Which image renderer the terminal gets, decided once before the app starts.
+
+textual-image probes the terminal when it is imported (DA1 for Sixel, a kitty ``a=q`` query for
+TGP) and caches the answer and the cell size. Once Textual runs, its input thread swallows the
+terminal's replies, so :func:`prepare_images` must run before ``App.run()``.
+
+Inside tmux the probe is not enough: a tmux built with Sixel answers DA1 with ``4`` whether or
+not the *outer* terminal can show Sixel. We therefore also ask tmux what the attached client
+supports (``tmux display -p '#{client_termfeatures}'``) and only keep Sixel when ``sixel`` is in
+that list.
+
+Invariants:
+- :func:`resolve_image_mode` is pure (all facts are arguments), so every branch is testable.
+- The resolved mode is never ``auto``.
+- A requested (non-auto) mode is always honoured; only ``auto`` is decided here.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import struct
+import subprocess
+import sys
+import termios
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from live2d_tui.config import ImageMode
+
+if TYPE_CHECKING:
+    from textual.widget import Widget
+
+TMUX_HINT = (
+    "Half-cell images only: for real images use tmux ≥ 3.4 built with sixel plus "
+    "`set -ga terminal-features ',*:RGB:sixel'` (sixel terminals), or "
+    "`set -g allow-passthrough on` (kitty, ghostty)."
+)
+"""One line shown when tmux leaves only half-cell images."""
+
+SIXEL_COLORS = 64
+"""Gray levels per Sixel image: class averages need few, and fewer colours keep one encoded
+image well under tmux's 1 MB limit (tmux < 3.6 drops larger sequences)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageChoice:
+    """The renderer the app uses and why."""
+
+    mode: ImageMode
+    """Never ``auto``."""
+    reason: str
+    """Why this mode (shown in the help screen and the log)."""
+    hint: str = ""
+    """A one-line hint for the user, or empty."""
+
+
+def tmux_client_features(env: Mapping[str, str] | None = None) -> frozenset[str] | None:
+    """What the tmux client attached to this pane supports, or None outside tmux.
+
+    Runs ``tmux display -p '#{client_termfeatures}'`` (argv list, 2 s timeout). A failure
+    returns an empty set: we then cannot confirm Sixel, so we do not assume it.
+    """
+    env = os.environ if env is None else env
+    if not env.get("TMUX"):
+        return None
+    try:
+        out = subprocess.run(
+            ["tmux", "display", "-p", "#{client_termfeatures}"],
+            capture_output=True,
+            text=True,
+            timeout=2,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return frozenset()
+    if out.returncode != 0:
+        return frozenset()
+    return frozenset(f.strip() for f in out.stdout.strip().split(",") if f.strip())
+
+
+def resolve_image_mode(
+    requested: ImageMode,
+    *,
+    is_tty: bool,
+    in_tmux: bool,
+    terminal_sixel: bool,
+    terminal_tgp: bool,
+    client_features: frozenset[str] | None,
+) -> ImageChoice:
+    """Decide the renderer from the facts gathered by :func:`prepare_images`.
+
+    Args:
+        requested: The configured mode (``--images`` or ``[server] images``).
+        is_tty: Whether stdout is a terminal.
+        in_tmux: Whether ``$TMUX`` is set.
+        terminal_sixel: textual-image's DA1 probe answered Sixel.
+        terminal_tgp: textual-image's kitty query answered OK.
+        client_features: ``#{client_termfeatures}`` of the attached tmux client (None outside).
+    """
+    if requested is not ImageMode.AUTO:
+        return ImageChoice(requested, f"--images {requested.value}")
+    if not is_tty:
+        return ImageChoice(ImageMode.HALFCELL, "stdout is not a terminal")
+    if terminal_sixel:
+        if not in_tmux:
+            return ImageChoice(ImageMode.SIXEL, "the terminal answered DA1 with Sixel")
+        if client_features is not None and "sixel" in client_features:
+            return ImageChoice(ImageMode.SIXEL, "tmux and its client both support Sixel")
+        if not terminal_tgp:
+            return ImageChoice(
+                ImageMode.HALFCELL,
+                "tmux claims Sixel but the attached client does not list it",
+                TMUX_HINT,
+            )
+    if terminal_tgp:
+        where = "through tmux passthrough" if in_tmux else "by the terminal"
+        return ImageChoice(ImageMode.TGP, f"kitty graphics query answered {where}")
+    return ImageChoice(
+        ImageMode.HALFCELL,
+        "no Sixel or kitty graphics support detected",
+        TMUX_HINT if in_tmux else "",
+    )
+
+
+def prepare_images(requested: ImageMode) -> ImageChoice:
+    """Probe the terminal (before the app starts) and choose the renderer.
+
+    Imports textual-image, whose import runs its one-time probe; then asks tmux about the client.
+    """
+    from textual_image._terminal import probe_terminal
+
+    caps = probe_terminal()
+    is_tty = bool(sys.__stdout__ and sys.__stdout__.isatty())
+    in_tmux = bool(os.environ.get("TMUX"))
+    return resolve_image_mode(
+        requested,
+        is_tty=is_tty,
+        in_tmux=in_tmux,
+        terminal_sixel=bool(caps.sixel),
+        terminal_tgp=bool(caps.tgp),
+        client_features=tmux_client_features() if in_tmux else None,
+    )
+
+
+def pin_cell_size(width: int, height: int) -> None:
+    """Set textual-image's cached cell size (pixels per cell); tests and re-measuring use it.
+
+    textual-image caches its probe result on ``probe_terminal._result`` and offers no setter;
+    this keeps its Sixel/TGP capability answers and replaces only the size.
+    """
+    from textual_image._terminal import CellSize, TerminalCapabilities, probe_terminal
+
+    old = getattr(probe_terminal, "_result", None)
+    caps = TerminalCapabilities(
+        CellSize(width, height),
+        sixel=bool(old.sixel) if old else False,
+        tgp=bool(old.tgp) if old else False,
+    )
+    probe_terminal._result = caps  # type: ignore[attr-defined]
+
+
+def cell_size() -> tuple[int, int]:
+    """The cell size in pixels (width, height) textual-image uses."""
+    from textual_image._terminal import get_cell_size
+
+    size = get_cell_size()
+    return int(size.width), int(size.height)
+
+
+def remeasure_cell_size() -> tuple[int, int]:
+    """Re-read the cell size with ``TIOCGWINSZ`` (safe while Textual runs) and cache it.
+
+    Terminals that report no pixel size keep the previous value.
+    """
+    stream = sys.__stdout__
+    try:
+        if stream is None or not stream.isatty():
+            return cell_size()
+        packed = fcntl.ioctl(stream.fileno(), termios.TIOCGWINSZ, b"\0" * 8)
+    except (OSError, ValueError):
+        return cell_size()
+    rows, cols, px_w, px_h = struct.unpack("HHHH", packed)
+    if rows and cols and px_w and px_h:
+        pin_cell_size(px_w // cols, px_h // rows)
+    return cell_size()
+
+
+def image_widget_class(mode: ImageMode) -> type[Widget]:
+    """The textual-image widget class for a resolved mode."""
+    from textual_image import widget as tiw
+
+    classes: dict[ImageMode, Any] = {
+        ImageMode.SIXEL: tiw.SixelImage,
+        ImageMode.TGP: tiw.TGPImage,
+        ImageMode.HALFCELL: tiw.HalfcellImage,
+        ImageMode.UNICODE: tiw.UnicodeImage,
+        ImageMode.AUTO: tiw.Image,
+    }
+    cls: type[Widget] = classes[mode]
+    return cls
+
+
+def make_image_widget(mode: ImageMode, *, id: str | None = None, classes: str = "") -> Widget:
+    """A new image widget for ``mode`` (Sixel gets a small palette, see :data:`SIXEL_COLORS`)."""
+    cls = image_widget_class(mode)
+    if mode is ImageMode.SIXEL:
+        from textual_image.widget import SixelOptions
+
+        return cls(id=id, classes=classes, sixel_options=SixelOptions(colors=SIXEL_COLORS))  # type: ignore[call-arg]
+    return cls(id=id, classes=classes)

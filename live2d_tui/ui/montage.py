@@ -1,0 +1,228 @@
+"""Class-average montages: float32 class stacks → one grey image per page, cut into strips.
+
+A page of the class grid is built as **one** montage (one intensity scale, one build) and cut
+into horizontal strips, one per tile row; the grid shows each strip as one image with a text row
+of labels under it, so labels never sit on image cells (tmux drops an image that text is
+written over) and a page holds only a handful of stored images (tmux keeps 10–20 server-wide).
+
+Invariants:
+- One intensity scale per montage: percentiles over all non-empty classes of the cycle, so
+  brightness is comparable between classes (the original stretched each PNG on its own).
+- An empty class (no members, or a flat image) gets a distinct tile, never a stretched blank.
+- Tile ``k`` of a strip covers exactly the cell columns ``[k·tile_cols, (k+1)·tile_cols)``, so
+  a mouse click maps to a class by integer division.
+- Pure numpy/PIL; callers run it off the event loop (a thread worker).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+GUTTER_PX = 2
+"""Dark pixels between tiles (1–2 px keeps tiles apart without wasting area)."""
+
+PERCENTILES = (0.5, 99.5)
+"""Clip points of the shared intensity scale: robust to hot pixels and masked corners."""
+
+EMPTY_BACKGROUND = 24
+EMPTY_MARK = 90
+"""Grey levels of an empty class's tile: dark with a diagonal cross."""
+
+
+_MRC_MODES: dict[int, str] = {0: "i1", 1: "i2", 2: "f4", 6: "u2", 12: "f2"}
+"""MRC data modes a class stack may use → numpy type codes (byte order added from the header)."""
+
+
+def load_class_stack(path: Path) -> np.ndarray:
+    """Read a class-average stack (``cycle_<N>.mrc``) as float32 ``(K, ny, nx)``.
+
+    A small direct reader (1024-byte header, extended header skipped, data memory-mapped)
+    instead of mrcfile: it reads only the bytes it needs and does not trip mrcfile's
+    NumPy-2.5 deprecation warnings.
+    """
+    with path.open("rb") as fh:
+        header = fh.read(1024)
+    if len(header) < 1024:
+        raise ValueError(f"{path}: not an MRC file (header too short)")
+    stamp = header[212]
+    order = ">" if stamp == 0x11 else "<"
+    words = np.frombuffer(header[:96], dtype=f"{order}i4")
+    nx, ny, nz, mode = (int(v) for v in words[:4])
+    extended = int(words[23])
+    if mode not in _MRC_MODES or min(nx, ny, nz) < 1:
+        raise ValueError(f"{path}: unsupported MRC (mode {mode}, size {nx}×{ny}×{nz})")
+    dtype = np.dtype(order + _MRC_MODES[mode])
+    data = np.memmap(path, dtype=dtype, mode="r", offset=1024 + extended, shape=(nz, ny, nx))
+    return np.array(data, dtype=np.float32)
+
+
+def empty_classes(stack: np.ndarray, counts: Sequence[int] | None) -> frozenset[int]:
+    """0-based slices that are empty: no members (when counts are known) or a flat image.
+
+    Args:
+        stack: ``(K, ny, nx)`` class averages.
+        counts: Members per class, ``counts[i]`` for slice ``i`` (None: unknown).
+    """
+    empty: set[int] = set()
+    for i in range(stack.shape[0]):
+        img = stack[i]
+        no_members = counts is not None and i < len(counts) and counts[i] <= 0
+        if no_members or not np.all(np.isfinite(img)) or float(np.ptp(img)) == 0.0:
+            empty.add(i)
+    return frozenset(empty)
+
+
+def shared_scale(stack: np.ndarray, empty: frozenset[int]) -> tuple[float, float]:
+    """``(low, high)`` grey limits from percentiles over every non-empty class.
+
+    A subsample of at most ~1M pixels keeps this cheap for 1000 classes of large boxes.
+    """
+    keep = [i for i in range(stack.shape[0]) if i not in empty]
+    if not keep:
+        return 0.0, 1.0
+    pixels = stack[keep].reshape(-1)
+    step = max(1, pixels.size // 1_000_000)
+    sample = pixels[::step]
+    low, high = (float(v) for v in np.percentile(sample, PERCENTILES))
+    if not high > low:
+        high = low + 1.0
+    return low, high
+
+
+def to_uint8(image: np.ndarray, scale: tuple[float, float]) -> np.ndarray:
+    """Map ``image`` through the shared scale to 0–255."""
+    low, high = scale
+    out = (np.asarray(image, dtype=np.float32) - low) * (255.0 / (high - low))
+    return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def empty_tile(width: int, height: int) -> np.ndarray:
+    """The tile of an empty class: dark grey with a diagonal cross."""
+    tile = np.full((height, width), EMPTY_BACKGROUND, dtype=np.uint8)
+    n = min(width, height)
+    idx = np.arange(n)
+    x0, y0 = (width - n) // 2, (height - n) // 2
+    tile[y0 + idx, x0 + idx] = EMPTY_MARK
+    tile[y0 + idx, x0 + n - 1 - idx] = EMPTY_MARK
+    return tile
+
+
+def render_class(
+    image: np.ndarray, scale: tuple[float, float], size: tuple[int, int], *, empty: bool = False
+) -> np.ndarray:
+    """One class as a uint8 tile of ``size = (width, height)`` pixels (aspect kept, centred)."""
+    width, height = size
+    if empty:
+        return empty_tile(width, height)
+    grey = Image.fromarray(to_uint8(image, scale))
+    ny, nx = image.shape
+    factor = min(width / nx, height / ny)
+    new = (max(1, round(nx * factor)), max(1, round(ny * factor)))
+    grey = grey.resize(new, Image.Resampling.BILINEAR if factor >= 1 else Image.Resampling.LANCZOS)
+    tile = np.zeros((height, width), dtype=np.uint8)
+    x0, y0 = (width - new[0]) // 2, (height - new[1]) // 2
+    tile[y0 : y0 + new[1], x0 : x0 + new[0]] = np.asarray(grey)
+    return tile
+
+
+@dataclass(frozen=True, slots=True)
+class GridGeometry:
+    """How a page of classes maps onto terminal cells and montage pixels."""
+
+    columns: int
+    """Tiles per strip."""
+    rows: int
+    """Strips per page."""
+    tile_cols: int
+    """Cells a tile is wide."""
+    tile_rows: int
+    """Cells a tile is tall (the label row comes on top of this)."""
+    cell_px: tuple[int, int]
+    """Pixels per cell (width, height)."""
+
+    @property
+    def per_page(self) -> int:
+        """Classes on one page."""
+        return self.columns * self.rows
+
+    @property
+    def tile_px(self) -> tuple[int, int]:
+        """Pixels of one tile, gutter included."""
+        return self.tile_cols * self.cell_px[0], self.tile_rows * self.cell_px[1]
+
+    @classmethod
+    def fit(
+        cls,
+        width_cells: int,
+        height_cells: int,
+        cell_px: tuple[int, int],
+        *,
+        tile_cols: int = 10,
+        max_rows: int = 4,
+    ) -> GridGeometry:
+        """The largest grid of ``tile_cols``-wide, square-in-pixels tiles fitting the area.
+
+        Each strip needs ``tile_rows`` cells of image plus one label row. At most ``max_rows``
+        strips per page keeps stored images well under tmux's 10-image cap.
+        """
+        cw, ch = max(1, cell_px[0]), max(1, cell_px[1])
+        tile_cols = max(4, tile_cols)
+        tile_rows = max(2, round(tile_cols * cw / ch))
+        columns = max(1, width_cells // tile_cols)
+        rows = max(1, min(max_rows, height_cells // (tile_rows + 1)))
+        return cls(columns, rows, tile_cols, tile_rows, (cw, ch))
+
+
+def build_page(
+    stack: np.ndarray,
+    order: Sequence[int],
+    geometry: GridGeometry,
+    *,
+    empty: frozenset[int],
+    scale: tuple[float, float],
+) -> list[Image.Image]:
+    """The page's montage (classes ``order``, 0-based slices) cut into one image per strip.
+
+    The last strip is as wide as the others (blank tiles pad it), so tiles stay cell-aligned.
+    """
+    tw, th = geometry.tile_px
+    inner = (max(1, tw - GUTTER_PX), max(1, th - GUTTER_PX))
+    n_strips = max(1, -(-len(order) // geometry.columns))
+    montage = np.zeros((n_strips * th, geometry.columns * tw), dtype=np.uint8)
+    for pos, k in enumerate(order):
+        r, c = divmod(pos, geometry.columns)
+        tile = render_class(stack[k], scale, inner, empty=k in empty)
+        y, x = r * th + GUTTER_PX // 2, c * tw + GUTTER_PX // 2
+        montage[y : y + inner[1], x : x + inner[0]] = tile
+    page = Image.fromarray(montage, mode="L")
+    return [page.crop((0, r * th, page.width, (r + 1) * th)) for r in range(n_strips)]
+
+
+def build_detail(
+    stack: np.ndarray, index: int, scale: tuple[float, float], *, empty: bool, max_px: int = 640
+) -> Image.Image:
+    """One class for the detail view, at most ``max_px`` on a side (the widget scales it).
+
+    ``max_px`` bounds the encoded size: 640×640 grey at 64 colours is far below 1 MB as Sixel.
+    """
+    ny, nx = stack[index].shape
+    factor = min(max_px / nx, max_px / ny)
+    size = (max(1, round(nx * factor)), max(1, round(ny * factor)))
+    return Image.fromarray(render_class(stack[index], scale, size, empty=empty), mode="L")
+
+
+def sort_order(counts: Sequence[int], n_classes: int, *, by_count: bool) -> list[int]:
+    """0-based slices in display order: by class number, or by member count (largest first).
+
+    ``counts[i]`` is the member count of slice ``i`` (missing entries count 0); ties keep class
+    order, so the order is stable between refreshes.
+    """
+    order = list(range(n_classes))
+    if by_count:
+        order.sort(key=lambda i: -(counts[i] if i < len(counts) else 0))
+    return order

@@ -1,0 +1,99 @@
+"""Job Output tab: the running cycle's progress and the last 1,000 lines of the session log.
+
+The progress line reads "cycle x of y · stage · jobs d/t · ETA"; the bar shows the cycle's
+percent. ``ProgressBar(show_eta=False)``: the ETA comes from the core's event (its own clock),
+so snapshots stay deterministic.
+"""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Log, ProgressBar, Static
+
+from live2d_tui.events import CycleProgress, CycleStarted
+
+MAX_LINES = 1000
+"""Lines kept in the view (the issue's "last 1,000 lines")."""
+
+
+def format_eta(seconds: float | None) -> str:
+    """``ETA 4m 05s`` / ``ETA 1h 02m``, or empty when unknown."""
+    if seconds is None or seconds < 0:
+        return ""
+    s = round(seconds)
+    if s >= 3600:
+        return f"ETA {s // 3600}h {s % 3600 // 60:02d}m"
+    return f"ETA {s // 60}m {s % 60:02d}s"
+
+
+def progress_text(started: CycleStarted | None, progress: CycleProgress | None) -> str:
+    """The line above the bar."""
+    if started is None:
+        return "No cycle running."
+    parts = [
+        f"cycle {started.index_in_job} of {started.cycles_in_job} "
+        f"(cycle_{started.number}, {started.block_type.value}, "
+        f"{started.high_res_limit:.1f} Å, {started.particle_count:,} particles)"
+    ]
+    if progress is not None and progress.number == started.number:
+        parts.append(progress.stage.value)
+        parts.append(f"jobs {progress.jobs_done}/{progress.jobs_total}")
+        eta = format_eta(progress.eta_seconds)
+        if eta:
+            parts.append(eta)
+    return " · ".join(parts)
+
+
+class JobOutput(Vertical):
+    """Progress of the running cycle above the session log."""
+
+    DEFAULT_CSS = """
+    JobOutput #progress-line { height: 1; }
+    JobOutput #progress-row { height: 1; }
+    JobOutput #job-log { height: 1fr; border-top: solid $panel; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._started: CycleStarted | None = None
+        self._progress: CycleProgress | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Static(progress_text(None, None), id="progress-line")
+        with Horizontal(id="progress-row"):
+            yield ProgressBar(total=100, show_eta=False, id="cycle-progress")
+        yield Log(max_lines=MAX_LINES, auto_scroll=True, id="job-log")
+
+    def cycle_started(self, event: CycleStarted) -> None:
+        """A new cycle: reset the bar."""
+        self._started = event
+        self._progress = None
+        self.query_one(ProgressBar).update(total=100, progress=0)
+        self._update_line()
+
+    def cycle_progress(self, event: CycleProgress) -> None:
+        """Move the bar and the stage/ETA text."""
+        self._progress = event
+        self.query_one(ProgressBar).update(total=100, progress=max(0.0, min(100.0, event.percent)))
+        self._update_line()
+
+    def job_ended(self) -> None:
+        """No cycle runs any more."""
+        self._started = None
+        self._progress = None
+        self.query_one(ProgressBar).update(total=100, progress=0)
+        self._update_line()
+
+    def add_lines(self, lines: list[str], *, reset: bool = False) -> None:
+        """Append log lines (clearing first when the file was re-read from its tail)."""
+        log = self.query_one(Log)
+        if reset:
+            log.clear()
+        if lines:
+            log.write_lines(lines)
+
+    def _update_line(self) -> None:
+        self.query_one("#progress-line", Static).update(
+            progress_text(self._started, self._progress)
+        )
