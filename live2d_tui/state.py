@@ -1,0 +1,342 @@
+"""Session state: settings, status, the job plan and the cycle history, in ``latest_run.json``.
+
+The output folder's ``latest_run.json`` is the truth about a session. It is written atomically
+(temp file → fsync → rename) after every change, and before each write the current file — which
+parsed, because we wrote it — is copied to ``latest_run.json.prev``, so a file damaged by
+something outside our control (a full disk on a network share, a hand edit) is recovered from the
+previous good copy with a clear message instead of a traceback.
+
+Invariants:
+
+- Every :class:`CycleRecord` carries its **own copy** of the settings it ran with (never a
+  reference to the live settings), with ``class_number`` = slices of its ``.mrc``.
+- ``cycles`` is sorted by number and only holds completed cycles (their files are on disk).
+- The keys cisTEM's ``warp_to_cistem`` reads — ``cycles[].name/number/particle_count/
+  high_res_limit/settings.class_number/settings.mask_radius`` — keep those names and types;
+  ``tests/supervisor/test_state.py`` guards them.
+- A job that is running (or was interrupted) is described by :class:`JobRecord`: enough to
+  rebuild its plan with :func:`live2d_tui.classify.schedule.plan_job` and continue at its next
+  cycle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Self
+
+from live2d_tui.atomic import atomic_write_bytes, atomic_write_json
+from live2d_tui.config import ClassificationType, JobSettings
+from live2d_tui.events import BlockType, SessionStatus
+
+STATE_NAME = "latest_run.json"
+PREV_NAME = "latest_run.json.prev"
+SCHEMA_VERSION = 1
+
+
+class StateError(ValueError):
+    """``latest_run.json`` and its previous copy are both unusable."""
+
+
+def now_iso() -> str:
+    """The local time with offset, to the second (the format of every ``time`` field)."""
+    return datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CycleRecord:
+    """One completed cycle (files ``<name>.mrc`` / ``<name>.star`` in the output folder)."""
+
+    name: str
+    """``cycle_<number>``."""
+    number: int
+    block_type: BlockType
+    cycle_number_in_block: int
+    """1-based position in its block (the seed is 1 of 1)."""
+    high_res_limit: float
+    """High-resolution limit of this cycle, in Å."""
+    particle_count: int
+    """Rows of its star (the particles it was given)."""
+    process_count: int
+    """refine2d processes it ran (1 for a random seed)."""
+    particle_count_per_class: tuple[int, ...] = ()
+    """Members per class: index 0 = unassigned, index i = class i."""
+    used_per_class: tuple[int, ...] = ()
+    """Particles that contributed to class i in this cycle (index 0 = unused)."""
+    fraction_used: float = 1.0
+    settings: dict[str, Any] = field(default_factory=dict)
+    """This cycle's own copy of the job settings (canonical names); ``class_number`` = slices."""
+    time: str = ""
+    """When it finished (ISO 8601)."""
+    duration_seconds: float = 0.0
+    generation: int = 0
+    """Dataset generation (stack) the cycle classified."""
+    input_rows: int = 0
+    """Rows of the combined stack when this cycle's input was built (trigger bookkeeping)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values (the original Live2D's keys first)."""
+        return {
+            "name": self.name,
+            "number": self.number,
+            "block_type": self.block_type.value,
+            "cycle_number_in_block": self.cycle_number_in_block,
+            "high_res_limit": self.high_res_limit,
+            "particle_count": self.particle_count,
+            "process_count": self.process_count,
+            "particle_count_per_class": list(self.particle_count_per_class),
+            "used_per_class": list(self.used_per_class),
+            "fraction_used": self.fraction_used,
+            "settings": dict(self.settings),
+            "time": self.time,
+            "duration_seconds": self.duration_seconds,
+            "generation": self.generation,
+            "input_rows": self.input_rows,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Read a record written by :meth:`to_dict` (or by the original Live2D)."""
+        number = int(data["number"])
+        return cls(
+            name=str(data.get("name", f"cycle_{number}")),
+            number=number,
+            block_type=BlockType(str(data.get("block_type", BlockType.STARTUP.value))),
+            cycle_number_in_block=int(data.get("cycle_number_in_block", 1)),
+            high_res_limit=float(data.get("high_res_limit", 0.0)),
+            particle_count=int(data.get("particle_count", 0)),
+            process_count=int(data.get("process_count", 1)),
+            particle_count_per_class=tuple(
+                int(v) for v in data.get("particle_count_per_class", [])
+            ),
+            used_per_class=tuple(int(v) for v in data.get("used_per_class", [])),
+            fraction_used=float(data.get("fraction_used", 1.0)),
+            settings=dict(data.get("settings", {})),
+            time=str(data.get("time", "")),
+            duration_seconds=float(data.get("duration_seconds", 0.0)),
+            generation=int(data.get("generation", 0)),
+            input_rows=int(data.get("input_rows", 0)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobRecord:
+    """The running (or interrupted) job: enough to rebuild its plan and continue it."""
+
+    kind: ClassificationType
+    """The macro the job runs (after forcing ab initio where needed)."""
+    settings: dict[str, Any]
+    """The job's own copy of the settings (canonical names)."""
+    base_cycle_number: int | None
+    """``last_cycle_number`` given to ``plan_job`` (``None``: no cycles before the job)."""
+    force_abinit: bool
+    cycles_total: int
+    next_cycle_number: int
+    """The first cycle of the plan not completed yet."""
+    cycles_done: int = 0
+    automatic: bool = True
+    """Continue with automatic jobs when this job ends (``--once`` sets False)."""
+    started: str = ""
+    attempts: int = 0
+    """Failed attempts of this job so far (reset by a completed cycle)."""
+
+    def job_settings(self) -> JobSettings:
+        """The settings as a validated model."""
+        return JobSettings.from_dict(self.settings, ignore_unknown=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values."""
+        return {
+            "kind": self.kind.value,
+            "settings": dict(self.settings),
+            "base_cycle_number": self.base_cycle_number,
+            "force_abinit": self.force_abinit,
+            "cycles_total": self.cycles_total,
+            "next_cycle_number": self.next_cycle_number,
+            "cycles_done": self.cycles_done,
+            "automatic": self.automatic,
+            "started": self.started,
+            "attempts": self.attempts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Read a record written by :meth:`to_dict`."""
+        base = data.get("base_cycle_number")
+        return cls(
+            kind=ClassificationType(str(data["kind"])),
+            settings=dict(data["settings"]),
+            base_cycle_number=None if base is None else int(base),
+            force_abinit=bool(data.get("force_abinit", False)),
+            cycles_total=int(data["cycles_total"]),
+            next_cycle_number=int(data["next_cycle_number"]),
+            cycles_done=int(data.get("cycles_done", 0)),
+            automatic=bool(data.get("automatic", True)),
+            started=str(data.get("started", "")),
+            attempts=int(data.get("attempts", 0)),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionState:
+    """Everything ``latest_run.json`` holds (immutable; change with :func:`dataclasses.replace`)."""
+
+    warp_folder: str
+    output_folder: str
+    session_name: str = ""
+    settings: JobSettings = field(default_factory=JobSettings)
+    """The staged settings the next job uses."""
+    status: SessionStatus = SessionStatus.STOPPED
+    """The status when the state was written (informative; a restart recomputes it)."""
+    automatic: bool = False
+    """Automatic jobs are on."""
+    cycles: tuple[CycleRecord, ...] = ()
+    job: JobRecord | None = None
+    force_abinit: bool = False
+    """The next job must be ab initio (a new dataset generation started)."""
+    next_run_new_particles: bool = False
+    """A full re-import was requested (the original's remedy for a damaged stack)."""
+    consecutive_failures: int = 0
+    last_error: str = ""
+    version: int = SCHEMA_VERSION
+
+    @property
+    def last_cycle(self) -> CycleRecord | None:
+        """The newest completed cycle."""
+        return self.cycles[-1] if self.cycles else None
+
+    def with_cycle(self, record: CycleRecord) -> SessionState:
+        """A copy with ``record`` added (replacing a record of the same number)."""
+        kept = [c for c in self.cycles if c.number != record.number]
+        cycles = tuple(sorted([*kept, record], key=lambda c: c.number))
+        return replace(self, cycles=cycles)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready values; ``working_directory``/``job_status`` mirror the original's keys."""
+        return {
+            "version": self.version,
+            "warp_folder": self.warp_folder,
+            "working_directory": self.output_folder,
+            "output_folder": self.output_folder,
+            "session_name": self.session_name,
+            "settings": self.settings.to_dict(),
+            "job_status": self.status.value,
+            "automatic": self.automatic,
+            "force_abinit": self.force_abinit,
+            "next_run_new_particles": self.next_run_new_particles,
+            "consecutive_failures": self.consecutive_failures,
+            "last_error": self.last_error,
+            "job": None if self.job is None else self.job.to_dict(),
+            "cycles": [c.to_dict() for c in self.cycles],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Read state written by :meth:`to_dict`; unknown settings keys are ignored."""
+        status_text = str(data.get("job_status", SessionStatus.STOPPED.value))
+        try:
+            status = SessionStatus(status_text)
+        except ValueError:
+            status = SessionStatus.STOPPED
+        cycles = sorted(
+            (CycleRecord.from_dict(c) for c in data.get("cycles", [])), key=lambda c: c.number
+        )
+        job = data.get("job")
+        return cls(
+            version=int(data.get("version", SCHEMA_VERSION)),
+            warp_folder=str(data["warp_folder"]),
+            output_folder=str(data.get("output_folder", data.get("working_directory", ""))),
+            session_name=str(data.get("session_name", "")),
+            settings=JobSettings.from_dict(dict(data.get("settings", {})), ignore_unknown=True),
+            status=status,
+            automatic=bool(data.get("automatic", False)),
+            cycles=tuple(cycles),
+            job=None if not job else JobRecord.from_dict(job),
+            force_abinit=bool(data.get("force_abinit", False)),
+            next_run_new_particles=bool(data.get("next_run_new_particles", False)),
+            consecutive_failures=int(data.get("consecutive_failures", 0)),
+            last_error=str(data.get("last_error", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedState:
+    """The result of :func:`load_state`: the state and what had to be done to get it."""
+
+    state: SessionState
+    recovered_from_prev: bool = False
+    message: str = ""
+
+
+def _parse(path: Path) -> SessionState:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ValueError("top level is not a JSON object")
+    return SessionState.from_dict(data)
+
+
+def load_state(folder: Path) -> LoadedState | None:
+    """Load ``<folder>/latest_run.json``, falling back to its previous good copy.
+
+    Returns ``None`` when the folder has no state (a new session).
+
+    Raises:
+        StateError: both files exist but neither can be read (the message names both).
+    """
+    folder = Path(folder)
+    current, prev = folder / STATE_NAME, folder / PREV_NAME
+    if not current.exists() and not prev.exists():
+        return None
+    problem = ""
+    if current.exists():
+        try:
+            return LoadedState(_parse(current))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problem = f"{current} is damaged ({type(exc).__name__}: {exc})"
+    else:
+        problem = f"{current} is missing"
+    if prev.exists():
+        try:
+            state = _parse(prev)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise StateError(
+                f"{problem}, and its previous copy {prev} is damaged too "
+                f"({type(exc).__name__}: {exc}); move both away to start the session afresh"
+            ) from None
+        damaged = folder / f"{STATE_NAME}.damaged"
+        with contextlib.suppress(OSError):
+            if current.exists():
+                shutil.copyfile(current, damaged)
+        kept = f" (the damaged file was kept as {damaged.name})" if damaged.exists() else ""
+        return LoadedState(
+            state,
+            recovered_from_prev=True,
+            message=(
+                f"{problem}; recovered the session from its previous good copy {prev.name}"
+                f"{kept}. At most the last change is lost."
+            ),
+        )
+    raise StateError(f"{problem} and there is no previous copy {prev.name}")
+
+
+def save_state(folder: Path, state: SessionState) -> None:
+    """Write ``latest_run.json`` atomically, keeping the current good copy as ``.prev``.
+
+    Raises:
+        OSError: the write failed (e.g. disk full); both files on disk are unchanged.
+    """
+    folder = Path(folder)
+    current = folder / STATE_NAME
+    if current.exists():
+        try:
+            _parse(current)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # never overwrite the good .prev with a damaged file
+        else:
+            # Copy via a temp file + rename, so .prev is never torn either.
+            atomic_write_bytes(folder / PREV_NAME, current.read_bytes())
+    atomic_write_json(current, state.to_dict())
