@@ -31,3 +31,36 @@ def _isolated_home(
     home = tmp_path_factory.mktemp("live2d_home")
     monkeypatch.setenv("LIVE2D_HOME", str(home))
     return home
+
+
+# --- simulated Warp sessions (owner: the simulator, live2d_tui.simulate) ---------------------
+
+
+@pytest.fixture
+def make_warp_session(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """Factory: ``make_warp_session(**SimulationOptions fields) -> Path`` of a new session folder
+    (Warp 1 layout unless ``warp2=True``; ground truth in ``<folder>/truth``)."""
+    from live2d_tui.simulate import SimulationOptions, simulate_session
+
+    def make(**options: object) -> Path:
+        folder = tmp_path_factory.mktemp("warp_session")
+        simulate_session(folder, SimulationOptions(**options))  # type: ignore[arg-type]
+        return folder
+
+    return make
+
+
+@pytest.fixture
+def small_warp_session(make_warp_session) -> Path:  # type: ignore[no-untyped-def]
+    """A small finished Warp 1 session: 6 micrographs × ~50 particles (about 300), 64 px,
+    3 Å/px, 150 Å diameter, 4 discrete views, SNR 0.1, seed 1."""
+    return make_warp_session(  # type: ignore[no-any-return]
+        micrographs=6,
+        particles_per_micrograph=50,
+        box=64,
+        pixel_size=3.0,
+        diameter=150.0,
+        snr=0.1,
+        views=4,
+        seed=1,
+    )
