@@ -1,0 +1,581 @@
+"""Live ingest of a Warp session into the append-only combined stack.
+
+:class:`Dataset` is the one object the supervisor and ``live2d ingest`` use. Each
+:meth:`Dataset.poll` is one blocking pass:
+
+1. re-read ``previous.settings`` once stable (a torn read keeps the previous settings);
+2. take the latest stable, *valid* snapshot of ``goodparticles_<Model>.star`` (or
+   ``allparticles``); an invalid one keeps the previous snapshot;
+3. diff it by micrograph against the ledger: unchanged → active; gone or ``UnselectManual`` →
+   inactive (never deleted); reprocessed (size, mtime or row count changed) → old range inactive,
+   new particles appended; new → appended once its stack is complete, else deferred (logged
+   after 60 s);
+4. a micrograph exported with other box / pixel size / inversion / normalisation that matches
+   what Warp exports now starts a new dataset generation (and flags ab initio);
+5. append ready micrographs in batches (stack → stars → ledger, see :mod:`.writer`), after a
+   free-space check.
+
+The cost of a pass with nothing new is a few ``stat`` calls; a changed snapshot costs its parse
+plus one ``stat`` per micrograph in it; appending costs only the new particles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from live2d_tui.config import ParticleSource
+from live2d_tui.dataset.ledger import Ledger
+from live2d_tui.dataset.micrographs import NotReady, Params, Ready, check_stack, settings_params
+from live2d_tui.dataset.stack import StackError, read_slices
+from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
+from live2d_tui.warp import watch
+from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
+from live2d_tui.warp.movie import MovieInfo, read_movie_xml
+from live2d_tui.warp.settings import (
+    SETTINGS_NAME,
+    WarpSettings,
+    WarpSettingsMissing,
+    parse_warp_settings,
+    read_warp_settings,
+    resolve_processing_folder,
+)
+from live2d_tui.warp.snapshot import Signature, StabilityTracker, StableSnapshot, file_signature
+from live2d_tui.warp.star import MicrographRows, WarpTable, parse_warp_star, source_star_path
+from live2d_tui.warp.xmlutil import WarpFileError
+
+__all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource", "read_warp_settings"]
+
+DEFER_LOG_SECONDS = 60.0
+"""A micrograph deferred this long is named in the log (once)."""
+BATCH_BYTES = 64 << 20
+"""Particle data appended per batch: bounds memory (≈ 2× this) whatever the session size."""
+SETTINGS_RETRY_SECONDS = 5.0
+"""How long opening a Dataset re-reads a torn ``previous.settings`` before giving up."""
+
+
+class IngestError(RuntimeError):
+    """A problem that prevents ingesting at all (not a Warp folder, export off, corrupt output)."""
+
+
+@dataclass(slots=True)
+class IngestReport:
+    """Counts after one pass (what ``live2d ingest`` prints)."""
+
+    micrographs_seen: int = 0
+    """Micrographs in the current snapshot of Warp's table."""
+    micrographs_ingested: int = 0
+    """Micrographs of the snapshot whose current particles are in the stack."""
+    micrographs_deferred: int = 0
+    """Micrographs of the snapshot waiting for a complete or compatible stack."""
+    micrographs_inactive: int = 0
+    """Micrographs in the stack whose particles are inactive (gone, unselected, reprocessed)."""
+    particles_active: int = 0
+    particles_total: int = 0
+    """NZ of the current generation's stack (active or not)."""
+    particles_appended: int = 0
+    """Particles appended in this pass."""
+    new_generation: bool = False
+    """A new dataset generation started in this pass."""
+    messages: list[str] = field(default_factory=list)
+    pending: bool = False
+    """Work is waiting for files to settle: poll again soon."""
+
+
+class Dataset:
+    """A Warp session folder ingested into an output folder (see module docstring)."""
+
+    def __init__(
+        self,
+        warp_folder: Path,
+        output_folder: Path,
+        *,
+        source: ParticleSource = ParticleSource.GOOD,
+        min_free_gb: float = 2.0,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.warp_folder = Path(warp_folder)
+        self.output_folder = Path(output_folder)
+        self.source = ParticleSource(source)
+        self.min_free_gb = min_free_gb
+        self._log = log
+        self._poll_lock = threading.Lock()
+        settings = _initial_settings(self.warp_folder)
+        self._settings_snap = StableSnapshot(self.warp_folder / SETTINGS_NAME, parse_warp_settings)
+        self._settings_snap.value = settings
+        self._settings_snap.poll()
+        self.processing_folder = resolve_processing_folder(self.warp_folder, settings)
+        try:
+            self.output_folder.mkdir(parents=True, exist_ok=True)
+            self._ledger = Ledger(self.output_folder / "ledger.sqlite")
+        except OSError as exc:
+            raise IngestError(
+                f"{self.output_folder}: cannot create the output folder ({exc})"
+            ) from exc
+        self._files: GenerationFiles | None = None
+        self._reconcile()
+        self._star_snap = StableSnapshot(self._star_path(settings), parse_warp_star)
+        self._table: WarpTable | None = None
+        self._tracker = StabilityTracker(1.0)
+        self._deferred_since: dict[str, float] = {}
+        self._deferred_logged: set[str] = set()
+        self._xml_cache: dict[str, tuple[Signature, MovieInfo]] = {}
+        self._reported: set[str] = set()
+        self._reimport = False
+        self._dirty = True
+        self._appended_now: set[str] = set()
+        self._last_counts = IngestReport()
+        self._network = is_network_filesystem(self.processing_folder) or polling_forced_by_env()
+
+    # -- public API ------------------------------------------------------------------------
+
+    @property
+    def warp_settings(self) -> WarpSettings | None:
+        """The latest valid ``previous.settings``."""
+        return self._settings_snap.value
+
+    @property
+    def generation(self) -> int:
+        """Number of the current dataset generation (0 before anything was ingested)."""
+        gen = self._ledger.generation
+        return 0 if gen is None else gen.generation
+
+    @property
+    def stack_path(self) -> Path:
+        """``combined_stack.mrcs`` of the current generation."""
+        return self._generation_folder() / "combined_stack.mrcs"
+
+    @property
+    def star_path(self) -> Path:
+        """``combined_stack.star`` (cisTEM) of the current generation."""
+        return self._generation_folder() / "combined_stack.star"
+
+    @property
+    def relion_star_path(self) -> Path:
+        """``combined_stack_relion.star`` of the current generation."""
+        return self._generation_folder() / "combined_stack_relion.star"
+
+    def particle_count(self) -> int:
+        """Committed NZ of the current stack (a cycle reads positions up to this)."""
+        gen = self._ledger.generation
+        return 0 if gen is None else gen.nz
+
+    def active_positions(self, up_to: int | None = None) -> npt.NDArray[np.int64]:
+        """Sorted 1-based positions of active particles, optionally only those ≤ ``up_to``."""
+        return self._ledger.active_positions(up_to)
+
+    def active_count(self) -> int:
+        """Number of active particles."""
+        return self._ledger.active_count()
+
+    def consume_abinitio_flag(self) -> bool:
+        """True once after a new generation started (the next job must be ab initio)."""
+        with self._poll_lock:
+            if self._ledger.get_meta("abinitio") == "1":
+                self._ledger.set_meta("abinitio", "0")
+                return True
+            return False
+
+    def request_reimport(self) -> None:
+        """Re-import everything into a fresh generation at the next poll (flags ab initio)."""
+        self._reimport = True
+
+    def close(self) -> None:
+        """Close the ledger."""
+        with self._poll_lock:
+            self._ledger.close()
+
+    async def follow(
+        self,
+        stop: asyncio.Event,
+        on_report: Callable[[IngestReport], None],
+        interval: float = 5.0,
+    ) -> None:
+        """Poll (in a thread) whenever watched files change or every ``interval`` s, until
+        ``stop`` is set. Polls sooner (1.2 s) while files are settling."""
+        while not stop.is_set():
+            report = await asyncio.to_thread(self.poll)
+            on_report(report)
+            if stop.is_set():
+                break
+            wait = min(interval, 1.2) if report.pending else interval
+            await watch.wait_for_change(
+                self._watch_targets(), stop, heartbeat=wait, force_polling=self._network
+            )
+
+    def poll(self) -> IngestReport:
+        """One blocking ingest pass (see the module docstring)."""
+        with self._poll_lock:
+            report = IngestReport()
+            try:
+                self._poll(report)
+            except (IngestError, StackError, OSError) as exc:
+                self._say(report, f"ingest stopped this pass: {exc}")
+            gen = self._ledger.generation
+            report.particles_total = 0 if gen is None else gen.nz
+            report.particles_active = self._ledger.active_count()
+            report.micrographs_inactive = sum(
+                1 for r in self._ledger.ranges.values() if not r.active
+            )
+            return report
+
+    # -- one pass ---------------------------------------------------------------------------
+
+    def _poll(self, report: IngestReport) -> None:
+        settings_result = self._settings_snap.poll()
+        if settings_result.error:
+            self._say(report, f"{settings_result.error}; keeping the previous settings")
+        settings = self._settings_snap.value
+        if settings_result.changed and settings is not None:
+            self._dirty = True
+            if not settings.export_enabled:
+                self._say(
+                    report,
+                    f"{self.warp_folder / SETTINGS_NAME}: particle export is off "
+                    "(Picking/DoExport=False); Warp exports no new particles",
+                )
+            star_path = self._star_path(settings)
+            if star_path != self._star_snap.path and star_path.exists():
+                self._star_snap = StableSnapshot(star_path, parse_warp_star)
+        result = self._star_snap.poll()
+        if result.error:
+            self._say(report, f"{result.error}; keeping the previous snapshot")
+        if result.changed:
+            self._table = result.value
+            self._dirty = True
+        table = self._table
+        if result.missing and table is None:
+            report.pending = True
+        if table is None:
+            return
+        if self._reimport:
+            self._reimport = False
+            params = self._current_params() or (settings_params(settings) if settings else None)
+            if params is not None:
+                self._start_generation(params, report, reason="re-import requested")
+                self._dirty = True
+        if not self._dirty:
+            report.micrographs_seen = self._last_counts.micrographs_seen
+            report.micrographs_ingested = self._last_counts.micrographs_ingested
+            report.micrographs_deferred = self._last_counts.micrographs_deferred
+            return
+        self._diff_and_append(table, settings, report)
+
+    def _diff_and_append(
+        self, table: WarpTable, settings: WarpSettings | None, report: IngestReport
+    ) -> None:
+        ranges = self._ledger.ranges
+        check_all_xml = self.source is ParticleSource.ALL
+        want_active: list[str] = []
+        candidates: list[tuple[MicrographRows, Ready | NotReady]] = []
+        retire: set[str] = set()
+        for stack, rows in table.micrographs.items():
+            path = self.processing_folder / stack
+            signature = file_signature(path)
+            existing = ranges.get(stack)
+            unchanged = (
+                existing is not None
+                and signature is not None
+                and (existing.size, existing.mtime_ns, existing.rows)
+                == (signature[0], signature[1], rows.count)
+            )
+            movie = self._movie(stack, report) if (check_all_xml or not unchanged) else None
+            if movie is not None and movie.unselect_manual is True:
+                continue
+            if unchanged:
+                want_active.append(stack)
+                continue
+            if existing is not None:
+                retire.add(stack)
+            candidates.append(
+                (rows, check_stack(rows, path, signature, self._tracker, movie, settings))
+            )
+        keep = set(want_active)
+        self._ledger.set_active([s for s in ranges if s not in keep], False)
+        self._ledger.set_active(want_active, True)
+        ready = self._choose_generation(candidates, settings, report)
+        self._append(ready, retire, settings, report)
+        deferred = [rows.stack for rows, c in candidates if rows.stack not in self._appended_now]
+        self._note_deferred(deferred, candidates, report)
+        ranges = self._ledger.ranges
+        report.micrographs_seen = len(table.micrographs)
+        report.micrographs_ingested = sum(
+            1 for s in table.micrographs if s in ranges and ranges[s].active
+        )
+        report.micrographs_deferred = len(deferred)
+        # Stacks still being written (or not yet stable) need another look soon; a complete
+        # but incompatible stack waits for a new snapshot instead of being re-checked.
+        waiting = {rows.stack for rows, c in candidates if isinstance(c, NotReady)}
+        report.pending = any(s in waiting for s in deferred)
+        self._dirty = report.pending
+        self._last_counts = IngestReport(
+            micrographs_seen=report.micrographs_seen,
+            micrographs_ingested=report.micrographs_ingested,
+            micrographs_deferred=report.micrographs_deferred,
+        )
+
+    def _choose_generation(
+        self,
+        candidates: list[tuple[MicrographRows, Ready | NotReady]],
+        settings: WarpSettings | None,
+        report: IngestReport,
+    ) -> list[Ready]:
+        """Start a new generation if a ready micrograph matches what Warp exports now but not
+        the dataset; return the ready micrographs compatible with the (new) generation."""
+        current = self._current_params()
+        target = settings_params(settings) if settings is not None else None
+        ready = [c for _, c in candidates if isinstance(c, Ready)]
+        for item in ready:
+            p = item.params
+            if current is not None and p.matches(current):
+                continue
+            if target is None or p.matches(target):
+                reason = (
+                    "first particles"
+                    if current is None
+                    else f"export changed: {p.difference(current)}"
+                )
+                self._start_generation(p, report, reason=reason)
+                current = self._current_params()
+                break
+        compatible = []
+        for item in ready:
+            if current is not None and item.params.matches(current):
+                compatible.append(item)
+            else:
+                key = f"incompatible:{item.path}:{item.signature}"
+                if key not in self._reported:
+                    self._reported.add(key)
+                    self._say(
+                        report,
+                        f"{item.path}: exported with {item.params.describe()}, "
+                        "which fits neither the dataset nor Warp's current settings; "
+                        "waiting for Warp to reprocess it",
+                    )
+        return compatible
+
+    def _start_generation(self, params: Params, report: IngestReport, *, reason: str) -> None:
+        old = self._ledger.generation
+        number = 0 if old is None else old.generation + 1
+        files = GenerationFiles.create(self.output_folder, number, params, self._defaults())
+        self._ledger.start_generation(files.generation, abinitio=old is not None)
+        self._files = files
+        if old is not None:
+            report.new_generation = True
+            self._say(
+                report,
+                f"new dataset generation {number} in {files.folder} ({reason}); "
+                "the next classification must start ab initio",
+            )
+
+    def _append(
+        self,
+        ready: list[Ready],
+        retire: set[str],
+        settings: WarpSettings | None,
+        report: IngestReport,
+    ) -> None:
+        self._appended_now = set()
+        files = self._files
+        if files is None:
+            return
+        box = files.generation.box
+        need = sum(r.rows.count for r in ready) * box * box * 4 * 1.05 + (1 << 20) * len(ready)
+        free = shutil.disk_usage(self.output_folder).free
+        if ready and free - need < self.min_free_gb * 1e9:
+            self._say(
+                report,
+                f"{self.output_folder}: only {free / 1e9:.1f} GB free, "
+                f"{need / 1e9:.2f} GB needed and {self.min_free_gb:g} GB must stay "
+                "free; ingest paused (nothing was written)",
+            )
+            return
+        defaults = self._defaults()
+        batch: list[Piece] = []
+        batch_bytes = 0
+        for item in ready:
+            try:
+                data = read_slices(
+                    item.path, item.header, item.rows.indices, flip=not item.params.invert
+                )
+            except (StackError, OSError) as exc:
+                self._say_once(report, f"{exc}; micrograph deferred")
+                continue
+            if file_signature(item.path) != item.signature:
+                continue  # rewritten while we read it: next poll
+            batch.append(
+                Piece(
+                    item.rows,
+                    data,
+                    item.signature[0],
+                    item.signature[1],
+                    str(item.header.dtype),
+                    item.params.describe(),
+                )
+            )
+            batch_bytes += data.nbytes
+            if batch_bytes >= BATCH_BYTES:
+                self._commit(files, batch, retire, defaults, report)
+                batch, batch_bytes = [], 0
+        self._commit(files, batch, retire, defaults, report)
+
+    def _commit(
+        self,
+        files: GenerationFiles,
+        batch: list[Piece],
+        retire: set[str],
+        defaults: Defaults,
+        report: IngestReport,
+    ) -> None:
+        if not batch:
+            return
+        try:
+            new = files.append(batch, defaults)
+        except BaseException:
+            # Cut anything half-appended so memory and disk agree with the ledger again.
+            self._files = None
+            self._reconcile()
+            raise
+        self._ledger.commit_append(
+            new,
+            [p.rows.stack for p in batch if p.rows.stack in retire],
+            nz=files.stack.nz,
+            star_bytes=files.star_bytes,
+            relion_bytes=files.relion_bytes,
+        )
+        for p in batch:
+            self._appended_now.add(p.rows.stack)
+            self._deferred_since.pop(p.rows.stack, None)
+        report.particles_appended += sum(p.rows.count for p in batch)
+        batch.clear()
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _note_deferred(
+        self,
+        deferred: list[str],
+        candidates: list[tuple[MicrographRows, Ready | NotReady]],
+        report: IngestReport,
+    ) -> None:
+        now = time.monotonic()
+        reasons = {rows.stack: c for rows, c in candidates}
+        for stack in deferred:
+            since = self._deferred_since.setdefault(stack, now)
+            reason = reasons.get(stack)
+            if isinstance(reason, NotReady) and reason.malformed:
+                self._say_once(report, f"{reason.reason}; micrograph deferred")
+            elif now - since >= DEFER_LOG_SECONDS and stack not in self._deferred_logged:
+                self._deferred_logged.add(stack)
+                why = reason.reason if isinstance(reason, NotReady) else "incompatible export"
+                self._say(report, f"deferred for {now - since:.0f} s: {why}")
+        for stack in list(self._deferred_since):
+            if stack not in reasons:
+                self._deferred_since.pop(stack, None)
+
+    def _movie(self, stack: str, report: IngestReport) -> MovieInfo | None:
+        """The micrograph's XML (cached by signature); None if absent or unreadable."""
+        settings = self._settings_snap.value
+        suffix = f"_{settings.model}.mrcs" if settings else ".mrcs"
+        name = Path(stack).name
+        root = name[: -len(suffix)] if name.endswith(suffix) else Path(name).stem
+        for folder in dict.fromkeys((self.processing_folder, self.warp_folder)):
+            path = folder / f"{root}.xml"
+            signature = file_signature(path)
+            if signature is None:
+                continue
+            cached = self._xml_cache.get(str(path))
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+            try:
+                info = read_movie_xml(path)
+            except (WarpFileError, OSError) as exc:
+                self._say_once(report, str(exc))
+                return cached[1] if cached else None
+            self._xml_cache[str(path)] = (signature, info)
+            return info
+        return None
+
+    def _current_params(self) -> Params | None:
+        gen = self._ledger.generation
+        return None if gen is None else Params(gen.box, gen.pixel_size, gen.invert, gen.normalize)
+
+    def _defaults(self) -> Defaults:
+        s = self._settings_snap.value
+        if s is None:
+            return Defaults(1.0, 300.0, 2.7, 0.07)
+        return Defaults(s.pixel_size, s.voltage, s.cs, s.amplitude_contrast)
+
+    def _star_path(self, settings: WarpSettings) -> Path:
+        kind = self.source.value
+        paths = [
+            source_star_path(self.processing_folder, kind, m) for m in settings.model_candidates
+        ] or [source_star_path(self.processing_folder, kind, settings.model)]
+        return next((p for p in paths if p.exists()), paths[0])
+
+    def _watch_targets(self) -> watch.Targets:
+        return watch.Targets(
+            folders=tuple(dict.fromkeys((self.warp_folder, self.processing_folder))),
+            names=frozenset({SETTINGS_NAME, self._star_snap.path.name}),
+            files=(self.warp_folder / SETTINGS_NAME, self._star_snap.path),
+        )
+
+    def _generation_folder(self) -> Path:
+        gen = self._ledger.generation
+        return self.output_folder / (gen.folder if gen else "")
+
+    def _reconcile(self) -> None:
+        gen = self._ledger.generation
+        if gen is None:
+            return
+        files = GenerationFiles(self.output_folder, gen)
+        try:
+            repaired = files.reconcile()
+        except StackError as exc:
+            raise IngestError(f"{exc}; the output folder is damaged (use a new --out)") from exc
+        for line in repaired:
+            self._emit(f"recovered: {line}")
+        self._files = files
+
+    def _say(self, report: IngestReport, message: str) -> None:
+        report.messages.append(message)
+        self._emit(message)
+
+    def _say_once(self, report: IngestReport, message: str) -> None:
+        if message not in self._reported:
+            self._reported.add(message)
+            self._say(report, message)
+
+    def _emit(self, message: str) -> None:
+        if self._log is not None:
+            self._log(message)
+
+
+def _initial_settings(folder: Path) -> WarpSettings:
+    if not folder.is_dir():
+        raise IngestError(f"{folder}: no such folder")
+    deadline = time.monotonic() + SETTINGS_RETRY_SECONDS
+    while True:
+        try:
+            settings = read_warp_settings(folder)
+            break
+        except WarpSettingsMissing as exc:
+            raise IngestError(str(exc)) from None
+        except (WarpFileError, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise IngestError(f"{exc} (retried for {SETTINGS_RETRY_SECONDS:g} s)") from None
+            time.sleep(0.25)
+    if not settings.export_enabled:
+        raise IngestError(
+            f"{folder / SETTINGS_NAME}: particle export is off (Picking/DoExport=False); "
+            "turn on particle export in Warp"
+        )
+    return settings

@@ -1,0 +1,1 @@
+"""Reading Warp's session folder safely: settings, per-movie XML, particle stars, snapshots."""
