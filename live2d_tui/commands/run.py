@@ -1,0 +1,243 @@
+"""``live2d run``: the supervisor without a terminal UI, one log line per event on stdout.
+
+Modes: ``--auto`` (the default) waits for particles and runs jobs until stopped; ``--once``
+ingests what is there, runs one job now and exits when it ends (exit status 0 only when the job
+succeeded). ``--set KEY=VALUE`` overrides a job setting (canonical names) for this run, on top of
+the session's saved settings.
+
+Signals: the first SIGINT (Ctrl-C) stops after the running cycle, a second one aborts now;
+SIGTERM and SIGHUP abort cleanly (processes ended, partial outputs removed, the lock released).
+
+Exit status: 0 success / clean stop; 1 the job failed or automatic jobs ended *failed*; 2 the
+session could not be opened (message on stderr); 128 + signal number after an abort by signal.
+Never imports Textual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from live2d_tui.commands.common import add_config_arguments, config_from_args, job_overrides
+from live2d_tui.config import Config, ConfigError, JobSettings
+from live2d_tui.events import (
+    CycleFinished,
+    CycleProgress,
+    CycleStarted,
+    ErrorRaised,
+    Event,
+    IngestCounts,
+    JobFinished,
+    LogLine,
+    SessionChanged,
+    SessionStatus,
+    StatusChanged,
+)
+from live2d_tui.paths import resolve_warp_folder
+from live2d_tui.supervisor import Supervisor, SupervisorError
+
+HELP = "Run the live classification headless (one log line per event)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``live2d run``."""
+    parser.add_argument(
+        "warp_folder",
+        metavar="WARP_FOLDER",
+        help="Warp session folder: a path, or a session name under warp_prefix",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: the configured rule)"
+    )
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--auto",
+        action="store_true",
+        help="wait for particles and run automatic jobs until stopped (default)",
+    )
+    mode.add_argument(
+        "--once",
+        action="store_true",
+        help="ingest what is there, run one job now, exit with its status",
+    )
+    add_config_arguments(parser)
+
+
+def format_event(event: Event) -> str | None:
+    """One line for an event (``None``: not printed)."""
+    match event:
+        case LogLine(text=text, level=level):
+            return text if level == "info" else f"{level.upper()}: {text}"
+        case StatusChanged(status=status, reason=reason):
+            return f"[status] {status.label}" + (f" ({reason})" if reason else "")
+        case IngestCounts() as c:
+            return (
+                f"[ingest] {c.particles_active:,} active of {c.particles_total:,} particles; "
+                f"{c.micrographs_ingested}/{c.micrographs_seen} micrographs "
+                f"({c.micrographs_deferred} deferred, {c.micrographs_inactive} inactive); "
+                f"new {c.particles_new:,} of {c.next_threshold:,}"
+            )
+        case CycleStarted() as s:
+            return (
+                f"[cycle {s.number}] started: {s.block_type.value} {s.index_in_job}/"
+                f"{s.cycles_in_job}, {s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
+            )
+        case CycleProgress() as p:
+            return (
+                f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% "
+                f"({p.jobs_done}/{p.jobs_total} jobs)"
+            )
+        case CycleFinished(number=number, success=success, message=message):
+            return f"[cycle {number}] " + ("finished" if success else f"failed: {message}")
+        case JobFinished(success=success, message=message):
+            return (
+                "[job] "
+                + ("finished" if success else "ended without success")
+                + (f": {message}" if message else "")
+            )
+        case ErrorRaised(message=message, detail=detail):
+            return f"[error] {message}" + (f" — {detail}" if detail else "")
+        case SessionChanged(warp_folder=warp, output_folder=out):
+            return f"[session] Warp folder {warp} → output folder {out}"
+
+
+class _Printer:
+    """Prints events; coalesces progress to stage changes and 10 % steps."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._progress: tuple[int, str, int] | None = None
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, CycleProgress):
+            key = (event.number, event.stage.value, int(event.percent // 10))
+            if key == self._progress:
+                return
+            self._progress = key
+        line = format_event(event)
+        if line is None:
+            return
+        stamp = datetime.now().strftime("%H:%M:%S")
+        for part in line.splitlines() or [""]:
+            self.stream.write(f"{stamp} {part}\n")
+        self.stream.flush()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``live2d run``."""
+    config = config_from_args(args)
+    overrides = job_overrides(args)
+    try:
+        warp = resolve_warp_folder(args.warp_folder, config.server)
+    except ValueError as exc:
+        print(f"live2d run: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_main(config, warp, args.out, overrides, once=bool(args.once)))
+
+
+async def _main(
+    config: Config, warp: Path, out: Path | None, overrides: dict[str, str], *, once: bool
+) -> int:
+    printer = _Printer(sys.stdout)
+    try:
+        sup = Supervisor(config, warp_folder=warp, output_folder=out)
+    except SupervisorError as exc:
+        print(f"live2d run: {exc}", file=sys.stderr)
+        return 2
+    sup.bus.subscribe(printer)
+    done = asyncio.Event()
+    outcome: dict[str, int] = {}
+
+    def finish(code: int) -> None:
+        outcome.setdefault("code", code)
+        done.set()
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, JobFinished) and once:
+            finish(0 if event.success else 1)
+        elif isinstance(event, StatusChanged):
+            if event.status is SessionStatus.FAILED:
+                finish(1)
+            elif event.status is SessionStatus.STOPPED and stopping and not sup.job_running:
+                finish(0)
+
+    stopping = False
+    sup.bus.subscribe(on_event)
+    try:
+        await sup.start()
+    except SupervisorError as exc:
+        print(f"live2d run: {exc}", file=sys.stderr)
+        return 2
+
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    async def abort_and_exit(code: int) -> None:
+        await sup.abort()
+        finish(code)
+
+    async def stop_then_exit() -> None:
+        await sup.stop()
+        if not sup.job_running:
+            finish(outcome.get("code", 0))
+
+    def on_sigint() -> None:
+        nonlocal stopping
+        if stopping:
+            printer(LogLine("Second interrupt: aborting now"))
+            spawn(abort_and_exit(128 + signal.SIGINT))
+            return
+        stopping = True
+        printer(LogLine("Interrupt: stopping after the running cycle (Ctrl-C again to abort)"))
+        spawn(stop_then_exit())
+
+    def on_terminate(signum: int) -> None:
+        printer(LogLine(f"{signal.Signals(signum).name}: aborting now"))
+        spawn(abort_and_exit(128 + signum))
+
+    loop.add_signal_handler(signal.SIGINT, on_sigint)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, on_terminate, signum)
+    try:
+        settings: JobSettings | None = None
+        if overrides:
+            settings = sup.snapshot().settings.with_changes(**overrides)
+        if once:
+            await sup.ingest_now(settle=True)
+            await sup.start_job_now(settings, continue_automatic=False)
+        elif not sup.job_running and sup.status is not SessionStatus.WAITING:
+            await sup.start_automatic(settings)
+        elif settings is not None:
+            printer(LogLine("A job is being resumed: --set applies to the next job", "warning"))
+            spawn(_stage_later(sup, settings))
+        await done.wait()
+    except (SupervisorError, ConfigError) as exc:
+        print(f"live2d run: {exc}", file=sys.stderr)
+        outcome.setdefault("code", 2)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await sup.close(abort_running=True)
+        for task in list(tasks):
+            task.cancel()
+    return outcome.get("code", 0)
+
+
+async def _stage_later(sup: Supervisor, settings: JobSettings) -> None:
+    """Stage ``settings`` once the resumed job has ended."""
+    await sup.wait_job()
+    try:
+        await sup.update_settings(settings)
+    except SupervisorError:
+        return

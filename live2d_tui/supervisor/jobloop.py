@@ -1,0 +1,275 @@
+"""Running a job: its plan's cycles one after another, with stop, abort, retry and failure.
+
+A job is described by a persisted :class:`~live2d_tui.state.JobRecord` (settings, the
+``last_cycle_number`` its plan was made from, the next cycle to run), so the same code starts a
+job, retries it after a failure and continues it after a crash: it rebuilds the plan with
+``plan_job`` and skips the cycles already completed.
+
+Invariants: at most one job task; a cycle's record is saved (with the job's next cycle) before
+``CycleFinished`` is published; a cancelled job (abort) leaves earlier cycles intact; after
+:data:`~live2d_tui.supervisor.triggers.MAX_CONSECUTIVE_FAILURES` failures in a row automatic
+jobs stop with status *failed*.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+
+from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
+from live2d_tui.classify.schedule import CyclePlan, plan_job
+from live2d_tui.config import ClassificationType, ConfigError, JobSettings
+from live2d_tui.events import BlockType, CycleFinished, CycleStarted, JobFinished, SessionStatus
+from live2d_tui.state import CycleRecord, JobRecord, now_iso
+from live2d_tui.supervisor.base import SupervisorBase
+from live2d_tui.supervisor.jobs import JobOutcome, describe_failure, record_from_result
+from live2d_tui.supervisor.model import SupervisorError
+from live2d_tui.supervisor.session import Session
+from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, retry_delay
+
+
+class _GenerationChanged(Exception):
+    """The dataset moved to a new stack generation during a job: its classes no longer fit."""
+
+
+class JobLoop(SupervisorBase):
+    """The job task of the supervisor."""
+
+    async def _launch_new_job(self, *, automatic: bool) -> None:
+        session = self.session
+        state = session.state
+        settings = state.settings
+        last = state.last_cycle
+        force = state.force_abinit or (last is not None and last.generation != self._generation)
+        try:
+            plan = plan_job(
+                settings, last_cycle_number=last.number if last else None, force_abinit=force
+            )
+        except ConfigError as exc:
+            raise SupervisorError(f"cannot plan the job: {exc}") from None
+        job = JobRecord(
+            kind=plan.kind,
+            settings=settings.to_dict(),
+            base_cycle_number=last.number if last else None,
+            force_abinit=force,
+            cycles_total=len(plan.cycles),
+            next_cycle_number=plan.first_number,
+            automatic=automatic,
+            started=now_iso(),
+        )
+        session.state = replace(state, job=job, force_abinit=False)
+        await self._save()
+        self._launch(job)
+
+    def _launch(self, job: JobRecord) -> None:
+        self._job = job
+        self._stop_requested = False
+        self._retry_at = None
+        self._job_task = asyncio.create_task(self._job_main(job), name="live2d-job")
+
+    async def _cancel_job(self) -> None:
+        task = self._job_task
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def _job_main(self, job: JobRecord) -> None:
+        session = self.session
+        await self._set_status(SessionStatus.RUNNING, f"{job.kind.label} job")
+        self._next_trigger = "A job is running"
+        outcome: JobOutcome
+        try:
+            outcome = await self._run_cycles(session, job)
+        except asyncio.CancelledError:
+            await self._after_cancel(session)
+            raise
+        except _GenerationChanged:
+            outcome = JobOutcome(success=False, message="new stack generation", retry=False)
+            session.state = replace(session.state, force_abinit=True)
+        except (CycleFailed, OSError, ConfigError, ValueError) as exc:
+            outcome = JobOutcome(
+                success=False,
+                message=describe_failure(exc, session.output_folder),
+                retry=True,
+            )
+        finally:
+            self._current = None
+        await self._finish_job(session, outcome)
+
+    async def _run_cycles(self, session: Session, job: JobRecord) -> JobOutcome:
+        settings = job.job_settings()
+        plan = plan_job(
+            settings, last_cycle_number=job.base_cycle_number, force_abinit=job.force_abinit
+        )
+        self._job_kind = plan.kind
+        for cycle in plan.cycles:
+            if cycle.number < job.next_cycle_number:
+                continue
+            if self._stop_requested:
+                return JobOutcome(success=True, message="stopped by the user", stopped=True)
+            job = session.state.job or job
+            record = await self._run_one(session, job, cycle, settings)
+            job = replace(
+                job,
+                next_cycle_number=cycle.number + 1,
+                cycles_done=job.cycles_done + 1,
+                attempts=0,
+            )
+            self._job = job
+            session.state = replace(
+                session.state.with_cycle(record), job=job, consecutive_failures=0, last_error=""
+            )
+            if plan.kind is ClassificationType.ABINIT and record.block_type is BlockType.STARTUP:
+                # A successful ab initio (its classes exist) switches the next job to seeded.
+                staged = session.state.settings
+                if staged.classification_type is ClassificationType.ABINIT:
+                    session.state = replace(
+                        session.state,
+                        settings=staged.with_changes(classification_type="seeded"),
+                    )
+            await self._save()
+            self.bus.publish(CycleFinished(number=record.number, success=True))
+            self._log(_cycle_summary(record))
+        return JobOutcome(success=True, message=f"{plan.kind.label} job finished")
+
+    async def _run_one(
+        self, session: Session, job: JobRecord, cycle: CyclePlan, settings: JobSettings
+    ) -> CycleRecord:
+        self._current = cycle
+        previous = session.state.last_cycle
+        if cycle.block_type is BlockType.RANDOM_SEED:
+            previous = None
+        elif previous is not None and previous.generation != self._generation:
+            raise _GenerationChanged
+        inputs, rows = await asyncio.to_thread(self._with_dataset, lambda: self._inputs(previous))
+        self.bus.publish(
+            CycleStarted(
+                number=cycle.number,
+                block_type=cycle.block_type,
+                index_in_job=cycle.index_in_job,
+                cycles_in_job=cycle.cycles_in_job,
+                high_res_limit=cycle.high_res_limit,
+                particle_count=len(inputs.active_positions),
+            )
+        )
+        self._log(
+            f"Cycle {cycle.number} ({cycle.block_type.value}, {cycle.index_in_job} of "
+            f"{cycle.cycles_in_job}) started: {len(inputs.active_positions):,} particles, "
+            f"high-res limit {cycle.high_res_limit:.1f} Å"
+        )
+        try:
+            result: CycleResult = await session.runner.run_cycle(cycle, inputs, settings)
+        except (CycleFailed, OSError) as exc:
+            self.bus.publish(CycleFinished(number=cycle.number, success=False, message=str(exc)))
+            raise
+        except asyncio.CancelledError:
+            self.bus.publish(CycleFinished(number=cycle.number, success=False, message="aborted"))
+            raise
+        return record_from_result(
+            result, cycle, settings, generation=self._generation, input_rows=rows
+        )
+
+    def _inputs(self, previous: CycleRecord | None) -> tuple[CycleInputs, int]:
+        """Build a cycle's inputs from the dataset (runs in a thread, under the dataset lock)."""
+        dataset = self.session.dataset
+        nz = dataset.particle_count()
+        positions = dataset.active_positions(up_to=nz)
+        if len(positions) == 0:
+            raise ValueError("no active particles to classify yet")
+        ws = dataset.warp_settings
+        if ws is None:
+            raise ValueError("Warp's previous.settings could not be read (pixel size unknown)")
+        out = self.session.output_folder
+        inputs = CycleInputs(
+            stack_path=dataset.stack_path,
+            nz=nz,
+            dataset_star=dataset.star_path,
+            active_positions=positions,
+            previous_star=out / f"{previous.name}.star" if previous else None,
+            previous_classes=out / f"{previous.name}.mrc" if previous else None,
+            pixel_size=ws.pixel_size,
+        )
+        return inputs, nz
+
+    async def _after_cancel(self, session: Session) -> None:
+        keep = self._keep_job_on_cancel
+        if keep:
+            self._log("Closing: the running cycle was ended; the job continues at the next start")
+        else:
+            session.state = replace(session.state, job=None, automatic=False)
+            self._log("Job aborted; results of earlier cycles are intact")
+            self.bus.publish(JobFinished(success=False, message="aborted"))
+        self._job = None
+        if not self._closing:
+            await self._set_status(SessionStatus.STOPPED, "aborted")
+        else:
+            await self._save()
+
+    async def _finish_job(self, session: Session, outcome: JobOutcome) -> None:
+        state = session.state
+        job = state.job
+        self._job = None
+        if outcome.success:
+            session.state = replace(state, job=None, consecutive_failures=0)
+            self._log(outcome.message)
+            self.bus.publish(JobFinished(success=True, message=outcome.message))
+            automatic = state.automatic and not self._stop_requested and not outcome.stopped
+            await self._set_automatic(automatic)
+            await self._set_status(
+                SessionStatus.WAITING if automatic else SessionStatus.STOPPED, outcome.message
+            )
+            self._trigger_wake.set()
+            return
+        failures = state.consecutive_failures + (1 if outcome.retry else 0)
+        session.state = replace(state, consecutive_failures=failures, last_error=outcome.message)
+        if not outcome.retry:  # not a failure: a new generation ends the job cleanly
+            session.state = replace(session.state, job=None)
+            self._log(f"Job ended: {outcome.message}; the next job starts ab initio")
+            self.bus.publish(JobFinished(success=False, message=outcome.message))
+            await self._set_status(
+                SessionStatus.WAITING if state.automatic else SessionStatus.STOPPED, outcome.message
+            )
+            self._trigger_wake.set()
+            return
+        self._error(f"Job failed: {outcome.message}")
+        retry = (
+            state.automatic
+            and not self._stop_requested
+            and job is not None
+            and failures < MAX_CONSECUTIVE_FAILURES
+        )
+        if retry and job is not None:
+            delay = retry_delay(failures, self.config.server.retry_seconds)
+            assert self._loop is not None
+            self._retry_at = self._loop.time() + delay
+            session.state = replace(session.state, job=replace(job, attempts=job.attempts + 1))
+            self._log(
+                f"Retrying in {delay:.0f} s (attempt {failures + 1} of {MAX_CONSECUTIVE_FAILURES})"
+            )
+            await self._set_status(SessionStatus.WAITING, "retry after a failure")
+            asyncio.get_running_loop().call_later(delay + 0.01, self._trigger_wake.set)
+            return
+        session.state = replace(session.state, job=None)
+        self.bus.publish(JobFinished(success=False, message=outcome.message))
+        if state.automatic and not self._stop_requested:
+            session.state = replace(session.state, automatic=False)
+            await self._set_status(
+                SessionStatus.FAILED,
+                f"{failures} failures in a row; automatic jobs stopped: {outcome.message}",
+            )
+        else:
+            await self._set_automatic(False)
+            await self._set_status(SessionStatus.STOPPED, outcome.message)
+
+
+def _cycle_summary(record: CycleRecord) -> str:
+    classes = record.particle_count_per_class[1:]
+    nonempty = sum(1 for c in classes if c > 0)
+    return (
+        f"Cycle {record.number} finished in {record.duration_seconds:.0f} s: "
+        f"{record.particle_count:,} particles, {nonempty} of {len(classes)} classes populated, "
+        f"{record.fraction_used:.0%} used, high-res limit {record.high_res_limit:.1f} Å"
+    )

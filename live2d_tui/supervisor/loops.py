@@ -1,0 +1,157 @@
+"""The two background loops: ingest (follow Warp) and triggers (start automatic jobs).
+
+Ingest runs every ``interval`` seconds whatever the status — while waiting, between cycles and
+during a cycle (a cycle reads the stack only up to the size it saw at its start, so appends are
+safe); new particles join at the next cycle. The trigger loop checks after every ingest pass and
+every ``interval`` whether an automatic job should start or a failed one be retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+
+from live2d_tui.dataset.ingest import IngestError, IngestReport
+from live2d_tui.events import IngestCounts, SessionStatus
+from live2d_tui.supervisor.jobloop import JobLoop
+from live2d_tui.supervisor.model import SupervisorError
+from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, check_trigger
+
+
+class IngestTriggerLoops(JobLoop):
+    """Ingest and trigger loops of the supervisor."""
+
+    async def _ingest_loop(self) -> None:
+        interval = self.config.server.interval
+        while True:
+            await self._ingest_once()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._ingest_wake.wait(), interval)
+            self._ingest_wake.clear()
+
+    async def _ingest_once(self) -> IngestReport | None:
+        session = self._session
+        if session is None:
+            return None
+        try:
+            report = await asyncio.to_thread(self._with_dataset, session.dataset.poll)
+            generation = session.dataset.generation
+            new_generation = await asyncio.to_thread(
+                self._with_dataset, session.dataset.consume_abinitio_flag
+            )
+        except (IngestError, OSError) as exc:
+            message = f"Ingest failed: {exc}"
+            if message != self._last_ingest_error:
+                self._last_ingest_error = message
+                self._error(message)
+            return None
+        if session is not self._session:
+            return None  # the Warp folder changed while this pass ran
+        self._last_ingest_error = ""
+        self._report, self._generation = report, generation
+        for message in report.messages:
+            self._log(message)
+        if report.particles_appended:
+            self._log(
+                f"Ingested {report.particles_appended:,} particles from "
+                f"{report.micrographs_ingested} micrograph(s); {report.particles_active:,} active"
+            )
+        if new_generation or report.new_generation:
+            session.state = replace(session.state, force_abinit=True)
+            await self._save()
+            self._log(
+                f"Warp's particles changed (box, pixel size or contrast): new stack generation "
+                f"{generation}; the next job starts ab initio"
+            )
+        if session.state.next_run_new_particles and report.particles_appended:
+            session.state = replace(session.state, next_run_new_particles=False)
+            await self._save()
+        self._publish_counts()
+        self._trigger_wake.set()
+        return report
+
+    def _publish_counts(self) -> None:
+        report = self._report
+        if report is None or self._session is None:
+            return
+        check = check_trigger(
+            self._session.state.settings,
+            active=report.particles_active,
+            stack_rows=report.particles_total,
+            generation=self._generation,
+            last_cycle=self._session.state.last_cycle,
+        )
+        self._update_next_trigger(check.text)
+        counts = IngestCounts(
+            micrographs_seen=report.micrographs_seen,
+            micrographs_ingested=report.micrographs_ingested,
+            micrographs_deferred=report.micrographs_deferred,
+            micrographs_inactive=report.micrographs_inactive,
+            particles_active=report.particles_active,
+            particles_total=report.particles_total,
+            particles_new=check.particles_new,
+            next_threshold=check.threshold,
+        )
+        if counts != self._counts:
+            self._counts = counts
+            self.bus.publish(counts)
+
+    def _update_next_trigger(self, check_text: str) -> None:
+        state = self.session.state
+        if self.job_running:
+            text = "A job is running"
+        elif self._status is SessionStatus.FAILED:
+            text = "Automatic jobs stopped after repeated failures"
+        elif not state.automatic:
+            text = f"Automatic jobs off. {check_text}"
+        elif self._retry_at is not None and state.job is not None and self._loop is not None:
+            wait = max(0.0, self._retry_at - self._loop.time())
+            text = (
+                f"Retrying the job in {wait:.0f} s "
+                f"(attempt {state.consecutive_failures + 1} of {MAX_CONSECUTIVE_FAILURES})"
+            )
+        else:
+            text = check_text
+        self._next_trigger = text
+
+    async def _trigger_loop(self) -> None:
+        interval = self.config.server.interval
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._trigger_wake.wait(), interval)
+            self._trigger_wake.clear()
+            try:
+                await self._check_trigger()
+            except SupervisorError as exc:
+                self._error(str(exc))
+
+    async def _check_trigger(self) -> None:
+        session = self._session
+        if session is None or self.job_running or self._closing:
+            return
+        state = session.state
+        self._publish_counts()
+        if not state.automatic or self._status is SessionStatus.FAILED:
+            return
+        if state.job is not None:
+            assert self._loop is not None
+            if self._retry_at is None or self._loop.time() >= self._retry_at:
+                self._launch(state.job)
+            return
+        report = self._report
+        if report is None:
+            return
+        check = check_trigger(
+            state.settings,
+            active=report.particles_active,
+            stack_rows=report.particles_total,
+            generation=self._generation,
+            last_cycle=state.last_cycle,
+        )
+        if check.ready:
+            self._log(
+                f"Starting an automatic job: {check.particles_new:,} particles ≥ "
+                f"{check.threshold:,}"
+            )
+            await self._launch_new_job(automatic=True)

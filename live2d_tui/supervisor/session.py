@@ -1,0 +1,229 @@
+"""Opening a session: lock the output folder, load or create its state, recover from a crash.
+
+A :class:`Session` bundles what belongs to one output folder — its lock, session log, state,
+dataset (ingest) and cycle runner — so changing the Warp folder swaps one object.
+
+Recovery on open (issue 6, item 8), in this order:
+
+1. take the output folder's lock (a second supervisor is refused, naming the holder);
+2. load ``latest_run.json`` (or its previous good copy, with a clear message);
+3. end orphaned classification processes of the last run (the runner's registry);
+4. remove partial cycle outputs: ``cycle_<N>.*`` files of cycles that never completed and
+   temporary files of interrupted atomic writes;
+5. open the dataset, which reconciles stack, stars and ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from live2d_tui.classify.engines import EnginePrograms, resolve_engine
+from live2d_tui.classify.procs import end_orphans
+from live2d_tui.classify.runner import CycleRunner
+from live2d_tui.config import Config, ConfigError, JobSettings
+from live2d_tui.dataset.ingest import Dataset, IngestError
+from live2d_tui.events import Event
+from live2d_tui.lock import LockHeldError, OutputLock
+from live2d_tui.paths import session_name
+from live2d_tui.sessionlog import SessionLog
+from live2d_tui.state import SessionState, StateError, load_state
+from live2d_tui.supervisor.model import SupervisorError, WarpSummary
+
+_CYCLE_FILE = re.compile(r"^cycle_(\d+)(?:[._].*)?$")
+_TEMP_FILE = re.compile(r"^\.(?:latest_run\.json|cycle_\d+).*\.tmp$")
+
+
+@dataclass
+class Session:
+    """The open resources of one output folder."""
+
+    warp_folder: Path
+    output_folder: Path
+    lock: OutputLock
+    log: SessionLog
+    state: SessionState
+    dataset: Dataset
+    programs: EnginePrograms
+    runner: CycleRunner
+    notes: list[str] = field(default_factory=list)
+    """What recovery did (shown as log lines once the session is open)."""
+    warnings: list[str] = field(default_factory=list)
+    """Recovery messages the user must see (shown as errors)."""
+
+    def warp_summary(self) -> WarpSummary | None:
+        """Warp's particle settings, if they could be read."""
+        ws = self.dataset.warp_settings
+        if ws is None:
+            return None
+        return WarpSummary(
+            model=ws.model, pixel_size=ws.pixel_size, box_size=ws.box_size, diameter=ws.diameter
+        )
+
+
+def remove_partial_outputs(folder: Path, completed: set[int]) -> list[str]:
+    """Delete ``cycle_<N>.*`` files of cycles not in ``completed`` and interrupted temp files.
+
+    Returns the names removed. Folders (``cycles/cycle_<N>/`` with per-job logs) are kept: the
+    logs explain what happened, and the runner starts each attempt with fresh names.
+    """
+    removed: list[str] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _CYCLE_FILE.match(entry.name)
+        partial = bool(match) and int(match.group(1)) not in completed if match else False
+        if (partial or _TEMP_FILE.match(entry.name)) and entry.is_file():
+            with contextlib.suppress(OSError):
+                entry.unlink()
+                removed.append(entry.name)
+    return sorted(removed)
+
+
+def guess_mask_radius(settings: JobSettings, dataset: Dataset) -> JobSettings:
+    """``settings`` with the mask radius guessed as 0.6 × Warp's particle diameter (whole Å)."""
+    ws = dataset.warp_settings
+    if ws is None or not ws.diameter > 0:
+        return settings
+    return settings.with_changes(mask_radius=float(round(ws.mask_radius_guess)))
+
+
+def open_session(
+    config: Config,
+    warp_folder: Path,
+    output_folder: Path,
+    *,
+    log: Callable[[str], None],
+    publish: Callable[[Event], None],
+    reguess_mask: bool = False,
+) -> Session:
+    """Open (blocking; run in a thread) the session of ``warp_folder`` in ``output_folder``.
+
+    Args:
+        config: Server settings and the default job settings for a new session.
+        warp_folder: The Warp session folder.
+        output_folder: Where results go (see :func:`live2d_tui.paths.output_folder_for`).
+        log: Thread-safe sink for progress lines of the dataset and runner.
+        publish: Thread-safe sink for the runner's events.
+        reguess_mask: Guess the mask radius from the particle diameter even if state exists.
+
+    Raises:
+        SupervisorError: the folder is locked, not a Warp folder, the state is beyond repair or
+            the engine cannot be found; the message says which and what to do.
+    """
+    if not warp_folder.is_dir():
+        raise SupervisorError(f"Warp folder {warp_folder} does not exist (or is not a folder)")
+    try:
+        output_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SupervisorError(f"cannot create output folder {output_folder}: {exc}") from None
+    lock = OutputLock(output_folder)
+    try:
+        lock.acquire()
+    except LockHeldError as exc:
+        raise SupervisorError(str(exc)) from None
+    except OSError as exc:
+        raise SupervisorError(f"cannot lock output folder {output_folder}: {exc}") from None
+    try:
+        return _open_locked(config, warp_folder, output_folder, lock, log, publish, reguess_mask)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def _open_locked(
+    config: Config,
+    warp_folder: Path,
+    output_folder: Path,
+    lock: OutputLock,
+    log: Callable[[str], None],
+    publish: Callable[[Event], None],
+    reguess_mask: bool,
+) -> Session:
+    server = config.server
+    notes: list[str] = []
+    warnings: list[str] = []
+    try:
+        loaded = load_state(output_folder)
+    except StateError as exc:
+        raise SupervisorError(str(exc)) from None
+    if loaded is not None and loaded.recovered_from_prev:
+        warnings.append(loaded.message)
+    try:
+        programs = resolve_engine(server)
+    except (ConfigError, OSError, ValueError) as exc:
+        raise SupervisorError(f"classification engine: {exc}") from None
+    ended = end_orphans(output_folder, log)
+    if ended:
+        notes.append(f"Ended {ended} orphaned classification process(es) of the last run")
+    completed = {c.number for c in loaded.state.cycles} if loaded else set()
+    removed = remove_partial_outputs(output_folder, completed)
+    if removed:
+        notes.append(f"Removed partial outputs of an interrupted run: {', '.join(removed)}")
+    try:
+        dataset = Dataset(
+            warp_folder,
+            output_folder,
+            source=server.particle_source,
+            min_free_gb=server.min_free_gb,
+            log=log,
+        )
+    except IngestError as exc:
+        raise SupervisorError(str(exc)) from None
+    name = session_name(warp_folder, server)
+    if loaded is None:
+        state = SessionState(
+            warp_folder=str(warp_folder),
+            output_folder=str(output_folder),
+            session_name=name,
+            settings=guess_mask_radius(config.job, dataset),
+        )
+        notes.append(f"New session {name}: output folder {output_folder}")
+    else:
+        state = loaded.state
+        if reguess_mask:
+            state = replace(state, settings=guess_mask_radius(state.settings, dataset))
+        state = replace(
+            state, warp_folder=str(warp_folder), output_folder=str(output_folder), session_name=name
+        )
+        last = state.last_cycle
+        notes.append(
+            f"Reloaded session {name}: "
+            + (f"last completed cycle {last.number}" if last else "no cycles yet")
+        )
+    runner = CycleRunner(
+        output_folder,
+        programs,
+        pool_size=server.effective_pool_size(),
+        jobs_per_cycle=server.effective_jobs_per_cycle(),
+        niceness=server.niceness,
+        watchdog_seconds=server.watchdog_minutes * 60.0,
+        publish=publish,
+        log=log,
+    )
+    return Session(
+        warp_folder=warp_folder,
+        output_folder=output_folder,
+        lock=lock,
+        log=SessionLog(output_folder),
+        state=state,
+        dataset=dataset,
+        programs=programs,
+        runner=runner,
+        notes=notes,
+        warnings=warnings,
+    )
+
+
+async def close_session(session: Session) -> None:
+    """Close the dataset and release the lock (dataset close runs in a thread)."""
+    try:
+        await asyncio.to_thread(session.dataset.close)
+    finally:
+        session.lock.release()

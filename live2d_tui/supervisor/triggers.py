@@ -1,0 +1,79 @@
+"""When the next automatic job starts: pure functions of the counts, the settings and the history.
+
+Rules (issue 6, item 4):
+
+- The **first** job of a dataset generation starts when the active particles reach
+  ``particle_count_initial``.
+- A **later** job starts when ``particle_count_update`` particles were appended to the stack after
+  the input of the last completed cycle was built (``CycleRecord.input_rows``), so particles a
+  job already absorbed between its cycles are not counted twice.
+- A failed automatic job is retried after ``retry_seconds × 2^(attempt−1)``; after
+  :data:`MAX_CONSECUTIVE_FAILURES` failures in a row automatic jobs stop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from live2d_tui.config import JobSettings
+from live2d_tui.state import CycleRecord
+
+MAX_CONSECUTIVE_FAILURES = 3
+"""Failures in a row after which automatic jobs stop (status *failed*): no endless re-runs."""
+MAX_RETRY_SECONDS = 1800.0
+"""Cap of the back-off between retries (half an hour)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TriggerCheck:
+    """The outcome of one trigger check."""
+
+    ready: bool
+    particles_new: int
+    """Active particles (first job) or particles appended since the last cycle's input."""
+    threshold: int
+    first_job: bool
+    text: str
+    """What the user sees, e.g. ``Next job after 50,000 new particles (12,000 so far)``."""
+
+
+def check_trigger(
+    settings: JobSettings,
+    *,
+    active: int,
+    stack_rows: int,
+    generation: int,
+    last_cycle: CycleRecord | None,
+) -> TriggerCheck:
+    """Whether enough particles arrived to start the next automatic job.
+
+    Args:
+        settings: The staged job settings (thresholds).
+        active: Active particles in the current stack.
+        stack_rows: Rows in the current stack (active or not).
+        generation: The current dataset generation.
+        last_cycle: The newest completed cycle, if any.
+    """
+    if last_cycle is None or last_cycle.generation != generation:
+        threshold = settings.particle_count_initial
+        return TriggerCheck(
+            ready=active >= threshold,
+            particles_new=active,
+            threshold=threshold,
+            first_job=True,
+            text=f"First job at {threshold:,} active particles ({active:,} now)",
+        )
+    threshold = settings.particle_count_update
+    new = max(0, stack_rows - last_cycle.input_rows)
+    return TriggerCheck(
+        ready=new >= threshold and active > 0,
+        particles_new=new,
+        threshold=threshold,
+        first_job=False,
+        text=f"Next job after {threshold:,} new particles ({new:,} so far)",
+    )
+
+
+def retry_delay(attempt: int, base_seconds: float) -> float:
+    """Seconds to wait before retry number ``attempt`` (1-based): doubling, capped."""
+    return min(MAX_RETRY_SECONDS, base_seconds * 2.0 ** max(0, attempt - 1))
