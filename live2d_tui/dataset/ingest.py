@@ -22,7 +22,6 @@ plus one ``stat`` per micrograph in it; appending costs only the new particles.
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import threading
 import time
@@ -102,7 +101,22 @@ class Dataset:
         source: ParticleSource = ParticleSource.GOOD,
         min_free_gb: float = 2.0,
         log: Callable[[str], None] | None = None,
+        settle_seconds: float = 1.0,
     ) -> None:
+        """Open (or create) the output folder's ledger and reconcile it with the files.
+
+        Args:
+            warp_folder: the folder holding ``previous.settings``.
+            output_folder: where the ledger, stack and stars live (created if needed).
+            source: goodparticles (default) or allparticles.
+            min_free_gb: appending stops while less than this would remain free.
+            log: called with each message (deferred stacks, torn files, new generation).
+            settle_seconds: how long a file's size and mtime must stay unchanged (two polls
+                at least this far apart) before it is read.
+
+        Raises:
+            IngestError: not a Warp folder, particle export off, or a damaged output folder.
+        """
         self.warp_folder = Path(warp_folder)
         self.output_folder = Path(output_folder)
         self.source = ParticleSource(source)
@@ -110,7 +124,10 @@ class Dataset:
         self._log = log
         self._poll_lock = threading.Lock()
         settings = _initial_settings(self.warp_folder)
-        self._settings_snap = StableSnapshot(self.warp_folder / SETTINGS_NAME, parse_warp_settings)
+        self._settle = settle_seconds
+        self._settings_snap = StableSnapshot(
+            self.warp_folder / SETTINGS_NAME, parse_warp_settings, min_interval=settle_seconds
+        )
         self._settings_snap.value = settings
         self._settings_snap.poll()
         self.processing_folder = resolve_processing_folder(self.warp_folder, settings)
@@ -123,14 +140,17 @@ class Dataset:
             ) from exc
         self._files: GenerationFiles | None = None
         self._reconcile()
-        self._star_snap = StableSnapshot(self._star_path(settings), parse_warp_star)
+        self._star_snap = StableSnapshot(
+            self._star_path(settings), parse_warp_star, min_interval=settle_seconds
+        )
         self._table: WarpTable | None = None
-        self._tracker = StabilityTracker(1.0)
+        self._tracker = StabilityTracker(settle_seconds)
         self._deferred_since: dict[str, float] = {}
         self._deferred_logged: set[str] = set()
         self._xml_cache: dict[str, tuple[Signature, MovieInfo]] = {}
         self._reported: set[str] = set()
         self._reimport = False
+        self._source_missing = False
         self._dirty = True
         self._appended_now: set[str] = set()
         self._last_counts = IngestReport()
@@ -163,6 +183,16 @@ class Dataset:
     def relion_star_path(self) -> Path:
         """``combined_stack_relion.star`` of the current generation."""
         return self._generation_folder() / "combined_stack_relion.star"
+
+    @property
+    def snapshot_loaded(self) -> bool:
+        """A valid snapshot of Warp's particle table has been accepted."""
+        return self._table is not None
+
+    @property
+    def source_missing(self) -> bool:
+        """Warp's particle table did not exist at the last poll."""
+        return self._source_missing
 
     def particle_count(self) -> int:
         """Committed NZ of the current stack (a cycle reads positions up to this)."""
@@ -245,8 +275,11 @@ class Dataset:
                 )
             star_path = self._star_path(settings)
             if star_path != self._star_snap.path and star_path.exists():
-                self._star_snap = StableSnapshot(star_path, parse_warp_star)
+                self._star_snap = StableSnapshot(
+                    star_path, parse_warp_star, min_interval=self._settle
+                )
         result = self._star_snap.poll()
+        self._source_missing = result.missing
         if result.error:
             self._say(report, f"{result.error}; keeping the previous snapshot")
         if result.changed:
