@@ -1,0 +1,79 @@
+"""``live2d-merge2d``: a drop-in for cisTEM's ``merge2d`` (3 stdin answers).
+
+Reads dump files ``seed`` with 1..n inserted before the extension
+(:func:`live2d_tui.classify.prompts.dump_file_name`), refuses a missing or incompatible dump
+(exit 255, as cisTEM), sums them and writes the class averages (float32, protein white, pixel
+size in the header) with cisTEM's stdout lines and ``Merge2D: Normal termination``. Runnable as
+``python -m live2d_tui.engine.merge2d``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TextIO
+
+import live2d_tui.engine  # noqa: F401  (pins numerical threads to 1 before numpy loads)
+from live2d_tui.classify.prompts import MERGE2D_PROMPTS, MERGE2D_TERMINATION, dump_file_name
+from live2d_tui.engine.answers import ProgramExit, banner, read_answers
+from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
+from live2d_tui.engine.dumpfile import ClassSums, DumpError, read_dump
+
+VERSION = "1.00"
+
+
+def merge(output: str, seed: str, count: int, out: TextIO) -> ClassSums:
+    """Sum ``count`` dumps and write the class averages; raises :class:`DumpError`."""
+    names = [dump_file_name(seed, i) for i in range(1, count + 1)]
+    for name in names:
+        if not Path(name).is_file():
+            raise DumpError(f"Dump file {name} not found")
+    total = read_dump(Path(names[0]))
+    out.write(
+        f"\nNumber of classes = {total.n_classes}, nonzero classes = {int(total.nonzero.sum())}"
+        f", box size = {total.box}, pixel size = {total.pixel_size:.6g}\n\n"
+        "Reading intermediate arrays...\n\n"
+    )
+    out.write(f"{names[0]}\n")
+    for name in names[1:]:
+        out.write(f"{name}\n")
+        total.add(read_dump(Path(name)))
+    out.write("\n")
+    for line in occupancy_lines(total):
+        out.write(line + "\n")
+    write_mrc(output, class_averages(total), total.pixel_size)
+    out.write(f"\nTotal logp = {total.total_logp:.6g}\n")
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: read the 3 answers from stdin, merge, return the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    out = sys.stdout
+    if args:
+        out.write("Usage: live2d-merge2d < answers (3 lines, cisTEM merge2d's prompts)\n")
+        return 0
+    scripted = not sys.stdin.isatty()
+    banner("Merge2D", VERSION, out, scripted=scripted)
+    try:
+        answers = read_answers(MERGE2D_PROMPTS, sys.stdin, out, scripted=scripted)
+    except ProgramExit as stop:
+        return stop.code
+    try:
+        merge(
+            str(answers["output_classes"]),
+            str(answers["dump_seed"]),
+            int(answers["dump_count"]),
+            out,
+        )
+    except (DumpError, OSError, ValueError, MemoryError) as exc:
+        out.write(f"\nError : {exc}\n")
+        out.flush()
+        return 255
+    out.write(f"\n{MERGE2D_TERMINATION}\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""Fourier-grid helpers of the engine: binning, crops, rings, rotations, phase ramps.
+
+Conventions (shared with :mod:`live2d_tui.imaging`):
+
+- images are [y, x]; the rotation centre is (N//2, N//2), which is also where an object centred
+  at the FFT phase origin's opposite lands, so a rotation about it commutes with binning by
+  Fourier cropping (pixel N//2 of the full box is pixel n//2 of the binned box, N and n even);
+- half-plane spectra are ``numpy.fft.rfft2`` layouts (n, n//2 + 1); ``crop_half``/``pad_half``
+  move between box sizes with the same field of view and keep the unnormalised FFT scale, so
+  ``irfft2(pad_half(crop_half(rfft2(a), n), N))`` is ``a`` low-passed, at the same scale;
+- a rotation by +psi follows ``scipy.ndimage.rotate`` semantics on [y, x] arrays, the same
+  rotation acts on the centred (fftshifted) spectrum, and
+  particle ≈ shift(rotate(class, psi), x, y).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
+C64 = npt.NDArray[np.complex64]
+AnyArray = npt.NDArray[Any]
+
+
+def even(value: float) -> int:
+    """Nearest even integer ≥ 2."""
+    return max(2, 2 * round(value / 2))
+
+
+def binned_box(box: int, pixel_size: float, high_res: float, *, minimum: int = 8) -> int:
+    """Working box for a high-resolution limit: binned pixel = high_res / 2, as cisTEM bins.
+
+    The result is even, at most ``box`` and at least ``min(box, minimum)``.
+    """
+    high = max(high_res, 2.0 * pixel_size)
+    binning = high / pixel_size / 2.0
+    nb = even(box / binning)
+    return int(min(box, max(nb, min(box, minimum))))
+
+
+def crop_half(spectra: AnyArray, n: int) -> AnyArray:
+    """Crop (or keep) half-plane spectra (..., N, N//2+1) to (..., n, n//2+1), n ≤ N, even."""
+    big = spectra.shape[-2]
+    if n == big:
+        return spectra
+    half = n // 2
+    rows = np.r_[0:half, big - half : big]
+    return spectra[..., rows, : half + 1]
+
+
+def pad_half(spectra: AnyArray, n: int) -> AnyArray:
+    """Zero-pad half-plane spectra (..., m, m//2+1) to (..., n, n//2+1), n ≥ m, even."""
+    small = spectra.shape[-2]
+    if n == small:
+        return spectra
+    half = small // 2
+    out = np.zeros((*spectra.shape[:-2], n, n // 2 + 1), dtype=spectra.dtype)
+    out[..., :half, : half + 1] = spectra[..., :half, :]
+    out[..., n - half :, : half + 1] = spectra[..., half:, :]
+    return out
+
+
+def radius_half(n: int) -> F64:
+    """|k| in Fourier pixels (cycles per box) on the (n, n//2+1) half-plane grid."""
+    ky = np.fft.fftfreq(n) * n
+    kx = np.fft.rfftfreq(n) * n
+    return np.hypot(kx[None, :], ky[:, None])
+
+
+def half_weights(n: int) -> F64:
+    """Weight of each half-plane coefficient in a full-plane sum (1 on the self-conjugate
+    columns 0 and n/2, 2 elsewhere)."""
+    w = np.full((n, n // 2 + 1), 2.0)
+    w[:, 0] = 1.0
+    w[:, -1] = 1.0
+    return w
+
+
+def ring_index(n: int) -> npt.NDArray[np.int64]:
+    """Integer ring (rounded |k|) of every half-plane coefficient."""
+    return np.rint(radius_half(n)).astype(np.int64)
+
+
+def ring_average(values: AnyArray, n: int) -> F64:
+    """Average of half-plane values (..., n, n//2+1) over each ring → (..., n//2 + 1 + 1)."""
+    rings = ring_index(n).ravel()
+    count = np.bincount(rings, weights=half_weights(n).ravel())
+    flat = values.reshape(-1, rings.size)
+    sums = np.stack([np.bincount(rings, weights=row * half_weights(n).ravel()) for row in flat])
+    out = sums / np.maximum(count, 1e-12)
+    return out.reshape((*values.shape[:-2], count.size))
+
+
+def phase_ramp(n: int, dx: AnyArray, dy: AnyArray) -> C64:
+    """Half-plane ramps that move content by (+dx, +dy) pixels: shape (*dx.shape, n, n//2+1)."""
+    ky = (np.fft.fftfreq(n)).astype(np.float32)
+    kx = (np.fft.rfftfreq(n)).astype(np.float32)
+    dxa = np.asarray(dx, dtype=np.float32)[..., None, None]
+    dya = np.asarray(dy, dtype=np.float32)[..., None, None]
+    phase = -2.0 * np.pi * (kx[None, :] * dxa + ky[:, None] * dya)
+    return np.exp(1j * phase).astype(np.complex64)
+
+
+def rotate_image(image: AnyArray, angle_deg: float, *, order: int = 3) -> F64:
+    """Rotate one [y, x] image by ``angle_deg`` (``ndimage.rotate`` sense) about (N//2, N//2).
+
+    Zero fill outside; ``order`` is the spline order (1 for spectra, 3 for images).
+    """
+    ny, nx = image.shape
+    cy, cx = ny // 2, nx // 2
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    y, x = np.indices((ny, nx), dtype=np.float64)
+    y -= cy
+    x -= cx
+    # inverse map of ndimage.rotate: input = R(-a) · output, in (x, y) with y pointing down rows
+    xin = c * x - s * y + cx
+    yin = s * x + c * y + cy
+    out: F64 = ndimage.map_coordinates(
+        np.asarray(image, dtype=np.float64), [yin, xin], order=order, mode="constant", cval=0.0
+    )
+    return out
+
+
+def rotate_images(images: AnyArray, angles_deg: AnyArray, *, order: int = 3) -> F64:
+    """Rotate each image of a (B, N, N) stack by its own angle (see :func:`rotate_image`)."""
+    angles = np.broadcast_to(np.asarray(angles_deg, dtype=np.float64), (len(images),))
+    return np.stack(
+        [rotate_image(img, float(a), order=order) for img, a in zip(images, angles, strict=True)]
+    )
+
+
+def half_to_centered(values: AnyArray, n: int) -> F64:
+    """Full-plane, fftshifted array (centre n//2) of a real, Hermitian-even half-plane function."""
+    full = np.zeros((n, n))
+    ky = np.fft.fftfreq(n) * n
+    rows = (ky.astype(np.int64) + n // 2) % n
+    half = n // 2
+    full[rows[:, None], (np.arange(half + 1) + half)[None, :] % n] = values
+    neg_rows = (-ky.astype(np.int64) + n // 2) % n
+    cols = (half - np.arange(half + 1)) % n
+    full[neg_rows[:, None], cols[None, :]] = values
+    return full
+
+
+def centered_to_half(full: AnyArray, n: int) -> F64:
+    """Inverse of :func:`half_to_centered`."""
+    ky = np.fft.fftfreq(n) * n
+    rows = (ky.astype(np.int64) + n // 2) % n
+    half = n // 2
+    out: F64 = full[rows[:, None], (np.arange(half + 1) + half)[None, :] % n]
+    return out
+
+
+def rotate_half_real(values: AnyArray, n: int, angle_deg: float) -> F64:
+    """Rotate a real, even spectrum function (e.g. a CTF² sum) held on the half plane."""
+    full = half_to_centered(values, n)
+    return centered_to_half(rotate_image(full, angle_deg, order=1), n)
+
+
+def rotate_half_spectrum(spectrum: AnyArray, angle_deg: float, pad: int = 2) -> C64:
+    """Rotate the image behind a half-plane spectrum (n, n//2+1) by ``angle_deg``.
+
+    Done in real space on a ``pad``-times oversampled image (Fourier zero padding), where a cubic
+    spline interpolates accurately, then cropped back.
+    """
+    n = spectrum.shape[-2]
+    big = n * pad
+    image = np.fft.irfft2(pad_half(spectrum, big), s=(big, big))
+    rotated = rotate_image(image, angle_deg, order=3)
+    out: C64 = crop_half(np.fft.rfft2(rotated), n).astype(np.complex64)
+    return out
+
+
+def soft_mask(n: int, radius: float, falloff: float) -> F64:
+    """1 inside ``radius`` px of (n//2, n//2), a cosine edge to 0 over ``falloff`` px."""
+    y, x = np.indices((n, n), dtype=np.float64)
+    r = np.hypot(x - n // 2, y - n // 2)
+    mask = np.ones((n, n))
+    falloff = max(falloff, 1e-6)
+    edge = (r > radius) & (r < radius + falloff)
+    mask[edge] = 0.5 * (1.0 + np.cos(np.pi * (r[edge] - radius) / falloff))
+    mask[r >= radius + falloff] = 0.0
+    return mask

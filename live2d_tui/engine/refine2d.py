@@ -1,0 +1,343 @@
+"""``live2d-refine2d``: a drop-in for cisTEM's ``refine2d`` (25 stdin answers, same files out).
+
+Modes (../shared/reference/cistem-protocol.md §2-4, §8):
+
+- **random start** (#6 = K > 0): cisTEM's block sampling of the star lines; each particle read is
+  resampled, normalised, sign-set, and added to each class with probability 1/K after an
+  accumulating random integer shift of up to ±0.2·mask radius; the classes (no alignment, no CTF
+  correction) are low-passed to the high-resolution limit, masked and written. No star, no dump.
+- **refinement** (#6 = 0): references = slices of #3 (optionally auto-centred/auto-masked); the
+  particles in [first, last] are each used with probability #9 (the others get class −|previous|),
+  searched over every non-empty class × rotation × translation (:mod:`.search`), and their
+  CTF-weighted sums either dumped (#23 = Yes, to #24) or turned into class averages (#5).
+
+Stdout carries cisTEM's stage lines, progress bars and ``Refine2D: Normal termination``. Unlike
+cisTEM, a failed calculation exits with 255 after ``Error : <reason>``. Runnable as
+``python -m live2d_tui.engine.refine2d``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+import live2d_tui.engine  # noqa: F401  (pins numerical threads to 1 before numpy loads)
+from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
+from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
+from live2d_tui.engine import numerics as nm
+from live2d_tui.engine.answers import Answer, ProgramExit, banner, read_answers
+from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
+from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
+from live2d_tui.engine.particles import (
+    EngineError,
+    Preprocess,
+    has_blank_edges,
+    load_references,
+    noise_spectrum,
+    open_stack,
+    read_images,
+)
+from live2d_tui.engine.progress import ProgressBar
+from live2d_tui.engine.references import prepare_references
+from live2d_tui.engine.search import ClassSearch, SearchParams, auto_step
+
+VERSION = "1.02"
+DEV_NULL = "/dev/null"
+SEED_ENV = "LIVE2D_ENGINE_SEED"
+"""If set, seeds the run's random numbers (grid offsets, percent-used draws, random start)."""
+
+
+@dataclass(frozen=True)
+class Refine2dSettings:
+    """The 25 answers, typed (field names are the prompt keys)."""
+
+    input_stack: str
+    input_star: str
+    input_classes: str
+    output_star: str
+    output_classes: str
+    class_number: int
+    first_particle: int
+    last_particle: int
+    fraction: float
+    pixel_size: float
+    mask_radius: float
+    low_res: float
+    high_res: float
+    angular_step: float
+    search_range: float
+    smoothing: float
+    padding: int
+    normalize: bool
+    invert: bool
+    exclude_blank_edges: bool
+    automask: bool
+    autocenter: bool
+    dump: bool
+    dump_file: str
+    threads: int
+
+    @classmethod
+    def from_answers(cls, answers: dict[str, Answer]) -> Refine2dSettings:
+        return cls(**answers)  # type: ignore[arg-type]
+
+
+def make_rng() -> np.random.Generator:
+    """The run's random generator (seeded from ``LIVE2D_ENGINE_SEED`` when set)."""
+    seed = os.environ.get(SEED_ENV)
+    return np.random.default_rng(int(seed) if seed else None)
+
+
+def _comments(s: Refine2dSettings) -> list[str]:
+    lines = [
+        f"Written by live2d-refine2d (Refine2D {VERSION}) on {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        f"Input particle images: {s.input_stack}",
+        f"Input star file: {s.input_star}",
+        f"Input class averages: {s.input_classes}",
+        f"Output class averages: {s.output_classes}",
+        f"Pixel size {s.pixel_size:g} A, mask radius {s.mask_radius:g} A, "
+        f"resolution {s.low_res:g}-{s.high_res:g} A, fraction {s.fraction:g}",
+    ]
+    return [c for c in lines if "data_" not in c and "loop_" not in c]
+
+
+def _select_rows(s: Refine2dSettings, rows: StarRows, n_images: int) -> tuple[StarRows, int, int]:
+    first = s.first_particle if s.first_particle > 0 else 1
+    last = s.last_particle if 0 < s.last_particle <= n_images else n_images
+    if last < first:
+        raise EngineError(f"last particle ({last}) is before the first ({first})")
+    inside = (rows["position"] >= first) & (rows["position"] <= last)
+    return rows[inside].copy(), first, last
+
+
+def random_start(
+    s: Refine2dSettings, stack: Any, rows: StarRows, out: TextIO, rng: np.random.Generator
+) -> None:
+    """Generate K starting class averages as cisTEM does (§3)."""
+    box = stack.shape[-1]
+    k = s.class_number
+    out.write(f"Generating {k} starting class averages...\n\n")
+    prep = Preprocess(box, s.pixel_size, s.mask_radius / s.pixel_size, s.invert, s.normalize)
+    n_lines = len(rows)
+    p = s.fraction
+    block = max(1, round(min(stack.shape[0] / 100.0, n_lines * p / 100.0)))
+    max_shift = max(0, int(0.2 * s.mask_radius / s.pixel_size))
+    sums = np.zeros((k, box, box))
+    counts = np.zeros(k, dtype=np.int64)
+    bar = ProgressBar(n_lines, out)
+    line: int = 0
+    while line < n_lines:
+        if rng.random() >= p / block:
+            line += 1
+            bar.update(line)
+            continue
+        chunk = rows[line : line + block]
+        images, _ = prep.apply(read_images(stack, chunk["position"]), chunk["pixel_size"])
+        for image in images:
+            current = image.astype(np.float64)
+            for target in np.flatnonzero(rng.random(k) < 1.0 / k):
+                dx, dy = rng.integers(-max_shift, max_shift + 1, size=2)
+                current = np.roll(current, (int(dy), int(dx)), axis=(0, 1))
+                sums[target] += current
+                counts[target] += 1
+        line = line + len(chunk)
+        bar.update(line)
+    bar.finish()
+    nb = nm.binned_box(box, s.pixel_size, s.high_res)
+    mask = nm.soft_mask(box, s.mask_radius / s.pixel_size, 20.0 / s.pixel_size)
+    classes = np.zeros((k, box, box), dtype=np.float32)
+    for cls in range(k):
+        if counts[cls] == 0:
+            continue
+        average = sums[cls] / counts[cls]
+        spectrum = nm.crop_half(np.fft.rfft2(average), nb) * (nm.radius_half(nb) <= nb / 2)
+        classes[cls] = (np.fft.irfft2(nm.pad_half(spectrum, box), s=(box, box)) * mask).astype(
+            np.float32
+        )
+    write_mrc(s.output_classes, classes, s.pixel_size)
+
+
+def refine(
+    s: Refine2dSettings,
+    stack: Any,
+    star: StarRows,
+    rows: StarRows,
+    out: TextIO,
+    rng: np.random.Generator,
+) -> None:
+    """Refinement against the input class averages (§4, §8)."""
+    box = stack.shape[-1]
+    references = load_references(s.input_classes, box)
+    high = max(s.high_res, 2.0 * s.pixel_size)
+    nb = nm.binned_box(box, s.pixel_size, high)
+    pixel_b = box * s.pixel_size / nb
+    references = prepare_references(
+        references,
+        s.pixel_size,
+        s.mask_radius,
+        high,
+        autocenter=s.autocenter,
+        automask=s.automask,
+    )
+    auto = auto_step(pixel_b, s.mask_radius)
+    coarse_step = s.angular_step if s.angular_step > 0 else max(auto, min(15.0, 3.0 * auto))
+    fine_step = min(coarse_step, auto)
+    coarse_res = max(high, min(2.0 * high, 16.0))
+    nc = min(nb, nm.binned_box(box, s.pixel_size, coarse_res))
+    params = SearchParams(
+        box=box,
+        pixel_size=s.pixel_size,
+        nb=nb,
+        nc=nc,
+        high_res=high,
+        low_res=s.low_res,
+        search_range=s.search_range,
+        smoothing=s.smoothing,
+        coarse_step=coarse_step,
+        fine_step=fine_step,
+        pad=max(1, min(s.padding, 2)),
+    )
+    nonzero = int(np.count_nonzero(np.abs(references).reshape(len(references), -1).max(1) > 0))
+    out.write(
+        f"Number of classes = {len(references)}, nonzero classes = {nonzero}, box size = {box}, "
+        f"binning factor = {box / nb:.3f}, new pixel size = {pixel_b:.3f}, resolution limit = "
+        f"{high:.2f}, angular step size = {coarse_step:.2f} (refined to {fine_step:.2f}), "
+        f"percent_used = {100.0 * s.fraction:.2f}\n\n"
+    )
+    if nonzero == 0:
+        raise EngineError("all input class averages are empty")
+    prep = Preprocess(box, s.pixel_size, s.mask_radius / s.pixel_size, s.invert, s.normalize)
+    out.write("Calculating noise power spectrum...\n\n")
+    bar = ProgressBar(2, out)
+    whitening = 1.0 / np.sqrt(noise_spectrum(stack, star["position"], star["pixel_size"], prep, nb))
+    bar.update(2, force=True)
+    bar.finish()
+    search = ClassSearch(references, params, whitening, rng)
+    use = rng.random(len(rows)) < s.fraction
+    old_class = rows["best_class"].copy()
+    old_score = rows["score"].copy()
+    rows["best_class"][~use] = -np.abs(old_class[~use])
+    rows["score_change"][~use] = 0.0
+    chosen = np.flatnonzero(use)
+    if s.exclude_blank_edges and len(chosen):
+        blank = np.zeros(len(rows), dtype=bool)
+        for start in range(0, len(chosen), 256):
+            idx = chosen[start : start + 256]
+            blank[idx] = has_blank_edges(read_images(stack, rows["position"][idx]))
+        rows["best_class"][blank] = -np.abs(old_class[blank])
+        rows["score_change"][blank] = 0.0
+        chosen = chosen[~blank[chosen]]
+        out.write(f"Number of excluded images with blank edges = {int(blank.sum())}\n")
+    out.write("Calculating new class averages...\n\n")
+    bar = ProgressBar(len(chosen), out)
+    batch = search.batch_size()
+    ctf_names = (
+        "defocus_1",
+        "defocus_2",
+        "defocus_angle",
+        "phase_shift",
+        "voltage",
+        "cs",
+        "amplitude_contrast",
+    )
+    for start in range(0, len(chosen), batch):
+        idx = chosen[start : start + batch]
+        sub = rows[idx]
+        images, sigma = prep.apply(read_images(stack, sub["position"]), sub["pixel_size"])
+        result = search.run(images, {n: np.asarray(sub[n], dtype=np.float64) for n in ctf_names})
+        rows["best_class"][idx] = result.best_class + 1
+        rows["psi"][idx] = np.mod(result.psi, 360.0)
+        rows["x_shift"][idx] = result.x_shift
+        rows["y_shift"][idx] = result.y_shift
+        rows["occupancy"][idx] = 100.0 * result.probability
+        rows["logp"][idx] = np.rint(result.logp).astype(np.int64)
+        rows["sigma"][idx] = np.minimum(sigma, 100.0)
+        rows["score"][idx] = result.score
+        rows["score_change"][idx] = result.score - old_score[idx]
+        bar.update(start + len(idx))
+    bar.finish()
+    sums, ctf2 = search.class_sums()
+    data = ClassSums(
+        box=box,
+        binned_box=nb,
+        pixel_size=s.pixel_size,
+        mask_radius=s.mask_radius,
+        nonzero=np.isin(np.arange(len(references)), search.nonzero),
+        sums=sums,
+        ctf2=ctf2,
+        class_weight=search.class_weight,
+        processed=search.processed,
+        total_logp=search.total_logp,
+    )
+    if s.dump:
+        out.write("Dumping intermediate files...\n")
+        write_dump(Path(s.dump_file), data)
+    else:
+        for line in occupancy_lines(data):
+            out.write(line + "\n")
+        write_mrc(s.output_classes, class_averages(data), s.pixel_size)
+    out.write(f"\nTotal logP = {search.total_logp:.6g}\n")
+    if s.output_star != DEV_NULL:
+        write_star(Path(s.output_star), rows, _comments(s))
+
+
+def run(s: Refine2dSettings, out: TextIO) -> None:
+    """Run one refine2d calculation (raises on failure)."""
+    if s.input_star.endswith(".cistem"):
+        raise EngineError("binary .cistem star files are not supported; give a text star")
+    rng = make_rng()
+    star = read_star(Path(s.input_star))
+    stack = open_stack(s.input_stack)
+    rows, _first, _last = _select_rows(s, star, stack.shape[0])
+    shifts = np.stack([rows["x_shift"], rows["y_shift"]]) if len(rows) else np.zeros((2, 1))
+    out.write(
+        f"\nShift averages x, y = {shifts[0].mean():.4f}, {shifts[1].mean():.4f}, shift std x, "
+        f"y = {shifts[0].std():.4f}, {shifts[1].std():.4f}\n"
+    )
+    if s.class_number > 0:
+        box = stack.shape[-1]
+        nb = nm.binned_box(box, s.pixel_size, max(s.high_res, 2 * s.pixel_size))
+        out.write(
+            f"Number of classes = {s.class_number}, nonzero classes = {s.class_number}, box size"
+            f" = {box}, binning factor = {box / nb:.3f}, new pixel size = "
+            f"{box * s.pixel_size / nb:.3f}, resolution limit = {s.high_res:.2f}, angular step "
+            f"size = {s.angular_step:.2f}, percent_used = {100.0 * s.fraction:.2f}\n\n"
+        )
+        random_start(s, stack, rows, out, rng)
+    else:
+        refine(s, stack, star, rows, out, rng)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: read the 25 answers from stdin, run, return the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    out = sys.stdout
+    if args:
+        out.write("Usage: live2d-refine2d < answers (25 lines, cisTEM refine2d's prompts)\n")
+        return 0
+    scripted = not sys.stdin.isatty()
+    banner("Refine2D", VERSION, out, scripted=scripted)
+    try:
+        answers = read_answers(REFINE2D_PROMPTS, sys.stdin, out, scripted=scripted)
+    except ProgramExit as stop:
+        return stop.code
+    settings = Refine2dSettings.from_answers(answers)
+    try:
+        run(settings, out)
+    except (EngineError, DumpError, CistemStarError, OSError, ValueError, MemoryError) as exc:
+        out.write(f"\nError : {exc}\n")
+        out.flush()
+        return 255
+    out.write(f"\n{REFINE2D_TERMINATION}\n")
+    out.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,360 @@
+"""The batched likelihood search over classes × in-plane rotations × translations.
+
+Model (whitened Fourier space, noise of unit complex variance per coefficient): a particle's
+spectrum X (whitened by W = 1/√noise power) is c·R_ψ(A_k)·e^{-2πi f·t} + noise with the effective
+CTF c = W·CTF (RELION sign, protein white). For every particle the log-likelihood of
+(k, ψ, t), up to a constant, is
+
+    logP = Re Σ_f Y(f)·conj(A_kψ(f))·e^{2πi f·t}  −  ½ Σ_f c(f)²·|A_k(f)|²,     Y = c·X
+
+summed over the full plane inside the resolution band. The first term for all t at once is one
+inverse FFT of Y·conj(A_kψ); the second (rotation-averaged |A_k|²) is a matrix product.
+
+Coarse-to-fine, all in batches of particles (no per-particle Python loop):
+
+1. **coarse**: every class at every coarse angle (the requested angular step), at a reduced box
+   (``nc``, about half the working resolution when that is finer than ~20 Å), all translations
+   inside the search range → best rotation per class;
+2. **fine** (when the working box or the angular sampling is finer than the coarse one): the best
+   ``candidates`` classes, at the fine angles within one coarse step of their coarse best, at the
+   working box; sub-pixel translations by a parabolic fit of the correlation peak.
+
+Class probabilities are a softmax of smoothing × logP marginalised over the rotations searched;
+each particle contributes to every class within 20 log units of its best (as cisTEM), at that
+class's best pose, weighted by the probability. Contributions are accumulated per (class, fine
+angle) in the particle frame, and each bin is rotated back into the class frame once, at the end:
+the class sums are S_k = Σ w·c·X shifted by −t and rotated by −ψ, and C_k = Σ w·c² rotated by −ψ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from live2d_tui.ctf import ctf_2d
+from live2d_tui.engine import numerics as nm
+
+LOGP_WINDOW = 20.0
+"""A particle contributes to every class whose (smoothed) logP is within this of its best."""
+COARSE_RESOLUTION = 20.0
+"""Coarse search resolution (Å) when the working limit is finer (it is never coarser than it)."""
+
+
+def angle_grid(step: float, offset: float) -> npt.NDArray[np.float64]:
+    """Angles 0..360 at ``step`` (rounded so 360/step is whole), shifted by ``offset``."""
+    count = max(1, round(360.0 / step))
+    grid: npt.NDArray[np.float64] = np.mod(offset + np.arange(count) * (360.0 / count), 360.0)
+    return grid
+
+
+def auto_step(binned_pixel: float, mask_radius: float) -> float:
+    """cisTEM's automatic angular step: rad2deg(binned pixel / mask radius)."""
+    return float(np.rad2deg(binned_pixel / max(mask_radius, binned_pixel)))
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """Geometry and sampling of one run."""
+
+    box: int
+    """Particle box N at the working pixel size."""
+    pixel_size: float
+    """Working pixel size (Å)."""
+    nb: int
+    """Working (binned) box; its Nyquist is the high-resolution limit."""
+    nc: int
+    """Coarse-stage box (≤ nb)."""
+    high_res: float
+    low_res: float
+    search_range: float
+    """Maximum translation (Å); 0 = the whole box."""
+    smoothing: float
+    coarse_step: float
+    fine_step: float
+    pad: int
+    candidates: int = 3
+    """Classes carried from the coarse to the fine stage."""
+
+    @property
+    def fine_needed(self) -> bool:
+        return self.nc < self.nb or self.fine_step < self.coarse_step - 1e-9
+
+
+@dataclass
+class BatchResult:
+    """Per-particle results of one batch (classes are 0-based indices into all K classes)."""
+
+    best_class: npt.NDArray[np.int64]
+    psi: npt.NDArray[np.float64]
+    x_shift: npt.NDArray[np.float64]
+    """Å"""
+    y_shift: npt.NDArray[np.float64]
+    probability: npt.NDArray[np.float64]
+    logp: npt.NDArray[np.float64]
+    score: npt.NDArray[np.float64]
+
+
+def _band(n: int, box_angstrom: float, low_res: float, high_res: float) -> npt.NDArray[np.bool_]:
+    r = nm.radius_half(n)
+    band = r <= min(n / 2.0, box_angstrom / high_res)
+    if low_res > 0:
+        band &= r >= box_angstrom / low_res
+    band[0, 0] = False
+    return band
+
+
+def _window(n: int, radius: float) -> npt.NDArray[np.int64]:
+    """Flat indices of the translations (wrapped) within ``radius`` pixels."""
+    t = np.fft.fftfreq(n) * n
+    inside = np.hypot(t[None, :], t[:, None]) <= radius + 1e-6
+    return np.flatnonzero(inside.ravel())
+
+
+class ClassSearch:
+    """Search particles against fixed references and accumulate new class sums."""
+
+    def __init__(
+        self,
+        references: npt.NDArray[np.float32],
+        params: SearchParams,
+        whitening: npt.NDArray[np.float64],
+        rng: np.random.Generator,
+    ) -> None:
+        """Prepare rotated reference spectra.
+
+        Args:
+            references: (K, N, N) class averages in the particle frame convention, already
+                masked/centred; all-zero slices are empty classes (never searched).
+            params: sampling.
+            whitening: W on the (nb, nb//2+1) grid.
+            rng: draws the random offsets of the angle grids.
+        """
+        p = self.params = params
+        self.n_classes = len(references)
+        self.nonzero = np.flatnonzero(np.abs(references).reshape(len(references), -1).max(1) > 0)
+        if len(self.nonzero) == 0:
+            raise ValueError("all class averages are empty")
+        k = len(self.nonzero)
+        box_a = p.box * p.pixel_size
+        self.band_b = _band(p.nb, box_a, p.low_res, p.high_res)
+        self.band_c = _band(p.nc, box_a, p.low_res, p.high_res)
+        self.accumulate = nm.radius_half(p.nb) <= p.nb / 2.0
+        self.wt_b = (nm.half_weights(p.nb) * self.band_b).astype(np.float32)
+        self.wt_c = (nm.half_weights(p.nc) * self.band_c).astype(np.float32)
+        self.whiten = whitening.astype(np.float32)
+        spectra = nm.crop_half(np.fft.rfft2(references[self.nonzero].astype(np.float64)), p.nb)
+        power = np.abs(spectra) ** 2
+        rings = nm.ring_index(p.nb)
+        self.power_b = nm.ring_average(power, p.nb)[:, rings].astype(np.float32)
+        rings_c = nm.ring_index(p.nc)
+        power_c = nm.ring_average(np.abs(nm.crop_half(spectra, p.nc)) ** 2, p.nc)
+        self.power_c = power_c[:, rings_c].astype(np.float32)
+        step_c = p.coarse_step
+        self.coarse_angles = angle_grid(step_c, rng.uniform(-step_c / 2, step_c / 2))
+        coarse = nm.crop_half(spectra, p.nc)
+        self.refs_c = np.stack(
+            [
+                np.stack([nm.rotate_half_spectrum(s, a, p.pad) for a in self.coarse_angles])
+                for s in coarse
+            ]
+        )
+        self.refs_c = (np.conj(self.refs_c) * self.band_c).astype(np.complex64)
+        self.refs_c_flat = self.refs_c.reshape(k * len(self.coarse_angles), p.nc, p.nc // 2 + 1)
+        if p.fine_needed:
+            step_f = p.fine_step
+            self.fine_angles = angle_grid(step_f, rng.uniform(-step_f / 2, step_f / 2))
+            self.refs_f = np.stack(
+                [
+                    np.stack([nm.rotate_half_spectrum(s, a, p.pad) for a in self.fine_angles])
+                    for s in spectra
+                ]
+            )
+            self.refs_f = (np.conj(self.refs_f) * self.band_b).astype(np.complex64)
+            step_ratio = p.coarse_step / (360.0 / len(self.fine_angles))
+            self.half_width = int(np.ceil(step_ratio / 2.0))
+        else:
+            self.fine_angles = self.coarse_angles
+            self.half_width = 0
+        self.win_c = _window(p.nc, self._range_px(p.nc))
+        self.win_b = _window(p.nb, self._range_px(p.nb))
+        nr = len(self.fine_angles)
+        self.sums = np.zeros((k * nr, p.nb, p.nb // 2 + 1), dtype=np.complex128)
+        self.ctf2 = np.zeros((k * nr, p.nb, p.nb // 2 + 1), dtype=np.float64)
+        self.class_weight = np.zeros(self.n_classes)
+        self.processed = 0
+        self.total_logp = 0.0
+
+    def _range_px(self, n: int) -> float:
+        p = self.params
+        pixel = p.box * p.pixel_size / n
+        if p.search_range <= 0:
+            return n / 2.0
+        return min(n / 2.0, p.search_range / pixel)
+
+    def batch_size(self) -> int:
+        """Particles per batch so the coarse correlation volume stays near 8 M values."""
+        p = self.params
+        per = len(self.nonzero) * len(self.coarse_angles) * p.nc * p.nc
+        if p.fine_needed:
+            per = max(per, self.params.candidates * (2 * self.half_width + 1) * p.nb * p.nb)
+        return int(max(1, min(256, 8_000_000 // max(per, 1))))
+
+    def run(
+        self, images: npt.NDArray[np.float32], ctf: dict[str, npt.NDArray[np.float64]]
+    ) -> BatchResult:
+        """Search a batch of preprocessed particles (B, N, N); update the class sums.
+
+        ``ctf`` holds per-particle arrays: defocus_1, defocus_2, defocus_angle, phase_shift
+        (degrees), voltage, cs, amplitude_contrast.
+        """
+        p = self.params
+        nbatch = len(images)
+        nb, nc = p.nb, p.nc
+        pixel_b = p.box * p.pixel_size / nb
+        spectra = nm.crop_half(np.fft.rfft2(images), nb).astype(np.complex64)
+        ctf_b = ctf_2d(
+            nb,
+            pixel_b,
+            ctf["defocus_1"],
+            ctf["defocus_2"],
+            ctf["defocus_angle"],
+            voltage_kv=ctf["voltage"],
+            cs_mm=ctf["cs"],
+            amplitude_contrast=np.maximum(ctf["amplitude_contrast"], 0.001),
+            phase_shift_deg=ctf["phase_shift"],
+            dtype=np.float32,
+        ).reshape(nbatch, nb, nb // 2 + 1)
+        xw = spectra * self.whiten
+        c = ctf_b * self.whiten
+        y = (xw * c).astype(np.complex64)
+        c2 = (c * c).astype(np.float32)
+        xsq_b = np.einsum("bij,ij->b", np.abs(xw) ** 2, self.wt_b)
+        norm_b = (c2 * self.wt_b).reshape(nbatch, -1) @ self.power_b.reshape(
+            len(self.nonzero), -1
+        ).T
+        # coarse stage: all classes × coarse angles × translations
+        yc = nm.crop_half(y, nc) * self.band_c
+        c2c = nm.crop_half(c2, nc)
+        norm_c = (c2c * self.wt_c).reshape(nbatch, -1) @ self.power_c.reshape(
+            len(self.nonzero), -1
+        ).T
+        cc_c: npt.NDArray[Any] = np.fft.irfft2(yc[:, None] * self.refs_c_flat[None], s=(nc, nc))
+        cc_c = cc_c.reshape(nbatch, -1, nc * nc)
+        k = len(self.nonzero)
+        rc = len(self.coarse_angles)
+        if p.fine_needed:
+            win = cc_c[:, :, self.win_c]
+            best_c = win.max(axis=2) * float(nc * nc)
+            logp_c = best_c.reshape(nbatch, k, rc) - 0.5 * norm_c[:, :, None]
+            class_c = logp_c.max(axis=2)
+            m = min(k, p.candidates)
+            cand = np.argsort(-class_c, axis=1)[:, :m]
+            rbest = np.take_along_axis(logp_c.argmax(axis=2), cand, axis=1)
+            psi_c = self.coarse_angles[rbest]
+            nr = len(self.fine_angles)
+            step_f = 360.0 / nr
+            j0 = np.rint((psi_c - self.fine_angles[0]) / step_f).astype(np.int64)
+            offsets = np.arange(-self.half_width, self.half_width + 1)
+            jidx = np.mod(j0[..., None] + offsets, nr)
+            refs = self.refs_f[cand[..., None], jidx]
+            cc: npt.NDArray[Any] = np.fft.irfft2(y[:, None, None] * refs, s=(nb, nb))
+            n_stage = nb
+            cc = cc.reshape(nbatch, -1, nb * nb)
+            window = self.win_b
+            norm_stage: npt.NDArray[Any] = np.take_along_axis(norm_b, cand, axis=1)
+        else:
+            m = k
+            cand = np.broadcast_to(np.arange(k), (nbatch, k))
+            jidx = np.broadcast_to(np.arange(rc), (nbatch, k, rc))
+            cc = cc_c
+            n_stage = nc
+            window = self.win_c
+            norm_stage = norm_c
+        nl = jidx.shape[2]
+        win = cc[:, :, window]
+        arg = win.argmax(axis=2)
+        peak = np.take_along_axis(win, arg[..., None], axis=2)[..., 0] * float(n_stage**2)
+        tflat = window[arg].reshape(nbatch, m, nl)
+        logp = peak.reshape(nbatch, m, nl) - 0.5 * norm_stage[:, :, None]
+        smooth = p.smoothing * logp
+        lbest = smooth.argmax(axis=2)
+        top = smooth.max(axis=2, keepdims=True)
+        class_lp = top[..., 0] + np.log(np.exp(smooth - top).sum(axis=2))
+        prob = np.exp(class_lp - class_lp.max(axis=1, keepdims=True))
+        prob /= prob.sum(axis=1, keepdims=True)
+        keep = class_lp >= class_lp.max(axis=1, keepdims=True) - LOGP_WINDOW
+        # sub-pixel peak of each class's best pose
+        ml = np.arange(m)[None, :] * nl + lbest
+        bi = np.arange(nbatch)[:, None]
+        t0 = np.take_along_axis(tflat, lbest[..., None], axis=2)[..., 0]
+        ty, tx = np.divmod(t0, n_stage)
+        maps = cc.reshape(nbatch, m * nl, n_stage, n_stage)
+
+        def value(dy: int, dx: int) -> npt.NDArray[Any]:
+            return maps[bi, ml, (ty + dy) % n_stage, (tx + dx) % n_stage]  # type: ignore[no-any-return]
+
+        c0 = value(0, 0)
+        dxs = _parabola(value(0, -1), c0, value(0, 1))
+        dys = _parabola(value(-1, 0), c0, value(1, 0))
+        sx = np.where(tx > n_stage // 2, tx - n_stage, tx) + dxs
+        sy = np.where(ty > n_stage // 2, ty - n_stage, ty) + dys
+        # accumulate at the working box: shift back by −t, bin by (class, angle)
+        scale_b = nb / n_stage
+        best_j = np.take_along_axis(jidx, lbest[..., None], axis=2)[..., 0]
+        bins = cand * len(self.fine_angles) + best_j
+        rows, cols = np.nonzero(keep)
+        weights = prob[rows, cols]
+        ramps = nm.phase_ramp(nb, -sx[rows, cols] * scale_b, -sy[rows, cols] * scale_b)
+        np.add.at(self.sums, bins[rows, cols], weights[:, None, None] * y[rows] * ramps)
+        np.add.at(self.ctf2, bins[rows, cols], weights[:, None, None] * c2[rows])
+        np.add.at(self.class_weight, self.nonzero[cand[rows, cols]], weights)
+        # per-particle results at the most probable class
+        best_m = prob.argmax(axis=1)
+        pick = (np.arange(nbatch), best_m)
+        best_logp = logp[pick[0], best_m, lbest[pick]] - 0.5 * xsq_b
+        norm_best = norm_stage[pick]
+        peak_best = best_logp + 0.5 * norm_best + 0.5 * xsq_b
+        if p.fine_needed or n_stage == nb:
+            xsq = xsq_b
+        else:
+            xsq = np.einsum("bij,ij->b", np.abs(nm.crop_half(xw, nc)) ** 2, self.wt_c)
+        score = 100.0 * peak_best / np.sqrt(np.maximum(xsq * norm_best, 1e-30))
+        pixel_stage = p.box * p.pixel_size / n_stage
+        self.processed += nbatch
+        self.total_logp += float(best_logp.sum())
+        return BatchResult(
+            best_class=self.nonzero[cand[pick]],
+            psi=self.fine_angles[best_j[pick]],
+            x_shift=sx[pick] * pixel_stage,
+            y_shift=sy[pick] * pixel_stage,
+            probability=prob[pick],
+            logp=best_logp,
+            score=score,
+        )
+
+    def class_sums(self) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
+        """Sums rotated into the class frame: (S, C), each (K, nb, nb//2+1) for ALL K classes."""
+        p = self.params
+        nr = len(self.fine_angles)
+        sums = np.zeros((self.n_classes, p.nb, p.nb // 2 + 1), dtype=np.complex128)
+        ctf2 = np.zeros((self.n_classes, p.nb, p.nb // 2 + 1))
+        for flat in np.flatnonzero(self.ctf2.reshape(len(self.ctf2), -1).max(axis=1) > 0):
+            ki, j = divmod(int(flat), nr)
+            angle = -float(self.fine_angles[j])
+            k = self.nonzero[ki]
+            sums[k] += nm.rotate_half_spectrum(self.sums[flat], angle, p.pad)
+            ctf2[k] += np.maximum(nm.rotate_half_real(self.ctf2[flat], p.nb, angle), 0.0)
+        return sums * self.accumulate, ctf2 * self.accumulate
+
+
+def _parabola(
+    left: npt.NDArray[Any], centre: npt.NDArray[Any], right: npt.NDArray[Any]
+) -> npt.NDArray[np.float64]:
+    """Sub-sample offset of a peak from three samples, clipped to ±0.5."""
+    denom = left - 2.0 * centre + right
+    with np.errstate(divide="ignore", invalid="ignore"):
+        offset = np.where(denom < 0, 0.5 * (left - right) / denom, 0.0)
+    return np.clip(offset, -0.5, 0.5).astype(np.float64)
