@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -34,7 +33,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import mrcfile
 import numpy as np
 
 from live2d_tui.atomic import fsync_dir
@@ -43,6 +41,7 @@ from live2d_tui.classify.engines import EnginePrograms
 from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec
 from live2d_tui.classify.executors.local import LocalExecutor
 from live2d_tui.classify.inputs import CycleInputError, CycleInputs, load_input_rows
+from live2d_tui.classify.mrcheader import read_shape, stamp_pixel_size
 from live2d_tui.classify.procs import TERM_GRACE_SECONDS, ProcessRegistry
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
 from live2d_tui.classify.prompts import (
@@ -164,9 +163,8 @@ def _tail(path: Path, count: int = LAST_LINES) -> list[str]:
 
 
 def _mrc_shape(path: Path) -> tuple[int, int, int]:
-    with mrcfile.open(path, mode="r", header_only=True, permissive=True) as mrc:
-        header = mrc.header
-        return int(header.nx), int(header.ny), int(header.nz)
+    shape = read_shape(path)
+    return shape.nx, shape.ny, shape.nz
 
 
 def _occupancies(text: str) -> list[float]:
@@ -643,11 +641,7 @@ class _Attempt:
             raise CycleInputError(
                 f"class averages are {nx}×{ny}×{nz}, expected {box}×{box}×{class_count}"
             )
-        with mrcfile.open(classes_tmp, mode="r+", permissive=True) as mrc:
-            mrc.voxel_size = self.inputs.pixel_size
-            mrc.update_header_stats()
-        with open(classes_tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
+        stamp_pixel_size(classes_tmp, self.inputs.pixel_size)
         number = self.plan.number
         classes_path = self.runner.output_folder / f"cycle_{number}.mrc"
         star_path = self.runner.output_folder / f"cycle_{number}.star"
