@@ -11,6 +11,7 @@ write order, :mod:`.particles` for image formation and :mod:`.score` for the sco
 """
 
 from live2d_tui.simulate.options import SimulationOptions
-from live2d_tui.simulate.session import SimEvent, SimulationSummary, simulate_session
+from live2d_tui.simulate.records import SimEvent, SimulationSummary
+from live2d_tui.simulate.session import simulate_session
 
 __all__ = ["SimEvent", "SimulationOptions", "SimulationSummary", "simulate_session"]

@@ -20,21 +20,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from live2d_tui.simulate import documents as docs
 from live2d_tui.simulate.options import CHANGED_MODEL, SimulationOptions
-from live2d_tui.simulate.particles import (
-    MicrographCTF,
-    ParticleParams,
-    draw_micrograph_ctf,
-    draw_particles,
-    render_particles,
-)
+from live2d_tui.simulate.particles import draw_micrograph_ctf, draw_particles, render_particles
 from live2d_tui.simulate.phantom import Phantom, fibonacci_views, make_phantom, project
+from live2d_tui.simulate.records import (
+    MovieRecord,
+    SimEvent,
+    SimulationSummary,
+    choose,
+    movie_root,
+    rng_for,
+)
 from live2d_tui.simulate.truth import (
     write_micrograph_truth,
     write_phantom,
@@ -61,91 +62,6 @@ HAZARD_DELAY = 2
 _SALT_CTF, _SALT_PARTICLES, _SALT_NOISE, _SALT_MISC, _SALT_HAZARDS = 1, 2, 3, 4, 5
 
 
-@dataclass(frozen=True)
-class SimEvent:
-    """A moment of the simulation a test (or a demo) may want to look at.
-
-    ``kind`` is one of: ``settings_written``, ``settings_torn``, ``stack_partial``,
-    ``star_missing``, ``star_torn``, ``movie_done``, ``unselected``, ``reprocessed``,
-    ``session_done``. The callback runs synchronously, while the folder is in that state.
-    """
-
-    kind: str
-    micrograph: int
-    """Index of the movie concerned (−1 for session-wide events)."""
-    path: Path | None = None
-
-
-@dataclass
-class _Movie:
-    index: int
-    root: str
-    geometry: docs.Geometry
-    ctf: MicrographCTF
-    params: ParticleParams
-    bad: bool
-    filtered: bool = False
-    unselect_manual: bool | None = None
-    revision: int = 0
-
-    @property
-    def movie_name(self) -> str:
-        return self.root + docs.MOVIE_EXTENSION
-
-
-@dataclass
-class SimulationSummary:
-    """What :func:`simulate_session` wrote."""
-
-    folder: Path
-    """The folder given (movies and ``previous.settings``)."""
-    output_folder: Path
-    """Where Warp's outputs are (the folder itself, or W2's processing folder)."""
-    truth_dir: Path
-    models: list[str] = field(default_factory=list)
-    """``<Model>`` names used, in order of first use."""
-    micrographs: int = 0
-    """Movies processed."""
-    particles: int = 0
-    """Particle images written (reprocessing counts the new ones too)."""
-    good_particles: int = 0
-    """Rows of the final ``goodparticles_<Model>.star`` of the last model."""
-    stopped: bool = False
-    """True when ``stop`` ended the session early."""
-    vanished: list[str] = field(default_factory=list)
-    """Roots of movies that failed a filter."""
-    unselected: list[str] = field(default_factory=list)
-    """Roots set to ``UnselectManual="True"`` during the session."""
-    reprocessed: list[str] = field(default_factory=list)
-    """Roots reprocessed with a different particle count."""
-
-    @property
-    def goodparticles(self) -> Path:
-        """``goodparticles_<Model>.star`` of the last model."""
-        return self.output_folder / f"goodparticles_{self.models[-1]}.star"
-
-
-def movie_root(index: int) -> str:
-    """An EPU-style movie root name, unique per index."""
-    seconds = 9 * 3600 + 30 * index
-    hh, mm, ss = seconds // 3600 % 24, seconds // 60 % 60, seconds % 60
-    return (
-        f"FoilHole_{3000000 + 17 * index}_Data_{4000000 + index}_{5000000 + index}"
-        f"_20261126_{hh:02d}{mm:02d}{ss:02d}_fractions"
-    )
-
-
-def _rng(seed: int, index: int, salt: int, revision: int = 0) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence([seed, index + 1, salt, revision]))
-
-
-def _choose(rng: np.random.Generator, fraction: float, eligible: int) -> set[int]:
-    if fraction <= 0 or eligible <= 0:
-        return set()
-    count = min(eligible, max(1, round(fraction * eligible)))
-    return {int(i) for i in rng.permutation(eligible)[:count]}
-
-
 class _Session:
     def __init__(
         self,
@@ -161,16 +77,16 @@ class _Session:
         self.stop = stop
         self.on_event = on_event
         self.phantom: Phantom = make_phantom(opts.diameter, opts.phantom_seed)
-        self.movies: list[_Movie] = []
+        self.movies: list[MovieRecord] = []
         self.settings_revision = 0
         self.summary = SimulationSummary(
             folder=self.folder, output_folder=self.out, truth_dir=self.truth_dir
         )
         n = opts.micrographs
-        hazard_rng = _rng(opts.seed, -1, _SALT_HAZARDS)
-        self.vanishing = _choose(hazard_rng, opts.vanishing, n)
-        self.unselect = _choose(hazard_rng, opts.unselect_later, n - HAZARD_DELAY)
-        self.reprocess = _choose(hazard_rng, opts.reprocess, n - HAZARD_DELAY)
+        hazard_rng = rng_for(opts.seed, -1, _SALT_HAZARDS)
+        self.vanishing = choose(hazard_rng, opts.vanishing, n)
+        self.unselect = choose(hazard_rng, opts.unselect_later, n - HAZARD_DELAY)
+        self.reprocess = choose(hazard_rng, opts.reprocess, n - HAZARD_DELAY)
 
     # --- helpers ---------------------------------------------------------------------------
 
@@ -213,7 +129,7 @@ class _Session:
     def model_of(self, geometry: docs.Geometry) -> str:
         return docs.model_name(geometry.model, warp2=self.opts.warp2)
 
-    def stack_name(self, movie: _Movie) -> str:
+    def stack_name(self, movie: MovieRecord) -> str:
         return f"{movie.root}_{self.model_of(movie.geometry)}.mrcs"
 
     # --- documents -------------------------------------------------------------------------
@@ -245,7 +161,7 @@ class _Session:
         self.settings_revision += 1
         self.emit("settings_written", index, path)
 
-    def write_movie_xml(self, movie: _Movie) -> None:
+    def write_movie_xml(self, movie: MovieRecord) -> None:
         o = self.opts
         data = docs.movie_document(
             movie.geometry,
@@ -261,7 +177,7 @@ class _Session:
         )
         write_in_place(self.out / f"{movie.root}.xml", data)
 
-    def process(self, movie: _Movie, *, after_stack: Callable[[], None] | None = None) -> None:
+    def process(self, movie: MovieRecord, *, after_stack: Callable[[], None] | None = None) -> None:
         """Render and write one movie's XML, stack, picks and truth."""
         o = self.opts
         g = movie.geometry
@@ -278,7 +194,7 @@ class _Session:
         images = render_particles(
             self.phantom,
             movie.params,
-            _rng(o.seed, movie.index, _SALT_NOISE, movie.revision),
+            rng_for(o.seed, movie.index, _SALT_NOISE, movie.revision),
             box=g.box,
             pixel_size=g.pixel_size,
             diameter=float(g.diameter),
@@ -300,31 +216,31 @@ class _Session:
         if after_stack is not None:
 
             def hook() -> None:
-                self.emit("stack_partial", movie.index, stack_path)
                 after_stack()
+                self.emit("stack_partial", movie.index, stack_path)
                 self.hold(self.window)
 
         write_stack(stack_path, images, g.pixel_size, float16=o.warp2, partial_hook=hook)
         self.summary.particles += len(movie.params)
 
-    def draw(self, index: int, revision: int = 0, avoid_count: int | None = None) -> _Movie:
+    def draw(self, index: int, revision: int = 0, avoid_count: int | None = None) -> MovieRecord:
         o = self.opts
         g = self.geometry(index)
         bad = index in self.vanishing
         ctf = draw_micrograph_ctf(
-            _rng(o.seed, index, _SALT_CTF),
+            rng_for(o.seed, index, _SALT_CTF),
             defocus_min=o.defocus_min,
             defocus_max=o.defocus_max,
             phase_plate=o.phase_plate,
             bad=bad,
         )
-        misc = _rng(o.seed, index, _SALT_MISC, revision)
+        misc = rng_for(o.seed, index, _SALT_MISC, revision)
         mean = o.particles_per_micrograph
         count = int(misc.integers(max(1, round(0.75 * mean)), round(1.25 * mean) + 1))
         if avoid_count is not None and count == avoid_count:
             count = avoid_count + 1 if avoid_count < 2 or misc.uniform() < 0.5 else avoid_count - 1
         params = draw_particles(
-            _rng(o.seed, index, _SALT_PARTICLES, revision),
+            rng_for(o.seed, index, _SALT_PARTICLES, revision),
             count,
             ctf,
             views=o.views,
@@ -334,13 +250,14 @@ class _Session:
             micrograph_px=g.micrograph_px,
             box=g.box,
         )
-        return _Movie(index, movie_root(index), g, ctf, params, bad, revision=revision)
+        return MovieRecord(index, movie_root(index), g, ctf, params, bad, revision=revision)
 
     # --- the particle tables ---------------------------------------------------------------
 
     def rewrite_tables(self, label: str, index: int) -> None:
-        """Rewrite all/goodparticles (and the running windows) of every model in use."""
-        for model in self.summary.models:
+        """Rewrite all/goodparticles (and the running windows) of the current model: tables of
+        an earlier model are left as they were when the model changed."""
+        for model in self.summary.models[-1:]:
             movies = [m for m in self.movies if self.model_of(m.geometry) == model]
             all_rows: list[list[str]] = []
             good_rows: list[list[str]] = []
