@@ -10,10 +10,10 @@ size in the header) with cisTEM's stdout lines and ``Merge2D: Normal termination
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 from typing import TextIO
 
-import live2d_tui.engine  # noqa: F401  (pins numerical threads to 1 before numpy loads)
 from live2d_tui.classify.prompts import MERGE2D_PROMPTS, MERGE2D_TERMINATION, dump_file_name
 from live2d_tui.engine.answers import ProgramExit, banner, read_answers
 from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
@@ -49,6 +49,10 @@ def merge(output: str, seed: str, count: int, out: TextIO) -> ClassSums:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: read the 3 answers from stdin, merge, return the exit code."""
     args = sys.argv[1:] if argv is None else argv
+    # mrcfile 1.5 sets record dtypes in a way numpy 2.5 deprecates; harmless, keep logs clean
+    warnings.filterwarnings(
+        "ignore", "Setting the dtype on a NumPy array", category=DeprecationWarning
+    )
     out = sys.stdout
     if args:
         out.write("Usage: live2d-merge2d < answers (3 lines, cisTEM merge2d's prompts)\n")

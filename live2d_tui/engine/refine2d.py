@@ -21,13 +21,13 @@ from __future__ import annotations
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-import live2d_tui.engine  # noqa: F401  (pins numerical threads to 1 before numpy loads)
 from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
 from live2d_tui.engine import numerics as nm
@@ -317,6 +317,10 @@ def run(s: Refine2dSettings, out: TextIO) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: read the 25 answers from stdin, run, return the exit code."""
     args = sys.argv[1:] if argv is None else argv
+    # mrcfile 1.5 sets record dtypes in a way numpy 2.5 deprecates; harmless, keep logs clean
+    warnings.filterwarnings(
+        "ignore", "Setting the dtype on a NumPy array", category=DeprecationWarning
+    )
     out = sys.stdout
     if args:
         out.write("Usage: live2d-refine2d < answers (25 lines, cisTEM refine2d's prompts)\n")

@@ -248,7 +248,7 @@ class ClassSearch:
         if p.fine_needed:
             win = cc_c[:, :, self.win_c]
             best_c = win.max(axis=2) * float(nc * nc)
-            logp_c = best_c.reshape(nbatch, k, rc) - 0.5 * norm_c[:, :, None]
+            logp_c = _loglik(best_c.reshape(nbatch, k, rc), norm_c[:, :, None])
             class_c = logp_c.max(axis=2)
             m = min(k, p.candidates)
             cand = np.argsort(-class_c, axis=1)[:, :m]
@@ -278,7 +278,8 @@ class ClassSearch:
         arg = win.argmax(axis=2)
         peak = np.take_along_axis(win, arg[..., None], axis=2)[..., 0] * float(n_stage**2)
         tflat = window[arg].reshape(nbatch, m, nl)
-        logp = peak.reshape(nbatch, m, nl) - 0.5 * norm_stage[:, :, None]
+        peak = peak.reshape(nbatch, m, nl)
+        logp = _loglik(peak, norm_stage[:, :, None])
         smooth = p.smoothing * logp
         lbest = smooth.argmax(axis=2)
         top = smooth.max(axis=2, keepdims=True)
@@ -316,7 +317,7 @@ class ClassSearch:
         pick = (np.arange(nbatch), best_m)
         best_logp = logp[pick[0], best_m, lbest[pick]] - 0.5 * xsq_b
         norm_best = norm_stage[pick]
-        peak_best = best_logp + 0.5 * norm_best + 0.5 * xsq_b
+        peak_best = peak[pick[0], best_m, lbest[pick]]
         if p.fine_needed or n_stage == nb:
             xsq = xsq_b
         else:
@@ -348,6 +349,17 @@ class ClassSearch:
             sums[k] += nm.rotate_half_spectrum(self.sums[flat], angle, p.pad)
             ctf2[k] += np.maximum(nm.rotate_half_real(self.ctf2[flat], p.nb, angle), 0.0)
         return sums * self.accumulate, ctf2 * self.accumulate
+
+
+def _loglik(peak: npt.NDArray[Any], norm: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
+    """logP with the reference amplitude a ≥ 0 chosen to maximise it (a = peak/norm):
+    max_a (a·peak − ½a²·norm) = peak²/(2·norm) for a positive peak, else 0.
+
+    Fitting the amplitude removes the bias of the plain −½·norm term towards weak
+    (low-power) classes, which otherwise swallow everything from a random start."""
+    positive = np.maximum(peak, 0.0)
+    out: npt.NDArray[np.float64] = positive * positive / (2.0 * np.maximum(norm, 1e-30))
+    return out
 
 
 def _parabola(

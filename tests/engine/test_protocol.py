@@ -1,0 +1,273 @@
+"""refine2d/merge2d accept the runner's answer lists and reject wrong ones like cisTEM."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+
+from live2d_tui.classify.prompts import (
+    MERGE2D_PROMPTS,
+    MERGE2D_TERMINATION,
+    REFINE2D_PROMPTS,
+    REFINE2D_TERMINATION,
+)
+from live2d_tui.classify.protocol import Merge2dRequest, check_echo
+from live2d_tui.dataset.cistem_star import COLUMNS, read_star
+from live2d_tui.engine.answers import ProgramExit, read_answers
+from live2d_tui.engine.progress import ProgressBar
+
+from .helpers import merge_lines, ok, refine_lines, request, run_program
+from .synth import SynthSet, make_set
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
+)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory: pytest.TempPathFactory) -> SynthSet:
+    return make_set(tmp_path_factory.mktemp("small"), n_particles=60, box=32, n_views=2, seed=3)
+
+
+def test_random_start_writes_k_classes_and_no_star(small: SynthSet, tmp_path: Path) -> None:
+    out = tmp_path / "seed.mrc"
+    star = tmp_path / "never.star"
+    lines = refine_lines(
+        request(
+            small.stack,
+            small.star,
+            class_number=5,
+            output_classes=str(out),
+            output_star=str(star),
+            high_res=40.0,
+            angular_step=0.0,
+            search_range=0.0,
+            dump=True,
+            dump_file=str(tmp_path / "never.dat"),
+        )
+    )
+    result = run_program("refine2d", lines)
+    ok(result, REFINE2D_TERMINATION)
+    assert "Generating 5 starting class averages..." in result.stdout
+    assert check_echo(result.stdout, REFINE2D_PROMPTS, lines) == []
+    assert "Mode : Scripted" in result.stdout
+    with mrcfile.open(out) as mrc:
+        assert mrc.data.shape == (5, 32, 32)
+        assert mrc.data.dtype == np.float32
+        assert mrc.voxel_size.x == pytest.approx(3.0)
+    assert not star.exists() and not (tmp_path / "never.dat").exists()
+
+
+def test_refinement_outputs_star_rows_in_range_and_classes(small: SynthSet, tmp_path: Path) -> None:
+    seed = tmp_path / "seed.mrc"
+    ok(
+        run_program(
+            "refine2d",
+            refine_lines(
+                request(
+                    small.stack, small.star, class_number=3, output_classes=str(seed), high_res=40.0
+                )
+            ),
+        ),
+        REFINE2D_TERMINATION,
+    )
+    out_star, out_mrc = tmp_path / "c1.star", tmp_path / "c1.mrc"
+    lines = refine_lines(
+        request(
+            small.stack,
+            small.star,
+            classes=str(seed),
+            output_star=str(out_star),
+            output_classes=str(out_mrc),
+            first_particle=11,
+            last_particle=50,
+            fraction=0.5,
+        )
+    )
+    result = run_program("refine2d", lines)
+    ok(result, REFINE2D_TERMINATION)
+    for stage in (
+        "Calculating noise power spectrum...",
+        "Calculating new class averages...",
+        "Total logP = ",
+    ):
+        assert stage in result.stdout
+    assert len(re.findall(r"^Class = +\d+, average occupancy = +[\d.]+$", result.stdout, re.M)) == 3
+    rows = read_star(out_star)
+    assert list(rows["position"]) == list(range(11, 51))
+    used = rows["best_class"] > 0
+    assert 0 < used.sum() < 40  # fraction 0.5: some used, the others keep −|previous| = 0
+    assert set(np.abs(rows["best_class"][~used])) <= {0}
+    assert np.all(rows["best_class"] <= 3)
+    text = out_star.read_text()
+    assert sum(1 for line in text.splitlines() if line.startswith("_cisTEM")) == len(COLUMNS)
+    with mrcfile.open(out_mrc) as mrc:
+        assert mrc.data.shape == (3, 32, 32) and mrc.voxel_size.x == pytest.approx(3.0)
+
+
+def test_dump_mode_writes_dump_not_classes_and_merge_reads_it(
+    small: SynthSet, tmp_path: Path
+) -> None:
+    seed = tmp_path / "seed.mrc"
+    ok(
+        run_program(
+            "refine2d",
+            refine_lines(
+                request(
+                    small.stack, small.star, class_number=2, output_classes=str(seed), high_res=40.0
+                )
+            ),
+        ),
+        REFINE2D_TERMINATION,
+    )
+    classes = tmp_path / "never.mrc"
+    for job, (first, last) in enumerate(((1, 30), (31, 60)), start=1):
+        result = run_program(
+            "refine2d",
+            refine_lines(
+                request(
+                    small.stack,
+                    small.star,
+                    classes=str(seed),
+                    output_classes=str(classes),
+                    first_particle=first,
+                    last_particle=last,
+                    dump=True,
+                    dump_file=str(tmp_path / f"dump_{job}.dat"),
+                )
+            ),
+        )
+        ok(result, REFINE2D_TERMINATION)
+        assert "Dumping intermediate files..." in result.stdout
+    assert not classes.exists()
+    merged = tmp_path / "merged.mrc"
+    lines = merge_lines(
+        Merge2dRequest(
+            output_classes=str(merged), dump_seed=str(tmp_path / "dump_.dat"), dump_count=2
+        )
+    )
+    result = run_program("merge2d", lines)
+    ok(result, MERGE2D_TERMINATION)
+    assert check_echo(result.stdout, MERGE2D_PROMPTS, lines) == []
+    assert "Reading intermediate arrays..." in result.stdout
+    with mrcfile.open(merged) as mrc:
+        assert mrc.data.shape == (2, 32, 32)
+    # a missing dump is refused like cisTEM
+    lines[2] = "3"
+    result = run_program("merge2d", lines)
+    assert result.returncode == 255 and "not found" in result.stdout
+    assert MERGE2D_TERMINATION not in result.stdout
+
+
+def test_merge_refuses_incompatible_dumps(small: SynthSet, tmp_path: Path) -> None:
+    seed = tmp_path / "seed.mrc"
+    ok(
+        run_program(
+            "refine2d",
+            refine_lines(
+                request(
+                    small.stack, small.star, class_number=2, output_classes=str(seed), high_res=40.0
+                )
+            ),
+        ),
+        REFINE2D_TERMINATION,
+    )
+    for job, high in ((1, 20.0), (2, 12.0)):  # different binned boxes
+        ok(
+            run_program(
+                "refine2d",
+                refine_lines(
+                    request(
+                        small.stack,
+                        small.star,
+                        classes=str(seed),
+                        high_res=high,
+                        dump=True,
+                        dump_file=str(tmp_path / f"d_{job}.dat"),
+                    )
+                ),
+            ),
+            REFINE2D_TERMINATION,
+        )
+    result = run_program("merge2d", [str(tmp_path / "m.mrc"), str(tmp_path / "d_.dat"), "2"])
+    assert result.returncode == 255
+    assert "Dump file incompatible with 2D class averages" in result.stdout
+    assert not (tmp_path / "m.mrc").exists()
+
+
+def _answers(small: SynthSet) -> list[str]:
+    return refine_lines(request(small.stack, small.star, class_number=2))
+
+
+@pytest.mark.parametrize(
+    ("index", "answer", "code", "message"),
+    [
+        (5, "", 255, "Error: Blank answer in scripted mode, exiting..."),
+        (5, "*", 0, None),
+        (5, "two", 255, "Error: Running as script, and answer is not recognized..."),
+        (5, "+1", 255, "Error: Running as script, and answer is not recognized..."),
+        (8, "1.5", 255, "Error: Running as script, and answer is not recognized..."),
+        (17, "maybe", 255, "Error: Running as script, and answer is not recognized..."),
+        (
+            0,
+            "/no/such/stack.mrcs",
+            255,
+            "Error: File does not exist, please provide an existing file!",
+        ),
+    ],
+)
+def test_wrong_answers_rejected_like_cistem(
+    small: SynthSet, index: int, answer: str, code: int, message: str | None
+) -> None:
+    lines = _answers(small)
+    lines[index] = answer
+    result = run_program("refine2d", lines)
+    assert result.returncode == code
+    assert REFINE2D_TERMINATION not in result.stdout
+    if message:
+        assert message in result.stdout
+
+
+def test_missing_threads_line_is_fatal(small: SynthSet) -> None:
+    result = run_program("refine2d", _answers(small)[:24])
+    assert result.returncode == 255
+    assert "Blank answer in scripted mode" in result.stdout
+
+
+def test_missing_references_fail_nonzero(small: SynthSet, tmp_path: Path) -> None:
+    lines = refine_lines(request(small.stack, small.star, classes=str(tmp_path / "none.mrc")))
+    result = run_program("refine2d", lines)
+    assert result.returncode == 255
+    assert "Input class averages" in result.stdout and "not found" in result.stdout
+    assert REFINE2D_TERMINATION not in result.stdout
+
+
+def test_parsing_rules_in_process() -> None:
+    prompts = REFINE2D_PROMPTS[5:9]  # class number, first, last, fraction
+    out = io.StringIO()
+    values = read_answers(prompts, io.StringIO("3xyz\n-0\n12\n.5\n"), out, scripted=True)
+    assert values == {"class_number": 3, "first_particle": 0, "last_particle": 12, "fraction": 0.5}
+    first = out.getvalue().splitlines()[0]
+    assert first == f"{prompts[0].text:<50} : 3xyz"
+    with pytest.raises(ProgramExit) as stop:
+        read_answers(prompts, io.StringIO("-3\n"), io.StringIO(), scripted=True)
+    assert stop.value.code == 255
+
+
+def test_progress_bar_format() -> None:
+    out = io.StringIO()
+    bar = ProgressBar(10, out)
+    bar.update(5, force=True)
+    bar.finish()
+    parts = re.split(r"[\r\n]", out.getvalue())
+    assert parts[0] == "     0% [" + " " * 30 + "] ???h:??m:??s   "
+    assert re.match(r"^    50% \[={15} {15}\] \dh:\d\dm:\d\ds", parts[1])
+    assert re.match(r"^   100% \[={30}\] done! \(\dh:\d\dm:\d\ds\)", parts[2])
+    silent = io.StringIO()
+    ProgressBar(1, silent).finish()
+    assert silent.getvalue() == ""
