@@ -161,6 +161,7 @@ class ClassGrid(Widget, can_focus=True):
 
     def show_message(self, text: str) -> None:
         """Show a message instead of classes (e.g. before the first cycle)."""
+        self.workers.cancel_group(self, "grid-page")
         self._data = None
         self._order = []
         self._strips = []
@@ -231,23 +232,28 @@ class ClassGrid(Widget, can_focus=True):
     def _build_page(self, data: GridData, order: list[int], geometry: montage.GridGeometry) -> None:
         strips = montage.build_page(data.stack, order, geometry, empty=data.empty, scale=data.scale)
         if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._mount_strips, strips, geometry)
+            self.app.call_from_thread(self._schedule_mount, strips, geometry)
 
-    def _mount_strips(self, strips: list[Image.Image], geometry: montage.GridGeometry) -> None:
+    def _schedule_mount(self, strips: list[Image.Image], geometry: montage.GridGeometry) -> None:
+        self.run_worker(self._mount_strips(strips, geometry), group="grid-mount", exclusive=True)
+
+    async def _mount_strips(
+        self, strips: list[Image.Image], geometry: montage.GridGeometry
+    ) -> None:
         self._strips = strips
         body = self.query_one("#grid-body")
-        body.remove_children()
+        await body.remove_children()
         widgets: list[Widget] = []
-        for r, strip in enumerate(strips):
+        for strip in strips:
             image = images.make_image_widget(self._mode, classes="grid-strip")
             image.styles.width = geometry.columns * geometry.tile_cols
             image.styles.height = geometry.tile_rows
             image.image = strip  # type: ignore[attr-defined]
             widgets.append(image)
-            widgets.append(Static("", classes="grid-label", id=f"label-{r}"))
-        body.mount_all(widgets)
+            widgets.append(Static("", classes="grid-label"))
+        await body.mount_all(widgets)
         self.image_generation += 1
-        self.call_after_refresh(self._update_labels)
+        self._update_labels()
 
     def redraw_images(self) -> None:
         """Re-send the images (after a resize, reattach or ctrl+l): new widgets, same pixels."""
@@ -258,7 +264,7 @@ class ClassGrid(Widget, can_focus=True):
             self._page_shown = None
             self._refresh_page()
         elif self._geometry is not None:
-            self._mount_strips(self._strips, self._geometry)
+            self._schedule_mount(self._strips, self._geometry)
 
     def _update_labels(self) -> None:
         if self._data is None or self._geometry is None:
@@ -266,12 +272,9 @@ class ClassGrid(Widget, can_focus=True):
         per = self._geometry.per_page
         start = self.page * per
         shown = self._order[start : start + per]
-        for r in range(self._geometry.rows):
+        labels = list(self.query(".grid-label").results(Static))
+        for r, label in enumerate(labels):
             classes = shown[r * self._geometry.columns : (r + 1) * self._geometry.columns]
-            try:
-                label = self.query_one(f"#label-{r}", Static)
-            except LookupError:
-                continue
             label.update(
                 label_row(classes, self._data.counts, self._geometry.tile_cols, self.selected)
             )

@@ -1,0 +1,108 @@
+"""``live2d demo``: a simulated live Warp session in a temporary folder, with the UI on it.
+
+The simulator writes movies in a background thread (live mode), the supervisor uses the
+built-in engine with small thresholds and automatic jobs on, so classes appear within a few
+minutes. The demo keeps its own ``LIVE2D_HOME`` inside the temporary folder, so it never
+replaces the user's last-session pointer (the user's configuration is still read first, for
+``images`` and ``microscope_name``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from live2d_tui.commands.common import add_config_arguments, config_from_args
+from live2d_tui.config import Config, EngineKind
+
+HELP = "Start a simulated live session and the UI on it (built-in engine)"
+
+DEMO_JOB = {
+    "particle_count_initial": 400,
+    "particle_count_update": 600,
+    "class_number": 8,
+    "particles_per_class": 50,
+    "run_count_startup": 4,
+    "run_count_refine": 2,
+    "high_res_initial": 30.0,
+    "high_res_final": 12.0,
+}
+"""Small thresholds: the first job starts after ~10 micrographs, a new one every ~15."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--folder`` (keep the session there), ``--micrographs``, ``--rate``, config options."""
+    parser.add_argument("--folder", type=Path, default=None, help="where to write (default: temp)")
+    parser.add_argument("--micrographs", type=int, default=200, help="movies to simulate")
+    parser.add_argument("--rate", type=float, default=3.0, help="seconds between movies")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    add_config_arguments(parser)
+
+
+def demo_config(base: Config) -> Config:
+    """The user's configuration with the demo's engine, interval and small job thresholds."""
+    server = base.server.with_changes(engine=EngineKind.BUILTIN, interval=2.0)
+    job = base.job.with_changes(**DEMO_JOB)
+    return Config(server=server, job=job)
+
+
+def wait_for(path: Path, thread: threading.Thread, timeout: float = 120.0) -> bool:
+    """Wait until the simulator wrote ``path`` (or died / timed out)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists():
+            return True
+        if not thread.is_alive():
+            return path.exists()
+        time.sleep(0.2)
+    return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the demo; returns the exit status."""
+    from live2d_tui.simulate import SimulationOptions, simulate_session
+    from live2d_tui.supervisor import Supervisor, SupervisorError
+    from live2d_tui.ui.app import Live2DApp
+    from live2d_tui.ui.images import prepare_images
+
+    config = demo_config(config_from_args(args))
+    root = args.folder or Path(tempfile.mkdtemp(prefix="live2d-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    os.environ["LIVE2D_HOME"] = str(root / "home")  # the user's pointer stays untouched
+    warp = root / "warp_session"
+    stop = threading.Event()
+    options = SimulationOptions(micrographs=args.micrographs, rate=args.rate, seed=1)
+    sim = threading.Thread(
+        target=simulate_session,
+        args=(warp, options),
+        kwargs={"stop": stop},
+        name="live2d-demo-simulator",
+        daemon=True,
+    )
+    print(f"live2d demo: simulating a Warp session in {warp}", file=sys.stderr)
+    sim.start()
+    try:
+        if not wait_for(warp / "previous.settings", sim):
+            print("live2d demo: the simulator did not start", file=sys.stderr)
+            return 1
+        try:
+            supervisor = Supervisor(config, warp_folder=warp)
+        except SupervisorError as exc:
+            print(f"live2d demo: {exc}", file=sys.stderr)
+            return 1
+        choice = prepare_images(config.server.images)
+        Live2DApp(supervisor, images=choice, start_automatic=True).run()
+    finally:
+        stop.set()
+        sim.join(timeout=30)
+        if args.folder is None and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"live2d demo: session kept in {root}", file=sys.stderr)
+    return 0

@@ -1,0 +1,78 @@
+"""Wording of the UI, as pure functions of core data (no Textual), so it is unit-tested and the
+same words appear wherever a cycle or a session is described.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from live2d_tui.events import IngestCounts, SessionStatus
+from live2d_tui.state import CycleRecord
+
+
+def short_time(iso: str) -> str:
+    """``2026-11-26T09:12:33+00:00`` → ``2026-11-26 09:12`` (the original showed time[:16])."""
+    return iso.replace("T", " ")[:16] if iso else "—"
+
+
+def cycle_choice(record: CycleRecord) -> str:
+    """One line of the cycle picker: ``cycle N · type · particles · high-res limit · time``."""
+    return (
+        f"cycle {record.number} · {record.block_type.value} · "
+        f"{record.particle_count:,} particles · {record.high_res_limit:.1f} Å · "
+        f"{short_time(record.time)}"
+    )
+
+
+def cycle_metadata(record: CycleRecord, *, latest: bool, newer: int = 0) -> str:
+    """The metadata line above the grid; says when newer cycles exist and are not followed."""
+    text = (
+        f"Cycle {record.number} · {record.block_type.value} · "
+        f"{record.particle_count:,} particles · high res {record.high_res_limit:.1f} Å · "
+        f"{short_time(record.time)}"
+    )
+    if record.fraction_used < 1.0:
+        text += f" · {record.fraction_used:.0%} used"
+    if latest:
+        return text + " · latest"
+    if newer:
+        return text + f" · {newer} newer (press f to follow)"
+    return text
+
+
+def class_counts(record: CycleRecord, n_classes: int) -> list[int]:
+    """Members of each slice (``counts[k]`` for class ``k + 1``); missing entries count 0."""
+    per_class = list(record.particle_count_per_class)
+    return [per_class[k + 1] if k + 1 < len(per_class) else 0 for k in range(n_classes)]
+
+
+def class_caption(record: CycleRecord, index: int, counts: Sequence[int]) -> str:
+    """Caption of the detail view: class, members and their fraction of the assigned particles."""
+    count = counts[index] if index < len(counts) else 0
+    assigned = sum(counts)
+    fraction = count / assigned if assigned else 0.0
+    return (
+        f"Cycle {record.number} · class {index + 1} of {len(counts)} · "
+        f"{count:,} members · {fraction:.1%} of {assigned:,} assigned"
+    )
+
+
+def waiting_message(
+    status: SessionStatus, ingest: IngestCounts | None, threshold: int, next_trigger: str
+) -> str:
+    """What the Classes tab says before the first cycle: what will happen and when."""
+    have = ingest.particles_active if ingest else 0
+    lines = ["No classes yet."]
+    if status is SessionStatus.RUNNING:
+        lines.append(f"The first job is running on {have:,} particles; classes appear when its")
+        lines.append("first cycle finishes (see Job Output).")
+    elif status is SessionStatus.WAITING:
+        lines.append(f"First job at {threshold:,} particles — {have:,} so far.")
+    else:
+        lines.append(
+            f"Automatic jobs are off. With them on (a), the first job starts at {threshold:,} "
+            f"particles — {have:,} so far. Start one now with g."
+        )
+    if next_trigger:
+        lines.append(next_trigger)
+    return "\n".join(lines)
