@@ -39,18 +39,27 @@ def fourier_shift(images: Array, dx: npt.ArrayLike, dy: npt.ArrayLike) -> Array:
     return out if batched else out[0]
 
 
+def _rotate_one(image: Array, angle_deg: float, order: int) -> Array:
+    # scipy.ndimage.rotate's matrix, but about (N//2, N//2) (RELION's and cisTEM's centre)
+    # instead of ndimage.rotate's ((N-1)/2, (N-1)/2): for even N those differ by half a pixel,
+    # which would shift every rotated image by a psi-dependent sub-pixel amount
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    matrix = np.array([[c, s], [-s, c]])
+    centre = np.array([image.shape[0] // 2, image.shape[1] // 2], dtype=np.float64)
+    return ndimage.affine_transform(  # type: ignore[no-any-return]
+        image, matrix, offset=centre - matrix @ centre, order=order, mode="constant", cval=0.0
+    )
+
+
 def rotate(images: Array, angle_deg: npt.ArrayLike, order: int = 3) -> Array:
-    """Rotate images by ``angle_deg`` (``scipy.ndimage.rotate`` sense, no reshape, zero fill)."""
+    """Rotate images by ``angle_deg`` (``scipy.ndimage.rotate`` sense, no reshape, zero fill)
+    about the centre (N//2, N//2)."""
     arr = np.asarray(images)
     if arr.ndim == 2:
-        return ndimage.rotate(arr, float(np.asarray(angle_deg)), reshape=False, order=order)  # type: ignore[no-any-return]
+        return _rotate_one(arr, float(np.asarray(angle_deg)), order)
     angles = np.broadcast_to(np.asarray(angle_deg, dtype=np.float64), (arr.shape[0],))
-    return np.stack(
-        [
-            ndimage.rotate(img, float(a), reshape=False, order=order)
-            for img, a in zip(arr, angles, strict=True)
-        ]
-    )
+    return np.stack([_rotate_one(img, float(a), order) for img, a in zip(arr, angles, strict=True)])
 
 
 def to_class_frame(
