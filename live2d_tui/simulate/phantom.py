@@ -68,8 +68,9 @@ class Phantom:
 def make_phantom(diameter: float, seed: int = 0, *, min_sigma: float = 4.0) -> Phantom:
     """An asymmetric, chiral, protein-like blob model about ``diameter`` Å across.
 
-    One large domain, three arms of unequal length pointing in non-coplanar directions (the
-    longest one winds as a helix, which makes the model chiral), and a few small satellites.
+    Four domains of unequal size at unequal, non-coplanar positions, a long arm that winds as a
+    right-handed helix (which makes the model chiral), a short straight arm and a few small
+    satellites.
     Blob widths are at least ``min_sigma`` Å so projections sampled at ≥ 1/4 of that are not
     aliased.
     """
@@ -84,28 +85,36 @@ def make_phantom(diameter: float, seed: int = 0, *, min_sigma: float = 4.0) -> P
         sigmas.append(max(min_sigma, s))
         amps.append(a)
 
-    # the large domain, off-centre
-    add([0.18 * radius, -0.12 * radius, 0.05 * radius], 0.22 * radius, 1.0)
-    add([0.05 * radius, 0.02 * radius, -0.1 * radius], 0.16 * radius, 0.8)
-    # three arms: unequal lengths, deliberately non-coplanar directions
-    directions = np.array([[-0.8, 0.55, 0.25], [0.3, 0.85, -0.45], [0.2, -0.5, -0.85]])
-    lengths = (0.72, 0.5, 0.34)
-    for arm, (direction, length) in enumerate(zip(directions, lengths, strict=True)):
-        d = direction / np.linalg.norm(direction)
+    # four domains of unequal size at non-coplanar, unequal distances (no symmetry axis)
+    domains = (
+        ((0.36, 0.12, 0.05), 0.19, 1.0),
+        ((-0.30, 0.28, -0.12), 0.15, 1.0),
+        ((0.02, -0.42, 0.22), 0.13, 1.1),
+        ((-0.12, -0.02, 0.48), 0.10, 1.2),
+    )
+    for (x, y, z), s_rel, amp in domains:
+        add([x * radius, y * radius, z * radius], s_rel * radius, amp)
+    # two arms: a long right-handed helix (makes the model chiral) and a short straight one
+    arms = (
+        ((0.36, 0.12, 0.05), (-0.45, -0.75, -0.48), 0.62, 7, 2.4 * np.pi),
+        ((-0.30, 0.28, -0.12), (-0.2, 0.75, -0.62), 0.42, 4, 0.0),
+    )
+    for start, direction, length, steps, turns in arms:
+        d = np.asarray(direction) / np.linalg.norm(direction)
         perp1 = np.cross(d, [0.0, 0.0, 1.0])
         perp1 /= np.linalg.norm(perp1)
         perp2 = np.cross(d, perp1)
-        steps = 6 - arm
+        origin = np.asarray(start) * radius
         for step in range(1, steps + 1):
             t = step / steps
-            twist = 2.2 * np.pi * t if arm == 0 else 0.0  # right-handed helix on the long arm
-            wobble = 0.09 * radius * (np.cos(twist) * perp1 + np.sin(twist) * perp2)
-            add(d * length * radius * t + wobble, 0.10 * radius * (1.1 - 0.5 * t), 0.55 + 0.3 * t)
-    # satellites at random places inside 0.6 R
-    for _ in range(5):
+            twist = turns * t
+            wobble = 0.08 * radius * (np.cos(twist) * perp1 + np.sin(twist) * perp2)
+            add(origin + d * length * radius * t + wobble, 0.065 * radius, 1.6)
+    # small satellites at random places inside 0.55 R
+    for _ in range(4):
         v = rng.normal(size=3)
-        v *= 0.6 * radius * rng.uniform(0.5, 1.0) / np.linalg.norm(v)
-        add(v, 0.06 * radius, rng.uniform(0.3, 0.6))
+        v *= 0.55 * radius * rng.uniform(0.6, 1.0) / np.linalg.norm(v)
+        add(v, 0.05 * radius, rng.uniform(1.0, 1.5))
     c = np.array(centres)
     s = np.array(sigmas)
     a = np.array(amps)
