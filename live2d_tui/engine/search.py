@@ -174,7 +174,7 @@ class ClassSearch:
             )
             self.refs_f = (np.conj(self.refs_f) * self.band_b).astype(np.complex64)
             step_ratio = p.coarse_step / (360.0 / len(self.fine_angles))
-            self.half_width = int(np.ceil(step_ratio / 2.0))
+            self.half_width = int(np.ceil(step_ratio / 2.0)) + 1
         else:
             self.fine_angles = self.coarse_angles
             self.half_width = 0
@@ -241,7 +241,8 @@ class ClassSearch:
         norm_c = (c2c * self.wt_c).reshape(nbatch, -1) @ self.power_c.reshape(
             len(self.nonzero), -1
         ).T
-        cc_c: npt.NDArray[Any] = np.fft.irfft2(yc[:, None] * self.refs_c_flat[None], s=(nc, nc))
+        prod: npt.NDArray[Any] = yc[:, None] * self.refs_c_flat[None]
+        cc_c: npt.NDArray[Any] = np.fft.irfft2(prod, s=(nc, nc))
         cc_c = cc_c.reshape(nbatch, -1, nc * nc)
         k = len(self.nonzero)
         rc = len(self.coarse_angles)
@@ -260,7 +261,8 @@ class ClassSearch:
             offsets = np.arange(-self.half_width, self.half_width + 1)
             jidx = np.mod(j0[..., None] + offsets, nr)
             refs = self.refs_f[cand[..., None], jidx]
-            cc: npt.NDArray[Any] = np.fft.irfft2(y[:, None, None] * refs, s=(nb, nb))
+            prod = (y[:, None, None] * refs).reshape(nbatch, -1, nb, nb // 2 + 1)
+            cc: npt.NDArray[Any] = np.fft.irfft2(prod, s=(nb, nb))
             n_stage = nb
             cc = cc.reshape(nbatch, -1, nb * nb)
             window = self.win_b
@@ -276,9 +278,31 @@ class ClassSearch:
         nl = jidx.shape[2]
         win = cc[:, :, window]
         arg = win.argmax(axis=2)
-        peak = np.take_along_axis(win, arg[..., None], axis=2)[..., 0] * float(n_stage**2)
-        tflat = window[arg].reshape(nbatch, m, nl)
-        peak = peak.reshape(nbatch, m, nl)
+        # sub-pixel peak of every (class, angle) map: a parabola along x and y through the best
+        # integer translation; its interpolated height enters logP, so the angle choice is not
+        # biased by the integer translation grid
+        ty, tx = np.divmod(window[arg], n_stage)
+        maps = cc.reshape(nbatch, m * nl, n_stage, n_stage)
+        bi = np.arange(nbatch)[:, None]
+        ji = np.arange(m * nl)[None, :]
+
+        def value(dy: int, dx: int) -> npt.NDArray[Any]:
+            return maps[bi, ji, (ty + dy) % n_stage, (tx + dx) % n_stage]  # type: ignore[no-any-return]
+
+        c0 = value(0, 0)
+        left_x, right_x = value(0, -1), value(0, 1)
+        left_y, right_y = value(-1, 0), value(1, 0)
+        dxs = _parabola(left_x, c0, right_x)
+        dys = _parabola(left_y, c0, right_y)
+        sx_flat = np.where(tx > n_stage // 2, tx - n_stage, tx) + dxs
+        sy_flat = np.where(ty > n_stage // 2, ty - n_stage, ty) + dys
+        # the correlation exactly at the sub-pixel position (a direct Fourier sum), never
+        # below the integer peak
+        exact = _correlation_at(prod, sx_flat, sy_flat, self.wt_b if n_stage == nb else self.wt_c)
+        height = np.maximum(c0 * float(n_stage**2), exact)
+        peak = height.reshape(nbatch, m, nl)
+        sx_all = sx_flat.reshape(nbatch, m, nl)
+        sy_all = sy_flat.reshape(nbatch, m, nl)
         logp = _loglik(peak, norm_stage[:, :, None])
         smooth = p.smoothing * logp
         lbest = smooth.argmax(axis=2)
@@ -287,21 +311,8 @@ class ClassSearch:
         prob = np.exp(class_lp - class_lp.max(axis=1, keepdims=True))
         prob /= prob.sum(axis=1, keepdims=True)
         keep = class_lp >= class_lp.max(axis=1, keepdims=True) - LOGP_WINDOW
-        # sub-pixel peak of each class's best pose
-        ml = np.arange(m)[None, :] * nl + lbest
-        bi = np.arange(nbatch)[:, None]
-        t0 = np.take_along_axis(tflat, lbest[..., None], axis=2)[..., 0]
-        ty, tx = np.divmod(t0, n_stage)
-        maps = cc.reshape(nbatch, m * nl, n_stage, n_stage)
-
-        def value(dy: int, dx: int) -> npt.NDArray[Any]:
-            return maps[bi, ml, (ty + dy) % n_stage, (tx + dx) % n_stage]  # type: ignore[no-any-return]
-
-        c0 = value(0, 0)
-        dxs = _parabola(value(0, -1), c0, value(0, 1))
-        dys = _parabola(value(-1, 0), c0, value(1, 0))
-        sx = np.where(tx > n_stage // 2, tx - n_stage, tx) + dxs
-        sy = np.where(ty > n_stage // 2, ty - n_stage, ty) + dys
+        sx = np.take_along_axis(sx_all, lbest[..., None], axis=2)[..., 0]
+        sy = np.take_along_axis(sy_all, lbest[..., None], axis=2)[..., 0]
         # accumulate at the working box: shift back by −t, bin by (class, angle)
         scale_b = nb / n_stage
         best_j = np.take_along_axis(jidx, lbest[..., None], axis=2)[..., 0]
@@ -324,11 +335,19 @@ class ClassSearch:
             xsq = np.einsum("bij,ij->b", np.abs(nm.crop_half(xw, nc)) ** 2, self.wt_c)
         score = 100.0 * peak_best / np.sqrt(np.maximum(xsq * norm_best, 1e-30))
         pixel_stage = p.box * p.pixel_size / n_stage
+        # sub-step psi: parabola through the best angle and its neighbours (when searched)
+        lb = lbest[pick]
+        inner = (lb > 0) & (lb < nl - 1) if p.fine_needed else np.ones(nbatch, dtype=bool)
+        lp = logp[pick[0], best_m]
+        left = lp[np.arange(nbatch), (lb - 1) % nl]
+        right = lp[np.arange(nbatch), (lb + 1) % nl]
+        psi_offset = np.where(inner, _parabola(left, lp[np.arange(nbatch), lb], right), 0.0)
+        psi_offset = psi_offset * (360.0 / len(self.fine_angles))
         self.processed += nbatch
         self.total_logp += float(best_logp.sum())
         return BatchResult(
             best_class=self.nonzero[cand[pick]],
-            psi=self.fine_angles[best_j[pick]],
+            psi=self.fine_angles[best_j[pick]] + psi_offset,
             x_shift=sx[pick] * pixel_stage,
             y_shift=sy[pick] * pixel_stage,
             probability=prob[pick],
@@ -349,6 +368,21 @@ class ClassSearch:
             sums[k] += nm.rotate_half_spectrum(self.sums[flat], angle, p.pad)
             ctf2[k] += np.maximum(nm.rotate_half_real(self.ctf2[flat], p.nb, angle), 0.0)
         return sums * self.accumulate, ctf2 * self.accumulate
+
+
+def _correlation_at(
+    prod: npt.NDArray[Any],
+    sx: npt.NDArray[Any],
+    sy: npt.NDArray[Any],
+    weights: npt.NDArray[np.float32],
+) -> npt.NDArray[np.float64]:
+    """Σ_full Re(P(f)·e^{2πi f·t}) for half-plane products P (B, J, n, n//2+1) at shifts
+    t = (sx, sy) (B, J) pixels; the band weights also drop coefficients outside the band."""
+    n = prod.shape[-2]
+    ramps = np.conj(nm.phase_ramp(n, sx, sy))
+    total = np.einsum("bjyx,yx->bj", (prod * ramps).real, weights)
+    out: npt.NDArray[np.float64] = total.astype(np.float64)
+    return out
 
 
 def _loglik(peak: npt.NDArray[Any], norm: npt.NDArray[Any]) -> npt.NDArray[np.float64]:

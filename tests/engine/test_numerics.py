@@ -1,0 +1,216 @@
+"""Numerics of the engine: alignment, CTF sign, and dump/merge equivalence."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from live2d_tui.classify.prompts import MERGE2D_TERMINATION, REFINE2D_TERMINATION
+from live2d_tui.ctf import ctf_2d
+from live2d_tui.engine import numerics as nm
+from live2d_tui.engine.search import ClassSearch, SearchParams
+from live2d_tui.imaging import fourier_shift
+
+from .helpers import ok, refine_lines, request, run_program
+from .synth import make_set, make_views
+
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
+)
+
+
+def _params(box: int, nb: int, nc: int, **changes: float) -> SearchParams:
+    values: dict[str, float] = {"coarse_step": 15.0, "fine_step": 2.0, "search_range": 0.0}
+    values.update(changes)
+    return SearchParams(
+        box=box,
+        pixel_size=3.0,
+        nb=nb,
+        nc=nc,
+        high_res=2 * 3.0 * box / nb,
+        low_res=300.0,
+        smoothing=1.0,
+        pad=2,
+        **values,
+    )
+
+
+def test_crop_pad_keep_scale_and_rotation_matches_ndimage_centre() -> None:
+    rng = np.random.default_rng(0)
+    image = make_views(1, 32, rng)[0]
+    spectrum = np.fft.rfft2(image)
+    back = np.fft.irfft2(nm.pad_half(nm.crop_half(spectrum, 32), 32), s=(32, 32))
+    assert np.allclose(back, image)
+    low = np.fft.irfft2(nm.pad_half(nm.crop_half(spectrum, 16), 32), s=(32, 32))
+    assert abs(low.sum() - image.sum()) < 1e-6 * abs(image.sum())
+    # 4 × 90° is the identity (row/column 0 have no partner about N//2 in an even box)
+    rotated = image
+    for _ in range(4):
+        rotated = nm.rotate_image(rotated, 90.0)
+    assert np.allclose(rotated[1:, 1:], image[1:, 1:], atol=1e-9)
+    # same sense as scipy.ndimage.rotate (whose centre (N-1)/2 equals N//2 for odd N)
+    odd = make_views(1, 33, rng)[0]
+    assert np.allclose(nm.rotate_image(odd, 30.0), ndimage.rotate(odd, 30.0, reshape=False))
+
+
+@pytest.mark.parametrize(
+    ("psi", "dx", "dy"), [(0.0, 0.0, 0.0), (37.0, 2.3, -1.6), (211.5, -3.4, 0.7), (300.0, 1.0, 4.2)]
+)
+def test_search_recovers_known_rotation_and_shift(psi: float, dx: float, dy: float) -> None:
+    box = 48
+    rng = np.random.default_rng(1)
+    view = make_views(1, box, rng)[0]
+    defocus = 15000.0
+    particle = fourier_shift(nm.rotate_image(view, psi), dx, dy)
+    ctf = ctf_2d(box, 3.0, defocus, defocus, 0.0)
+    particle = np.fft.irfft2(np.fft.rfft2(particle) * ctf, s=(box, box))
+    params = _params(box, nb=box, nc=24)
+    search = ClassSearch(view[None].astype(np.float32), params, np.ones((box, box // 2 + 1)), rng)
+    ctf_values = {
+        "defocus_1": np.array([defocus]),
+        "defocus_2": np.array([defocus]),
+        "defocus_angle": np.zeros(1),
+        "phase_shift": np.zeros(1),
+        "voltage": np.array([300.0]),
+        "cs": np.array([2.7]),
+        "amplitude_contrast": np.array([0.07]),
+    }
+    result = search.run(particle[None].astype(np.float32), ctf_values)
+    error = (result.psi[0] - psi + 180.0) % 360.0 - 180.0
+    assert abs(error) <= 1.5  # fine step 2° (±1°) plus interpolation
+    assert result.x_shift[0] / 3.0 == pytest.approx(dx, abs=0.35)
+    assert result.y_shift[0] / 3.0 == pytest.approx(dy, abs=0.35)
+    assert result.best_class[0] == 0 and result.probability[0] == pytest.approx(1.0)
+    assert result.score[0] > 90.0  # noise-free: normalised correlation close to 100
+
+
+def _central_correlation(average: np.ndarray, view: np.ndarray, pixel: float = 3.0) -> float:
+    """Best normalised correlation of an average with a view low-passed to 8 Å, over
+    rotations (5° steps) and circular shifts."""
+    n = view.shape[0]
+    lowpass = nm.radius_half(n) <= n * pixel / 8.0
+    target = np.fft.irfft2(np.fft.rfft2(view) * lowpass, s=(n, n))
+    a = average - average.mean()
+    fa = np.fft.rfft2(a)
+    best = -1.0
+    for angle in np.arange(0.0, 360.0, 5.0):
+        b = nm.rotate_image(target, angle)
+        b -= b.mean()
+        cc = np.fft.irfft2(fa * np.conj(np.fft.rfft2(b)), s=(n, n))
+        best = max(best, float(cc.max() / (np.linalg.norm(a) * np.linalg.norm(b))))
+    return best
+
+
+@pytest.mark.parametrize("invert", [True, False])
+def test_ctf_corrected_average_is_protein_white(tmp_path: Path, invert: bool) -> None:
+    data = make_set(tmp_path, n_particles=150, box=32, n_views=1, snr=1.0, seed=4)
+    stack = data.stack
+    if not invert:  # a raw-contrast stack (black protein): "Invert" = No must flip it back
+        with mrcfile.open(data.stack) as mrc:
+            black = -np.asarray(mrc.data)
+        stack = tmp_path / "black.mrcs"
+        with mrcfile.new(stack) as mrc:
+            mrc.set_data(black.astype(np.float32))
+    classes = tmp_path / "c0.mrc"
+    common = {"invert": invert, "pixel_size": 3.0, "mask_radius": 40.0}
+    ok(
+        run_program(
+            "refine2d",
+            refine_lines(
+                request(
+                    stack,
+                    data.star,
+                    class_number=1,
+                    output_classes=str(classes),
+                    high_res=30.0,
+                    **common,
+                )
+            ),
+        ),
+        REFINE2D_TERMINATION,
+    )
+    for cycle, high in enumerate((20.0, 12.0, 8.0), start=1):
+        out = tmp_path / f"c{cycle}.mrc"
+        ok(
+            run_program(
+                "refine2d",
+                refine_lines(
+                    request(
+                        stack,
+                        data.star,
+                        classes=str(classes),
+                        output_classes=str(out),
+                        high_res=high,
+                        **common,
+                    )
+                ),
+            ),
+            REFINE2D_TERMINATION,
+        )
+        classes = out
+    with mrcfile.open(classes) as mrc:
+        average = np.asarray(mrc.data, dtype=np.float64).reshape(-1, 32, 32)[0]
+    assert _central_correlation(average, data.views[0]) > 0.8
+    assert _central_correlation(-average, data.views[0]) < 0.6
+
+
+def test_two_dumps_merged_equal_one_process(tmp_path: Path) -> None:
+    data = make_set(tmp_path, n_particles=120, box=32, n_views=2, snr=0.5, seed=5)
+    seed = tmp_path / "seed.mrc"
+    ok(
+        run_program(
+            "refine2d",
+            refine_lines(
+                request(
+                    data.stack, data.star, class_number=2, output_classes=str(seed), high_res=30.0
+                )
+            ),
+        ),
+        REFINE2D_TERMINATION,
+    )
+    single = tmp_path / "single.mrc"
+    ok(
+        run_program(
+            "refine2d",
+            refine_lines(
+                request(
+                    data.stack,
+                    data.star,
+                    classes=str(seed),
+                    output_classes=str(single),
+                    high_res=12.0,
+                )
+            ),
+        ),
+        REFINE2D_TERMINATION,
+    )
+    for job, (first, last) in enumerate(((1, 50), (51, 120)), start=1):
+        ok(
+            run_program(
+                "refine2d",
+                refine_lines(
+                    request(
+                        data.stack,
+                        data.star,
+                        classes=str(seed),
+                        first_particle=first,
+                        last_particle=last,
+                        high_res=12.0,
+                        dump=True,
+                        dump_file=str(tmp_path / f"dump_{job}.dat"),
+                    )
+                ),
+            ),
+            REFINE2D_TERMINATION,
+        )
+    merged = tmp_path / "merged.mrc"
+    result = run_program("merge2d", [str(merged), str(tmp_path / "dump_.dat"), "2"])
+    ok(result, MERGE2D_TERMINATION)
+    a, b = mrcfile.read(single), mrcfile.read(merged)
+    assert a.shape == b.shape == (2, 32, 32)
+    assert np.abs(a).max() > 0
+    assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max()
