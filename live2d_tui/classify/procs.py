@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -31,6 +32,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REGISTRY_NAME = "running_jobs.json"
+SCRATCH_PATTERN = re.compile(r"^(input|classes|dump|part)_[0-9a-f]{6}(_\d*)?\.(star|mrc|dat)$")
+"""Scratch files of a cycle attempt in ``cycles/cycle_<N>/`` (see the runner); logs are kept."""
 MARKER_ENV = "LIVE2D_OUTPUT_FOLDER"
 TERM_GRACE_SECONDS = 5.0
 """How long a job group may take to exit after SIGTERM before it gets SIGKILL."""
@@ -224,8 +227,9 @@ def end_orphans(
 
     Registry entries are verified by start time (a recycled pid is left alone); members of a
     recorded job's session started after it are included, as are processes carrying the
-    folder's environment marker. Blocking (up to about 2 × ``grace``): call it before cleaning up
-    partial cycle files, from a thread when an event loop is running.
+    folder's environment marker; then the scratch files of interrupted attempts are removed.
+    Call it only while no cycle of this folder runs (at start-up, after an abort). Blocking (up
+    to about 2 × ``grace``): call it from a thread when an event loop is running.
     """
     registry = ProcessRegistry(output_folder)
     victims: dict[int, ProcStat] = {}
@@ -245,4 +249,28 @@ def end_orphans(
     registry.clear()
     if count:
         log(f"Ended {count} orphaned job process(es)")
+    removed = remove_stale_scratch(output_folder)
+    if removed:
+        log(f"Removed {len(removed)} scratch file(s) of interrupted cycle attempts")
     return count
+
+
+def remove_stale_scratch(output_folder: Path) -> list[Path]:
+    """Delete scratch files (dumps, per-job stars, input stars) of interrupted cycle attempts.
+
+    Only call it when no cycle of this folder runs (:func:`end_orphans` does, after ending the
+    survivors). Per-job logs stay: they explain what happened.
+    """
+    removed: list[Path] = []
+    cycles = Path(output_folder) / "cycles"
+    try:
+        folders = [entry for entry in cycles.iterdir() if entry.is_dir()]
+    except OSError:
+        return removed
+    for folder in folders:
+        for entry in folder.iterdir():
+            if SCRATCH_PATTERN.match(entry.name) and entry.is_file():
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed

@@ -124,3 +124,20 @@ def test_a_damaged_registry_counts_as_empty(tmp_path: Path) -> None:
     registry.path.write_text("{not json")
     assert registry.load() == []
     assert end_orphans(tmp_path, lambda line: None) == 0
+
+
+def test_stale_scratch_is_removed_logs_are_kept(tmp_path: Path) -> None:
+    folder = tmp_path / "cycles" / "cycle_3"
+    folder.mkdir(parents=True)
+    names = [
+        "dump_a1b2c3_1.dat",
+        "dump_a1b2c3_.dat",
+        "part_a1b2c3_12.star",
+        "input_a1b2c3.star",
+        "classes_a1b2c3.mrc",
+    ]
+    keep = ["refine2d_1_a1b2c3_try1.log", "notes.txt", "dump_final.dat"]
+    for name in names + keep:
+        (folder / name).write_text("x")
+    assert end_orphans(tmp_path, lambda line: None) == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted(keep)

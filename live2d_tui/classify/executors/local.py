@@ -79,7 +79,7 @@ class LocalExecutor:
         if watchdog_seconds <= 0:
             raise ValueError(f"watchdog_seconds must be > 0 (got {watchdog_seconds})")
         self._slots = slots
-        self._semaphore = asyncio.Semaphore(slots)
+        self._semaphores: dict[int, asyncio.Semaphore] = {}
         self._registry = registry
         self._marker = str(Path(marker_folder).resolve()) if marker_folder else None
         self._niceness = niceness
@@ -105,8 +105,17 @@ class LocalExecutor:
 
     async def run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
         """Run one job when a slot is free (see :class:`.Executor`)."""
-        async with self._semaphore:
+        async with self._semaphore():
             return await self._run(spec, on_output)
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        """The slots of the running event loop (a runner may outlive one ``asyncio.run``)."""
+        loop = id(asyncio.get_running_loop())
+        semaphore = self._semaphores.get(loop)
+        if semaphore is None:
+            self._semaphores = {loop: asyncio.Semaphore(self._slots)}
+            semaphore = self._semaphores[loop]
+        return semaphore
 
     async def _run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
         # a local log file: opening it and appending chunks costs microseconds (page cache)
