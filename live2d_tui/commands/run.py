@@ -164,7 +164,7 @@ async def _main(
         elif isinstance(event, StatusChanged):
             if event.status is SessionStatus.FAILED:
                 finish(1)
-            elif event.status is SessionStatus.STOPPED and stopping and not sup.job_running:
+            elif event.status is SessionStatus.STOPPED and stopping:
                 finish(0)
 
     stopping = False

@@ -132,12 +132,16 @@ class SupervisorBase:
                 "first"
             )
 
-    async def _stage(self, settings: JobSettings) -> None:
+    def _stage_now(self, settings: JobSettings) -> None:
+        """Validate and stage ``settings`` in memory (the caller saves)."""
         try:
             settings.validate()
         except ConfigError as exc:
             raise SupervisorError(f"invalid settings: {exc}") from None
         self.session.state = replace(self.session.state, settings=settings)
+
+    async def _stage(self, settings: JobSettings) -> None:
+        self._stage_now(settings)
         await self._save()
 
     async def _set_automatic(self, on: bool) -> None:

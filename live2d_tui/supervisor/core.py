@@ -98,11 +98,12 @@ class Supervisor(IngestTriggerLoops):
             SupervisorError: a job is already running, or the settings are invalid.
         """
         self._refuse_while_running("start a job")
+        # No await until the job task exists: the trigger loop must not start one meanwhile.
         if settings is not None:
-            await self._stage(settings)
+            self._stage_now(settings)
         self._stop_requested = False
-        await self._set_automatic(continue_automatic)
-        await self._launch_new_job(automatic=continue_automatic)
+        self.session.state = replace(self.session.state, automatic=continue_automatic)
+        self._launch_new_job(automatic=continue_automatic)
 
     async def start_automatic(self, settings: JobSettings | None = None) -> None:
         """Turn automatic jobs on: wait for enough particles, then run jobs one after another.

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 from dataclasses import replace
 
+from live2d_tui.classify.procs import end_orphans
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
@@ -25,7 +26,7 @@ from live2d_tui.state import CycleRecord, JobRecord, now_iso
 from live2d_tui.supervisor.base import SupervisorBase
 from live2d_tui.supervisor.jobs import JobOutcome, describe_failure, record_from_result
 from live2d_tui.supervisor.model import SupervisorError
-from live2d_tui.supervisor.session import Session
+from live2d_tui.supervisor.session import Session, remove_partial_outputs
 from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, retry_delay
 
 
@@ -36,7 +37,12 @@ class _GenerationChanged(Exception):
 class JobLoop(SupervisorBase):
     """The job task of the supervisor."""
 
-    async def _launch_new_job(self, *, automatic: bool) -> None:
+    def _launch_new_job(self, *, automatic: bool) -> None:
+        """Plan a new job from the staged settings and start its task.
+
+        Synchronous on purpose: no other task can start a job between the check that none runs
+        and the creation of this one (the job task saves the state first).
+        """
         session = self.session
         state = session.state
         settings = state.settings
@@ -59,10 +65,11 @@ class JobLoop(SupervisorBase):
             started=now_iso(),
         )
         session.state = replace(state, job=job, force_abinit=False)
-        await self._save()
         self._launch(job)
 
     def _launch(self, job: JobRecord) -> None:
+        if self.job_running:
+            raise SupervisorError("a job is already running")
         self._job = job
         self._stop_requested = False
         self._retry_at = None
@@ -78,10 +85,10 @@ class JobLoop(SupervisorBase):
 
     async def _job_main(self, job: JobRecord) -> None:
         session = self.session
-        await self._set_status(SessionStatus.RUNNING, f"{job.kind.label} job")
         self._next_trigger = "A job is running"
         outcome: JobOutcome
         try:
+            await self._set_status(SessionStatus.RUNNING, f"{job.kind.label} job")
             outcome = await self._run_cycles(session, job)
         except asyncio.CancelledError:
             await self._after_cancel(session)
@@ -195,44 +202,54 @@ class JobLoop(SupervisorBase):
         return inputs, nz
 
     async def _after_cancel(self, session: Session) -> None:
+        # Belt and braces: a process spawned at the very moment of cancellation may have escaped
+        # the runner's clean-up; the registry / environment marker finds it.
+        ended = await asyncio.to_thread(end_orphans, session.output_folder, self._log_threadsafe)
+        if ended:
+            self._log(f"Ended {ended} leftover classification process(es)")
+        completed = {c.number for c in session.state.cycles}
+        await asyncio.to_thread(remove_partial_outputs, session.output_folder, completed)
         keep = self._keep_job_on_cancel
         if keep:
             self._log("Closing: the running cycle was ended; the job continues at the next start")
         else:
             session.state = replace(session.state, job=None, automatic=False)
             self._log("Job aborted; results of earlier cycles are intact")
-            self.bus.publish(JobFinished(success=False, message="aborted"))
         self._job = None
         if not self._closing:
             await self._set_status(SessionStatus.STOPPED, "aborted")
         else:
             await self._save()
+        if not keep:
+            self.bus.publish(JobFinished(success=False, message="aborted"))
 
     async def _finish_job(self, session: Session, outcome: JobOutcome) -> None:
+        # JobFinished is published last, with no await after it: a subscriber reacting to it
+        # sees the job task done (commands refused "while a job is running" are allowed).
         state = session.state
         job = state.job
         self._job = None
         if outcome.success:
             session.state = replace(state, job=None, consecutive_failures=0)
             self._log(outcome.message)
-            self.bus.publish(JobFinished(success=True, message=outcome.message))
             automatic = state.automatic and not self._stop_requested and not outcome.stopped
             await self._set_automatic(automatic)
             await self._set_status(
                 SessionStatus.WAITING if automatic else SessionStatus.STOPPED, outcome.message
             )
             self._trigger_wake.set()
+            self.bus.publish(JobFinished(success=True, message=outcome.message))
             return
         failures = state.consecutive_failures + (1 if outcome.retry else 0)
         session.state = replace(state, consecutive_failures=failures, last_error=outcome.message)
         if not outcome.retry:  # not a failure: a new generation ends the job cleanly
             session.state = replace(session.state, job=None)
             self._log(f"Job ended: {outcome.message}; the next job starts ab initio")
-            self.bus.publish(JobFinished(success=False, message=outcome.message))
             await self._set_status(
                 SessionStatus.WAITING if state.automatic else SessionStatus.STOPPED, outcome.message
             )
             self._trigger_wake.set()
+            self.bus.publish(JobFinished(success=False, message=outcome.message))
             return
         self._error(f"Job failed: {outcome.message}")
         retry = (
@@ -253,7 +270,6 @@ class JobLoop(SupervisorBase):
             asyncio.get_running_loop().call_later(delay + 0.01, self._trigger_wake.set)
             return
         session.state = replace(session.state, job=None)
-        self.bus.publish(JobFinished(success=False, message=outcome.message))
         if state.automatic and not self._stop_requested:
             session.state = replace(session.state, automatic=False)
             await self._set_status(
@@ -263,6 +279,7 @@ class JobLoop(SupervisorBase):
         else:
             await self._set_automatic(False)
             await self._set_status(SessionStatus.STOPPED, outcome.message)
+        self.bus.publish(JobFinished(success=False, message=outcome.message))
 
 
 def _cycle_summary(record: CycleRecord) -> str:

@@ -154,4 +154,4 @@ class IngestTriggerLoops(JobLoop):
                 f"Starting an automatic job: {check.particles_new:,} particles ≥ "
                 f"{check.threshold:,}"
             )
-            await self._launch_new_job(automatic=True)
+            self._launch_new_job(automatic=True)
