@@ -21,7 +21,8 @@ Test hooks (environment):
   work instead (CPU time grows);
 - ``FAKE_FAIL_FIRST``: the first-particle value of the job that misbehaves; ``FAKE_FAIL_MODE``:
   ``once`` (exit 1 on the first try only), ``always`` (exit 1), ``noterm`` (exit 0 without the
-  termination line), ``hang`` (sleep forever, no CPU);
+  termination line), ``hang`` (sleep forever, no CPU), ``ignoreterm`` (ignore SIGTERM, sleep
+  forever), ``droprow`` (succeed, but leave the last row out of the star);
 - ``FAKE_MERGE_FAIL``: ``always`` makes merge2d exit 255.
 """
 
@@ -32,6 +33,7 @@ import json
 import math
 import os
 import random
+import signal
 import struct
 import sys
 import time
@@ -260,6 +262,11 @@ def misbehave(first: int) -> None:
     if mode == "hang":
         while True:
             time.sleep(3600)
+    if mode == "ignoreterm":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        concurrency(+1)
+        while True:
+            time.sleep(3600)
 
 
 def refine2d() -> None:
@@ -312,6 +319,11 @@ def refine2d() -> None:
             values[7] = math.radians(values[7])  # cisTEM writes the in-memory radians back
             values[0], values[9], values[21] = int(values[0]), int(values[9]), int(values[21])
             lines.append(FORMATS % tuple(values))
+        if (
+            os.environ.get("FAKE_FAIL_MODE") == "droprow"
+            and int(os.environ.get("FAKE_FAIL_FIRST", "-1")) == first
+        ):
+            lines = lines[:-1]
         if star_out != "/dev/null":
             with open(star_out, "w") as handle:
                 handle.write("# Written by cisTEM Version fake\n")

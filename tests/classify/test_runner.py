@@ -72,6 +72,22 @@ def peak(state: Path) -> int:
     return int(json.loads((state / "counter.json").read_text())["peak"])
 
 
+def running(state: Path) -> int:
+    """Jobs the fakes report as running (0 while the counter file is being rewritten)."""
+    try:
+        return int(json.loads((state / "counter.json").read_text())["running"])
+    except (OSError, ValueError):
+        return 0
+
+
+async def wait_running(state: Path, count: int) -> None:
+    for _ in range(1200):
+        await asyncio.sleep(0.05)
+        if running(state) == count:
+            return
+    pytest.fail("jobs did not start")
+
+
 def assert_no_processes(state: Path) -> None:
     for run in runs(state):
         sid = int(run["sid"])  # type: ignore[call-overload]
@@ -293,13 +309,7 @@ async def test_abort_ends_every_job_and_removes_partial_outputs(
     task = asyncio.create_task(
         runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
     )
-    counter = fake_state / "counter.json"
-    for _ in range(600):
-        await asyncio.sleep(0.05)
-        if counter.exists() and json.loads(counter.read_text())["running"] == 2:
-            break
-    else:
-        pytest.fail("jobs did not start")
+    await wait_running(fake_state, 2)
     running = [r for r in runs(fake_state) if r["program"] == "refine2d"][1:]
     assert len(running) == 2
     assert len(ProcessRegistry(dataset.folder).load()) == 2
@@ -314,3 +324,50 @@ async def test_abort_ends_every_job_and_removes_partial_outputs(
     assert not (dataset.folder / "cycle_1.mrc").exists()
     left = [p.name for p in (dataset.folder / "cycles" / "cycle_1").iterdir()]
     assert all(name.endswith(".log") for name in left), left
+
+
+async def test_abort_escalates_to_sigkill_when_sigterm_is_ignored(
+    dataset: Dataset, fake_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CycleRunner(
+        dataset.folder, fake_programs(), pool_size=2, jobs_per_cycle=2, grace_seconds=0.5
+    )
+    await run_job(runner, dataset, cycles=1)
+    monkeypatch.setenv("FAKE_FAIL_FIRST", "1")
+    monkeypatch.setenv("FAKE_FAIL_MODE", "ignoreterm")
+    monkeypatch.setenv("FAKE_SLEEP", "120")
+    plan = plan_job(SETTINGS, last_cycle_number=None)
+    task = asyncio.create_task(
+        runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
+    )
+    await wait_running(fake_state, 2)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert_no_processes(fake_state)
+    assert ProcessRegistry(dataset.folder).load() == []
+
+
+async def test_data_and_loop_in_the_output_folder_path_are_harmless(
+    tmp_path: Path, fake_state: Path
+) -> None:
+    dataset = make_dataset(tmp_path / "data_2026" / "loop_runs" / "session", count=20)
+    runner = make_runner(dataset, jobs=2)
+    results = await run_job(runner, dataset, cycles=2)
+    assert read_star(results[1].star_path)["position"].tolist() == list(range(1, 21))
+    for record in runs(fake_state):
+        assert not any("data_" in str(a) or "loop_" in str(a) for a in record["answers"])  # type: ignore[attr-defined]
+
+
+async def test_a_job_star_missing_a_row_fails_the_cycle(
+    dataset: Dataset, fake_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = make_runner(dataset)
+    await run_job(runner, dataset, cycles=1)
+    monkeypatch.setenv("FAKE_FAIL_FIRST", "15")
+    monkeypatch.setenv("FAKE_FAIL_MODE", "droprow")
+    plan = plan_job(SETTINGS, last_cycle_number=None)
+    with pytest.raises(CycleFailed, match="job 2 wrote 12 rows, expected exactly the 13"):
+        await runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
+    assert not (dataset.folder / "cycle_1.mrc").exists()
+    assert not (dataset.folder / "cycle_1.star").exists()

@@ -135,9 +135,13 @@ class LocalExecutor:
                 message = f"cannot start {spec.argv[0]}: {exc}"
                 log.write(f"{message}\n".encode())
                 return JobOutcome(None, spec.log_path, start_error=message)
-            if self._registry is not None:
-                self._registry.add(proc.pid, spec.name)
             try:
+                if self._registry is not None:
+                    self._registry.add(proc.pid, spec.name)
+                if self._nice is None and self._niceness:
+                    # no `nice` program: renice right after the start instead
+                    with contextlib.suppress(OSError):
+                        os.setpriority(os.PRIO_PROCESS, proc.pid, self._niceness)
                 hung = await self._supervise(proc, spec, log, on_output)
             except BaseException:
                 try:

@@ -1,0 +1,383 @@
+"""One attempt at one cycle: build the answer lists, run the jobs and merge2d, assemble results.
+
+An attempt owns a random token (6 hex digits: never ``data_``/``loop_``, never a dot) that is
+part of every scratch name in ``cycles/cycle_<N>/`` — input star, per-job stars, dumps, the
+merged classes — so a killed attempt's leftovers never collide with a new one. Per-job logs
+(``<program>_<j>_<token>_try<n>.log``) stay; everything else is removed when the attempt ends.
+
+Every answer list is validated before the first process starts. Each program run is retried once
+inside its own task (its siblings keep running); success = exit 0 + the program's "Normal
+termination" line + its expected files. The first refine2d's and merge2d's echoed prompts are
+compared with the prompt table and differences are logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from live2d_tui.classify import assemble
+from live2d_tui.classify.assemble import CycleFailed, CycleResult, JobFailed
+from live2d_tui.classify.counts import class_counts
+from live2d_tui.classify.executors import JobOutcome, JobSpec
+from live2d_tui.classify.inputs import CycleInputs, load_input_rows
+from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
+from live2d_tui.classify.prompts import (
+    MERGE2D_PROMPTS,
+    MERGE2D_TERMINATION,
+    REFINE2D_PROMPTS,
+    REFINE2D_TERMINATION,
+    dump_file_name,
+)
+from live2d_tui.classify.protocol import (
+    DEV_NULL,
+    Merge2dRequest,
+    Refine2dRequest,
+    check_echo,
+    stdin_text,
+    validate_merge2d,
+    validate_refine2d,
+)
+from live2d_tui.classify.schedule import CyclePlan
+from live2d_tui.config import JobSettings
+from live2d_tui.dataset.cistem_star import write_star
+from live2d_tui.events import BlockType, CycleProgress, CycleStage
+
+if TYPE_CHECKING:
+    from live2d_tui.classify.runner import CycleRunner
+
+PUBLISH_INTERVAL = 0.25
+"""Seconds between progress events while jobs run (stage changes and job ends always publish)."""
+
+
+class CycleAttempt:
+    """One attempt at one cycle (see the module docstring)."""
+
+    def __init__(
+        self,
+        runner: CycleRunner,
+        plan: CyclePlan,
+        inputs: CycleInputs,
+        settings: JobSettings,
+    ) -> None:
+        self.runner = runner
+        self.plan = plan
+        self.inputs = inputs
+        self.settings = settings
+        self.dir = runner.output_folder / "cycles" / f"cycle_{plan.number}"
+        self.token = secrets.token_hex(3)
+        self.scratch: list[Path] = []
+        self.tracker = CycleProgressTracker.for_rows([1])
+        self.jobs_total = 1
+        self.clock = time.monotonic()
+        self.last_publish = 0.0
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def scratch_path(self, stem: str, suffix: str) -> Path:
+        """A scratch file name carrying this attempt's token; removed at the end."""
+        path = self.dir / f"{stem}_{self.token}{suffix}"
+        self.scratch.append(path)
+        return path
+
+    def remove_scratch(self) -> None:
+        """Delete every scratch file (logs are not scratch)."""
+        for path in self.scratch:
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+    def publish(self, stage: CycleStage | None = None, *, force: bool = False) -> None:
+        """Publish the cycle's progress (throttled unless ``force``)."""
+        now = time.monotonic()
+        if not force and now - self.last_publish < PUBLISH_INTERVAL:
+            return
+        self.last_publish = now
+        self.runner.publish(
+            CycleProgress(
+                number=self.plan.number,
+                stage=stage or self.tracker.stage,
+                percent=round(self.tracker.percent, 1),
+                jobs_done=self.tracker.jobs_done,
+                jobs_total=self.jobs_total,
+                eta_seconds=self.tracker.eta_seconds(now - self.clock),
+            )
+        )
+
+    # ------------------------------------------------------------------ the cycle
+
+    async def run(self) -> CycleResult:
+        """Run the cycle to its installed files (errors: see :meth:`CycleRunner.run_cycle`)."""
+        plan, inputs, log = self.plan, self.inputs, self.runner.log
+        started = datetime.now(UTC)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        seed = plan.block_type is BlockType.RANDOM_SEED
+        self.publish(CycleStage.PREPARING, force=True)
+        rows = await asyncio.to_thread(load_input_rows, inputs)
+        seed_classes = plan.class_number if seed else None
+        box, class_count = await asyncio.to_thread(assemble.check_files, inputs, seed_classes)
+        n = len(rows)
+        fraction = plan.fraction(n)
+        input_star = self.scratch_path("input", ".star")
+        await asyncio.to_thread(write_star, input_star, rows, [f"live2d-tui cycle {plan.number}"])
+        classes_tmp = self.scratch_path("classes", ".mrc")
+        dump_seed = self.scratch_path("dump", "_.dat")
+        ranges = [(0, n)] if seed else assemble.split_rows(n, self.runner.jobs_per_cycle)
+        positions = rows["position"]
+        requests = [
+            self.refine_request(
+                seed=seed,
+                input_star=input_star,
+                classes_tmp=classes_tmp,
+                first=int(positions[start]),
+                last=int(positions[end - 1]),
+                fraction=fraction,
+                dump_seed=dump_seed,
+                j=j,
+            )
+            for j, (start, end) in enumerate(ranges, start=1)
+        ]
+        folder = self.runner.output_folder
+        answer_lists = [validate_refine2d(request, cwd=folder) for request in requests]
+        for request in requests:
+            self.scratch += [folder / p for p in request.output_paths()]
+        self.jobs_total = len(ranges)
+        self.tracker = CycleProgressTracker.for_rows(
+            [end - start for start, end in ranges],
+            CycleStage.SEEDING if seed else CycleStage.NOISE,
+        )
+        log(
+            f"Cycle {plan.number} ({plan.block_type.value}, {plan.index_in_job}/"
+            f"{plan.cycles_in_job}): {n} particles, high-res limit {plan.high_res_limit:.2f} Å, "
+            f"fraction {fraction:.3g}, {len(ranges)} job(s)"
+        )
+        t_jobs = time.monotonic()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for j, (request, lines) in enumerate(zip(requests, answer_lists, strict=True), 1):
+                    group.create_task(self.refine_job(j, request, lines), name=f"refine2d {j}")
+        except* Exception as failures:
+            failed = [e for e in failures.exceptions if isinstance(e, JobFailed)]
+            if failed:
+                raise CycleFailed(failed[0].message, failed[0].last_lines) from None
+            raise CycleFailed(f"a job could not run: {failures.exceptions[0]}") from None
+        t_merge = time.monotonic()
+        occupancy: list[float] = []
+        if not seed:
+            occupancy = await self.merge_job(classes_tmp, dump_seed, len(ranges))
+        t_join = time.monotonic()
+        self.publish(CycleStage.FINISHING, force=True)
+        if seed:
+            star_rows = rows
+        else:
+            parts = [(folder / r.output_star, r.first_particle, r.last_particle) for r in requests]
+            star_rows = await asyncio.to_thread(assemble.join_stars, rows, parts)
+        counts = class_counts(star_rows["best_class"], class_count)
+        classes_path, star_path = await asyncio.to_thread(
+            assemble.install,
+            folder,
+            plan.number,
+            classes_tmp,
+            star_rows,
+            box=box,
+            class_count=class_count,
+            pixel_size=inputs.pixel_size,
+        )
+        finished = datetime.now(UTC)
+        log(
+            f"Cycle {plan.number} done in {time.monotonic() - self.clock:.1f} s "
+            f"(refine2d {t_merge - t_jobs:.1f} s, merge2d {t_join - t_merge:.1f} s, "
+            f"join {time.monotonic() - t_join:.1f} s)"
+        )
+        for line in assemble.count_lines(plan.number, counts.members, counts.used, occupancy):
+            log(line)
+        self.publish(CycleStage.FINISHING, force=True)
+        return CycleResult(
+            number=plan.number,
+            block_type=plan.block_type,
+            high_res_limit=plan.high_res_limit,
+            classes_path=classes_path,
+            star_path=star_path,
+            particle_count=len(star_rows),
+            class_count=class_count,
+            members=counts.members,
+            used=counts.used,
+            fraction_used=fraction,
+            started=started,
+            finished=finished,
+            process_count=len(ranges),
+            occupancy=occupancy,
+        )
+
+    def refine_request(
+        self,
+        *,
+        seed: bool,
+        input_star: Path,
+        classes_tmp: Path,
+        first: int,
+        last: int,
+        fraction: float,
+        dump_seed: Path,
+        j: int,
+    ) -> Refine2dRequest:
+        """refine2d's answers for job ``j`` (random start for a seed, else dump mode)."""
+        plan, settings, rel = self.plan, self.settings, self.runner.relative
+        previous = self.inputs.previous_classes
+        return Refine2dRequest(
+            input_stack=rel(self.inputs.stack_path),
+            input_star=rel(input_star),
+            input_classes=DEV_NULL if seed or previous is None else rel(previous),
+            output_star=DEV_NULL if seed else rel(self.dir / f"part_{self.token}_{j}.star"),
+            output_classes=rel(classes_tmp),
+            class_number=plan.class_number if seed else 0,
+            first_particle=first,
+            last_particle=last,
+            # sent with 6 significant digits: readable in logs, exact enough for a draw
+            fraction=min(1.0, float(f"{fraction:.6g}")),
+            pixel_size=self.inputs.pixel_size,
+            mask_radius=settings.mask_radius,
+            low_res=settings.low_res_limit,
+            high_res=plan.high_res_limit,
+            # a random start aligns nothing: the original Live2D sends 0 (automatic) for both
+            angular_step=0.0 if seed else settings.angular_step,
+            search_range=0.0 if seed else settings.search_range,
+            smoothing=settings.smoothing,
+            automask=settings.automask,
+            autocenter=settings.autocenter,
+            dump=not seed,
+            dump_file=DEV_NULL if seed else dump_file_name(rel(dump_seed), j),
+        )
+
+    async def refine_job(self, j: int, request: Refine2dRequest, lines: list[str]) -> None:
+        """Run refine2d job ``j``; retry once; raise :class:`JobFailed` after two failures."""
+        folder = self.runner.output_folder
+        await self.run_program(
+            name=f"refine2d_{j}",
+            argv=self.runner.programs.refine2d,
+            lines=lines,
+            outputs=[folder / p for p in request.output_paths()],
+            termination=REFINE2D_TERMINATION,
+            progress=self.tracker.jobs[j - 1],
+            echo_check=j == 1,
+        )
+
+    async def merge_job(self, classes_tmp: Path, dump_seed: Path, count: int) -> list[float]:
+        """Run merge2d over ``count`` dumps; return its per-class occupancies."""
+        request = Merge2dRequest(
+            output_classes=self.runner.relative(classes_tmp),
+            dump_seed=self.runner.relative(dump_seed),
+            dump_count=count,
+        )
+        lines = validate_merge2d(request, cwd=self.runner.output_folder)
+        self.publish(CycleStage.MERGING, force=True)
+        try:
+            log_path = await self.run_program(
+                name="merge2d",
+                argv=self.runner.programs.merge2d,
+                lines=lines,
+                outputs=[classes_tmp],
+                termination=MERGE2D_TERMINATION,
+                progress=None,
+                echo_check=True,
+            )
+        except JobFailed as exc:
+            raise CycleFailed(exc.message, exc.last_lines) from None
+        text = await asyncio.to_thread(log_path.read_text, "utf-8", "replace")
+        return assemble.occupancies(text)
+
+    async def run_program(
+        self,
+        *,
+        name: str,
+        argv: list[str],
+        lines: list[str],
+        outputs: list[Path],
+        termination: str,
+        progress: JobProgress | None,
+        echo_check: bool,
+    ) -> Path:
+        """Run one program, retrying once; return the successful run's log path."""
+        plan, log = self.plan, self.runner.log
+        problem = ""
+        log_path = self.dir / f"{name}_{self.token}.log"
+        for attempt in (1, 2):
+            for path in outputs:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            log_path = self.dir / f"{name}_{self.token}_try{attempt}.log"
+            if progress is not None:
+                progress.fraction, progress.done = 0.0, False
+            spec = JobSpec(
+                name=f"cycle_{plan.number}_{name}_try{attempt}",
+                argv=list(argv),
+                stdin_text=stdin_text(lines),
+                log_path=log_path,
+                cwd=self.runner.output_folder,
+            )
+            outcome = await self.runner.executor.run(spec, self._output_handler(progress))
+            problem = await asyncio.to_thread(judge, outcome, termination, outputs)
+            if not problem:
+                if progress is not None:
+                    progress.finish()
+                    self.publish(force=True)
+                if echo_check:
+                    prompts = REFINE2D_PROMPTS if name.startswith("refine2d") else MERGE2D_PROMPTS
+                    text = await asyncio.to_thread(log_path.read_text, "utf-8", "replace")
+                    for issue in check_echo(text, prompts, lines):
+                        log(f"Cycle {plan.number}: {name} echo differs: {issue}")
+                return log_path
+            if attempt == 1:
+                log(f"Cycle {plan.number}: {name} failed ({problem}); retrying once")
+        last = await asyncio.to_thread(assemble.tail, log_path)
+        raise JobFailed(f"{name} failed twice: {problem} (log: {log_path})", last)
+
+    def _output_handler(self, progress: JobProgress | None) -> _OutputHandler:
+        return _OutputHandler(self, progress)
+
+
+class _OutputHandler:
+    """Feeds one run's output to its progress entry; logs the first job's stage lines."""
+
+    def __init__(self, attempt: CycleAttempt, progress: JobProgress | None) -> None:
+        self.attempt = attempt
+        self.progress = progress
+        self.splitter = LineSplitter()
+
+    def __call__(self, text: str) -> None:
+        progress, attempt = self.progress, self.attempt
+        if progress is None:
+            return
+        changed = False
+        for piece in self.splitter.feed(text):
+            stages = len(progress.stage_lines)
+            if progress.update(piece):
+                changed = True
+                if progress is attempt.tracker.jobs[0] and len(progress.stage_lines) > stages:
+                    attempt.runner.log(f"Cycle {attempt.plan.number}: {piece.strip()}")
+        if changed:
+            attempt.publish()
+
+
+def judge(outcome: JobOutcome, termination: str, outputs: list[Path]) -> str:
+    """Why a run failed ('' when it succeeded): exit 0, termination line, expected files."""
+    if outcome.start_error:
+        return outcome.start_error
+    if outcome.hung:
+        return "hung (CPU time stopped growing); ended by the watchdog"
+    if outcome.returncode != 0:
+        return f"exit status {outcome.returncode}"
+    try:
+        text = outcome.log_path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"cannot read its log: {exc}"
+    if termination not in text:
+        return f"no '{termination}' line"
+    for path in outputs:
+        if not path.is_file() or path.stat().st_size == 0:
+            return f"expected output {path.name} is missing or empty"
+    return ""
