@@ -37,13 +37,19 @@ def read_stack(path: Path) -> npt.NDArray[np.float32]:
         )
         assert mrcfile.validate(str(path), print_file=io.StringIO())
         with mrcfile.open(path, permissive=False) as mrc:
-            return np.array(mrc.data, dtype=np.float32)
+            h = mrc.header
+            # mrcfile presents a one-slice stack as a 2-D image
+            shape = (int(h.nz), int(h.ny), int(h.nx))
+            return np.array(mrc.data, dtype=np.float32).reshape(shape)
 
 
 def check_consistent(ds: Dataset) -> npt.NDArray[np.float32]:
     """Stack NZ = ledger NZ = rows of both stars, positions 1..NZ in order; returns the stack."""
-    stack = read_stack(ds.stack_path)
     nz = ds.particle_count()
+    if nz == 0 and not ds.stack_path.exists():
+        assert ds.active_count() == 0  # nothing ingested yet: no generation, no files
+        return np.zeros((0, 1, 1), dtype=np.float32)
+    stack = read_stack(ds.stack_path)
     assert stack.shape[0] == nz
     star = read_star(ds.star_path)
     assert star["position"].tolist() == list(range(1, nz + 1))
