@@ -85,7 +85,15 @@ def test_projection_follows_the_imaging_in_plane_convention() -> None:
     # a RELION origin (ox, oy) moves the content by (−ox, −oy): cisTEM shift = −origin
     moved = project(phantom, 40.0, 70.0, 0.0, box=64, pixel_size=3.0, shift_x=-4.5, shift_y=7.5)
     expected = imaging.fourier_shift(base, -1.5, 2.5)
-    assert np.allclose(moved[0], expected, atol=1e-6 * np.abs(base).max())
+
+    # equal up to the Nyquist row/column, where a sub-pixel phase ramp is ambiguous
+    def no_nyquist(image: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+        f = np.fft.rfft2(image)
+        f[32, :] = 0
+        f[:, 32] = 0
+        return np.fft.irfft2(f, s=image.shape)
+
+    assert np.allclose(no_nyquist(moved[0]), no_nyquist(expected), atol=1e-9 * np.abs(base).max())
 
 
 def test_truth_convention_reproduces_the_particles(small_warp_session: Path) -> None:
