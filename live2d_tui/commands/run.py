@@ -184,6 +184,7 @@ async def _main(
         task.add_done_callback(tasks.discard)
 
     async def abort_and_exit(code: int) -> None:
+        outcome["code"] = code  # the abort's own JobFinished must not decide the status
         await sup.abort()
         finish(code)
 
@@ -213,7 +214,11 @@ async def _main(
         settings: JobSettings | None = None
         if overrides:
             settings = sup.snapshot().settings.with_changes(**overrides)
-        if once:
+        if once and sup.job_running:
+            printer(LogLine("Continuing the interrupted job; --once ends when it ends"))
+            if settings is not None:
+                spawn(_stage_later(sup, settings))
+        elif once:
             await sup.ingest_now(settle=True)
             await sup.start_job_now(settings, continue_automatic=False)
         elif not sup.job_running and sup.status is not SessionStatus.WAITING:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -33,6 +32,7 @@ from live2d_tui.events import (
 from live2d_tui.paths import output_folder_for, read_last_session
 from live2d_tui.paths import write_last_session as _write_pointer
 from live2d_tui.state import JobRecord, save_state
+from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.model import SupervisorError
 from live2d_tui.supervisor.session import Session
 
@@ -169,7 +169,7 @@ class SupervisorBase:
             except OSError as exc:
                 message = (
                     f"cannot save the session state in {session.output_folder}: "
-                    f"{exc.strerror or exc}{_disk_note(session.output_folder)}; the previous "
+                    f"{exc.strerror or exc}{disk_note(session.output_folder)}; the previous "
                     "state on disk is intact"
                 )
                 if message != self._save_error:
@@ -203,11 +203,3 @@ class SupervisorBase:
     def _error(self, message: str, detail: str = "") -> None:
         self._log(message + (f"\n{detail}" if detail else ""), "error")
         self.bus.publish(ErrorRaised(message=message, detail=detail))
-
-
-def _disk_note(folder: Path) -> str:
-    try:
-        free = shutil.disk_usage(folder).free
-    except OSError:
-        return ""
-    return f" ({free / 1e6:.0f} MB free on its disk)"

@@ -29,6 +29,7 @@ from pathlib import Path
 from live2d_tui.config import JobSettings
 from live2d_tui.events import IngestCounts, SessionChanged, SessionStatus
 from live2d_tui.paths import output_folder_for, resolve_warp_folder
+from live2d_tui.state import JobRecord
 from live2d_tui.supervisor.loops import IngestTriggerLoops
 from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot
 from live2d_tui.supervisor.session import Session, close_session, open_session
@@ -283,6 +284,7 @@ class Supervisor(IngestTriggerLoops):
         self._generation = session.dataset.generation
         state = session.state
         status = SessionStatus.STOPPED
+        resume_job: JobRecord | None = None
         if state.status is SessionStatus.FAILED and not state.job:
             status = SessionStatus.FAILED
         if state.job is not None:
@@ -293,7 +295,7 @@ class Supervisor(IngestTriggerLoops):
                     f"{job.next_cycle_number} ({job.cycles_done} of {job.cycles_total} done)"
                 )
                 status = SessionStatus.WAITING
-                self._retry_at = 0.0
+                resume_job = job
             else:
                 why = (
                     "automatic jobs were off"
@@ -316,4 +318,6 @@ class Supervisor(IngestTriggerLoops):
         await self._set_status(status, "session opened", force=True)
         await asyncio.to_thread(self._write_pointer, warp, out)
         self.bus.publish(SessionChanged(warp_folder=str(warp), output_folder=str(out)))
+        if resume_job is not None:
+            self._launch(resume_job)  # at once: start() returns with the job running
         self._ingest_wake.set()

@@ -64,6 +64,15 @@ def record_from_result(
     )
 
 
+def disk_note(folder: Path) -> str:
+    """`` (N MB free on its disk)`` for messages, or an empty string."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return ""
+    return f" ({free / 1e6:.0f} MB free on its disk)"
+
+
 def _disk_full(exc: BaseException, folder: Path) -> bool:
     if isinstance(exc, OSError) and exc.errno in {errno.ENOSPC, errno.EDQUOT}:
         return True

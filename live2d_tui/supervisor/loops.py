@@ -15,6 +15,7 @@ from dataclasses import replace
 from live2d_tui.dataset.ingest import IngestError, IngestReport
 from live2d_tui.events import IngestCounts, SessionStatus
 from live2d_tui.supervisor.jobloop import JobLoop
+from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.model import SupervisorError
 from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, check_trigger
 
@@ -40,8 +41,17 @@ class IngestTriggerLoops(JobLoop):
             new_generation = await asyncio.to_thread(
                 self._with_dataset, session.dataset.consume_abinitio_flag
             )
-        except (IngestError, OSError) as exc:
+        except IngestError as exc:
             message = f"Ingest failed: {exc}"
+            if message != self._last_ingest_error:
+                self._last_ingest_error = message
+                self._error(message)
+            return None
+        except Exception as exc:  # the loop must outlive any one bad pass (disk, sqlite, file)
+            message = (
+                f"Ingest failed: {type(exc).__name__}: {exc}{disk_note(session.output_folder)}; "
+                "retrying at the next look"
+            )
             if message != self._last_ingest_error:
                 self._last_ingest_error = message
                 self._error(message)

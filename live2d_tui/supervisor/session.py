@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from live2d_tui.lock import LockHeldError, OutputLock
 from live2d_tui.paths import session_name
 from live2d_tui.sessionlog import SessionLog
 from live2d_tui.state import SessionState, StateError, load_state
+from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.model import SupervisorError, WarpSummary
 
 _CYCLE_FILE = re.compile(r"^cycle_(\d+)(?:[._].*)?$")
@@ -176,6 +178,11 @@ def _open_locked(
         )
     except IngestError as exc:
         raise SupervisorError(str(exc)) from None
+    except (OSError, sqlite3.Error) as exc:
+        raise SupervisorError(
+            f"cannot open the particle ledger and stack in {output_folder}: {exc}"
+            f"{disk_note(output_folder)}"
+        ) from None
     name = session_name(warp_folder, server)
     if loaded is None:
         state = SessionState(

@@ -1,0 +1,152 @@
+"""``live2d run`` end to end: a simulated live session, signals, exit status, a full disk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from live2d_tui.simulate import SimulationOptions, simulate_session
+from live2d_tui.state import STATE_NAME
+
+from .conftest import engine_processes
+from .headless import Headless, check_history, load_json_state, write_config
+
+
+def test_live_session_runs_ab_initio_then_seeded_jobs(tmp_path: Path) -> None:
+    """Simulator in live mode while ``live2d run --auto`` classifies with the built-in engine."""
+    warp = tmp_path / "warp"
+    stop = threading.Event()
+    opts = SimulationOptions(micrographs=14, particles_per_micrograph=40, box=64, seed=3, rate=0.6)
+    sim = threading.Thread(target=simulate_session, args=(warp, opts), kwargs={"stop": stop})
+    sim.start()
+    run: Headless | None = None
+    try:
+        while not (warp / "previous.settings").exists():
+            threading.Event().wait(0.05)
+        config = write_config(tmp_path)
+        run = Headless([str(warp), "--auto", "--config", str(config)])
+        first = run.wait_for("[job] finished", timeout=150)
+        run.wait_for("[job] finished", timeout=150, after=first + 1)
+        run.signal(signal.SIGINT)
+        assert run.finish(60) == 0
+    finally:
+        stop.set()
+        sim.join(60)
+        if run is not None and run.proc.poll() is None:
+            run.kill()
+    out = warp / "classification"
+    cycles = check_history(out)
+    kinds = [c["settings"]["classification_type"] for c in cycles]
+    assert cycles[0]["block_type"] == "random_seed" and kinds[0] == "abinit"
+    assert "seeded" in kinds[4:], kinds  # the second job started from the first job's classes
+    assert [c["block_type"] for c in cycles].count("random_seed") == 1
+    # the second job waited for particle_count_update new particles after the first's last input
+    second = next(i for i, k in enumerate(kinds) if k == "seeded")
+    assert cycles[second]["input_rows"] - cycles[second - 1]["input_rows"] >= 60
+    # particles appended while a cycle ran joined at a later cycle, never the running one
+    counts = [c["particle_count"] for c in cycles]
+    assert counts != sorted(set(counts))[:1] * len(counts)
+    text = run.text() if run else ""
+    assert "[status] Waiting for new particles" in text
+    assert engine_processes(out) == []
+
+
+def test_once_exit_status_and_sigterm(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
+    warp = make_warp_session(micrographs=4, particles_per_micrograph=40, box=64, seed=1)
+    config = write_config(tmp_path)
+    ok = Headless([str(warp), "--once", "--config", str(config), "--set", "class_number=3"])
+    assert ok.finish(150) == 0, ok.text()
+    cycles = check_history(warp / "classification")
+    assert len(cycles) == 4 and cycles[0]["settings"]["class_number"] == 3
+    assert load_json_state(warp / "classification")["settings"]["classification_type"] == "seeded"
+    # a second --once on the same folder while one runs is refused with the holder's pid
+    busy = Headless([str(warp), "--once", "--config", str(config)])
+    busy.wait_for("[cycle", timeout=60)
+    refused = subprocess.run(
+        [*busy.proc.args[:3], "run", str(warp), "--once", "--config", str(config)],  # type: ignore[index]
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert refused.returncode == 2 and f"pid {busy.proc.pid}" in refused.stderr
+    busy.signal(signal.SIGTERM)
+    assert busy.finish(60) == 128 + signal.SIGTERM
+    assert "aborting now" in busy.text()
+    check_history(warp / "classification")
+    assert engine_processes(warp / "classification") == []
+    state = load_json_state(warp / "classification")
+    assert state["job"] is None and state["job_status"] == "stopped"
+
+
+def test_second_sigint_aborts(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
+    warp = make_warp_session(micrographs=4, particles_per_micrograph=40, box=64, seed=1)
+    config = write_config(tmp_path)
+    run = Headless([str(warp), "--auto", "--config", str(config)])
+    run.wait_for("[cycle 1] started", timeout=120)
+    run.signal(signal.SIGINT)
+    run.wait_for("stopping after the running cycle")
+    run.signal(signal.SIGINT)
+    assert run.finish(60) == 128 + signal.SIGINT
+    cycles = check_history(warp / "classification")
+    assert [c["number"] for c in cycles] == [0]
+    assert engine_processes(warp / "classification") == []
+
+
+def _mount_tmpfs(folder: Path, size: str) -> bool:
+    folder.mkdir(parents=True, exist_ok=True)
+    if shutil.which("mount") is None:
+        return False
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    return result.returncode == 0
+
+
+def _fill(path: Path) -> None:
+    """Write zeros until the file system is full (down to 512-byte writes)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        size = 1 << 20
+        while size >= 512:
+            try:
+                os.write(fd, b"\0" * size)
+            except OSError:
+                size //= 4
+    finally:
+        os.close(fd)
+
+
+def test_full_disk_during_a_cycle_keeps_earlier_results(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
+    warp = make_warp_session(micrographs=4, particles_per_micrograph=40, box=64, seed=1)
+    out = tmp_path / "small_disk"
+    if not _mount_tmpfs(out, "24m"):
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        config = write_config(tmp_path)
+        first = Headless([str(warp), "--once", "--out", str(out), "--config", str(config)])
+        assert first.finish(150) == 0, first.text()
+        before = check_history(out)
+        saved = (out / STATE_NAME).read_text()
+        second = Headless([str(warp), "--once", "--out", str(out), "--config", str(config)])
+        second.wait_for("[cycle 4] started", timeout=120)
+        _fill(out / "filler.bin")  # the disk fills up while cycle 4 runs
+        code = second.finish(150)
+        text = second.text()
+        assert code == 1, text
+        assert "full" in text.lower(), text
+        assert "intact" in text, text
+        # earlier results are intact, and the state is either the old one or a valid newer one
+        after = check_history(out)
+        assert after[: len(before)] == before
+        assert (out / STATE_NAME).read_text() == saved or load_json_state(out)["cycles"]
+        assert engine_processes(out) == []
+    finally:
+        subprocess.run(["umount", "-l", str(out)], check=False)
