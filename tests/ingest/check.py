@@ -55,6 +55,12 @@ def check_consistent(ds: Dataset) -> npt.NDArray[np.float32]:
     assert star["position"].tolist() == list(range(1, nz + 1))
     rel = relion_rows(ds.relion_star_path)
     assert [r[0] for r in rel] == [f"{i:07d}@combined_stack.mrcs" for i in range(1, nz + 1)]
+    ranges = ledger_ranges(ds.output_folder)
+    position = 1
+    for _stack, first, rows, _active, _current in ranges:  # contiguous, no gaps or overlaps
+        assert first == position
+        position += rows
+    assert position == nz + 1
     text = ds.star_path.read_text()
     assert "\n\n" not in text[text.index("#    POS") :]
     return stack
