@@ -78,7 +78,7 @@ def test_cli_follow_stops_on_sigint(tmp_path: Path) -> None:
         if "2 active" in line:
             break
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert any("particles: 2 active, 2 in stack" in line for line in lines)
 
@@ -100,9 +100,9 @@ async def test_follow_ingests_a_live_session_and_stops(tmp_path: Path) -> None:
 
     def on_report(report: IngestReport) -> None:
         reports.append(report)
-        if done.is_set() and report.micrographs_seen == 4 and not report.pending:
-            if report.micrographs_ingested == 4:
-                stop.set()
+        settled = report.micrographs_seen == report.micrographs_ingested == 4
+        if done.is_set() and settled and not report.pending:
+            stop.set()
 
     await asyncio.wait_for(ds.follow(stop, on_report, interval=0.5), timeout=60)
     await asyncio.to_thread(sim.join)
