@@ -201,7 +201,6 @@ def refine(
         smoothing=s.smoothing,
         coarse_step=coarse_step,
         fine_step=fine_step,
-        pad=max(1, min(s.padding, 2)),
     )
     nonzero = int(np.count_nonzero(np.abs(references).reshape(len(references), -1).max(1) > 0))
     out.write(

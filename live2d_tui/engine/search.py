@@ -74,7 +74,6 @@ class SearchParams:
     smoothing: float
     coarse_step: float
     fine_step: float
-    pad: int
     candidates: int = 3
     """Classes carried from the coarse to the fine stage."""
 
@@ -155,23 +154,13 @@ class ClassSearch:
         step_c = p.coarse_step
         self.coarse_angles = angle_grid(step_c, rng.uniform(-step_c / 2, step_c / 2))
         coarse = nm.crop_half(spectra, p.nc)
-        self.refs_c = np.stack(
-            [
-                np.stack([nm.rotate_half_spectrum(s, a, p.pad) for a in self.coarse_angles])
-                for s in coarse
-            ]
-        )
+        self.refs_c = _rotated_set(coarse, self.coarse_angles)
         self.refs_c = (np.conj(self.refs_c) * self.band_c).astype(np.complex64)
         self.refs_c_flat = self.refs_c.reshape(k * len(self.coarse_angles), p.nc, p.nc // 2 + 1)
         if p.fine_needed:
             step_f = p.fine_step
             self.fine_angles = angle_grid(step_f, rng.uniform(-step_f / 2, step_f / 2))
-            self.refs_f = np.stack(
-                [
-                    np.stack([nm.rotate_half_spectrum(s, a, p.pad) for a in self.fine_angles])
-                    for s in spectra
-                ]
-            )
+            self.refs_f = _rotated_set(spectra, self.fine_angles)
             self.refs_f = (np.conj(self.refs_f) * self.band_b).astype(np.complex64)
             step_ratio = p.coarse_step / (360.0 / len(self.fine_angles))
             self.half_width = int(np.ceil(step_ratio / 2.0)) + 1
@@ -361,13 +350,31 @@ class ClassSearch:
         nr = len(self.fine_angles)
         sums = np.zeros((self.n_classes, p.nb, p.nb // 2 + 1), dtype=np.complex128)
         ctf2 = np.zeros((self.n_classes, p.nb, p.nb // 2 + 1))
-        for flat in np.flatnonzero(self.ctf2.reshape(len(self.ctf2), -1).max(axis=1) > 0):
+        k = len(self.nonzero)
+        grid = self.sums.reshape(k, nr, p.nb, p.nb // 2 + 1)
+        for start in range(0, nr, 16):
+            part = slice(start, min(nr, start + 16))
+            rotated = nm.rotate_half_spectra(grid[:, part], -self.fine_angles[part])
+            sums[self.nonzero] += rotated.sum(axis=1)
+        used = np.flatnonzero(self.ctf2.reshape(len(self.ctf2), -1).max(axis=1) > 0)
+        for flat in used:
             ki, j = divmod(int(flat), nr)
             angle = -float(self.fine_angles[j])
-            k = self.nonzero[ki]
-            sums[k] += nm.rotate_half_spectrum(self.sums[flat], angle, p.pad)
-            ctf2[k] += np.maximum(nm.rotate_half_real(self.ctf2[flat], p.nb, angle), 0.0)
+            rotated_c2 = nm.rotate_half_real(self.ctf2[flat], p.nb, angle)
+            ctf2[self.nonzero[ki]] += np.maximum(rotated_c2, 0.0)
         return sums * self.accumulate, ctf2 * self.accumulate
+
+
+def _rotated_set(
+    spectra: npt.NDArray[Any], angles: npt.NDArray[np.float64], chunk: int = 16
+) -> npt.NDArray[np.complex64]:
+    """(K, R, n, n//2+1): every spectrum rotated by every angle (in chunks of angles)."""
+    k, n = len(spectra), spectra.shape[-2]
+    out = np.empty((k, len(angles), n, n // 2 + 1), dtype=np.complex64)
+    for start in range(0, len(angles), chunk):
+        part = angles[start : start + chunk]
+        out[:, start : start + len(part)] = nm.rotate_half_spectra(spectra[:, None], part)
+    return out
 
 
 def _correlation_at(
@@ -379,9 +386,12 @@ def _correlation_at(
     """Σ_full Re(P(f)·e^{2πi f·t}) for half-plane products P (B, J, n, n//2+1) at shifts
     t = (sx, sy) (B, J) pixels; the band weights also drop coefficients outside the band."""
     n = prod.shape[-2]
-    ramps = np.conj(nm.phase_ramp(n, sx, sy))
-    total = np.einsum("bjyx,yx->bj", (prod * ramps).real, weights)
-    out: npt.NDArray[np.float64] = total.astype(np.float64)
+    kx = np.fft.rfftfreq(n)
+    ky = np.fft.fftfreq(n)
+    ex = np.exp(2j * np.pi * kx[None, None, :] * np.asarray(sx)[..., None]).astype(np.complex64)
+    ey = np.exp(2j * np.pi * ky[None, None, :] * np.asarray(sy)[..., None]).astype(np.complex64)
+    rows = np.einsum("bjyx,bjx->bjy", prod * weights, ex)
+    out: npt.NDArray[np.float64] = np.einsum("bjy,bjy->bj", rows, ey).real.astype(np.float64)
     return out
 
 

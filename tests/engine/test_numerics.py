@@ -34,7 +34,6 @@ def _params(box: int, nb: int, nc: int, **changes: float) -> SearchParams:
         high_res=2 * 3.0 * box / nb,
         low_res=300.0,
         smoothing=1.0,
-        pad=2,
         **values,
     )
 

@@ -1,0 +1,209 @@
+"""Benchmark of the built-in engine on a simulated session of the reference run's shape.
+
+Reference (issue 5): 5,890 particles, 96 px at 2.0 Å, 12 discrete views, SNR 0.05, defocus
+0.8–2.5 µm, 160 Å phantom; ab initio with 20 classes, 10 startup cycles 40 → 8 Å + 3 refinement
+cycles at 8 Å, two refine2d dump jobs + merge2d per cycle on 2 cores.
+
+Pipeline: ``simulate_session`` → ``Dataset.poll`` (combined stack + cisTEM star, as the program
+ingests) → ``CycleRunner`` with the built-in engine (pool 2, 2 jobs per cycle), cycle after
+cycle as the supervisor runs them. Per cycle it records wall time, the children's CPU time
+(``RUSAGE_CHILDREN``), particle-passes per CPU-second (particles processed / children CPU) and
+pool utilisation (children CPU / (wall × cores)); at the end it scores the classes against the
+simulator's truth (purity, ARI, views recovered, FRC 0.5 against the true projections).
+
+Usage::
+
+    .venv/bin/python benchmarks/bench_engine.py --work /tmp/bench_engine [--small]
+
+``--small`` runs the quick shape of the tests (1,000 particles, 64 px at 3 Å, 4 views, SNR 0.1).
+Results are printed and written to ``<work>/engine_results.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.engine_scoring import score_run  # noqa: E402
+from live2d_tui.classify.engines import EnginePrograms  # noqa: E402
+from live2d_tui.classify.inputs import CycleInputs  # noqa: E402
+from live2d_tui.classify.runner import CycleRunner  # noqa: E402
+from live2d_tui.classify.schedule import plan_job  # noqa: E402
+from live2d_tui.config import EngineKind, JobSettings  # noqa: E402
+from live2d_tui.dataset.cistem_star import read_star  # noqa: E402
+from live2d_tui.dataset.ingest import Dataset  # noqa: E402
+from live2d_tui.simulate import SimulationOptions, simulate_session  # noqa: E402
+
+FULL = {
+    "micrographs": 95,
+    "particles_per_micrograph": 62,
+    "box": 96,
+    "pixel_size": 2.0,
+    "diameter": 160.0,
+    "snr": 0.05,
+    "views": 12,
+    "defocus_min": 0.8,
+    "defocus_max": 2.5,
+}
+SMALL = {
+    "micrographs": 25,
+    "particles_per_micrograph": 40,
+    "box": 64,
+    "pixel_size": 3.0,
+    "diameter": 150.0,
+    "snr": 0.1,
+    "views": 4,
+}
+
+
+def builtin_programs() -> EnginePrograms:
+    """The built-in pair, run as ``python -m`` with this interpreter."""
+    return EnginePrograms(
+        EngineKind.BUILTIN,
+        [sys.executable, "-m", "live2d_tui.engine.refine2d"],
+        [sys.executable, "-m", "live2d_tui.engine.merge2d"],
+    )
+
+
+def prepare(work: Path, shape: dict[str, float], seed: int) -> Dataset:
+    """Simulate the session (once) and ingest it into ``work/out``."""
+    session = work / "session"
+    if not (session / "truth").exists():
+        opts = SimulationOptions(seed=seed, **shape)  # type: ignore[arg-type]
+        simulate_session(session, opts)
+    dataset = Dataset(session, work / "out", settle_seconds=0.0)
+    last = -1
+    for _ in range(50):  # poll until the count is stable (stable-file checks need two passes)
+        dataset.poll()
+        count = dataset.particle_count()
+        if count > 0 and count == last:
+            break
+        last = count
+        time.sleep(0.1)
+    return dataset
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+async def run_cycles(
+    dataset: Dataset, settings: JobSettings, pool: int, jobs: int, log: list[str]
+) -> list[dict[str, float]]:
+    runner = CycleRunner(
+        dataset.output_folder,
+        builtin_programs(),
+        pool_size=pool,
+        jobs_per_cycle=jobs,
+        niceness=0,
+        log=log.append,
+    )
+    plan = plan_job(settings, last_cycle_number=None)
+    positions = dataset.active_positions()
+    previous: int | None = None
+    out: list[dict[str, float]] = []
+    folder = dataset.output_folder
+    pixel = float(read_star(dataset.star_path)["pixel_size"][0])
+    for cycle in plan.cycles:
+        inputs = CycleInputs(
+            stack_path=dataset.stack_path,
+            nz=dataset.particle_count(),
+            dataset_star=dataset.star_path,
+            active_positions=positions,
+            previous_star=None if previous is None else folder / f"cycle_{previous}.star",
+            previous_classes=None if previous is None else folder / f"cycle_{previous}.mrc",
+            pixel_size=pixel,
+        )
+        cpu0, wall0 = children_cpu(), time.monotonic()
+        result = await runner.run_cycle(cycle, inputs, settings)
+        wall = time.monotonic() - wall0
+        cpu = children_cpu() - cpu0
+        processed = len(positions) * (result.fraction_used if cycle.class_number == 0 else 0)
+        row = {
+            "cycle": cycle.number,
+            "high_res": cycle.high_res_limit,
+            "seed": cycle.class_number,
+            "wall_s": wall,
+            "children_cpu_s": cpu,
+            "particles": len(positions),
+            "fraction": result.fraction_used,
+            "passes_per_cpu_s": processed / cpu if cpu > 0 and processed else 0.0,
+            "pool_utilisation": cpu / (wall * pool) if wall > 0 else 0.0,
+        }
+        out.append(row)
+        print(
+            f"cycle {cycle.number:2d}  hi {cycle.high_res_limit:6.2f} Å  wall {wall:6.1f} s  "
+            f"cpu {cpu:6.1f} s  passes/cpu-s {row['passes_per_cpu_s']:7.1f}  "
+            f"util {row['pool_utilisation']:.2f}",
+            flush=True,
+        )
+        previous = cycle.number
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench_engine"))
+    parser.add_argument("--small", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--pool", type=int, default=2)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--startup", type=int, default=10)
+    parser.add_argument("--refine", type=int, default=3)
+    parser.add_argument("--classes", type=int, default=None)
+    args = parser.parse_args()
+    shape = SMALL if args.small else FULL
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    dataset = prepare(work, shape, args.seed)
+    print(f"dataset: {dataset.particle_count()} particles ({time.monotonic() - t0:.1f} s)")
+    classes = args.classes or (4 if args.small else 20)
+    settings = JobSettings(
+        class_number=classes,
+        run_count_startup=args.startup,
+        run_count_refine=args.refine,
+        high_res_initial=40.0,
+        high_res_final=8.0 if not args.small else 9.0,
+        mask_radius=0.6 * shape["diameter"],
+        particles_per_class=300,
+    )
+    log: list[str] = []
+    t1 = time.monotonic()
+    rows = asyncio.run(run_cycles(dataset, settings, args.pool, args.jobs, log))
+    total_wall = time.monotonic() - t1
+    last = max(r["cycle"] for r in rows)
+    folder = dataset.output_folder
+    scores = score_run(
+        folder / f"cycle_{last}.mrc",
+        folder / f"cycle_{last}.star",
+        dataset,
+        work / "session",
+        high_res=settings.high_res_final,
+    )
+    summary = {
+        "shape": shape,
+        "classes": classes,
+        "total_wall_s": total_wall,
+        "cycles": rows,
+        "scores": scores,
+        "cpu_count": os.cpu_count(),
+    }
+    (work / "engine_results.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps({"total_wall_s": round(total_wall, 1), **scores}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
