@@ -120,15 +120,17 @@ class Live2DApp(App[None]):
         self._logtail: LogTail | None = None
         self._loaded_settings: object = None
         self._quit_after_cycle = False
+        self._exit_requested = False
         self._started = False
 
     # ------------------------------------------------------------------ lifecycle
 
     def get_default_screen(self) -> Screen[None]:
         """The main screen, built from the configured default settings until the core is up."""
-        return MainScreen(
+        self._main = MainScreen(
             self.supervisor.config.job, self.image_choice.mode, self.image_choice.hint
         )
+        return self._main
 
     async def on_mount(self) -> None:
         self._unsubscribe.append(self.supervisor.bus.subscribe(self._on_bus_event))
@@ -138,7 +140,9 @@ class Live2DApp(App[None]):
             self._started = True
         except SupervisorError as exc:
             self.notify(str(exc), title="Cannot open the session", severity="error", timeout=15)
-            self.query_one(SessionPanel).update(f"⚠ {exc}\n\nPress w to choose a Warp folder.")
+            self._main.query_one(SessionPanel).update(
+                f"⚠ {exc}\n\nPress w to choose a Warp folder."
+            )
             return
         self._session_changed()
         if self._start_automatic:
@@ -160,8 +164,10 @@ class Live2DApp(App[None]):
     # ------------------------------------------------------------------ core → view
 
     def on_core_event(self, message: CoreEvent) -> None:
+        if not self._main.is_attached or self._exit_requested:
+            return  # shutting down: the widgets are going away
         event = message.event
-        output = self.query_one(JobOutput)
+        output = self._main.query_one(JobOutput)
         if isinstance(event, CycleStarted):
             output.cycle_started(event)
         elif isinstance(event, CycleProgress):
@@ -188,9 +194,9 @@ class Live2DApp(App[None]):
             return None
         snap = self.supervisor.snapshot()
         self.snapshot = snap
-        self.query_one(SessionPanel).show(snap)
-        self.query_one(JobBar).set_status(snap.status)
-        form = self.query_one(SettingsForm)
+        self._main.query_one(SessionPanel).show(snap)
+        self._main.query_one(JobBar).set_status(snap.status)
+        form = self._main.query_one(SettingsForm)
         if snap.settings != self._loaded_settings:
             self._loaded_settings = snap.settings
             form.load(snap.settings)
@@ -204,7 +210,7 @@ class Live2DApp(App[None]):
         self._cache.clear()
         self.shown_cycle = None
         self._logtail = LogTail(self.supervisor.output_folder / "live2d.log")
-        self.query_one(JobOutput).add_lines([], reset=True)
+        self._main.query_one(JobOutput).add_lines([], reset=True)
         self._loaded_settings = None
         self._refresh_snapshot()
         self._poll_log()
@@ -214,7 +220,7 @@ class Live2DApp(App[None]):
         threshold = (
             snap.ingest.next_threshold if snap.ingest else snap.settings.particle_count_initial
         )
-        self.query_one(ClassGrid).show_message(
+        self._main.query_one(ClassGrid).show_message(
             text.waiting_message(snap.status, snap.ingest, threshold, snap.next_trigger)
         )
 
@@ -230,7 +236,7 @@ class Live2DApp(App[None]):
         else:
             record = self._record(self.shown_cycle)
             if record is not None:
-                self.query_one(ClassGrid).set_header(self._header(record))
+                self._main.query_one(ClassGrid).set_header(self._header(record))
 
     def _record(self, number: int) -> CycleRecord | None:
         return next((c for c in self._cycles() if c.number == number), None)
@@ -244,7 +250,7 @@ class Live2DApp(App[None]):
         cached = self._cache.get(record.number)
         if cached is not None:
             self._cache.move_to_end(record.number)
-            self.query_one(ClassGrid).set_data(cached, self._header(record))
+            self._main.query_one(ClassGrid).set_data(cached, self._header(record))
             return
         self._load_cycle(record, self.supervisor.output_folder)
 
@@ -255,7 +261,7 @@ class Live2DApp(App[None]):
             stack = montage.load_class_stack(path)
         except (OSError, ValueError) as exc:
             self.call_from_thread(
-                self.query_one(ClassGrid).show_message, f"Cannot read {path}: {exc}"
+                self._main.query_one(ClassGrid).show_message, f"Cannot read {path}: {exc}"
             )
             return
         data = GridData.from_stack(record.number, stack, text.class_counts(record, stack.shape[0]))
@@ -268,7 +274,7 @@ class Live2DApp(App[None]):
             self._cache.popitem(last=False)
         wanted = self.shown_cycle
         if wanted is None or wanted == record.number:
-            self.query_one(ClassGrid).set_data(data, self._header(record))
+            self._main.query_one(ClassGrid).set_data(data, self._header(record))
 
     def _poll_log(self) -> None:
         if self._logtail is not None:
@@ -278,7 +284,7 @@ class Live2DApp(App[None]):
     def _read_log(self, tail: LogTail) -> None:
         lines, reset = tail.read_new()
         if (lines or reset) and not get_current_worker().is_cancelled:
-            self.call_from_thread(self.query_one(JobOutput).add_lines, lines, reset=reset)
+            self.call_from_thread(self._main.query_one(JobOutput).add_lines, lines, reset=reset)
 
     # ------------------------------------------------------------------ job actions
 
@@ -294,7 +300,7 @@ class Live2DApp(App[None]):
 
     def _staged(self) -> object:
         try:
-            return self.query_one(SettingsForm).read()
+            return self._main.query_one(SettingsForm).read()
         except ConfigError as exc:
             self.notify(str(exc), title="Invalid settings", severity="error", timeout=10)
             return None
@@ -385,7 +391,7 @@ class Live2DApp(App[None]):
         self.push_screen(CyclePicker(choices, current), picked)
 
     def on_class_grid_opened(self, message: ClassGrid.Opened) -> None:
-        grid = self.query_one(ClassGrid)
+        grid = self._main.query_one(ClassGrid)
         data = grid.data
         record = self._record(data.cycle) if data else None
         if data is None or record is None:
@@ -405,9 +411,9 @@ class Live2DApp(App[None]):
 
     def action_tab(self, tab: str) -> None:
         """Switch the right-hand tab."""
-        self.query_one(TabbedContent).active = tab
+        self._main.query_one(TabbedContent).active = tab
         if tab == "classes-tab":
-            self.query_one(ClassGrid).focus()
+            self._main.query_one(ClassGrid).focus()
 
     def action_redraw(self) -> None:
         """Re-send every image (after a resize, a reattach, or on request)."""
@@ -415,7 +421,7 @@ class Live2DApp(App[None]):
         if isinstance(screen, ClassDetailScreen):
             screen.action_redraw()
         elif isinstance(screen, MainScreen):
-            self.query_one(ClassGrid).redraw_images()
+            self._main.query_one(ClassGrid).redraw_images()
         self.refresh()
 
     def on_app_focus(self, event: events.AppFocus) -> None:
@@ -513,7 +519,7 @@ class Live2DApp(App[None]):
             yield SystemCommand(title, help_text, callback)
 
     def _toggle_sort(self) -> None:
-        self.query_one(ClassGrid).action_toggle_sort()
+        self._main.query_one(ClassGrid).action_toggle_sort()
 
     # ------------------------------------------------------------------ quit
 
@@ -535,5 +541,6 @@ class Live2DApp(App[None]):
         self.push_screen(QuitScreen(), chosen)
 
     async def _quit_now(self, *, abort: bool) -> None:
+        self._exit_requested = True
         await self._close_supervisor(abort=abort)
         self.exit()

@@ -29,6 +29,12 @@ GUTTER_PX = 2
 PERCENTILES = (0.5, 99.5)
 """Clip points of the shared intensity scale: robust to hot pixels and masked corners."""
 
+TILE_SIZES = (24, 20, 16, 12, 10)
+"""Tile widths in cells, largest first; the smallest fits ~10 classes across 100 columns."""
+
+MAX_STRIPS = 4
+"""Strips (stored images) per page: tmux keeps 10 (3.4–3.6) or 20 (3.7+) server-wide."""
+
 EMPTY_BACKGROUND = 24
 EMPTY_MARK = 90
 """Grey levels of an empty class's tile: dark with a diagonal cross."""
@@ -162,20 +168,31 @@ class GridGeometry:
         height_cells: int,
         cell_px: tuple[int, int],
         *,
-        tile_cols: int = 10,
-        max_rows: int = 4,
+        n_classes: int | None = None,
+        tile_cols: int | None = None,
+        max_rows: int = MAX_STRIPS,
     ) -> GridGeometry:
-        """The largest grid of ``tile_cols``-wide, square-in-pixels tiles fitting the area.
+        """The grid of square-in-pixels tiles for an area of ``width × height`` cells.
 
-        Each strip needs ``tile_rows`` cells of image plus one label row. At most ``max_rows``
-        strips per page keeps stored images well under tmux's 10-image cap.
+        Each strip needs ``tile_rows`` cells of image plus one label row; at most ``max_rows``
+        strips per page keeps stored images well under tmux's 10-image cap. Without an explicit
+        ``tile_cols``, the largest tile size that still shows all ``n_classes`` on one page is
+        chosen (legible half-cell images when there are few classes), down to
+        :data:`TILE_SIZES`' smallest.
         """
         cw, ch = max(1, cell_px[0]), max(1, cell_px[1])
-        tile_cols = max(4, tile_cols)
-        tile_rows = max(2, round(tile_cols * cw / ch))
-        columns = max(1, width_cells // tile_cols)
-        rows = max(1, min(max_rows, height_cells // (tile_rows + 1)))
-        return cls(columns, rows, tile_cols, tile_rows, (cw, ch))
+        sizes = (tile_cols,) if tile_cols else TILE_SIZES
+        best: GridGeometry | None = None
+        for size in sizes:
+            size = max(6, size)
+            tile_rows = max(2, round(size * cw / ch))
+            columns = max(1, width_cells // size)
+            rows = max(1, min(max_rows, height_cells // (tile_rows + 1)))
+            best = cls(columns, rows, size, tile_rows, (cw, ch))
+            if n_classes is None or columns * rows >= n_classes:
+                break
+        assert best is not None
+        return best
 
 
 def build_page(

@@ -62,6 +62,8 @@ def test_empty_tile_is_distinct() -> None:
 
 def test_geometry_fit_square_tiles_and_page_cap() -> None:
     g = montage.GridGeometry.fit(105, 60, (10, 20), tile_cols=10, max_rows=4)
+    assert montage.GridGeometry.fit(105, 60, (10, 20), n_classes=6).tile_cols == 24
+    assert montage.GridGeometry.fit(105, 60, (10, 20), n_classes=500).tile_cols == 10
     assert g.columns == 10 and g.tile_rows == 5 and g.rows == 4
     assert g.tile_px == (100, 100)
     assert g.per_page == 40

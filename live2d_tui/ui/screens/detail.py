@@ -63,7 +63,7 @@ class ClassDetailScreen(Screen[int]):
         return self._order[self._pos]
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="detail-caption")
+        yield Static("", markup=False, id="detail-caption")
         with Vertical(id="detail-box"), Center(id="detail-center"):
             pass
         yield Footer()

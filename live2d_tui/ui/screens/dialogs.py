@@ -139,7 +139,7 @@ class WarpFolderScreen(ModalScreen[str | None]):
         with Vertical():
             yield Label("Warp folder: a session name (uses the configured prefix) or a path")
             yield Input(self._current, id="warp-input", placeholder="session name or /path")
-            yield Static("", id="warp-error")
+            yield Static("", markup=False, id="warp-error")
             with Horizontal():
                 yield Button("Open (enter)", id="ok", variant="primary")
                 yield Button("Cancel (esc)", id="cancel")
@@ -189,4 +189,4 @@ class HelpScreen(ModalScreen[None]):
         with Vertical():
             yield Label("Keys (Esc closes)")
             with VerticalScroll():
-                yield Static("\n".join([*lines, "", *self._notes]), id="help-text")
+                yield Static("\n".join([*lines, "", *self._notes]), markup=False, id="help-text")

@@ -35,7 +35,7 @@ class MainScreen(Screen[None]):
             yield SettingsForm(self._settings, id="settings")
         with Vertical(id="right"), TabbedContent(id="tabs", initial="classes-tab"):
             with TabPane("Classes", id="classes-tab"):
-                hint = Static(self._hint, id="image-hint")
+                hint = Static(self._hint, markup=False, id="image-hint")
                 hint.display = bool(self._hint)
                 yield hint
                 yield ClassGrid(self._mode, id="grid")

@@ -94,7 +94,7 @@ class ClassGrid(Widget, can_focus=True):
 
     DEFAULT_CSS = """
     ClassGrid { height: 1fr; overflow: hidden hidden; }
-    ClassGrid #grid-header { height: 1; color: $text-muted; }
+    ClassGrid #grid-header { height: 2; color: $text-muted; }
     ClassGrid #grid-message { height: auto; padding: 1 2; }
     ClassGrid #grid-body { height: 1fr; overflow: hidden hidden; }
     ClassGrid .grid-label { height: 1; }
@@ -138,8 +138,8 @@ class ClassGrid(Widget, can_focus=True):
         """Counts image uploads (new image widgets); tests check cursor moves keep it."""
 
     def compose(self) -> ComposeResult:
-        yield Static("", id="grid-header")
-        yield Static("", id="grid-message")
+        yield Static("", markup=False, id="grid-header")
+        yield Static("", markup=False, id="grid-message")
         yield Vertical(id="grid-body")
 
     # ------------------------------------------------------------------ data
@@ -192,8 +192,9 @@ class ClassGrid(Widget, can_focus=True):
 
     def _fit(self) -> montage.GridGeometry:
         width = max(10, self.size.width)
-        height = max(4, self.size.height - 1)
-        return montage.GridGeometry.fit(width, height, images.cell_size())
+        height = max(4, self.size.height - 2)
+        n = len(self._order) or None
+        return montage.GridGeometry.fit(width, height, images.cell_size(), n_classes=n)
 
     @property
     def page(self) -> int:
@@ -250,7 +251,7 @@ class ClassGrid(Widget, can_focus=True):
             image.styles.height = geometry.tile_rows
             image.image = strip  # type: ignore[attr-defined]
             widgets.append(image)
-            widgets.append(Static("", classes="grid-label"))
+            widgets.append(Static("", markup=False, classes="grid-label"))
         await body.mount_all(widgets)
         self.image_generation += 1
         self._update_labels()
@@ -280,11 +281,14 @@ class ClassGrid(Widget, can_focus=True):
             )
 
     def _update_header(self) -> None:
-        parts = [self._header] if self._header else []
+        lines = [self._header] if self._header else []
         if self._data is not None:
-            parts.append(f"page {self.page + 1}/{self.page_count}")
-            parts.append("by count" if self.by_count else "by class")
-        self.query_one("#grid-header", Static).update(" · ".join(parts))
+            lines.append(
+                f"page {self.page + 1}/{self.page_count} · "
+                f"{'by member count' if self.by_count else 'by class number'} (o) · "
+                "arrows/hjkl move · enter opens · [ ] cycles"
+            )
+        self.query_one("#grid-header", Static).update("\n".join(lines))
 
     # --------------------------------------------------------------- actions
 

@@ -60,7 +60,7 @@ class JobOutput(Vertical):
         self._progress: CycleProgress | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(progress_text(None, None), id="progress-line")
+        yield Static(progress_text(None, None), markup=False, id="progress-line")
         with Horizontal(id="progress-row"):
             yield ProgressBar(total=100, show_eta=False, id="cycle-progress")
         yield Log(max_lines=MAX_LINES, auto_scroll=True, id="job-log")

@@ -74,7 +74,7 @@ class SettingsForm(Vertical):
         with Collapsible(title="Expert settings", collapsed=True, id="group-expert"):
             for f in expert:
                 yield self._row(f)
-        yield Static("", id="settings-error")
+        yield Static("", markup=False, id="settings-error")
 
     def _row(self, f: dataclasses.Field[Any]) -> Widget:
         value = getattr(self._settings, f.name)

@@ -1,0 +1,364 @@
+"""Pilot tests of every control and key, on the real supervisor and a real simulated session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Button, Input, Log, OptionList, Select, TabbedContent
+from ui_helpers import copy_session, make_app, wait_until
+
+from live2d_tui.events import SessionStatus
+from live2d_tui.ui.app import Live2DApp
+from live2d_tui.ui.screens.detail import ClassDetailScreen
+from live2d_tui.ui.screens.dialogs import (
+    ConfirmScreen,
+    CyclePicker,
+    HelpScreen,
+    QuitScreen,
+    WarpFolderScreen,
+)
+from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.settings_form import SettingsForm
+
+SIZE = (150, 45)
+
+
+def _app(warp: Path) -> Live2DApp:
+    app = make_app(warp)
+    assert isinstance(app, Live2DApp)
+    return app
+
+
+def _grid_ready(app: Live2DApp) -> bool:
+    grid = app.query_one(ClassGrid)
+    return grid.data is not None and grid.image_generation > 0
+
+
+def _status(app: Live2DApp) -> SessionStatus | None:
+    return app.snapshot.status if app.snapshot is not None else None
+
+
+def _shows(app: Live2DApp, cycle: int) -> bool:
+    data = app.query_one(ClassGrid).data
+    return data is not None and data.cycle == cycle
+
+
+def _label_text(app: Live2DApp) -> str:
+    return "\n".join(str(w.render()) for w in app.query(".grid-label"))
+
+
+async def test_main_screen_shows_session_and_latest_cycle(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        snap = app.snapshot
+        assert snap is not None and snap.status is SessionStatus.STOPPED
+        grid = app.query_one(ClassGrid)
+        assert grid.data is not None and grid.data.cycle == snap.cycles[-1].number
+        assert grid.data.stack.shape[0] == 6
+        labels = _label_text(app)
+        assert "#1 " in labels and "#6 " in labels
+        panel = str(app.query_one("#session").render())
+        assert "Live 2D Classification" in panel and "Model" in panel
+        # job bar: idle → start buttons on, stop/abort off
+        assert not app.query_one("#start-now", Button).disabled
+        assert not app.query_one("#start-auto", Button).disabled
+        assert app.query_one("#stop", Button).disabled
+        assert app.query_one("#abort", Button).disabled
+
+
+async def test_cursor_moves_without_resending_images(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        grid = app.query_one(ClassGrid)
+        grid.focus()
+        generation = grid.image_generation
+        strips = list(app.query(".grid-strip"))
+        columns = grid._geometry.columns if grid._geometry else 1
+        await pilot.press("right")
+        assert grid.selected == 1
+        await pilot.press("l")
+        assert grid.selected == 2
+        await pilot.press("h", "left")
+        assert grid.selected == 0
+        await pilot.press("down")
+        assert grid.cursor == min(columns, 5)
+        await pilot.press("k")
+        assert grid.cursor == 0
+        await pilot.press("j", "up")
+        assert grid.cursor == 0
+        await pilot.pause()
+        assert grid.image_generation == generation
+        assert list(app.query(".grid-strip")) == strips  # the very same image widgets
+        # ctrl+l re-sends the images: new widgets
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: grid.image_generation > generation)
+
+
+async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        grid = app.query_one(ClassGrid)
+        grid.focus()
+        await pilot.press("right", "enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ClassDetailScreen))
+        screen = app.screen
+        assert isinstance(screen, ClassDetailScreen)
+        assert screen.index == 1
+        await wait_until(pilot, lambda: bool(screen.query("#detail-image")))
+        caption = str(screen.query_one("#detail-caption").render())
+        assert "class 2 of 6" in caption and "members" in caption and "%" in caption
+        await pilot.press("right")
+        assert screen.index == 2
+        await pilot.press("left", "left")
+        assert screen.index == 0
+        await pilot.press("l")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ClassDetailScreen))
+        assert grid.selected == 1  # the grid follows the class last shown
+
+
+async def test_sort_by_count(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        grid = app.query_one(ClassGrid)
+        grid.focus()
+        assert grid.order == list(range(6))
+        await pilot.press("o")
+        assert grid.by_count
+        assert grid.data is not None
+        counts = [grid.data.counts[k] for k in grid.order]
+        assert counts == sorted(counts, reverse=True)
+        assert "by member count" in str(grid.query_one("#grid-header").render())
+        await pilot.press("o")
+        assert grid.order == list(range(6))
+
+
+async def test_history_keys_and_picker(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        grid = app.query_one(ClassGrid)
+        cycles = app.snapshot.cycles if app.snapshot else ()
+        assert len(cycles) >= 3
+        latest = cycles[-1].number
+        await pilot.press("left_square_bracket")
+        assert app.shown_cycle == cycles[-2].number
+        await wait_until(pilot, lambda: _shows(app, cycles[-2].number))
+        assert "1 newer" in str(grid.query_one("#grid-header").render())
+        await pilot.press("right_square_bracket")
+        assert app.shown_cycle is None
+        await wait_until(pilot, lambda: _shows(app, latest))
+        await pilot.press("left_square_bracket", "left_square_bracket", "f")
+        assert app.shown_cycle is None
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CyclePicker))
+        options = app.screen.query_one(OptionList)
+        assert options.option_count == len(cycles)
+        assert "cycle" in str(options.get_option_at_index(0).prompt)
+        await pilot.press("end", "enter")  # the oldest cycle
+        await wait_until(pilot, lambda: not isinstance(app.screen, CyclePicker))
+        assert app.shown_cycle == cycles[0].number
+
+
+async def test_tabs_job_output_and_help(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        await pilot.press("2")
+        assert app.query_one(TabbedContent).active == "output-tab"
+        log = app.query_one(Log)
+        await wait_until(pilot, lambda: log.line_count > 0)
+        assert any("Cycle" in line for line in log.lines)
+        assert "No cycle running" in str(app.query_one("#progress-line").render())
+        await pilot.press("1")
+        assert app.query_one(TabbedContent).active == "classes-tab"
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        help_text = str(app.screen.query_one("#help-text").render())
+        for key in ("g", "a", "x", "X", "[", "]", "c", "f", "w", "ctrl+l", "enter", "o", "q"):
+            assert f"\n{key} " in "\n" + help_text or help_text.startswith(key), key
+        assert "Images: halfcell" in help_text
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_log_follows_appended_lines(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        log = app.query_one(Log)
+        await wait_until(pilot, lambda: log.line_count > 0)
+        with (session_copy / "classification" / "live2d.log").open("a") as fh:
+            fh.write("a line appended by another writer\n")
+        await wait_until(pilot, lambda: log.lines[-1] == "a line appended by another writer")
+
+
+async def test_warp_folder_dialog_validates_inline(session_copy: Path, tmp_path: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, WarpFolderScreen))
+        dialog = app.screen
+        field = dialog.query_one("#warp-input", Input)
+        field.value = str(tmp_path / "does-not-exist")
+        await pilot.press("enter")
+        error = dialog.query_one("#warp-error")
+        await wait_until(pilot, lambda: "⚠" in str(error.render()))
+        assert isinstance(app.screen, WarpFolderScreen)  # stays open
+        field.value = ""
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: "Type a session name" in str(error.render()))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, WarpFolderScreen))
+        assert app.snapshot is not None and app.snapshot.warp_folder == session_copy
+
+
+async def test_warp_folder_dialog_switches_session(
+    session_copy: Path, fresh_session: Path, tmp_path: Path
+) -> None:
+    other = copy_session(fresh_session, tmp_path / "other")
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, WarpFolderScreen))
+        app.screen.query_one("#warp-input", Input).value = str(other)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: not isinstance(app.screen, WarpFolderScreen))
+        await wait_until(pilot, lambda: app.supervisor.snapshot().warp_folder == other)
+        grid = app.query_one(ClassGrid)
+        await wait_until(
+            pilot, lambda: "No classes yet" in str(grid.query_one("#grid-message").render())
+        )
+
+
+async def test_before_first_cycle_says_when(fresh_session: Path, tmp_path: Path) -> None:
+    app = _app(copy_session(fresh_session, tmp_path / "warp"))
+    async with app.run_test(size=SIZE) as pilot:
+        grid = app.query_one(ClassGrid)
+        message = grid.query_one("#grid-message")
+        await wait_until(pilot, lambda: "No classes yet" in str(message.render()))
+        await wait_until(pilot, lambda: "so far" in str(message.render()))
+        assert "100" in str(message.render())  # the configured first-job threshold
+
+
+async def test_settings_form_validates_and_greys_out(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        form = app.query_one(SettingsForm)
+        kind = form.query_one("#set-classification_type", Select)
+        kind.value = "refine"
+        await pilot.pause()
+        assert form.query_one("#row-class_number").has_class("-ignored")
+        assert form.query_one("#set-class_number").disabled
+        kind.value = "abinit"
+        await pilot.pause()
+        assert not form.query_one("#row-class_number").has_class("-ignored")
+        form.query_one("#set-mask_radius", Input).value = "-5"
+        await pilot.press("g")
+        await pilot.pause()
+        assert "mask_radius" in str(form.query_one("#settings-error").render())
+        assert app.snapshot is not None and app.snapshot.status is SessionStatus.STOPPED
+        assert not app.supervisor.job_running
+
+
+async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        form = app.query_one(SettingsForm)
+        await pilot.click("#start-now")
+        await wait_until(pilot, lambda: _status(app) is SessionStatus.RUNNING)
+        assert form.locked and form.query_one("#set-mask_radius").disabled
+        assert app.query_one("#start-now", Button).disabled
+        assert not app.query_one("#abort", Button).disabled
+        # quit while running asks; Esc keeps running
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, QuitScreen))
+        assert app.is_running and app.supervisor.job_running
+        # abort asks too; "n" declines
+        await pilot.press("X")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        assert app.supervisor.job_running
+        # stop: finishes the cycle, then stopped
+        await pilot.press("x")
+        await wait_until(
+            pilot,
+            lambda: _status(app) is SessionStatus.STOPPED,
+            timeout=120,
+        )
+        assert not form.locked
+
+
+async def test_abort_key_and_quit_abort(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        await pilot.press("g")
+        await wait_until(pilot, lambda: app.supervisor.job_running)
+        await pilot.press("X")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: not app.supervisor.job_running, timeout=60)
+        await pilot.press("a")  # automatic on → waiting
+        await wait_until(
+            pilot,
+            lambda: _status(app) is not SessionStatus.STOPPED,
+        )
+        await pilot.press("g")
+        await wait_until(pilot, lambda: app.supervisor.job_running)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("a")
+        await wait_until(pilot, lambda: not app.is_running, timeout=60)
+
+
+async def test_mouse_selects_and_opens(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        grid = app.query_one(ClassGrid)
+        assert grid._geometry is not None
+        tile = grid._geometry.tile_cols
+        strip = app.query(".grid-strip").first()
+        await pilot.click(strip, offset=(tile + 1, 1))
+        assert grid.selected == 1
+        await pilot.click(strip, offset=(2 * tile + 1, 1), times=2)
+        await wait_until(pilot, lambda: isinstance(app.screen, ClassDetailScreen))
+        await pilot.press("escape")
+        await pilot.click("#tabs Tab#--content-tab-output-tab")
+        assert app.query_one(TabbedContent).active == "output-tab"
+
+
+async def test_command_palette_lists_actions(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for title in (
+            "Start job now",
+            "Start automatic jobs",
+            "Stop",
+            "Abort",
+            "Pick a cycle",
+            "Warp folder",
+            "Redraw images",
+            "Keys",
+            "Sort classes",
+        ):
+            assert title in titles
+        await pilot.press("ctrl+p")
+        await pilot.press(*"sort classes")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.query_one(ClassGrid).by_count)
