@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from live2d_tui.ctf import ctf_2d
 from live2d_tui.imaging import radius_grid
-from live2d_tui.simulate.phantom import FloatArray, Phantom, fibonacci_views, project_fourier
+from live2d_tui.simulate.phantom import FloatArray, Phantom, fibonacci_views, project
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ def render_particles(
     sign = 1.0 if invert else -1.0
     for start in range(0, len(params), batch):
         sl = slice(start, min(start + batch, len(params)))
-        spectrum = project_fourier(
+        clean = project(
             phantom,
             params.rot[sl],
             params.tilt[sl],
@@ -183,7 +183,7 @@ def render_particles(
             phase_shift_deg=params.phase_shift[sl],
             bfactor=bfactor,
         )
-        modulated = np.fft.irfft2(spectrum * ctf, s=(box, box))
+        modulated = np.fft.irfft2(np.fft.rfft2(clean) * ctf, s=(box, box))
         sigma = np.sqrt(modulated.var(axis=(1, 2)) / snr)
         noisy = modulated + noise_rng.standard_normal(modulated.shape) * sigma[:, None, None]
         background = noisy[:, outside]
