@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -309,3 +312,37 @@ def test_live_mode_stops_early_and_still_rewrites(tmp_path: Path) -> None:
     )
     assert summary.stopped and summary.micrographs == 2
     assert len(stacks_in(good_path(folder))) == 2
+
+
+def test_running_window_keeps_the_last_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from live2d_tui.simulate import session as session_module
+
+    # Warp names the files after Picking/RunningWindowLength (10000 by default)
+    monkeypatch.setattr(session_module, "RUNNING_WINDOW", 25)
+    folder, _ = run(tmp_path)
+    rows = read_warp_star(good_path(folder))[1]
+    window = read_warp_star(folder / f"goodparticles_last25_{DEFAULT_MODEL}.star")[1]
+    assert len(rows) > 25 and window == rows[-25:]
+
+
+def test_cli_live_mode_stops_on_sigint(tmp_path: Path) -> None:
+    out = tmp_path / "live"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "live2d_tui", "simulate", str(out), "--micrographs", "50",
+         "--particles-per-micrograph", "5", "--box", "32", "--diameter", "60", "--rate", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().startswith("movie 1/50 written")
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "1 micrographs" in stdout and "stopped early" in stdout
+    assert len(stacks_in(good_path(out))) == 1
