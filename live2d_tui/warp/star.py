@@ -69,6 +69,11 @@ class WarpTable:
     rows: int
 
 
+CHUNK_BYTES = 4 << 20
+"""Rows are parsed in chunks of about this many bytes, so memory stays near the file size plus
+compact numeric arrays (half a million rows must not cost gigabytes of Python strings)."""
+
+
 def parse_warp_star(data: bytes, source: str) -> WarpTable:
     """Parse and validate a complete Warp particle star.
 
@@ -78,84 +83,134 @@ def parse_warp_star(data: bytes, source: str) -> WarpTable:
     """
     if not data.endswith(b"\n"):
         raise WarpFileError(f"{source}: no final newline (file is being written)")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise WarpFileError(f"{source}: not a text star file ({exc})") from None
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines) and not lines[i].strip().startswith("loop_"):
-        i += 1
-    if i >= len(lines):
-        raise WarpFileError(f"{source}: no loop_ table")
-    i += 1
+    labels, start, first_line = _header(data, source)
+    parser = _RowParser(labels, source)
+    pos, lineno = start, first_line
+    while pos < len(data):
+        end = data.rfind(b"\n", pos, pos + CHUNK_BYTES) if pos + CHUNK_BYTES < len(data) else -1
+        end = len(data) if end < 0 else end + 1
+        try:
+            text = data[pos:end].decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise WarpFileError(f"{source}: not a text star file ({exc})") from None
+        lineno = parser.feed(text, lineno)
+        pos = end
+    return parser.table()
+
+
+def _header(data: bytes, source: str) -> tuple[list[str], int, int]:
+    """Labels, byte offset of the first data line and the number of lines before it."""
+    pos, lineno, in_loop = 0, 0, False
     labels: list[str] = []
-    while i < len(lines):
-        stripped = lines[i].strip()
-        if not stripped or stripped.startswith("#"):
-            i += 1
-            continue
-        if not stripped.startswith("_"):
+    while pos < len(data):
+        end = data.find(b"\n", pos)
+        end = len(data) if end < 0 else end + 1
+        try:
+            stripped = data[pos:end].decode("utf-8").strip()
+        except UnicodeDecodeError as exc:
+            raise WarpFileError(f"{source}: not a text star file ({exc})") from None
+        lineno += 1
+        if not in_loop:
+            in_loop = stripped.startswith("loop_")
+        elif stripped.startswith("_"):
+            labels.append(stripped.split()[0][1:])
+        elif stripped and not stripped.startswith("#"):
+            lineno -= 1  # this line is the first row: count lines before it
             break
-        labels.append(stripped.split()[0][1:])
-        i += 1
+        pos = end
+    else:
+        if not in_loop:
+            raise WarpFileError(f"{source}: no loop_ table")
     for name in REQUIRED:
         if name not in labels:
             raise WarpFileError(f"{source}: required column _{name} is missing")
-    ncol = len(labels)
-    start = i
-    fields: list[list[str]] = []
-    for lineno in range(start, len(lines)):
-        row = lines[lineno].split()
-        if not row:
-            continue
-        if len(row) != ncol:
-            raise WarpFileError(
-                f"{source}: line {lineno + 1} has {len(row)} fields, expected {ncol}"
+    return labels, pos, lineno
+
+
+class _RowParser:
+    """Accumulates rows chunk by chunk into compact arrays."""
+
+    def __init__(self, labels: list[str], source: str) -> None:
+        self.source = source
+        self.ncol = len(labels)
+        position = {label: j for j, label in enumerate(labels)}
+        self.numeric = [
+            (k, position.get(name), default) for k, (name, default) in enumerate(CTF_COLUMNS)
+        ]
+        self.image_col = position["rlnImageName"]
+        self.mic_col = position.get("rlnMicrographName")
+        self.values: list[npt.NDArray[np.float64]] = []
+        self.slices: list[npt.NDArray[np.int64]] = []
+        self.stack_ids: list[npt.NDArray[np.int64]] = []
+        self.stacks: dict[str, int] = {}
+        self.micrograph_of: list[str] = []
+
+    def feed(self, text: str, lineno: int) -> int:
+        rows: list[list[str]] = []
+        for line in text.split("\n"):
+            lineno += 1
+            row = line.split()
+            if not row:
+                continue
+            if len(row) != self.ncol:
+                raise WarpFileError(
+                    f"{self.source}: line {lineno} has {len(row)} fields, expected {self.ncol}"
+                )
+            rows.append(row)
+        lineno -= 1  # the text ends with a newline: its last "line" is empty
+        if not rows:
+            return lineno
+        columns = list(zip(*rows, strict=True))
+        values = np.empty((len(rows), len(CTF_COLUMNS)), dtype=np.float64)
+        for k, j, default in self.numeric:
+            if j is None:
+                values[:, k] = default
+                continue
+            try:
+                values[:, k] = np.asarray(columns[j], dtype=np.float64)
+            except ValueError as exc:
+                name = CTF_COLUMNS[k][0]
+                raise WarpFileError(
+                    f"{self.source}: column _{name} has a non-number ({exc})"
+                ) from None
+        slices = np.empty(len(rows), dtype=np.int64)
+        ids = np.empty(len(rows), dtype=np.int64)
+        stacks = self.stacks
+        for r, image in enumerate(columns[self.image_col]):
+            number, sep, stack = image.partition("@")
+            if not sep or not stack or not number.isdigit() or int(number) < 1:
+                raise WarpFileError(f"{self.source}: rlnImageName {image!r} is not N@stack")
+            slices[r] = int(number)
+            sid = stacks.get(stack)
+            if sid is None:
+                sid = stacks[stack] = len(stacks)
+                mic = columns[self.mic_col][r] if self.mic_col is not None else ""
+                self.micrograph_of.append(mic)
+            ids[r] = sid
+        self.values.append(values)
+        self.slices.append(slices)
+        self.stack_ids.append(ids)
+        return lineno
+
+    def table(self) -> WarpTable:
+        if not self.values:
+            return WarpTable(micrographs={}, rows=0)
+        values = np.concatenate(self.values)
+        slices = np.concatenate(self.slices)
+        ids = np.concatenate(self.stack_ids)
+        order = np.argsort(ids, kind="stable")
+        counts = np.bincount(ids, minlength=len(self.stacks))
+        bounds = np.concatenate(([0], np.cumsum(counts)))
+        micrographs: dict[str, MicrographRows] = {}
+        for stack, sid in self.stacks.items():
+            rows = order[bounds[sid] : bounds[sid + 1]]
+            micrographs[stack] = MicrographRows(
+                stack=stack,
+                micrograph=self.micrograph_of[sid],
+                indices=slices[rows],
+                values=values[rows],
             )
-        fields.append(row)
-    return _group(fields, labels, source)
-
-
-def _group(fields: list[list[str]], labels: list[str], source: str) -> WarpTable:
-    n = len(fields)
-    position = {label: j for j, label in enumerate(labels)}
-    values = np.empty((n, len(CTF_COLUMNS)), dtype=np.float64)
-    columns = list(zip(*fields, strict=True)) if n else [() for _ in labels]
-    for k, (name, default) in enumerate(CTF_COLUMNS):
-        j = position.get(name)
-        if j is None:
-            values[:, k] = default
-            continue
-        try:
-            values[:, k] = np.asarray(columns[j], dtype=np.float64)
-        except ValueError as exc:
-            raise WarpFileError(f"{source}: column _{name} has a non-number ({exc})") from None
-    names = columns[position["rlnImageName"]]
-    mic_col = position.get("rlnMicrographName")
-    groups: dict[str, list[int]] = {}
-    slice_numbers = np.empty(n, dtype=np.int64)
-    for r, image in enumerate(names):
-        number, sep, stack = image.partition("@")
-        if not sep or not stack:
-            raise WarpFileError(f"{source}: rlnImageName {image!r} is not N@stack")
-        try:
-            slice_numbers[r] = int(number)
-        except ValueError:
-            raise WarpFileError(f"{source}: rlnImageName {image!r} has no slice number") from None
-        groups.setdefault(stack, []).append(r)
-    if n and slice_numbers.min() < 1:
-        raise WarpFileError(f"{source}: rlnImageName slice numbers start at 1")
-    micrographs: dict[str, MicrographRows] = {}
-    for stack, rows in groups.items():
-        idx = np.asarray(rows, dtype=np.int64)
-        micrographs[stack] = MicrographRows(
-            stack=stack,
-            micrograph=columns[mic_col][rows[0]] if mic_col is not None else "",
-            indices=slice_numbers[idx],
-            values=values[idx],
-        )
-    return WarpTable(micrographs=micrographs, rows=n)
+        return WarpTable(micrographs=micrographs, rows=int(values.shape[0]))
 
 
 def source_star_path(folder: Path, kind: str, model: str) -> Path:

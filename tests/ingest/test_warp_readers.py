@@ -179,3 +179,23 @@ def test_network_filesystem_detection_from_mountinfo() -> None:
     assert is_network_filesystem(Path("/mnt/my nfs/a"), MOUNTINFO)
     assert not is_network_filesystem(Path("/mnt/warpish"), MOUNTINFO)
     assert filesystem_type(Path("/home/u"), MOUNTINFO) == "ext4"
+
+
+def test_star_parsed_in_small_chunks_gives_the_same_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    warp = WarpFolder(tmp_path)
+    for i in range(6):
+        warp.write_micrograph(f"m{i}", 3 + i, seed=i)
+    text = warp.star_text([f"m{i}" for i in (0, 3, 1, 5, 2, 4)]).encode()
+    whole = parse_warp_star(text, "s")
+    monkeypatch.setattr("live2d_tui.warp.star.CHUNK_BYTES", 150)
+    chunked = parse_warp_star(text, "s")
+    assert list(chunked.micrographs) == list(whole.micrographs) and chunked.rows == whole.rows
+    for stack, rows in whole.micrographs.items():
+        assert chunked.micrographs[stack].indices.tolist() == rows.indices.tolist()
+        assert (chunked.micrographs[stack].values == rows.values).all()
+    bad = text.replace(b"@particles/m5", b" @particles/m5", 1)
+    lineno = text[: text.index(b"@particles/m5")].count(b"\n") + 1
+    with pytest.raises(WarpFileError, match=f"line {lineno} has 15 fields"):
+        parse_warp_star(bad, "s")
