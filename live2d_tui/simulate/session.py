@@ -321,7 +321,7 @@ class _Session:
         o = self.opts
         for sub in ("particles", "matching"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
-        self.write_truth_header()
+        self.write_truth_header(first=True)
         geometry = self.geometry(0)
         self.write_settings(geometry, -1)
         for index in range(o.micrographs):
@@ -366,6 +366,7 @@ class _Session:
             movie.filtered = True
             self.summary.vanished.append(movie.root)
         self.summary.micrographs += 1
+        self.write_truth_header()
         self.emit("movie_done", index, self.out / "particles" / self.stack_name(movie))
         # a user deselects an earlier movie between two rewrites
         for earlier in sorted(self.unselect):
@@ -376,11 +377,14 @@ class _Session:
                 self.summary.unselected.append(target.root)
                 self.emit("unselected", earlier, self.out / f"{target.root}.xml")
 
-    def write_truth_header(self) -> None:
+    def write_truth_header(self, *, first: bool = False) -> None:
+        """``truth/session.json`` (rewritten after every movie, so a scorer running mid-session
+        sees the current lists); the phantom and references once, at the start."""
         o = self.opts
         g0 = self.geometry(0)
         views = fibonacci_views(o.views)
-        write_phantom(self.truth_dir, self.phantom.to_json())
+        if first:
+            write_phantom(self.truth_dir, self.phantom.to_json())
         geometries = sorted(
             {(self.geometry(i).box, self.geometry(i).pixel_size) for i in range(o.micrographs)}
             | {(g0.box, g0.pixel_size)}
@@ -395,13 +399,13 @@ class _Session:
                 "references": {"box": g0.box, "pixel_size": g0.pixel_size},
                 "geometries": [{"box": b, "pixel_size": p} for b, p in geometries],
                 "folder": str(self.out),
-                "models": list(self.summary.models),
+                "models": list(self.summary.models) or [self.model_of(g0)],
                 "vanished": list(self.summary.vanished),
                 "unselected": list(self.summary.unselected),
                 "reprocessed": list(self.summary.reprocessed),
             },
         )
-        if o.views > 0 and not (self.truth_dir / "references.mrcs").exists():
+        if first and o.views > 0:
             refs = project(
                 self.phantom,
                 views[:, 0],
