@@ -128,3 +128,33 @@ def oracle_classification(
     lines += [f"{i + 1:07d}@combined_stack.mrcs {name}" for i, name in enumerate(names)]
     relion_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return OracleFiles(classes_path, star_path, stack_path, relion_path, names, pixel)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m live2d_tui.simulate.oracle SESSION OUT [--grouping random]``: write an oracle
+    (or random) classification of a simulated session and print its scorecard."""
+    import argparse
+
+    from live2d_tui.simulate.score import original_names_from_relion_star, score_classes
+
+    parser = argparse.ArgumentParser(prog="python -m live2d_tui.simulate.oracle")
+    parser.add_argument("session", type=Path, help="a folder written by live2d simulate")
+    parser.add_argument("out", type=Path, help="folder for the classification files")
+    parser.add_argument("--grouping", choices=("truth", "random"), default="truth")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random grouping")
+    args = parser.parse_args(argv)
+    files = oracle_classification(args.session, args.out, grouping=args.grouping, seed=args.seed)
+    card = score_classes(
+        files.classes,
+        files.star,
+        files.stack,
+        original_names_from_relion_star(files.relion_star),
+        args.session / "truth",
+        pixel_size=files.pixel_size,
+    )
+    print(card.format())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
