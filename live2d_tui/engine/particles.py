@@ -150,13 +150,12 @@ def read_images(stack: Any, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.
 
 
 def has_blank_edges(images: npt.NDArray[np.float32]) -> npt.NDArray[np.bool_]:
-    """Images whose outer one-pixel frame is constant (cut off at a micrograph edge)."""
-    frame = np.concatenate(
-        [images[:, 0, :], images[:, -1, :], images[:, :, 0], images[:, :, -1]], axis=1
-    )
-    spread = frame.std(axis=1)
-    scale = images.reshape(len(images), -1).std(axis=1)
-    blank: npt.NDArray[np.bool_] = spread <= 1e-6 * np.maximum(scale, 1e-30)
+    """Images with a constant side (first/last row or column): cut off at a micrograph edge."""
+    scale = np.maximum(images.reshape(len(images), -1).std(axis=1), 1e-30)
+    sides = (images[:, 0, :], images[:, -1, :], images[:, :, 0], images[:, :, -1])
+    blank = np.zeros(len(images), dtype=bool)
+    for side in sides:
+        blank |= side.std(axis=1) <= 1e-6 * scale
     return blank
 
 

@@ -213,3 +213,16 @@ def test_two_dumps_merged_equal_one_process(tmp_path: Path) -> None:
     assert a.shape == b.shape == (2, 32, 32)
     assert np.abs(a).max() > 0
     assert np.abs(a - b).max() <= 1e-3 * np.abs(a).max()
+
+
+def test_resample_changes_pixel_size_in_the_same_box() -> None:
+    from live2d_tui.engine.particles import resample
+
+    n = 64
+    y, x = np.indices((n, n), dtype=np.float64)
+    # a Gaussian of σ = 6 px at 2 Å/px is σ = 4 px at 3 Å/px, at the same centre
+    blob = np.exp(-((x - n // 2) ** 2 + (y - n // 2) ** 2) / (2 * 6.0**2)).astype(np.float32)
+    out = resample(blob[None], 2.0, 3.0)[0]
+    expected = np.exp(-((x - n // 2) ** 2 + (y - n // 2) ** 2) / (2 * 4.0**2))
+    assert out.shape == (n, n)
+    assert np.abs(out - expected).max() < 0.02

@@ -271,3 +271,24 @@ def test_progress_bar_format() -> None:
     silent = io.StringIO()
     ProgressBar(1, silent).finish()
     assert silent.getvalue() == ""
+
+
+def test_blank_edge_images_are_excluded_with_negative_class(tmp_path: Path) -> None:
+    data = make_set(tmp_path, n_particles=40, box=32, n_views=2, seed=6)
+    with mrcfile.open(data.stack, mode="r+") as mrc:
+        images = np.array(mrc.data)
+        images[:5, :, :6] = 0.0  # cut off at a micrograph edge
+        mrc.set_data(images)
+    seed = tmp_path / "seed.mrc"
+    ok(run_program("refine2d", refine_lines(request(
+        data.stack, data.star, class_number=2, output_classes=str(seed), high_res=40.0))),
+        REFINE2D_TERMINATION)  # fmt: skip
+    out_star = tmp_path / "out.star"
+    result = run_program("refine2d", refine_lines(request(
+        data.stack, data.star, classes=str(seed), output_star=str(out_star),
+        exclude_blank_edges=True))),  # fmt: skip
+    ok(result[0], REFINE2D_TERMINATION)
+    assert "Number of excluded images with blank edges = 5" in result[0].stdout
+    rows = read_star(out_star)
+    assert np.all(rows["best_class"][:5] <= 0)
+    assert np.all(rows["best_class"][5:] > 0)
