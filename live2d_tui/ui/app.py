@@ -148,6 +148,10 @@ class Live2DApp(App[None]):
         if self._start_automatic:
             self._command("start_automatic", self.supervisor.snapshot().settings)
 
+    async def on_unmount(self) -> None:
+        # however the app ends (q, ctrl+c, a test harness), the core closes and unlocks
+        await self._close_supervisor(abort=False)
+
     def _on_bus_event(self, event: Event) -> None:
         # may run on the supervisor's loop or a worker thread: post_message is thread-safe
         self.post_message(CoreEvent(event))
