@@ -66,13 +66,13 @@ class Phantom:
 
 
 def make_phantom(
-    diameter: float, seed: int = 0, *, min_sigma: float = 4.0, fine_sigma: float = 2.5
+    diameter: float, seed: int = 0, *, min_sigma: float = 4.0, fine_sigma: float = 2.0
 ) -> Phantom:
     """An asymmetric, chiral, protein-like blob model about ``diameter`` Å across.
 
     Four domains of unequal size at unequal, non-coplanar positions, a long arm that winds as a
     right-handed helix (which makes the model chiral), a short straight arm and a few small
-    satellites, plus 16 small blobs of ``fine_sigma`` Å inside the domains (high-resolution
+    satellites, plus 32 small blobs of ``fine_sigma`` Å inside the domains (high-resolution
     detail). All other blob widths are at least ``min_sigma`` Å.
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0x5EED]))
@@ -123,8 +123,8 @@ def make_phantom(
     # them band-limited, so they do not alias even below 1 px
     for (x, y, z), s_rel, _ in domains:
         centre = np.array([x, y, z]) * radius
-        for _ in range(4):
-            add(centre + rng.normal(size=3) * 0.8 * s_rel * radius, fine_sigma, 2.5, fine=True)
+        for _ in range(8):
+            add(centre + rng.normal(size=3) * 0.8 * s_rel * radius, fine_sigma, 6.0, fine=True)
     c = np.array(centres)
     s = np.array(sigmas)
     a = np.array(amps)
