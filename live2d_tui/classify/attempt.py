@@ -25,7 +25,7 @@ from live2d_tui.classify import assemble
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, JobFailed
 from live2d_tui.classify.counts import class_counts
 from live2d_tui.classify.executors import JobOutcome, JobSpec
-from live2d_tui.classify.inputs import CycleInputs, load_input_rows
+from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
 from live2d_tui.classify.prompts import (
     MERGE2D_PROMPTS,
@@ -116,6 +116,8 @@ class CycleAttempt:
         started = datetime.now(UTC)
         self.dir.mkdir(parents=True, exist_ok=True)
         seed = plan.block_type is BlockType.RANDOM_SEED
+        expected = len(select_positions(inputs.active_positions, inputs.nz))
+        self.jobs_total = 1 if seed else max(1, min(self.runner.jobs_per_cycle, expected))
         self.publish(CycleStage.PREPARING, force=True)
         rows = await asyncio.to_thread(load_input_rows, inputs)
         seed_classes = plan.class_number if seed else None
@@ -193,8 +195,11 @@ class CycleAttempt:
             f"(refine2d {t_merge - t_jobs:.1f} s, merge2d {t_join - t_merge:.1f} s, "
             f"join {time.monotonic() - t_join:.1f} s)"
         )
-        for line in assemble.count_lines(plan.number, counts.members, counts.used, occupancy):
-            log(line)
+        if seed:
+            log(f"Cycle {plan.number}: {class_count} random starting classes")
+        else:
+            for line in assemble.count_lines(plan.number, counts.members, counts.used, occupancy):
+                log(line)
         self.publish(CycleStage.FINISHING, force=True)
         return CycleResult(
             number=plan.number,

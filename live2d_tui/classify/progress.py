@@ -123,9 +123,11 @@ class CycleProgressTracker:
         running = [
             job.stage for job in self.jobs if not job.done and job.stage is not CycleStage.PREPARING
         ]
-        if not running:
-            return self.default_stage
-        return min(running, key=order.index)
+        if running:
+            return min(running, key=order.index)
+        if self.jobs and all(job.done for job in self.jobs):
+            return max((job.stage for job in self.jobs), key=order.index)
+        return self.default_stage
 
     def eta_seconds(self, elapsed: float) -> float | None:
         """Seconds left, from the elapsed time and the percent done (None before any progress)."""

@@ -58,3 +58,11 @@ def test_cycle_progress_is_weighted_by_rows() -> None:
     assert tracker.percent == pytest.approx(100 * (30 * 0.4 + 10) / 40)
     assert tracker.stage is CycleStage.SEEDING
     assert tracker.eta_seconds(10.0) == pytest.approx(10.0 * (100 - 55) / 55)
+
+
+def test_finished_cycle_reports_its_last_stage() -> None:
+    tracker = CycleProgressTracker.for_rows([5, 5], CycleStage.NOISE)
+    for job in tracker.jobs:
+        job.update("Calculating new class averages...")
+        job.finish()
+    assert tracker.stage is CycleStage.CLASSIFYING and tracker.percent == 100.0
