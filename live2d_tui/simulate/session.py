@@ -285,10 +285,11 @@ class _Session:
                     gap_hook=self._gap_hook(target, index),
                     torn_hook=self._torn_hook(target, index) if kind == "goodparticles" else None,
                 )
-                write_last_window(
-                    self.out / f"{kind}_last{RUNNING_WINDOW}_{model}.star",
-                    star_text(docs.PARTICLE_COLUMNS, rows[-RUNNING_WINDOW:]),
-                )
+                if rows:  # Warp skips the running window of an empty table
+                    write_last_window(
+                        self.out / f"{kind}_last{RUNNING_WINDOW}_{model}.star",
+                        star_text(docs.PARTICLE_COLUMNS, rows[-RUNNING_WINDOW:]),
+                    )
                 if kind == "goodparticles" and model == self.summary.models[-1]:
                     self.summary.good_particles = len(rows)
 
