@@ -13,7 +13,6 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
-from typing import TextIO
 
 import mrcfile
 import numpy as np
@@ -81,9 +80,3 @@ def write_mrc(path: str, images: npt.NDArray[np.float32], pixel_size: float) -> 
         with contextlib.suppress(OSError):
             Path(tmp).unlink()
         raise
-
-
-def print_summary(data: ClassSums, stream: TextIO) -> None:
-    """The class occupancy lines."""
-    for line in occupancy_lines(data):
-        stream.write(line + "\n")

@@ -11,6 +11,17 @@ Modes (../shared/reference/cistem-protocol.md §2-4, §8):
   searched over every non-empty class × rotation × translation (:mod:`.search`), and their
   CTF-weighted sums either dumped (#23 = Yes, to #24) or turned into class averages (#5).
 
+How some answers are honoured:
+
+- #10 pixel size: particles whose star pixel size differs by more than 0.1 % are resampled; the
+  work happens at the binned box whose Nyquist is #13 (binned pixel = high limit / 2);
+- #14 angular step: the global search step (0 = cisTEM's automatic rad2deg(binned pixel / mask
+  radius), with a coarser global step); the best angles are then refined locally down to the
+  automatic step, which is what the resolution needs;
+- #17 padding: accepted; rotations are exact Fourier shears of 2× oversampled images anyway;
+- #25 threads: accepted; the engine always computes on one thread (the runner's pool gives the
+  parallelism).
+
 Stdout carries cisTEM's stage lines, progress bars and ``Refine2D: Normal termination``. Unlike
 cisTEM, a failed calculation exits with 255 after ``Error : <reason>``. Runnable as
 ``python -m live2d_tui.engine.refine2d``.
@@ -185,7 +196,8 @@ def refine(
         autocenter=s.autocenter,
         automask=s.automask,
     )
-    auto = auto_step(pixel_b, s.mask_radius)
+    # rotations beyond the box edge do not matter: the step follows the smaller of the two
+    auto = auto_step(pixel_b, min(s.mask_radius, 0.5 * box * s.pixel_size))
     coarse_step = s.angular_step if s.angular_step > 0 else max(auto, min(15.0, 3.0 * auto))
     fine_step = min(coarse_step, auto)
     coarse_res = max(high, min(2.0 * high, 16.0))
