@@ -35,7 +35,7 @@ import numpy.typing as npt
 from live2d_tui.config import ParticleSource
 from live2d_tui.dataset.ledger import Ledger
 from live2d_tui.dataset.micrographs import NotReady, Params, Ready, check_stack, settings_params
-from live2d_tui.dataset.stack import StackError, read_slices
+from live2d_tui.dataset.stack import SliceSource, StackError
 from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
 from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
@@ -151,7 +151,10 @@ class Dataset:
         self._reported: set[str] = set()
         self._reimport = False
         self._source_missing = False
-        self._dirty = True
+        self._full = True
+        """The next pass diffs every micrograph (new snapshot, settings, generation)."""
+        self._pending: set[str] = set()
+        """Stacks to look at again even when nothing else changed (still being written)."""
         self._appended_now: set[str] = set()
         self._last_counts = IngestReport()
         self._network = is_network_filesystem(self.processing_folder) or polling_forced_by_env()
@@ -266,7 +269,7 @@ class Dataset:
             self._say(report, f"{settings_result.error}; keeping the previous settings")
         settings = self._settings_snap.value
         if settings_result.changed and settings is not None:
-            self._dirty = True
+            self._full = True
             if not settings.export_enabled:
                 self._say(
                     report,
@@ -284,7 +287,7 @@ class Dataset:
             self._say(report, f"{result.error}; keeping the previous snapshot")
         if result.changed:
             self._table = result.value
-            self._dirty = True
+            self._full = True
         table = self._table
         if result.missing and table is None:
             report.pending = True
@@ -295,23 +298,37 @@ class Dataset:
             params = self._current_params() or (settings_params(settings) if settings else None)
             if params is not None:
                 self._start_generation(params, report, reason="re-import requested")
-                self._dirty = True
-        if not self._dirty:
+                self._full = True
+        if not self._full and not self._pending:
             report.micrographs_seen = self._last_counts.micrographs_seen
             report.micrographs_ingested = self._last_counts.micrographs_ingested
             report.micrographs_deferred = self._last_counts.micrographs_deferred
             return
-        self._diff_and_append(table, settings, report)
+        only = None if self._full else set(self._pending)
+        self._diff_and_append(table, settings, report, only)
 
     def _diff_and_append(
-        self, table: WarpTable, settings: WarpSettings | None, report: IngestReport
+        self,
+        table: WarpTable,
+        settings: WarpSettings | None,
+        report: IngestReport,
+        only: set[str] | None,
     ) -> None:
+        """Diff the snapshot against the ledger and append what is ready. ``only``: look at just
+        these stacks (a pass with no new snapshot re-checks only stacks that were settling, so a
+        quiet pass does not grow with the session)."""
         ranges = self._ledger.ranges
+        generation_before = self.generation if self._ledger.generation else None
         check_all_xml = self.source is ParticleSource.ALL
         want_active: list[str] = []
         candidates: list[tuple[MicrographRows, Ready | NotReady]] = []
         retire: set[str] = set()
-        for stack, rows in table.micrographs.items():
+        items = (
+            table.micrographs.items()
+            if only is None
+            else [(s, rows) for s, rows in table.micrographs.items() if s in only]  # table order
+        )
+        for stack, rows in items:
             path = self.processing_folder / stack
             signature = file_signature(path)
             existing = ranges.get(stack)
@@ -332,8 +349,9 @@ class Dataset:
             candidates.append(
                 (rows, check_stack(rows, path, signature, self._tracker, movie, settings))
             )
-        keep = set(want_active)
-        self._ledger.set_active([s for s in ranges if s not in keep], False)
+        if only is None:
+            keep = set(want_active)
+            self._ledger.set_active([s for s in ranges if s not in keep], False)
         self._ledger.set_active(want_active, True)
         ready = self._choose_generation(candidates, settings, report)
         self._append(ready, retire, settings, report)
@@ -349,7 +367,9 @@ class Dataset:
         # but incompatible stack waits for a new snapshot instead of being re-checked.
         waiting = {rows.stack for rows, c in candidates if isinstance(c, NotReady)}
         report.pending = any(s in waiting for s in deferred)
-        self._dirty = report.pending
+        self._pending = {s for s in deferred if s in waiting}
+        # A generation started in this pass: every micrograph must be diffed against it.
+        self._full = (self.generation if self._ledger.generation else None) != generation_before
         self._last_counts = IngestReport(
             micrographs_seen=report.micrographs_seen,
             micrographs_ingested=report.micrographs_ingested,
@@ -436,26 +456,18 @@ class Dataset:
         batch: list[Piece] = []
         batch_bytes = 0
         for item in ready:
-            try:
-                data = read_slices(
-                    item.path, item.header, item.rows.indices, flip=not item.params.invert
-                )
-            except (StackError, OSError) as exc:
-                self._say_once(report, f"{exc}; micrograph deferred")
-                continue
-            if file_signature(item.path) != item.signature:
-                continue  # rewritten while we read it: next poll
+            source = SliceSource(item.path, item.header, item.rows.indices, not item.params.invert)
             batch.append(
                 Piece(
                     item.rows,
-                    data,
+                    source,
                     item.signature[0],
                     item.signature[1],
                     str(item.header.dtype),
                     item.params.describe(),
                 )
             )
-            batch_bytes += data.nbytes
+            batch_bytes += source.count * files.stack.slice_bytes
             if batch_bytes >= BATCH_BYTES:
                 self._commit(files, batch, retire, defaults, report)
                 batch, batch_bytes = [], 0
@@ -473,10 +485,16 @@ class Dataset:
             return
         try:
             new = files.append(batch, defaults)
+            changed = [p for p in batch if file_signature(p.source.path) != (p.size, p.mtime_ns)]
+            if changed:
+                raise StackError(
+                    f"{changed[0].source.path}: changed while it was read; retrying next poll"
+                )
         except BaseException:
             # Cut anything half-appended so memory and disk agree with the ledger again.
             self._files = None
             self._reconcile()
+            self._full = True
             raise
         self._ledger.commit_append(
             new,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,8 @@ def read_slices(
     if block.size != count:
         raise StackError(f"{path}: data block is shorter than the header says")
     block = block.reshape(hi - lo, header.ny, header.nx)
-    picked = block[indices - 1 - lo]
+    contiguous = indices.size == hi - lo and bool((np.diff(indices) == 1).all())
+    picked = block if contiguous else block[indices - 1 - lo]  # the usual case needs no copy
     out = picked.astype(np.float32, copy=False) if picked.dtype != np.float32 else picked
     if flip:
         np.negative(out, out=out)
@@ -144,6 +146,35 @@ def build_header(box: int, nz: int, pixel_size: float) -> bytes:
     return bytes(raw)
 
 
+@dataclass(frozen=True, slots=True)
+class SliceSource:
+    """Slices of a complete Warp stack to append: ``indices`` (1-based), sign-flipped or not."""
+
+    path: Path
+    header: MrcHeader
+    indices: npt.NDArray[np.int64]
+    flip: bool
+
+    @property
+    def count(self) -> int:
+        """Number of slices."""
+        return int(self.indices.shape[0])
+
+    @property
+    def contiguous(self) -> bool:
+        """The indices are one increasing run (Warp's usual case: 1..NZ)."""
+        idx = self.indices
+        return (
+            idx.size > 0
+            and int(idx[-1]) - int(idx[0]) + 1 == idx.size
+            and bool((np.diff(idx) == 1).all())
+        )
+
+
+COPY_CHUNK_BYTES = 8 << 20
+"""Converted data is streamed through one reusable buffer of about this size."""
+
+
 class CombinedStack:
     """The append-only float32 stack of one dataset generation."""
 
@@ -153,6 +184,10 @@ class CombinedStack:
         self.pixel_size = pixel_size
         self.slice_bytes = box * box * 4
         self.nz = 0
+        self._raw = bytearray()
+        self._out = np.zeros(0, dtype=np.float32)
+        self.kernel_copies = 0
+        """Sources copied by ``copy_file_range`` (no trip through user space)."""
 
     @classmethod
     def create(cls, path: Path, box: int, pixel_size: float) -> CombinedStack:
@@ -192,31 +227,103 @@ class CombinedStack:
         self._write_header(committed_nz)
         return True
 
-    def append(self, data: Float32Array) -> int:
-        """Append slices (N, box, box) float32; returns the 1-based position of the first.
+    def append(self, data: Float32Array | Sequence[Float32Array]) -> int:
+        """Append slices (N, box, box) float32 — one array, or several written back to back —
+        and return the 1-based position of the first.
 
         Data first, fsync, then one header write and fsync. Nothing existing is touched.
         """
-        if data.ndim != 3 or data.shape[1:] != (self.box, self.box) or data.dtype != np.float32:
-            raise ValueError(
-                f"append expects float32 (N, {self.box}, {self.box}), got {data.shape}"
-            )
+        parts = [data] if isinstance(data, np.ndarray) else list(data)
+        for part in parts:
+            if part.ndim != 3 or part.shape[1:] != (self.box, self.box):
+                raise ValueError(f"append expects (N, {self.box}, {self.box}), got {part.shape}")
+            if part.dtype != np.float32:
+                raise ValueError(f"append expects float32, got {part.dtype}")
+        count = sum(p.shape[0] for p in parts)
         first = self.nz + 1
-        if data.shape[0] == 0:
+        if count == 0:
             return first
         offset = HEADER_BYTES + self.nz * self.slice_bytes
-        payload = memoryview(np.ascontiguousarray(data)).cast("B")
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            written = 0
-            while written < len(payload):
-                written += os.pwrite(fd, payload[written:], offset + written)
+            for part in parts:
+                payload = memoryview(np.ascontiguousarray(part)).cast("B")
+                written = 0
+                while written < len(payload):
+                    written += os.pwrite(fd, payload[written:], offset + written)
+                offset += len(payload)
             os.fsync(fd)
         finally:
             os.close(fd)
-        self._write_header(self.nz + data.shape[0])
-        self.nz += data.shape[0]
+        self._write_header(self.nz + count)
+        self.nz += count
         return first
+
+    def append_from(self, sources: Sequence[SliceSource]) -> int:
+        """Append the slices of several Warp stacks, converted to float32 protein white; returns
+        the 1-based position of the first. Same write order as :meth:`append`.
+
+        A float32 stack that needs no flip is copied by the kernel (``copy_file_range``, like
+        ``cp``); anything else streams through one reusable buffer, so memory stays bounded.
+        """
+        count = sum(src.count for src in sources)
+        first = self.nz + 1
+        if count == 0:
+            return first
+        for src in sources:
+            if src.header.nx != self.box or src.header.ny != self.box:
+                raise StackError(f"{src.path}: box {src.header.nx}, the stack's is {self.box}")
+        offset = HEADER_BYTES + self.nz * self.slice_bytes
+        fd = os.open(self.path, os.O_WRONLY)
+        try:
+            for src in sources:
+                offset = self._copy(fd, src, offset)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self._write_header(self.nz + count)
+        self.nz += count
+        return first
+
+    def _copy(self, fd: int, src: SliceSource, offset: int) -> int:
+        header = src.header
+        if not src.contiguous:
+            data = read_slices(src.path, header, src.indices, flip=src.flip)
+            return _pwrite_all(fd, memoryview(data).cast("B"), offset)
+        start = header.data_offset + (int(src.indices[0]) - 1) * header.slice_bytes
+        with open(src.path, "rb") as handle:
+            if header.mode == 2 and not src.flip:
+                copied = _kernel_copy(
+                    handle.fileno(), fd, start, offset, src.count * header.slice_bytes
+                )
+                if copied:
+                    self.kernel_copies += 1
+                    return offset + src.count * header.slice_bytes
+            handle.seek(start)
+            per_chunk = max(1, COPY_CHUNK_BYTES // self.slice_bytes)
+            left = src.count
+            while left:
+                n = min(per_chunk, left)
+                raw_bytes = n * header.slice_bytes
+                if len(self._raw) < raw_bytes:
+                    self._raw = bytearray(raw_bytes)
+                view = memoryview(self._raw)[:raw_bytes]
+                got = handle.readinto(view)
+                if got != raw_bytes:
+                    raise StackError(f"{src.path}: data block is shorter than the header says")
+                values = np.frombuffer(
+                    self._raw, dtype=header.dtype, count=n * header.nx * header.ny
+                )
+                if self._out.size < values.size:
+                    self._out = np.empty(values.size, dtype=np.float32)
+                out = self._out[: values.size]
+                if src.flip:
+                    np.negative(values, out=out, casting="unsafe")
+                else:
+                    np.copyto(out, values, casting="unsafe")
+                offset = _pwrite_all(fd, memoryview(out).cast("B"), offset)
+                left -= n
+        return offset
 
     def _write_header(self, nz: int) -> None:
         fd = os.open(self.path, os.O_WRONLY)
@@ -231,3 +338,41 @@ def ensure_folder(folder: Path) -> None:
     """Create ``folder`` (and parents) and make its entry durable."""
     folder.mkdir(parents=True, exist_ok=True)
     fsync_dir(folder.parent)
+
+
+def _pwrite_all(fd: int, payload: memoryview, offset: int) -> int:
+    written = 0
+    while written < len(payload):
+        written += os.pwrite(fd, payload[written:], offset + written)
+    return offset + len(payload)
+
+
+def _kernel_copy(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, length: int) -> bool:
+    """Copy a byte range between files inside the kernel; False when not supported here
+    (e.g. across filesystems), so the caller falls back to read + write."""
+    done = 0
+    try:
+        while done < length:
+            n = os.copy_file_range(
+                src_fd, dst_fd, length - done, src_offset + done, dst_offset + done
+            )
+            if n == 0:
+                raise StackError("source ended early during copy")
+            done += n
+    except OSError:
+        if done:
+            # Partly copied: finish the rest the portable way.
+            os.lseek(src_fd, src_offset + done, os.SEEK_SET)
+            return _finish_copy(src_fd, dst_fd, dst_offset + done, length - done)
+        return False
+    return True
+
+
+def _finish_copy(src_fd: int, dst_fd: int, dst_offset: int, length: int) -> bool:
+    while length:
+        chunk = os.read(src_fd, min(length, COPY_CHUNK_BYTES))
+        if not chunk:
+            raise StackError("source ended early during copy")
+        dst_offset = _pwrite_all(dst_fd, memoryview(chunk), dst_offset)
+        length -= len(chunk)
+    return True

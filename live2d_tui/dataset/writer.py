@@ -23,7 +23,7 @@ from live2d_tui.dataset import relion_star
 from live2d_tui.dataset.cistem_star import append_rows, empty_rows, write_star
 from live2d_tui.dataset.ledger import Generation, NewRange
 from live2d_tui.dataset.micrographs import Params
-from live2d_tui.dataset.stack import CombinedStack, StackError, ensure_folder
+from live2d_tui.dataset.stack import CombinedStack, SliceSource, StackError, ensure_folder
 from live2d_tui.warp.star import VALUE_INDEX, MicrographRows
 
 STACK_NAME = "combined_stack.mrcs"
@@ -50,10 +50,10 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True)
 class Piece:
-    """One micrograph's particles, read and converted, ready to append."""
+    """One micrograph's particles, ready to append (read while appending)."""
 
     rows: MicrographRows
-    data: npt.NDArray[np.float32]
+    source: SliceSource
     size: int
     mtime_ns: int
     dtype: str
@@ -133,9 +133,8 @@ class GenerationFiles:
         """
         if not pieces:
             return []
-        data = np.concatenate([p.data for p in pieces]) if len(pieces) > 1 else pieces[0].data
-        first = self.stack.append(data)
-        star_rows = empty_rows(data.shape[0])
+        first = self.stack.append_from([p.source for p in pieces])
+        star_rows = empty_rows(sum(p.rows.count for p in pieces))
         relion_chunks: list[str] = []
         ranges: list[NewRange] = []
         position = first
