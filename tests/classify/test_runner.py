@@ -371,3 +371,51 @@ async def test_a_job_star_missing_a_row_fails_the_cycle(
         await runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
     assert not (dataset.folder / "cycle_1.mrc").exists()
     assert not (dataset.folder / "cycle_1.star").exists()
+
+
+async def test_a_missing_program_fails_clearly(dataset: Dataset, fake_state: Path) -> None:
+    programs = fake_programs()
+    broken = type(programs)(programs.kind, ["/nonexistent/refine2d"], programs.merge2d)
+    runner = CycleRunner(dataset.folder, broken, pool_size=1, jobs_per_cycle=1)
+    plan = plan_job(SETTINGS, last_cycle_number=None)
+    with pytest.raises(CycleFailed, match="cannot start /nonexistent/refine2d"):
+        await runner.run_cycle(plan.cycles[0], dataset.inputs(), SETTINGS)
+
+
+@pytest.mark.slow
+async def test_abort_at_random_moments_leaves_nothing_behind(
+    dataset: Dataset, fake_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from live2d_tui.classify.procs import _marked_processes
+
+    runner = CycleRunner(
+        dataset.folder, fake_programs(), pool_size=2, jobs_per_cycle=5, grace_seconds=1.0
+    )
+    await run_job(runner, dataset, cycles=1)
+    monkeypatch.setenv("FAKE_SLEEP", "0.3")
+    plan = plan_job(SETTINGS, last_cycle_number=None)
+    rng = random.Random(4)
+    outcomes = []
+    for trial in range(20):
+        task = asyncio.create_task(
+            runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
+        )
+        await asyncio.sleep(rng.uniform(0.0, 1.5))
+        task.cancel()
+        try:
+            await task
+            outcomes.append("completed")
+            for name in ("cycle_1.mrc", "cycle_1.star"):
+                (dataset.folder / name).unlink()
+        except asyncio.CancelledError:
+            outcomes.append("aborted")
+            assert not (dataset.folder / "cycle_1.mrc").exists(), trial
+            assert not (dataset.folder / "cycle_1.star").exists(), trial
+        assert _marked_processes(dataset.folder) == [], trial
+        assert ProcessRegistry(dataset.folder).load() == [], trial
+        left = [p.name for p in (dataset.folder / "cycles" / "cycle_1").iterdir()]
+        assert all(name.endswith(".log") for name in left), (trial, left)
+    assert_no_processes(fake_state)
+    assert "aborted" in outcomes

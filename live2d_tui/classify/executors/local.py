@@ -121,6 +121,10 @@ class LocalExecutor:
         # a local log file: opening it and appending chunks costs microseconds (page cache)
         log = open(spec.log_path, "wb")  # noqa: ASYNC230, SIM115
         try:
+            if shutil.which(spec.argv[0]) is None:  # `nice` would hide this behind exit 127
+                message = f"cannot start {spec.argv[0]}: not an executable program"
+                log.write(f"{message}\n".encode())
+                return JobOutcome(None, spec.log_path, start_error=message)
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *self._argv(spec),
