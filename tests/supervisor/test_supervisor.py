@@ -236,3 +236,31 @@ async def test_change_warp_folder_reguesses_mask_and_is_refused_while_running(
         await old.close()
     finally:
         await sup.close()
+
+
+async def test_force_reimport_builds_a_new_generation_and_next_job_is_ab_initio(
+    warp_session: Path,
+) -> None:
+    sup = Supervisor(tiny_config(), warp_folder=warp_session)
+    rec = Recorder(sup.bus)
+    await sup.start()
+    try:
+        await sup.ingest_now(settle=True)
+        await sup.start_job_now(continue_automatic=False)
+        await rec.wait(lambda e: isinstance(e, JobFinished))
+        assert sup.snapshot().settings.classification_type is ClassificationType.SEEDED
+        await sup.force_reimport()
+        await sup.ingest_now(settle=True)
+        assert sup.session.dataset.generation == 1
+        assert sup.session.state.force_abinit
+        await sup.start_job_now(continue_automatic=False)
+        await rec.wait_new(lambda e: isinstance(e, JobFinished))
+        cycles = sup.snapshot().cycles
+        assert [c.number for c in cycles] == list(range(8))
+        assert cycles[4].block_type.value == "random_seed"
+        assert {c.generation for c in cycles[4:]} == {1}
+        assert {c.generation for c in cycles[:4]} == {0}
+        assert not sup.session.state.force_abinit
+    finally:
+        await sup.close()
+    _check_cycle_files(warp_session / "classification")
