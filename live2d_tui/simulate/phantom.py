@@ -190,9 +190,14 @@ def _band_limited_gaussians(
         * sigmas[:, None]
         * np.exp(-2.0 * np.pi**2 * sigmas[:, None] ** 2 * k[None, :] ** 2)
     )
-    phase = 2.0 * np.pi * centres[..., None] * k  # (B, J, nk); cos/sin of reals are cheap
-    spectrum = envelope[None] * (np.cos(phase) - 1j * np.sin(phase))
-    out: FloatArray = np.fft.irfft(spectrum / pixel_size, n=box, axis=-1)
+    # exp(−2πi·k_m·c) with k_m = m/(N·pixel) is a geometric sequence in m: one complex
+    # exponential per blob and a running product, instead of one per frequency
+    step = -2.0 * np.pi * centres / (box * pixel_size)
+    phase = np.empty((*centres.shape, len(k)), dtype=np.complex128)
+    phase[..., 0] = 1.0
+    phase[..., 1:] = (np.cos(step) + 1j * np.sin(step))[..., None]
+    np.cumprod(phase, axis=-1, out=phase)
+    out: FloatArray = np.fft.irfft(envelope[None] * phase / pixel_size, n=box, axis=-1)
     return out
 
 

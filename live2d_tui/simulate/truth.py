@@ -9,7 +9,11 @@ Layout:
   session's B-factor;
 - ``truth/particles/<root>_<Model>.star``: one row per particle of that stack, keyed by the
   exact Warp image name ``%07d@particles/<root>_<Model>.mrcs``; rewritten when the micrograph
-  is reprocessed. Every file is written atomically.
+  is reprocessed.
+
+Every file is replaced atomically (temporary file + rename) so a scorer running mid-session never
+reads a torn one, but without fsync: the sidecar is regenerated from the seed, it needs no
+durability, and an fsync per movie would dominate the cost of small test sessions.
 
 Conventions (stated in each truth star's header too): angles are RELION ZYZ in degrees; a
 particle is the projection at (rot, tilt, psi) shifted by −origin (``rlnOriginX/YAngst``, Å), so
@@ -20,15 +24,23 @@ in :mod:`live2d_tui.imaging` terms ``particle ≈ from_class_frame(reference_psi
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from live2d_tui.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from live2d_tui.simulate.particles import ParticleParams
 from live2d_tui.simulate.warp_writer import mrc_header, star_text
+
+
+def _replace(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_bytes(data)
+    temp.replace(path)
+
 
 TRUTH_COLUMNS: tuple[str, ...] = (
     "rlnImageName",
@@ -101,7 +113,7 @@ def write_micrograph_truth(
     pixel_size: float,
     micrograph_index: int,
 ) -> Path:
-    """Write (or rewrite, after reprocessing) one micrograph's truth star, atomically."""
+    """Write (or rewrite, after reprocessing) one micrograph's truth star."""
     rows = [
         [
             image_names[i],
@@ -122,30 +134,31 @@ def write_micrograph_truth(
     ]
     path = truth_dir / "particles" / (Path(stack_name).stem + ".star")
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, f"# {CONVENTION}\n" + star_text(TRUTH_COLUMNS, rows))
+    _replace(path, (f"# {CONVENTION}\n" + star_text(TRUTH_COLUMNS, rows)).encode("utf-8"))
     return path
 
 
 def write_session_truth(truth_dir: Path, record: dict[str, Any]) -> None:
     """``truth/session.json`` (options, views, conventions, geometries)."""
     truth_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(truth_dir / "session.json", {"convention": CONVENTION, **record})
+    text = json.dumps({"convention": CONVENTION, **record}, indent=2) + "\n"
+    _replace(truth_dir / "session.json", text.encode("utf-8"))
 
 
 def write_phantom(truth_dir: Path, phantom_json: dict[str, Any]) -> None:
     """``truth/phantom.json``."""
     truth_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(truth_dir / "phantom.json", phantom_json)
+    _replace(truth_dir / "phantom.json", (json.dumps(phantom_json, indent=2) + "\n").encode())
 
 
 def write_references(
     truth_dir: Path, references: np.ndarray[Any, np.dtype[np.float64]], pixel_size: float
 ) -> None:
-    """``truth/references.mrcs`` (float32, mode 2), atomically."""
+    """``truth/references.mrcs`` (float32, mode 2)."""
     data = references.astype(np.float32)
     payload = mrc_header(data.shape, pixel_size, data) + np.ascontiguousarray(data).tobytes()
     truth_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(truth_dir / "references.mrcs", payload)
+    _replace(truth_dir / "references.mrcs", payload)
 
 
 def load_session(truth_dir: Path) -> dict[str, Any]:
