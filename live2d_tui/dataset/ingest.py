@@ -39,17 +39,11 @@ from live2d_tui.dataset.stack import SliceSource, StackError
 from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
 from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
-from live2d_tui.warp.movie import MovieInfo, read_movie_xml
-from live2d_tui.warp.settings import (
-    SETTINGS_NAME,
-    WarpSettings,
-    WarpSettingsMissing,
-    parse_warp_settings,
-    read_warp_settings,
-    resolve_processing_folder,
-)
-from live2d_tui.warp.snapshot import Signature, StabilityTracker, StableSnapshot, file_signature
-from live2d_tui.warp.star import MicrographRows, WarpTable, parse_warp_star, source_star_path
+from live2d_tui.warp.movie import MovieInfo
+from live2d_tui.warp.settings import WarpSettings, read_warp_settings
+from live2d_tui.warp.snapshot import StabilityTracker, file_signature
+from live2d_tui.warp.source import WarpSource
+from live2d_tui.warp.star import MicrographRows, WarpTable
 from live2d_tui.warp.xmlutil import WarpFileError
 
 __all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource", "read_warp_settings"]
@@ -57,9 +51,8 @@ __all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource", "read_war
 DEFER_LOG_SECONDS = 60.0
 """A micrograph deferred this long is named in the log (once)."""
 BATCH_BYTES = 64 << 20
-"""Particle data appended per batch: bounds memory (≈ 2× this) whatever the session size."""
-SETTINGS_RETRY_SECONDS = 5.0
-"""How long opening a Dataset re-reads a torn ``previous.settings`` before giving up."""
+"""Particle data appended between two ledger commits (the work a crash can cost). Memory does
+not depend on it: data is copied by the kernel or streamed through a small buffer."""
 
 
 class IngestError(RuntimeError):
@@ -123,14 +116,13 @@ class Dataset:
         self.min_free_gb = min_free_gb
         self._log = log
         self._poll_lock = threading.Lock()
-        settings = _initial_settings(self.warp_folder)
-        self._settle = settle_seconds
-        self._settings_snap = StableSnapshot(
-            self.warp_folder / SETTINGS_NAME, parse_warp_settings, min_interval=settle_seconds
-        )
-        self._settings_snap.value = settings
-        self._settings_snap.poll()
-        self.processing_folder = resolve_processing_folder(self.warp_folder, settings)
+        try:
+            self._warp = WarpSource(
+                self.warp_folder, self.source.value, settle_seconds=settle_seconds
+            )
+        except WarpFileError as exc:
+            raise IngestError(str(exc)) from None
+        self.processing_folder = self._warp.processing_folder
         try:
             self.output_folder.mkdir(parents=True, exist_ok=True)
             self._ledger = Ledger(self.output_folder / "ledger.sqlite")
@@ -140,14 +132,9 @@ class Dataset:
             ) from exc
         self._files: GenerationFiles | None = None
         self._reconcile()
-        self._star_snap = StableSnapshot(
-            self._star_path(settings), parse_warp_star, min_interval=settle_seconds
-        )
-        self._table: WarpTable | None = None
         self._tracker = StabilityTracker(settle_seconds)
         self._deferred_since: dict[str, float] = {}
         self._deferred_logged: set[str] = set()
-        self._xml_cache: dict[str, tuple[Signature, MovieInfo]] = {}
         self._reported: set[str] = set()
         self._reimport = False
         self._source_missing = False
@@ -164,7 +151,7 @@ class Dataset:
     @property
     def warp_settings(self) -> WarpSettings | None:
         """The latest valid ``previous.settings``."""
-        return self._settings_snap.value
+        return self._warp.settings
 
     @property
     def generation(self) -> int:
@@ -190,7 +177,7 @@ class Dataset:
     @property
     def snapshot_loaded(self) -> bool:
         """A valid snapshot of Warp's particle table has been accepted."""
-        return self._table is not None
+        return self._warp.table is not None
 
     @property
     def source_missing(self) -> bool:
@@ -242,7 +229,7 @@ class Dataset:
                 break
             wait = min(interval, 1.2) if report.pending else interval
             await watch.wait_for_change(
-                self._watch_targets(), stop, heartbeat=wait, force_polling=self._network
+                self._warp.watch_targets(), stop, heartbeat=wait, force_polling=self._network
             )
 
     def poll(self) -> IngestReport:
@@ -264,32 +251,15 @@ class Dataset:
     # -- one pass ---------------------------------------------------------------------------
 
     def _poll(self, report: IngestReport) -> None:
-        settings_result = self._settings_snap.poll()
-        if settings_result.error:
-            self._say(report, f"{settings_result.error}; keeping the previous settings")
-        settings = self._settings_snap.value
-        if settings_result.changed and settings is not None:
+        found = self._warp.poll()
+        for message in found.messages:
+            self._say(report, message)
+        self._source_missing = found.table_missing
+        if found.settings_changed or found.table_changed:
             self._full = True
-            if not settings.export_enabled:
-                self._say(
-                    report,
-                    f"{self.warp_folder / SETTINGS_NAME}: particle export is off "
-                    "(Picking/DoExport=False); Warp exports no new particles",
-                )
-            star_path = self._star_path(settings)
-            if star_path != self._star_snap.path and star_path.exists():
-                self._star_snap = StableSnapshot(
-                    star_path, parse_warp_star, min_interval=self._settle
-                )
-        result = self._star_snap.poll()
-        self._source_missing = result.missing
-        if result.error:
-            self._say(report, f"{result.error}; keeping the previous snapshot")
-        if result.changed:
-            self._table = result.value
-            self._full = True
-        table = self._table
-        if result.missing and table is None:
+        settings = self._warp.settings
+        table = self._warp.table
+        if found.table_missing and table is None:
             report.pending = True
         if table is None:
             return
@@ -533,51 +503,20 @@ class Dataset:
                 self._deferred_since.pop(stack, None)
 
     def _movie(self, stack: str, report: IngestReport) -> MovieInfo | None:
-        """The micrograph's XML (cached by signature); None if absent or unreadable."""
-        settings = self._settings_snap.value
-        suffix = f"_{settings.model}.mrcs" if settings else ".mrcs"
-        name = Path(stack).name
-        root = name[: -len(suffix)] if name.endswith(suffix) else Path(name).stem
-        for folder in dict.fromkeys((self.processing_folder, self.warp_folder)):
-            path = folder / f"{root}.xml"
-            signature = file_signature(path)
-            if signature is None:
-                continue
-            cached = self._xml_cache.get(str(path))
-            if cached is not None and cached[0] == signature:
-                return cached[1]
-            try:
-                info = read_movie_xml(path)
-            except (WarpFileError, OSError) as exc:
-                self._say_once(report, str(exc))
-                return cached[1] if cached else None
-            self._xml_cache[str(path)] = (signature, info)
-            return info
-        return None
+        info, error = self._warp.movie(stack)
+        if error:
+            self._say_once(report, error)
+        return info
 
     def _current_params(self) -> Params | None:
         gen = self._ledger.generation
         return None if gen is None else Params(gen.box, gen.pixel_size, gen.invert, gen.normalize)
 
     def _defaults(self) -> Defaults:
-        s = self._settings_snap.value
+        s = self._warp.settings
         if s is None:
             return Defaults(1.0, 300.0, 2.7, 0.07)
         return Defaults(s.pixel_size, s.voltage, s.cs, s.amplitude_contrast)
-
-    def _star_path(self, settings: WarpSettings) -> Path:
-        kind = self.source.value
-        paths = [
-            source_star_path(self.processing_folder, kind, m) for m in settings.model_candidates
-        ] or [source_star_path(self.processing_folder, kind, settings.model)]
-        return next((p for p in paths if p.exists()), paths[0])
-
-    def _watch_targets(self) -> watch.Targets:
-        return watch.Targets(
-            folders=tuple(dict.fromkeys((self.warp_folder, self.processing_folder))),
-            names=frozenset({SETTINGS_NAME, self._star_snap.path.name}),
-            files=(self.warp_folder / SETTINGS_NAME, self._star_snap.path),
-        )
 
     def _generation_folder(self) -> Path:
         gen = self._ledger.generation
@@ -608,25 +547,3 @@ class Dataset:
     def _emit(self, message: str) -> None:
         if self._log is not None:
             self._log(message)
-
-
-def _initial_settings(folder: Path) -> WarpSettings:
-    if not folder.is_dir():
-        raise IngestError(f"{folder}: no such folder")
-    deadline = time.monotonic() + SETTINGS_RETRY_SECONDS
-    while True:
-        try:
-            settings = read_warp_settings(folder)
-            break
-        except WarpSettingsMissing as exc:
-            raise IngestError(str(exc)) from None
-        except (WarpFileError, OSError) as exc:
-            if time.monotonic() > deadline:
-                raise IngestError(f"{exc} (retried for {SETTINGS_RETRY_SECONDS:g} s)") from None
-            time.sleep(0.25)
-    if not settings.export_enabled:
-        raise IngestError(
-            f"{folder / SETTINGS_NAME}: particle export is off (Picking/DoExport=False); "
-            "turn on particle export in Warp"
-        )
-    return settings

@@ -84,7 +84,7 @@ def parse_warp_star(data: bytes, source: str) -> WarpTable:
     if not data.endswith(b"\n"):
         raise WarpFileError(f"{source}: no final newline (file is being written)")
     labels, start, first_line = _header(data, source)
-    parser = _RowParser(labels, source)
+    parser = _RowParser(labels, source, capacity=data.count(b"\n", start))
     pos, lineno = start, first_line
     while pos < len(data):
         end = data.rfind(b"\n", pos, pos + CHUNK_BYTES) if pos + CHUNK_BYTES < len(data) else -1
@@ -130,7 +130,7 @@ def _header(data: bytes, source: str) -> tuple[list[str], int, int]:
 class _RowParser:
     """Accumulates rows chunk by chunk into compact arrays."""
 
-    def __init__(self, labels: list[str], source: str) -> None:
+    def __init__(self, labels: list[str], source: str, capacity: int) -> None:
         self.source = source
         self.ncol = len(labels)
         position = {label: j for j, label in enumerate(labels)}
@@ -139,9 +139,11 @@ class _RowParser:
         ]
         self.image_col = position["rlnImageName"]
         self.mic_col = position.get("rlnMicrographName")
-        self.values: list[npt.NDArray[np.float64]] = []
-        self.slices: list[npt.NDArray[np.int64]] = []
-        self.stack_ids: list[npt.NDArray[np.int64]] = []
+        # Preallocated for every line after the header (an upper bound on rows): no copies.
+        self.values = np.empty((capacity, len(CTF_COLUMNS)), dtype=np.float64)
+        self.slices = np.empty(capacity, dtype=np.int64)
+        self.ids = np.empty(capacity, dtype=np.int64)
+        self.n = 0
         self.stacks: dict[str, int] = {}
         self.micrograph_of: list[str] = []
 
@@ -161,7 +163,8 @@ class _RowParser:
         if not rows:
             return lineno
         columns = list(zip(*rows, strict=True))
-        values = np.empty((len(rows), len(CTF_COLUMNS)), dtype=np.float64)
+        a, b = self.n, self.n + len(rows)
+        values = self.values[a:b]
         for k, j, default in self.numeric:
             if j is None:
                 values[:, k] = default
@@ -173,8 +176,8 @@ class _RowParser:
                 raise WarpFileError(
                     f"{self.source}: column _{name} has a non-number ({exc})"
                 ) from None
-        slices = np.empty(len(rows), dtype=np.int64)
-        ids = np.empty(len(rows), dtype=np.int64)
+        slices = self.slices[a:b]
+        ids = self.ids[a:b]
         stacks = self.stacks
         for r, image in enumerate(columns[self.image_col]):
             number, sep, stack = image.partition("@")
@@ -187,30 +190,30 @@ class _RowParser:
                 mic = columns[self.mic_col][r] if self.mic_col is not None else ""
                 self.micrograph_of.append(mic)
             ids[r] = sid
-        self.values.append(values)
-        self.slices.append(slices)
-        self.stack_ids.append(ids)
+        self.n = b
         return lineno
 
     def table(self) -> WarpTable:
-        if not self.values:
-            return WarpTable(micrographs={}, rows=0)
-        values = np.concatenate(self.values)
-        slices = np.concatenate(self.slices)
-        ids = np.concatenate(self.stack_ids)
-        order = np.argsort(ids, kind="stable")
+        """Group rows by stack. Rows are sorted by stack once (skipped when, as usual, each
+        micrograph's rows are already contiguous and in first-appearance order), so every
+        micrograph's arrays are views, not copies."""
+        n = self.n
+        values, slices, ids = self.values[:n], self.slices[:n], self.ids[:n]
+        if n and bool((np.diff(ids) < 0).any()):
+            order = np.argsort(ids, kind="stable")
+            values, slices, ids = values[order], slices[order], ids[order]
         counts = np.bincount(ids, minlength=len(self.stacks))
-        bounds = np.concatenate(([0], np.cumsum(counts)))
+        bounds = np.concatenate(([0], np.cumsum(counts))).tolist()
         micrographs: dict[str, MicrographRows] = {}
         for stack, sid in self.stacks.items():
-            rows = order[bounds[sid] : bounds[sid + 1]]
+            lo, hi = bounds[sid], bounds[sid + 1]
             micrographs[stack] = MicrographRows(
                 stack=stack,
                 micrograph=self.micrograph_of[sid],
-                indices=slices[rows],
-                values=values[rows],
+                indices=slices[lo:hi],
+                values=values[lo:hi],
             )
-        return WarpTable(micrographs=micrographs, rows=int(values.shape[0]))
+        return WarpTable(micrographs=micrographs, rows=n)
 
 
 def source_star_path(folder: Path, kind: str, model: str) -> Path:

@@ -199,3 +199,18 @@ def test_star_parsed_in_small_chunks_gives_the_same_table(
     lineno = text[: text.index(b"@particles/m5")].count(b"\n") + 1
     with pytest.raises(WarpFileError, match=f"line {lineno} has 15 fields"):
         parse_warp_star(bad, "s")
+
+
+def test_star_with_interleaved_micrographs_groups_rows_in_table_order(tmp_path: Path) -> None:
+    warp = WarpFolder(tmp_path)
+    warp.write_micrograph("a", 3, seed=1)
+    warp.write_micrograph("b", 3, seed=2)
+    lines = warp.star_text(["a", "b"]).splitlines()
+    body = len(lines) - 6
+    head, rows = lines[:body], lines[body:]
+    mixed = [rows[0], rows[3], rows[1], rows[4], rows[2], rows[5]]
+    table = parse_warp_star(("\n".join(head + mixed) + "\n").encode(), "s")
+    assert list(table.micrographs) == [warp.stack_rel("a"), warp.stack_rel("b")]
+    b = table.micrographs[warp.stack_rel("b")]
+    assert b.indices.tolist() == [1, 2, 3]
+    assert b.values[:, VALUE_INDEX["rlnDefocusU"]].tolist() == [15000.0, 15001.0, 15002.0]
