@@ -199,11 +199,7 @@ class Dataset:
 
     def consume_abinitio_flag(self) -> bool:
         """True once after a new generation started (the next job must be ab initio)."""
-        with self._poll_lock:
-            if self._ledger.get_meta("abinitio") == "1":
-                self._ledger.set_meta("abinitio", "0")
-                return True
-            return False
+        return self._ledger.take_flag("abinitio")
 
     def request_reimport(self) -> None:
         """Re-import everything into a fresh generation at the next poll (flags ab initio)."""

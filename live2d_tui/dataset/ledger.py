@@ -177,6 +177,14 @@ class Ledger:
                 (key, value),
             )
 
+    def take_flag(self, key: str) -> bool:
+        """True (and clear it) when meta ``key`` is '1' — atomic against other threads."""
+        with self._lock:
+            if self.get_meta(key) != "1":
+                return False
+            self.set_meta(key, "0")
+            return True
+
     # -- generations -----------------------------------------------------------------------
 
     def start_generation(self, gen: Generation, *, abinitio: bool) -> None:

@@ -1,0 +1,94 @@
+"""Ledger journal mode per filesystem, thread-safe queries, and the watcher in both modes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+
+from live2d_tui.dataset import ledger as ledger_module
+from live2d_tui.dataset.ledger import Generation, Ledger, NewRange
+from live2d_tui.warp import watch
+
+
+def test_wal_locally_rollback_journal_on_network_filesystems(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    local = Ledger(tmp_path / "a.sqlite")
+    assert local.journal_mode == "wal"
+    local.close()
+    monkeypatch.setattr(ledger_module, "is_network_filesystem", lambda path: True)
+    remote = Ledger(tmp_path / "b.sqlite")
+    assert remote.journal_mode == "delete"
+    mode = remote._db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "delete"
+    remote.close()
+
+
+def test_queries_from_another_thread_while_appending(tmp_path: Path) -> None:
+    led = Ledger(tmp_path / "l.sqlite")
+    led.start_generation(Generation(0, "", 16, 1.0, True, True, 0, 10, 10), abinitio=False)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not done.is_set():
+                positions = led.active_positions()
+                assert positions.tolist() == list(range(1, positions.size + 1))
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    nz = 0
+    for i in range(200):
+        led.commit_append(
+            [NewRange(f"s{i}", "m", 1, 1, "f4", "", 3, nz + 1)],
+            [],
+            nz=nz + 3,
+            star_bytes=10,
+            relion_bytes=10,
+        )
+        nz += 3
+    done.set()
+    thread.join()
+    assert not errors and led.active_count() == 600
+    assert led.take_flag("abinitio") is False
+    led.close()
+
+
+@pytest.mark.parametrize("polling", [False, True])
+async def test_wait_for_change_sees_the_table_being_replaced(tmp_path: Path, polling: bool) -> None:
+    star = tmp_path / "goodparticles_M.star"
+    star.write_text("x\n")
+    targets = watch.Targets(folders=(tmp_path,), names=frozenset({star.name}), files=(star,))
+    stop = asyncio.Event()
+
+    async def replace_later() -> None:
+        await asyncio.sleep(0.5)
+        tmp = tmp_path / "goodparticles_M.star_root"
+        tmp.write_text("y\ny\n")
+        star.unlink()
+        tmp.rename(star)
+
+    task = asyncio.create_task(replace_later())
+    changed = await watch.wait_for_change(targets, stop, heartbeat=10.0, force_polling=polling)
+    await task
+    assert changed
+    # nothing happens: the heartbeat ends the wait
+    assert not await watch.wait_for_change(targets, stop, heartbeat=0.3, force_polling=polling)
+
+    if polling:
+        return
+    # an unrelated file in the watched folder does not count
+
+    async def unrelated() -> None:
+        await asyncio.sleep(0.2)
+        (tmp_path / "other.xml").write_text("z")
+
+    task = asyncio.create_task(unrelated())
+    assert not await watch.wait_for_change(targets, stop, heartbeat=1.0, force_polling=False)
+    await task
