@@ -19,5 +19,31 @@ for _var in (
 ):
     os.environ[_var] = "1"
 
+
+def _keep_freed_memory() -> None:
+    """Ask glibc to serve large blocks from the heap and keep freed memory (no trimming).
+
+    The search allocates the same few tens of MB of temporaries for every batch; with glibc's
+    defaults each is a fresh mmap whose pages fault in again, which showed up as a third of the
+    CPU time in system time. A no-op where glibc's ``mallopt`` is unavailable.
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum on 64-bit
+    mallopt(m_trim_threshold, 1 << 30)
+
+
+_keep_freed_memory()
+
 ENGINE_VERSION = "1.0"
 """Version of the engine's numerics; printed in the banner and stored in dump files."""

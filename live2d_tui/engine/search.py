@@ -184,12 +184,13 @@ class ClassSearch:
         return min(n / 2.0, p.search_range / pixel)
 
     def batch_size(self) -> int:
-        """Particles per batch so the coarse correlation volume stays near 8 M values."""
+        """Particles per batch so the correlation volumes stay near 4 M values (16 MB, under
+        glibc's largest heap block size, see :mod:`live2d_tui.engine`)."""
         p = self.params
         per = len(self.nonzero) * len(self.coarse_angles) * p.nc * p.nc
         if p.fine_needed:
             per = max(per, self.params.candidates * (2 * self.half_width + 1) * p.nb * p.nb)
-        return int(max(1, min(256, 8_000_000 // max(per, 1))))
+        return int(max(1, min(256, 4_000_000 // max(per, 1))))
 
     def run(
         self, images: npt.NDArray[np.float32], ctf: dict[str, npt.NDArray[np.float64]]
