@@ -142,12 +142,13 @@ async def run_cycles(
             "fraction": result.fraction_used,
             "passes_per_cpu_s": processed / cpu if cpu > 0 and processed else 0.0,
             "pool_utilisation": cpu / (wall * pool) if wall > 0 else 0.0,
+            "load_average_1min": os.getloadavg()[0],
         }
         out.append(row)
         print(
             f"cycle {cycle.number:2d}  hi {cycle.high_res_limit:6.2f} Å  wall {wall:6.1f} s  "
             f"cpu {cpu:6.1f} s  passes/cpu-s {row['passes_per_cpu_s']:7.1f}  "
-            f"util {row['pool_utilisation']:.2f}",
+            f"util {row['pool_utilisation']:.2f}  load {row['load_average_1min']:.1f}",
             flush=True,
         )
         previous = cycle.number
