@@ -119,7 +119,7 @@ class CycleAttempt:
         expected = len(select_positions(inputs.active_positions, inputs.nz))
         self.jobs_total = 1 if seed else max(1, min(self.runner.jobs_per_cycle, expected))
         self.publish(CycleStage.PREPARING, force=True)
-        rows = await asyncio.to_thread(load_input_rows, inputs)
+        rows = await asyncio.to_thread(load_input_rows, inputs, carry=not seed)
         seed_classes = plan.class_number if seed else None
         box, class_count = await asyncio.to_thread(assemble.check_files, inputs, seed_classes)
         n = len(rows)

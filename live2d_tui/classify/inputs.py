@@ -122,10 +122,18 @@ def build_input_rows(
     return rows
 
 
-def load_input_rows(inputs: CycleInputs) -> StarRows:
-    """Read the dataset (and previous) star and build the cycle's input rows (blocking)."""
+def load_input_rows(inputs: CycleInputs, *, carry: bool = True) -> StarRows:
+    """Read the dataset (and previous) star and build the cycle's input rows (blocking).
+
+    Args:
+        inputs: The cycle's inputs.
+        carry: Take psi, shifts and classes from the previous star. A random-seed cycle passes
+            ``False``: new classes owe nothing to an earlier job's assignments.
+    """
     positions = select_positions(inputs.active_positions, inputs.nz)
     dataset_rows = read_star(inputs.dataset_star)
-    previous = read_star(inputs.previous_star) if inputs.previous_star is not None else None
+    previous = None
+    if carry and inputs.previous_star is not None:
+        previous = read_star(inputs.previous_star)
     name = str(inputs.dataset_star)
     return build_input_rows(dataset_rows, positions, previous, dataset_name=name)

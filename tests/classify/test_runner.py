@@ -419,3 +419,17 @@ async def test_abort_at_random_moments_leaves_nothing_behind(
         assert all(name.endswith(".log") for name in left), (trial, left)
     assert_no_processes(fake_state)
     assert "aborted" in outcomes
+
+
+async def test_a_new_abinit_seed_ignores_earlier_assignments(
+    dataset: Dataset, fake_state: Path
+) -> None:
+    runner = make_runner(dataset)
+    first_job = await run_job(runner, dataset, cycles=2)
+    assert sum(first_job[1].members[1:]) > 0
+    settings = JobSettings(class_number=2, mask_radius=15.0, particles_per_class=5)
+    plan = plan_job(settings, last_cycle_number=1, force_abinit=True)
+    seed = await runner.run_cycle(plan.cycles[0], dataset.inputs(previous=1), settings)
+    assert seed.number == 2 and seed.class_count == 2
+    assert seed.members == [dataset.count, 0, 0]
+    assert set(read_star(seed.star_path)["best_class"].tolist()) == {0}
