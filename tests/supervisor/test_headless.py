@@ -18,6 +18,7 @@ from .conftest import engine_processes
 from .headless import Headless, check_history, load_json_state, write_config
 
 
+@pytest.mark.slow
 def test_live_session_runs_ab_initio_then_seeded_jobs(tmp_path: Path) -> None:
     """Simulator in live mode while ``live2d run --auto`` classifies with the built-in engine.
 
@@ -134,6 +135,7 @@ def _fill(path: Path) -> None:
         os.close(fd)
 
 
+@pytest.mark.slow
 def test_full_disk_during_a_cycle_keeps_earlier_results(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
     warp = make_warp_session(micrographs=4, particles_per_micrograph=40, box=64, seed=1)
     out = tmp_path / "small_disk"

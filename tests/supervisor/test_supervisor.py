@@ -128,6 +128,7 @@ async def test_abort_removes_partial_cycle_and_leaves_no_process(warp_session: P
     assert loaded is not None and loaded.state.job is None
 
 
+@pytest.mark.slow
 async def test_closed_job_continues_at_its_next_cycle(warp_session: Path) -> None:
     out = warp_session / "classification"
     sup = Supervisor(tiny_config(), warp_folder=warp_session)
@@ -157,24 +158,23 @@ async def test_closed_job_continues_at_its_next_cycle(warp_session: Path) -> Non
 async def test_damaged_state_is_recovered_from_previous_copy(warp_session: Path) -> None:
     out = warp_session / "classification"
     sup = Supervisor(tiny_config(), warp_folder=warp_session)
-    rec = Recorder(sup.bus)
     await sup.start()
-    await sup.ingest_now(settle=True)
-    await sup.start_job_now(continue_automatic=False)
-    await rec.wait(lambda e: isinstance(e, JobFinished))
+    await sup.update_settings(TINY_JOB.with_changes(mask_radius=77))
     await sup.close()
+    assert (out / f"{STATE_NAME}.prev").exists()
     (out / STATE_NAME).write_text('{"cycles": [{"na')  # torn by something outside our control
 
     again = Supervisor(tiny_config(), warp_folder=warp_session)
-    rec2 = Recorder(again.bus)
+    rec = Recorder(again.bus)
     await again.start()
     try:
-        errors = [e.message for e in rec2.of(ErrorRaised)]
+        errors = [e.message for e in rec.of(ErrorRaised)]
         assert any("previous good copy" in m for m in errors), errors
-        assert [c.number for c in again.snapshot().cycles] == [0, 1, 2, 3]
+        assert again.snapshot().settings.mask_radius == 77
     finally:
         await again.close()
     json.loads((out / STATE_NAME).read_text())  # rewritten whole
+    assert (out / f"{STATE_NAME}.damaged").exists()
 
 
 def _failing_pair(folder: Path) -> tuple[str, str]:
@@ -212,6 +212,7 @@ async def test_engine_that_always_fails_ends_in_failed_after_three_tries(
     assert loaded is not None and loaded.state.status is SessionStatus.FAILED
 
 
+@pytest.mark.slow
 async def test_change_warp_folder_reguesses_mask_and_is_refused_while_running(
     warp_session: Path, make_warp_session
 ) -> None:  # type: ignore[no-untyped-def]
@@ -238,6 +239,7 @@ async def test_change_warp_folder_reguesses_mask_and_is_refused_while_running(
         await sup.close()
 
 
+@pytest.mark.slow
 async def test_force_reimport_builds_a_new_generation_and_next_job_is_ab_initio(
     warp_session: Path,
 ) -> None:
