@@ -164,7 +164,7 @@ class ProcessRegistry:
             self.path.unlink()
 
 
-def _marked_processes(output_folder: Path) -> list[ProcStat]:
+def marked_processes(output_folder: Path) -> list[ProcStat]:
     """Processes whose environment carries this output folder's job marker."""
     marker = f"{MARKER_ENV}={Path(output_folder).resolve()}".encode()
     me = os.getpid()
@@ -241,7 +241,7 @@ def end_orphans(
             # a pid in use as a session id cannot be recycled while the session has members
             if member.start_ticks >= job.start_ticks:
                 victims[member.pid] = member
-    for stat in _marked_processes(output_folder):
+    for stat in marked_processes(output_folder):
         victims[stat.pid] = stat
     for stat in victims.values():
         log(f"Ending orphaned job process {stat.pid} (group {stat.pgid}) of a previous run")

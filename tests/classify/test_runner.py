@@ -388,7 +388,7 @@ async def test_abort_at_random_moments_leaves_nothing_behind(
 ) -> None:
     import random
 
-    from live2d_tui.classify.procs import _marked_processes
+    from live2d_tui.classify.procs import marked_processes
 
     runner = CycleRunner(
         dataset.folder, fake_programs(), pool_size=2, jobs_per_cycle=5, grace_seconds=1.0
@@ -413,7 +413,7 @@ async def test_abort_at_random_moments_leaves_nothing_behind(
             outcomes.append("aborted")
             assert not (dataset.folder / "cycle_1.mrc").exists(), trial
             assert not (dataset.folder / "cycle_1.star").exists(), trial
-        assert _marked_processes(dataset.folder) == [], trial
+        assert marked_processes(dataset.folder) == [], trial
         assert ProcessRegistry(dataset.folder).load() == [], trial
         left = [p.name for p in (dataset.folder / "cycles" / "cycle_1").iterdir()]
         assert all(name.endswith(".log") for name in left), (trial, left)
