@@ -21,6 +21,9 @@ from live2d_tui.ui.widgets.settings_form import SettingsForm
 class MainScreen(Screen[None]):
     """Left: session, job bar, settings. Right: Classes / Job Output."""
 
+    AUTO_FOCUS = "ClassGrid"
+    """Arrow keys move over the classes from the start (Tab moves focus to the form)."""
+
     def __init__(self, settings: JobSettings, mode: ImageMode, hint: str) -> None:
         super().__init__()
         self._settings = settings

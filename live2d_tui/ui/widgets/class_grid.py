@@ -288,7 +288,8 @@ class ClassGrid(Widget, can_focus=True):
                 f"{'by member count' if self.by_count else 'by class number'} (o) · "
                 "arrows/hjkl move · enter opens · [ ] cycles"
             )
-        self.query_one("#grid-header", Static).update("\n".join(lines))
+        header = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
+        self.query_one("#grid-header", Static).update(header)
 
     # --------------------------------------------------------------- actions
 

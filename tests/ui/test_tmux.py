@@ -1,0 +1,109 @@
+"""The real app in a real terminal: `live2d open` inside tmux, driven with send-keys and read
+with capture-pane (a private tmux server per test, killed at the end)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from live2d_tui.lock import OutputLock
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Tmux:
+    """A private tmux server (its own socket) with one 160×48 session."""
+
+    def __init__(self, socket: Path) -> None:
+        self.socket = socket
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["tmux", "-S", str(self.socket), *args], capture_output=True, text=True, check=check
+        )
+
+    def capture(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "ui", check=False).stdout
+
+    def alive(self) -> bool:
+        return self.run("has-session", "-t", "ui", check=False).returncode == 0
+
+    def wait_for(self, predicate: Callable[[str], bool], timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = self.capture()
+            if predicate(screen):
+                return screen
+            time.sleep(0.1)
+        raise AssertionError(f"screen never matched; last screen:\n{screen}")
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    server = Tmux(Path("/tmp") / f"live2d-test-{uuid.uuid4().hex[:8]}")
+    yield server
+    server.run("kill-server", check=False)
+    server.socket.unlink(missing_ok=True)
+
+
+def test_app_in_tmux(tmux: Tmux, session_copy: Path, tmp_path: Path) -> None:
+    env_home = tmp_path / "home"
+    command = [
+        "env",
+        "-u",  # pytest's COLUMNS/LINES would override the pane's real size
+        "COLUMNS",
+        "-u",
+        "LINES",
+        f"LIVE2D_HOME={env_home}",
+        "TERM=xterm-256color",
+        sys.executable,
+        "-m",
+        "live2d_tui",
+        "open",
+        str(session_copy),
+        "--engine",
+        "builtin",
+        "--interval",
+        "3600",
+        "--images",
+        "halfcell",
+    ]
+    tmux.run("new-session", "-d", "-s", "ui", "-x", "160", "-y", "48", "-c", str(REPO), *command)
+    tmux.wait_for(lambda s: "Live 2D Classification" in s)
+    # a detached session starts at 80×24: growing it also exercises the redraw on resize
+    tmux.run("resize-window", "-t", "ui", "-x", "160", "-y", "48")
+    screen = tmux.wait_for(lambda s: "#6 " in s and "page 1/1" in s)
+    assert "Start Job Now" in screen and "Cycle " in screen
+    tmux.run("send-keys", "-t", "ui", "o")
+    tmux.wait_for(lambda s: "by member count" in s)
+    tmux.run("send-keys", "-t", "ui", "Enter")
+    tmux.wait_for(lambda s: "members" in s and "of 6" in s)
+    tmux.run("send-keys", "-t", "ui", "Escape")
+    tmux.wait_for(lambda s: "Live 2D Classification" in s)
+    tmux.run("send-keys", "-t", "ui", "2")
+    tmux.wait_for(lambda s: "No cycle running" in s)
+    tmux.run("send-keys", "-t", "ui", "?")
+    tmux.wait_for(lambda s: "Keys (Esc closes)" in s)
+    tmux.run("send-keys", "-t", "ui", "Escape")
+    tmux.wait_for(lambda s: "Keys (Esc closes)" not in s)
+    tmux.run("send-keys", "-t", "ui", "q")
+    deadline = time.monotonic() + 30
+    while tmux.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not tmux.alive(), tmux.capture()
+    # quitting released the output folder's lock: another supervisor may take it now
+    lock = OutputLock(session_copy / "classification")
+    lock.acquire()
+    lock.release()
+    # `live2d open` points the last-session pointer at the session it opened
+    assert (env_home / "last_session.json").exists()
