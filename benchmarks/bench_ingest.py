@@ -294,12 +294,21 @@ def rss(base: Path, particles: int, box: int) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries the parent's peak into a
+    child across fork/exec, which would report the benchmark's own star generation."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def rss_child(warp: Path, out: Path, particles: int) -> None:
     ds = ingest.Dataset(warp, out, settle_seconds=0.0, min_free_gb=1.0)
     elapsed = poll_until(ds, particles)
     count = ds.particle_count()
     ds.close()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     size = (out / "combined_stack.mrcs").stat().st_size / 1e9
     print(
         f"rss: ingested {count} particles ({size:.2f} GB stack) in {elapsed:.1f} s "
