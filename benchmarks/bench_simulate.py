@@ -4,16 +4,20 @@ Runs :func:`simulate_session` end to end (phantom projection, CTF, noise, normal
 per-movie XML and picks, the all/goodparticles rewrite after every movie, truth files) into a
 temporary folder and reports particles per second of wall time. The all/goodparticles rewrite
 after each movie grows with the session (Warp's own behaviour), so the figure is for the given
-session size.
+session size. CPU seconds of the process are reported too: on a busy machine wall time mostly
+measures the neighbours, and multi-threaded OpenBLAS degrades badly when the cores are
+oversubscribed, so for a stable figure run it with ``OPENBLAS_NUM_THREADS=1``.
 
-Usage: ``.venv/bin/python benchmarks/bench_simulate.py [--box 128] [--pixel-size 1.5]
-[--micrographs 20] [--particles-per-micrograph 100] [--repeat 3] [--warp2] [--json]``
+Usage: ``OPENBLAS_NUM_THREADS=1 .venv/bin/python benchmarks/bench_simulate.py [--box 128]
+[--pixel-size 1.5] [--micrographs 20] [--particles-per-micrograph 100] [--repeat 3] [--warp2]
+[--json]``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -26,12 +30,13 @@ sys.path.insert(0, str(ROOT))
 from live2d_tui.simulate import SimulationOptions, simulate_session  # noqa: E402
 
 
-def run_once(opts: SimulationOptions) -> tuple[int, float]:
-    """(particles written, seconds) of one simulated session in a fresh temporary folder."""
+def run_once(opts: SimulationOptions) -> tuple[int, float, float]:
+    """(particles written, wall seconds, CPU seconds) of one simulated session in a fresh
+    temporary folder."""
     with tempfile.TemporaryDirectory(prefix="bench_simulate_") as tmp:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         summary = simulate_session(Path(tmp) / "session", opts)
-        return summary.particles, time.perf_counter() - start
+        return summary.particles, time.perf_counter() - start, time.process_time() - cpu
 
 
 def main() -> int:
@@ -59,13 +64,18 @@ def main() -> int:
     )
     runs = [run_once(opts) for _ in range(args.repeat)]
     particles = runs[0][0]
-    rates = [n / seconds for n, seconds in runs]
+    rates = [n / seconds for n, seconds, _ in runs]
+    cpu_rates = [n / cpu for n, _, cpu in runs]
     result = {
         "box": args.box,
         "pixel_size": args.pixel_size,
         "micrographs": args.micrographs,
         "particles": particles,
-        "seconds": [round(s, 3) for _, s in runs],
+        "seconds": [round(s, 3) for _, s, _ in runs],
+        "cpu_seconds": [round(c, 3) for _, _, c in runs],
+        "particles_per_cpu_second_median": round(statistics.median(cpu_rates), 1),
+        "openblas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+        "load_average_1min": round(os.getloadavg()[0], 2),
         "particles_per_second_median": round(statistics.median(rates), 1),
         "particles_per_second_best": round(max(rates), 1),
         "warp2": args.warp2,
@@ -77,8 +87,11 @@ def main() -> int:
             f"{particles} particles at {args.box} px ({args.micrographs} micrographs, "
             f"{'Warp 2' if args.warp2 else 'Warp 1'}): median "
             f"{result['particles_per_second_median']:.0f} particles/s, best "
-            f"{result['particles_per_second_best']:.0f} particles/s "
-            f"(runs: {', '.join(f'{s:.2f} s' for _, s in runs)})"
+            f"{result['particles_per_second_best']:.0f} particles/s; median "
+            f"{result['particles_per_cpu_second_median']:.0f} particles per CPU-second "
+            f"(runs: {', '.join(f'{s:.2f} s' for _, s, _ in runs)}; load "
+            f"{result['load_average_1min']}, OPENBLAS_NUM_THREADS="
+            f"{result['openblas_threads']})"
         )
     return 0
 
