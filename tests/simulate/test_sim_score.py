@@ -12,13 +12,10 @@ import pytest
 
 from live2d_tui import imaging
 from live2d_tui.simulate import metrics
+from live2d_tui.simulate.averaging import align_reference
 from live2d_tui.simulate.oracle import oracle_classification
 from live2d_tui.simulate.phantom import make_phantom, project
-from live2d_tui.simulate.score import (
-    align_reference,
-    original_names_from_relion_star,
-    score_classes,
-)
+from live2d_tui.simulate.score import original_names_from_relion_star, score_classes
 
 
 def test_frc_of_identical_and_independent_images() -> None:
