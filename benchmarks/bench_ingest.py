@@ -221,42 +221,52 @@ def synthetic_present(warp: Path, out: Path, present: int, box: int) -> None:
     _ = relion_star  # (format written inline above for speed)
 
 
-def scaling(base: Path, present_list: list[int], box: int) -> None:
-    results = {}
-    for present in present_list:
-        work = Path(tempfile.mkdtemp(dir=base, prefix="bench_sc_"))
-        try:
+def scaling(base: Path, present_list: list[int], box: int, rounds: int = 7) -> None:
+    """Both sizes are built first, then measured in alternating rounds (this machine is shared,
+    so alternating and taking medians keeps background load from favouring one size)."""
+    works, sets = [], {}
+    try:
+        for present in present_list:
+            work = Path(tempfile.mkdtemp(dir=base, prefix="bench_sc_"))
+            works.append(work)
             warp, out = work / "warp", work / "out"
             make_warp(warp, box)
             synthetic_present(warp, out, present, box)
-            mics = present // PER_MIC
-            new = list(range(mics, mics + 10))
-            for i in new:
-                write_stack(warp / stack_name(i), PER_MIC, box, seed=i)
-            star = warp / f"goodparticles_{MODEL}.star"
-            star.write_bytes(star_bytes(list(range(mics)) + new, PER_MIC))
             ds = ingest.Dataset(warp, out, settle_seconds=0.0)
-            ds.poll()
-            t0 = time.perf_counter()
-            ds.poll()  # parse Warp's star + diff (new stacks seen once)
-            t_parse_pass = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            report = ds.poll()  # append 1,000: stack, stars, ledger (+ per-micrograph stat)
-            t_own = time.perf_counter() - t0
-            assert report.particles_appended == 1000, report
-            assert ds.particle_count() == present + 1000
-            ds.close()
-            results[present] = t_own
+            sets[present] = (warp, ds, list(range(present // PER_MIC)), [], [])
+        os.sync()  # the synthetic state must not be flushed inside a measured pass
+        for r in range(rounds):
+            for warp, ds, mics, own, parse_pass in sets.values():
+                new = list(range(len(mics), len(mics) + 10))
+                for i in new:
+                    write_stack(warp / stack_name(i), PER_MIC, box, seed=1000 * r + i)
+                mics += new
+                (warp / f"goodparticles_{MODEL}.star").write_bytes(star_bytes(mics, PER_MIC))
+                ds.poll()
+                t0 = time.perf_counter()
+                ds.poll()  # parse Warp's star + diff (new stacks seen once)
+                parse_pass.append(time.perf_counter() - t0)
+                before = ds.particle_count()
+                t0 = time.perf_counter()
+                report = ds.poll()  # append 1,000: stack, stars, ledger
+                own.append(time.perf_counter() - t0)
+                assert report.particles_appended == 1000 == ds.particle_count() - before, report
+        medians = {}
+        for present, (_w, ds, mics, own, parse_pass) in sets.items():
+            medians[present] = float(np.median(own))
             print(
-                f"scaling: {present:>7} present: own work for 1,000 new = {t_own * 1000:7.1f} ms"
-                f"; pass that parses Warp's star ({present + 1000} rows) = "
-                f"{t_parse_pass * 1000:7.1f} ms"
+                f"scaling: {present:>7} present: own work for 1,000 new = "
+                f"{medians[present] * 1000:6.1f} ms (median of {rounds}: "
+                f"{', '.join(f'{t * 1000:.0f}' for t in own)}); pass that parses Warp's star "
+                f"({len(mics) * PER_MIC} rows) = {np.median(parse_pass) * 1000:7.1f} ms"
             )
-        finally:
+            ds.close()
+        if len(medians) >= 2:
+            lo, hi = min(medians), max(medians)
+            print(f"scaling: ratio {hi} vs {lo} present = {medians[hi] / medians[lo]:.2f}")
+    finally:
+        for work in works:
             shutil.rmtree(work, ignore_errors=True)
-    if len(results) >= 2:
-        lo, hi = min(results), max(results)
-        print(f"scaling: ratio {hi} vs {lo} present = {results[hi] / results[lo]:.2f}")
 
 
 # --- parse --------------------------------------------------------------------------------
