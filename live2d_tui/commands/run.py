@@ -107,6 +107,10 @@ def format_event(event: Event) -> str | None:
             return f"[session] Warp folder {warp} → output folder {out}"
 
 
+ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)
+"""Events the supervisor always announces with a log line too: printed once, as that line."""
+
+
 class _Printer:
     """Prints events; coalesces progress to stage changes and 10 % steps."""
 
@@ -115,6 +119,8 @@ class _Printer:
         self._progress: tuple[int, str, int] | None = None
 
     def __call__(self, event: Event) -> None:
+        if isinstance(event, ALSO_LOGGED):
+            return
         if isinstance(event, CycleProgress):
             key = (event.number, event.stage.value, int(event.percent // 10))
             if key == self._progress:

@@ -82,7 +82,7 @@ class Supervisor(IngestTriggerLoops):
         self._tasks = []
         if self._session is not None:
             await self._save()
-            await close_session(self._session)
+            await close_session(self._session, self._ds_lock)
             self._session = None
 
     async def start_job_now(
@@ -204,17 +204,15 @@ class Supervisor(IngestTriggerLoops):
         self._ingest_wake.set()
 
     async def ingest_now(self, *, settle: bool = False) -> IngestCounts | None:
-        """Run ingest passes now; with ``settle``, until a pass finds nothing new (``--once``).
-
-        Stability of Warp's files needs two looks ≥ 1 s apart, so settling polls again after a
-        second while passes keep appending or deferring (at most :data:`SETTLE_PASSES`).
-        """
+        """Run an ingest pass now; with ``settle`` (``--once``), repeat until a pass after the
+        first finds nothing new and nothing settling (stability needs two looks ≥ 1 s apart; at
+        most :data:`SETTLE_PASSES`)."""
         for index in range(SETTLE_PASSES if settle else 1):
             report = await self._ingest_once()
             if not settle:
                 break
-            quiet = report is not None and report.particles_appended == 0
-            if index >= 1 and quiet and report is not None and report.micrographs_deferred == 0:
+            quiet = report is not None and not report.pending and not report.particles_appended
+            if index >= 1 and quiet:
                 break
             await asyncio.sleep(1.05)
         return self._counts
@@ -271,9 +269,10 @@ class Supervisor(IngestTriggerLoops):
             reguess_mask=reguess,
         )
         if previous is not None:
-            await self._save()
-            await close_session(previous)
-        self._session = session
+            await self._save()  # the previous session's state, before the swap
+        self._session = session  # no await since the save: nothing runs on a half swap
+        if previous is not None:
+            await close_session(previous, self._ds_lock)
         self._report, self._counts = None, None
         self._job, self._job_kind, self._current = None, None, None
         self._retry_at = None

@@ -149,9 +149,11 @@ class JobLoop(SupervisorBase):
         previous = session.state.last_cycle
         if cycle.block_type is BlockType.RANDOM_SEED:
             previous = None
-        elif previous is not None and previous.generation != self._generation:
-            raise _GenerationChanged
-        inputs, rows = await asyncio.to_thread(self._with_dataset, lambda: self._inputs(previous))
+        inputs, rows, generation = await asyncio.to_thread(
+            self._with_dataset, lambda: self._inputs(previous)
+        )
+        if previous is not None and previous.generation != generation:
+            raise _GenerationChanged  # the previous classes belong to another stack
         self.bus.publish(
             CycleStarted(
                 number=cycle.number,
@@ -163,8 +165,8 @@ class JobLoop(SupervisorBase):
             )
         )
         self._log(
-            f"Cycle {cycle.number} ({cycle.block_type.value}, {cycle.index_in_job} of "
-            f"{cycle.cycles_in_job}) started: {len(inputs.active_positions):,} particles, "
+            f"Cycle {cycle.number} started ({cycle.block_type.value}, {cycle.index_in_job} of "
+            f"{cycle.cycles_in_job} in this job): {len(inputs.active_positions):,} particles, "
             f"high-res limit {cycle.high_res_limit:.1f} Å"
         )
         try:
@@ -175,11 +177,9 @@ class JobLoop(SupervisorBase):
         except asyncio.CancelledError:
             self.bus.publish(CycleFinished(number=cycle.number, success=False, message="aborted"))
             raise
-        return record_from_result(
-            result, cycle, settings, generation=self._generation, input_rows=rows
-        )
+        return record_from_result(result, cycle, settings, generation=generation, input_rows=rows)
 
-    def _inputs(self, previous: CycleRecord | None) -> tuple[CycleInputs, int]:
+    def _inputs(self, previous: CycleRecord | None) -> tuple[CycleInputs, int, int]:
         """Build a cycle's inputs from the dataset (runs in a thread, under the dataset lock)."""
         dataset = self.session.dataset
         nz = dataset.particle_count()
@@ -199,7 +199,7 @@ class JobLoop(SupervisorBase):
             previous_classes=out / f"{previous.name}.mrc" if previous else None,
             pixel_size=ws.pixel_size,
         )
-        return inputs, nz
+        return inputs, nz, dataset.generation
 
     async def _after_cancel(self, session: Session) -> None:
         # Belt and braces: a process spawned at the very moment of cancellation may have escaped

@@ -19,6 +19,9 @@ from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.model import SupervisorError
 from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, check_trigger
 
+PENDING_RECHECK_SECONDS = 1.1
+"""Next look when Warp's files are still settling (stability needs two looks ≥ 1 s apart)."""
+
 
 class IngestTriggerLoops(JobLoop):
     """Ingest and trigger loops of the supervisor."""
@@ -26,21 +29,27 @@ class IngestTriggerLoops(JobLoop):
     async def _ingest_loop(self) -> None:
         interval = self.config.server.interval
         while True:
-            await self._ingest_once()
+            report = await self._ingest_once()
+            # files still settling: look again as soon as stability can be judged (≥ 1 s)
+            wait = min(interval, PENDING_RECHECK_SECONDS) if report and report.pending else interval
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ingest_wake.wait(), interval)
+                await asyncio.wait_for(self._ingest_wake.wait(), wait)
             self._ingest_wake.clear()
 
     async def _ingest_once(self) -> IngestReport | None:
         session = self._session
         if session is None:
             return None
+
+        def work() -> tuple[IngestReport, int, bool] | None:
+            with self._ds_lock:
+                if self._session is not session:
+                    return None  # the Warp folder changed: this dataset is being closed
+                dataset = session.dataset
+                return dataset.poll(), dataset.generation, dataset.consume_abinitio_flag()
+
         try:
-            report = await asyncio.to_thread(self._with_dataset, session.dataset.poll)
-            generation = session.dataset.generation
-            new_generation = await asyncio.to_thread(
-                self._with_dataset, session.dataset.consume_abinitio_flag
-            )
+            result = await asyncio.to_thread(work)
         except IngestError as exc:
             message = f"Ingest failed: {exc}"
             if message != self._last_ingest_error:
@@ -56,16 +65,17 @@ class IngestTriggerLoops(JobLoop):
                 self._last_ingest_error = message
                 self._error(message)
             return None
-        if session is not self._session:
+        if result is None or session is not self._session:
             return None  # the Warp folder changed while this pass ran
+        report, generation, new_generation = result
         self._last_ingest_error = ""
         self._report, self._generation = report, generation
-        for message in report.messages:
-            self._log(message)
+        # report.messages already reached the log through the dataset's log callback
         if report.particles_appended:
             self._log(
-                f"Ingested {report.particles_appended:,} particles from "
-                f"{report.micrographs_ingested} micrograph(s); {report.particles_active:,} active"
+                f"Ingested {report.particles_appended:,} new particles: "
+                f"{report.particles_active:,} active of {report.particles_total:,} in the stack, "
+                f"from {report.micrographs_ingested} micrograph(s)"
             )
         if new_generation or report.new_generation:
             session.state = replace(session.state, force_abinit=True)

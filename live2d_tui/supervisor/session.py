@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -228,9 +229,15 @@ def _open_locked(
     )
 
 
-async def close_session(session: Session) -> None:
-    """Close the dataset and release the lock (dataset close runs in a thread)."""
+async def close_session(session: Session, dataset_lock: threading.Lock) -> None:
+    """Close the dataset (in a thread, under ``dataset_lock``, so never during a poll) and
+    release the output folder's lock."""
+
+    def close() -> None:
+        with dataset_lock:
+            session.dataset.close()
+
     try:
-        await asyncio.to_thread(session.dataset.close)
+        await asyncio.to_thread(close)
     finally:
         session.lock.release()

@@ -43,8 +43,8 @@ def test_sigkill_during_cycles_then_restart(tmp_path: Path, make_warp_session) -
         state = load_json_state(out) if (out / STATE_NAME).exists() else None
         expected = state["job"]["next_cycle_number"] if state and state["job"] else None  # type: ignore[index]
         run = Headless([str(warp), "--auto", "--config", str(config), *job])
-        line = run.wait_for("] started", timeout=120)
-        started = int(run.lines[line].split("[cycle ")[1].split("]")[0])
+        line = run.wait_for(" started (", timeout=120)
+        started = int(run.lines[line].split("Cycle ")[1].split(" started")[0])
         if expected is not None:
             # the interrupted job continues at its next cycle, not from the start
             assert started == expected, (trial, started, expected, run.text()[-2000:])
@@ -62,7 +62,7 @@ def test_sigkill_during_cycles_then_restart(tmp_path: Path, make_warp_session) -
         assert after["job"] is not None, f"trial {trial}: the job ended; make it longer"
     assert continued == TRIALS - 1
     final = Headless([str(warp), "--auto", "--config", str(config)])
-    final.wait_for("] started", timeout=120)
+    final.wait_for(" started (", timeout=120)
     assert _alive(orphans) == []
     final.signal(2)  # SIGINT: stop after this cycle
     assert final.finish(120) == 0, final.text()[-3000:]

@@ -44,9 +44,9 @@ def test_live_session_runs_ab_initio_then_seeded_jobs(tmp_path: Path) -> None:
             threading.Event().wait(0.05)
         config = write_config(tmp_path)
         run = Headless([str(warp), "--auto", "--config", str(config)])
-        first = run.wait_for("[job] finished", timeout=240)
+        run.wait_for("Ab Initio job finished", timeout=240)
         first_job_done.set()
-        run.wait_for("[job] finished", timeout=240, after=first + 1)
+        run.wait_for("Seeded Startup job finished", timeout=240)
         run.signal(signal.SIGINT)
         assert run.finish(60) == 0
     finally:
@@ -78,7 +78,7 @@ def test_once_exit_status_and_sigterm(tmp_path: Path, make_warp_session) -> None
     assert load_json_state(warp / "classification")["settings"]["classification_type"] == "seeded"
     # a second --once on the same folder while one runs is refused with the holder's pid
     busy = Headless([str(warp), "--once", "--config", str(config)])
-    busy.wait_for("[cycle", timeout=60)
+    busy.wait_for(" started (", timeout=60)
     refused = subprocess.run(
         [*busy.proc.args[:3], "run", str(warp), "--once", "--config", str(config)],  # type: ignore[index]
         capture_output=True,
@@ -99,7 +99,7 @@ def test_second_sigint_aborts(tmp_path: Path, make_warp_session) -> None:  # typ
     warp = make_warp_session(micrographs=4, particles_per_micrograph=40, box=64, seed=1)
     config = write_config(tmp_path)
     run = Headless([str(warp), "--auto", "--config", str(config)])
-    run.wait_for("[cycle 1] started", timeout=120)
+    run.wait_for("Cycle 1 started", timeout=120)
     run.signal(signal.SIGINT)
     run.wait_for("stopping after the running cycle")
     run.signal(signal.SIGINT)
@@ -148,7 +148,7 @@ def test_full_disk_during_a_cycle_keeps_earlier_results(tmp_path: Path, make_war
         before = check_history(out)
         saved = (out / STATE_NAME).read_text()
         second = Headless([str(warp), "--once", "--out", str(out), "--config", str(config)])
-        second.wait_for("[cycle 4] started", timeout=120)
+        second.wait_for("Cycle 4 started", timeout=120)
         _fill(out / "filler.bin")  # the disk fills up while cycle 4 runs
         code = second.finish(150)
         text = second.text()
