@@ -129,13 +129,13 @@ def poll_until(ds: ingest.Dataset, total: int, limit: float = 3600) -> float:
 # --- throughput ---------------------------------------------------------------------------
 
 
-def throughput(base: Path, micrographs: int, box: int, per_mic: int) -> None:
+def throughput(base: Path, micrographs: int, box: int, per_mic: int, float16: bool) -> None:
     work = Path(tempfile.mkdtemp(dir=base, prefix="bench_tp_"))
     try:
         warp = work / "warp"
         make_warp(warp, box)
         for i in range(micrographs):
-            write_stack(warp / stack_name(i), per_mic, box, seed=i)
+            write_stack(warp / stack_name(i), per_mic, box, seed=i, mode12=float16)
         (warp / f"goodparticles_{MODEL}.star").write_bytes(
             star_bytes(list(range(micrographs)), per_mic)
         )
@@ -160,7 +160,8 @@ def throughput(base: Path, micrographs: int, box: int, per_mic: int) -> None:
         ds.close()
         mb = nbytes / 1e6
         print(
-            f"throughput: {micrographs} stacks × {per_mic} particles × {box}² float32 = {mb:.0f} MB"
+            f"throughput: {micrographs} stacks × {per_mic} particles × {box}² "
+            f"{'float16 (W2; converted to float32)' if float16 else 'float32'} = {mb:.0f} MB read"
             f"\n  cp -r        {t_cp:6.2f} s  {mb / t_cp:7.0f} MB/s"
             f"\n  cp + fsync   {t_cp_sync:6.2f} s  {mb / t_cp_sync:7.0f} MB/s"
             f"\n  ingest       {t_ingest:6.2f} s  {mb / t_ingest:7.0f} MB/s"
@@ -339,12 +340,13 @@ def main() -> None:
     parser.add_argument("--present", type=int, nargs="+", default=[10_000, 500_000])
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 500_000])
     parser.add_argument("--particles", type=int, default=500_000)
+    parser.add_argument("--float16", action="store_true", help="throughput: Warp 2 stacks")
     a = parser.parse_args()
     if a.what == "rss-child":
         rss_child(Path(a.args[0]), Path(a.args[1]), int(a.args[2]))
         return
     if a.what in ("throughput", "all"):
-        throughput(a.dir, a.micrographs, a.box or 128, a.per_mic)
+        throughput(a.dir, a.micrographs, a.box or 128, a.per_mic, a.float16)
     if a.what in ("scaling", "all"):
         scaling(a.dir, a.present, a.box or 64)
     if a.what in ("parse", "all"):
