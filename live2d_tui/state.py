@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -323,6 +324,31 @@ def load_state(folder: Path) -> LoadedState | None:
     raise StateError(f"{problem} and there is no previous copy {prev.name}")
 
 
+_written: dict[Path, tuple[int, int, int]] = {}
+"""(inode, size, mtime) of the state file this process last wrote, per path: a file that still
+matches is known good and need not be parsed again before it becomes ``.prev``."""
+
+
+def _identity(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _keep_previous(current: Path, prev: Path) -> None:
+    """Make ``prev`` the current file's content, atomically: a hard link renamed over ``prev``
+    (no copy, whatever the history's size), or a copy where links are not supported."""
+    link = prev.with_name(f".{prev.name}.{os.getpid()}.link.tmp")
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+        os.link(current, link)
+        link.replace(prev)
+    except OSError:
+        with contextlib.suppress(OSError):
+            link.unlink()
+        atomic_write_bytes(prev, current.read_bytes())
+
+
 def save_state(folder: Path, state: SessionState) -> None:
     """Write ``latest_run.json`` atomically, keeping the current good copy as ``.prev``.
 
@@ -332,11 +358,16 @@ def save_state(folder: Path, state: SessionState) -> None:
     folder = Path(folder)
     current = folder / STATE_NAME
     if current.exists():
-        try:
-            _parse(current)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # never overwrite the good .prev with a damaged file
-        else:
-            # Copy via a temp file + rename, so .prev is never torn either.
-            atomic_write_bytes(folder / PREV_NAME, current.read_bytes())
+        known_good = _written.get(current) == _identity(current)
+        if not known_good:
+            try:
+                _parse(current)
+            except (OSError, ValueError, KeyError, TypeError):
+                known_good = False  # never overwrite the good .prev with a damaged file
+            else:
+                known_good = True
+        if known_good:
+            _keep_previous(current, folder / PREV_NAME)
     atomic_write_json(current, state.to_dict())
+    with contextlib.suppress(OSError):
+        _written[current] = _identity(current)
