@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -39,7 +40,6 @@ from live2d_tui.dataset.stack import SliceSource, StackError
 from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
 from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
-from live2d_tui.warp.movie import MovieInfo
 from live2d_tui.warp.settings import WarpSettings, read_warp_settings
 from live2d_tui.warp.snapshot import StabilityTracker, file_signature
 from live2d_tui.warp.source import WarpSource
@@ -234,7 +234,7 @@ class Dataset:
             report = IngestReport()
             try:
                 self._poll(report)
-            except (IngestError, StackError, OSError) as exc:
+            except (IngestError, StackError, OSError, sqlite3.Error) as exc:
                 self._say(report, f"ingest stopped this pass: {exc}")
             gen = self._ledger.generation
             report.particles_total = 0 if gen is None else gen.nz
@@ -304,7 +304,11 @@ class Dataset:
                 and (existing.size, existing.mtime_ns, existing.rows)
                 == (signature[0], signature[1], rows.count)
             )
-            movie = self._movie(stack, report) if (check_all_xml or not unchanged) else None
+            movie, xml_error = None, None
+            if check_all_xml or not unchanged:
+                movie, xml_error = self._warp.movie(stack)
+                if xml_error:
+                    self._say_once(report, f"{xml_error}; micrograph deferred")
             if movie is not None and movie.unselect_manual is True:
                 continue
             if unchanged:
@@ -312,6 +316,9 @@ class Dataset:
                 continue
             if existing is not None:
                 retire.add(stack)
+            if xml_error and movie is None:  # cannot tell its selection or export options yet
+                candidates.append((rows, NotReady(xml_error)))
+                continue
             candidates.append(
                 (rows, check_stack(rows, path, signature, self._tracker, movie, settings))
             )
@@ -497,12 +504,6 @@ class Dataset:
         for stack in list(self._deferred_since):
             if stack not in reasons:
                 self._deferred_since.pop(stack, None)
-
-    def _movie(self, stack: str, report: IngestReport) -> MovieInfo | None:
-        info, error = self._warp.movie(stack)
-        if error:
-            self._say_once(report, error)
-        return info
 
     def _current_params(self) -> Params | None:
         gen = self._ledger.generation

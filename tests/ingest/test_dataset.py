@@ -283,3 +283,21 @@ def test_stack_readable_by_mrcfile_while_appending(tmp_path: Path) -> None:
     np.testing.assert_array_equal(after[:2], before)
     (warp.root / "particles" / "x.mrcs").write_bytes(mrc_bytes(before, 2.0))
     ds.close()
+
+
+def test_torn_movie_xml_defers_that_micrograph_with_a_message(tmp_path: Path) -> None:
+    warp = WarpFolder(tmp_path / "w")
+    warp.write_micrograph("a", 2, seed=1)
+    warp.write_micrograph("b", 3, seed=2)
+    xml = warp.root / "b.xml"
+    xml.write_bytes(xml.read_bytes()[:200])
+    warp.write_star(["a", "b"])
+    messages: list[str] = []
+    ds = Dataset(warp.root, tmp_path / "out", settle_seconds=0.0, log=messages.append)
+    report = settle(ds)
+    assert report.particles_total == 2 and report.micrographs_deferred == 1 and report.pending
+    assert any(str(xml) in m and "deferred" in m for m in messages)
+    warp.set_unselect("b", "null")  # Warp finishes writing it
+    assert settle(ds).particles_total == 5
+    check_active_match_sources(ds, sources(warp))
+    ds.close()
