@@ -274,11 +274,11 @@ class JobLoop(SupervisorBase):
             session.state = replace(session.state, automatic=False)
             await self._set_status(
                 SessionStatus.FAILED,
-                f"{failures} failures in a row; automatic jobs stopped: {outcome.message}",
+                f"{failures} failures in a row; automatic jobs stopped (see the last error)",
             )
         else:
             await self._set_automatic(False)
-            await self._set_status(SessionStatus.STOPPED, outcome.message)
+            await self._set_status(SessionStatus.STOPPED, "the job failed (see the last error)")
         self.bus.publish(JobFinished(success=False, message=outcome.message))
 
 
