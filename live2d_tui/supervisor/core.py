@@ -103,7 +103,9 @@ class Supervisor(IngestTriggerLoops):
         if settings is not None:
             self._stage_now(settings)
         self._stop_requested = False
-        self.session.state = replace(self.session.state, automatic=continue_automatic)
+        self.session.state = replace(
+            self.session.state, automatic=continue_automatic, consecutive_failures=0
+        )
         self._launch_new_job(automatic=continue_automatic)
 
     async def start_automatic(self, settings: JobSettings | None = None) -> None:
