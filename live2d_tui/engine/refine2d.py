@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+import numpy.typing as npt
 
 from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
@@ -56,7 +57,7 @@ from live2d_tui.engine.particles import (
 )
 from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.engine.references import prepare_references
-from live2d_tui.engine.search import ClassSearch, SearchParams, auto_step
+from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
 
 VERSION = "1.02"
 DEV_NULL = "/dev/null"
@@ -125,6 +126,21 @@ def _select_rows(s: Refine2dSettings, rows: StarRows, n_images: int) -> tuple[St
         raise EngineError(f"last particle ({last}) is before the first ({first})")
     inside = (rows["position"] >= first) & (rows["position"] <= last)
     return rows[inside].copy(), first, last
+
+
+def class_prior(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
+    """Log prior of each class from the current memberships |Best2DClass| of the WHOLE star
+    (the same in every job of a cycle), with one pseudo-count per class; ``None`` (uniform)
+    when no particle is assigned yet (the first round after a random start)."""
+    if os.environ.get("LIVE2D_ENGINE_PRIOR", "1") == "0":
+        return None
+    members = np.abs(star["best_class"])
+    members = members[(members >= 1) & (members <= k)]
+    if len(members) == 0:
+        return None
+    counts = np.bincount(members - 1, minlength=k).astype(np.float64) + 1.0
+    prior: npt.NDArray[np.float64] = np.log(counts / counts.sum())
+    return prior
 
 
 def random_start(
@@ -200,8 +216,10 @@ def refine(
     auto = auto_step(pixel_b, min(s.mask_radius, 0.5 * box * s.pixel_size))
     coarse_step = s.angular_step if s.angular_step > 0 else max(auto, min(15.0, 3.0 * auto))
     fine_step = min(coarse_step, auto)
-    coarse_res = max(high, min(2.0 * high, 16.0))
+    coarse_res = max(high, min(2.0 * high, COARSE_RESOLUTION))
     nc = min(nb, nm.binned_box(box, s.pixel_size, coarse_res))
+    if nc > 0.75 * nb:  # a coarse box barely smaller than the working one saves nothing
+        nc = nb
     params = SearchParams(
         box=box,
         pixel_size=s.pixel_size,
@@ -229,7 +247,9 @@ def refine(
     whitening = 1.0 / np.sqrt(noise_spectrum(stack, star["position"], star["pixel_size"], prep, nb))
     bar.update(2, force=True)
     bar.finish()
-    search = ClassSearch(references, params, whitening, rng)
+    search = ClassSearch(
+        references, params, whitening, rng, log_prior=class_prior(star, len(references))
+    )
     use = rng.random(len(rows)) < s.fraction
     old_class = rows["best_class"].copy()
     old_score = rows["score"].copy()

@@ -1,25 +1,31 @@
 """The batched likelihood search over classes × in-plane rotations × translations.
 
 Model (whitened Fourier space, noise of unit complex variance per coefficient): a particle's
-spectrum X (whitened by W = 1/√noise power) is c·R_ψ(A_k)·e^{-2πi f·t} + noise with the effective
-CTF c = W·CTF (RELION sign, protein white). For every particle the log-likelihood of
-(k, ψ, t), up to a constant, is
+spectrum X (whitened by W = 1/√noise power) is a·c·R_ψ(A_k)·e^{-2πi f·t} + noise, with the
+effective CTF c = W·CTF (RELION sign, protein white) and an amplitude a ≥ 0. With
+cc = Re Σ_f Y(f)·conj(A_kψ(f))·e^{2πi f·t} (Y = c·X; all t at once by one inverse FFT of
+Y·conj(A_kψ)) and norm = Σ_f c(f)²·|A_k(f)|² (rotation-averaged |A_k|², a matrix product), the
+log-likelihood maximised over a is
 
-    logP = Re Σ_f Y(f)·conj(A_kψ(f))·e^{2πi f·t}  −  ½ Σ_f c(f)²·|A_k(f)|²,     Y = c·X
+    logP(k, ψ, t) = max(cc, 0)² / (2·norm)
 
-summed over the full plane inside the resolution band. The first term for all t at once is one
-inverse FFT of Y·conj(A_kψ); the second (rotation-averaged |A_k|²) is a matrix product.
+summed over the full plane inside the resolution band. Fitting a removes the plain −½·norm
+term's bias towards weak classes, which otherwise swallow everything from a random start.
 
 Coarse-to-fine, all in batches of particles (no per-particle Python loop):
 
 1. **coarse**: every class at every coarse angle (the requested angular step), at a reduced box
-   (``nc``, about half the working resolution when that is finer than ~20 Å), all translations
+   (``nc``: half the working resolution, but not finer than 16 Å; the working box when that
+   is not at least a quarter smaller), all translations
    inside the search range → best rotation per class;
 2. **fine** (when the working box or the angular sampling is finer than the coarse one): the best
    ``candidates`` classes, at the fine angles within one coarse step of their coarse best, at the
-   working box; sub-pixel translations by a parabolic fit of the correlation peak.
+   working box. Every correlation map's peak is refined to sub-pixel precision (parabola), and
+   the correlation is re-evaluated exactly there (a direct Fourier sum), so the angle choice is
+   not biased by the integer translation grid; psi gets a parabolic sub-step too.
 
-Class probabilities are a softmax of smoothing × logP marginalised over the rotations searched;
+Class probabilities are a softmax of smoothing × logP marginalised over the rotations searched,
+plus the log class prior (current memberships, see ``refine2d.class_prior``);
 each particle contributes to every class within 20 log units of its best (as cisTEM), at that
 class's best pose, weighted by the probability. Contributions are accumulated per (class, fine
 angle) in the particle frame, and each bin is rotated back into the class frame once, at the end:
@@ -39,7 +45,7 @@ from live2d_tui.engine import numerics as nm
 
 LOGP_WINDOW = 20.0
 """A particle contributes to every class whose (smoothed) logP is within this of its best."""
-COARSE_RESOLUTION = 20.0
+COARSE_RESOLUTION = 16.0
 """Coarse search resolution (Å) when the working limit is finer (it is never coarser than it)."""
 
 
@@ -121,6 +127,7 @@ class ClassSearch:
         params: SearchParams,
         whitening: npt.NDArray[np.float64],
         rng: np.random.Generator,
+        log_prior: npt.NDArray[np.float64] | None = None,
     ) -> None:
         """Prepare rotated reference spectra.
 
@@ -130,9 +137,11 @@ class ClassSearch:
             params: sampling.
             whitening: W on the (nb, nb//2+1) grid.
             rng: draws the random offsets of the angle grids.
+            log_prior: (K,) log prior probability of each class (None = uniform).
         """
         p = self.params = params
         self.n_classes = len(references)
+        self.log_prior = None if log_prior is None else np.asarray(log_prior, dtype=np.float64)
         self.nonzero = np.flatnonzero(np.abs(references).reshape(len(references), -1).max(1) > 0)
         if len(self.nonzero) == 0:
             raise ValueError("all class averages are empty")
@@ -298,6 +307,8 @@ class ClassSearch:
         lbest = smooth.argmax(axis=2)
         top = smooth.max(axis=2, keepdims=True)
         class_lp = top[..., 0] + np.log(np.exp(smooth - top).sum(axis=2))
+        if self.log_prior is not None:
+            class_lp = class_lp + self.log_prior[self.nonzero][cand]
         prob = np.exp(class_lp - class_lp.max(axis=1, keepdims=True))
         prob /= prob.sum(axis=1, keepdims=True)
         keep = class_lp >= class_lp.max(axis=1, keepdims=True) - LOGP_WINDOW

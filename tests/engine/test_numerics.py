@@ -226,3 +226,15 @@ def test_resample_changes_pixel_size_in_the_same_box() -> None:
     expected = np.exp(-((x - n // 2) ** 2 + (y - n // 2) ** 2) / (2 * 4.0**2))
     assert out.shape == (n, n)
     assert np.abs(out - expected).max() < 0.02
+
+
+def test_class_prior_from_whole_star_memberships() -> None:
+    from live2d_tui.dataset.cistem_star import empty_rows
+    from live2d_tui.engine.refine2d import class_prior
+
+    rows = empty_rows(6)
+    assert class_prior(rows, 3) is None  # nothing assigned yet: uniform
+    rows["best_class"] = [1, 1, -1, 2, 0, -2]  # unused rows count with |k|
+    prior = class_prior(rows, 3)
+    assert prior is not None
+    assert np.allclose(np.exp(prior), np.array([4.0, 3.0, 1.0]) / 8.0)
