@@ -255,7 +255,7 @@ class Dataset:
             self._full = True
         settings = self._warp.settings
         table = self._warp.table
-        if found.table_missing and table is None:
+        if found.settling or (found.table_missing and table is None):
             report.pending = True
         if table is None:
             return
@@ -339,7 +339,7 @@ class Dataset:
         # Stacks still being written (or not yet stable) need another look soon; a complete
         # but incompatible stack waits for a new snapshot instead of being re-checked.
         waiting = {rows.stack for rows, c in candidates if isinstance(c, NotReady)}
-        report.pending = any(s in waiting for s in deferred)
+        report.pending = report.pending or any(s in waiting for s in deferred)
         self._pending = {s for s in deferred if s in waiting}
         # A generation started in this pass: every micrograph must be diffed against it.
         self._full = (self.generation if self._ledger.generation else None) != generation_before

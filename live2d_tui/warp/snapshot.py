@@ -67,6 +67,8 @@ class SnapshotResult[T]:
     """Why a stable read was rejected (the previous snapshot stays)."""
     missing: bool = False
     """The file does not exist right now."""
+    settling: bool = False
+    """The file changed and is not stable yet: look again after ``min_interval``."""
 
 
 class StableSnapshot[T]:
@@ -99,14 +101,14 @@ class StableSnapshot[T]:
         if signature == self._accepted or signature == self._rejected:
             return SnapshotResult(self.value, changed=False)
         if not self._tracker.check(str(self.path), signature):
-            return SnapshotResult(self.value, changed=False)
+            return SnapshotResult(self.value, changed=False, settling=True)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
             return SnapshotResult(self.value, changed=False, missing=True)
         if file_signature(self.path) != signature or len(data) != signature[0]:
             # Rewritten while we read: try again at the next poll.
-            return SnapshotResult(self.value, changed=False)
+            return SnapshotResult(self.value, changed=False, settling=True)
         try:
             value = self._parse(data, str(self.path))
         except ValueError as exc:

@@ -40,6 +40,8 @@ class SourcePoll:
     settings_changed: bool = False
     table_changed: bool = False
     table_missing: bool = False
+    settling: bool = False
+    """Settings or table changed and are not stable yet (look again soon)."""
     messages: list[str] = field(default_factory=list)
 
 
@@ -106,6 +108,7 @@ class WarpSource:
         """Look at settings and table once; accept them if stable, complete and new."""
         out = SourcePoll()
         result = self._settings.poll()
+        out.settling = result.settling
         if result.error:
             out.messages.append(f"{result.error}; keeping the previous settings")
         settings = self._settings.value
@@ -121,6 +124,7 @@ class WarpSource:
                 self._table = StableSnapshot(path, parse_warp_star, min_interval=self.settle)
         table = self._table.poll()
         out.table_missing = table.missing
+        out.settling = out.settling or table.settling
         if table.error:
             out.messages.append(f"{table.error}; keeping the previous snapshot")
         if table.changed:

@@ -64,7 +64,13 @@ def test_nothing_read_before_the_star_is_stable(tmp_path: Path) -> None:
     warp.write_star(["a"])
     ds = Dataset(warp.root, tmp_path / "out", settle_seconds=3600.0)
     for _ in range(3):
-        assert ds.poll().particles_total == 0
+        report = ds.poll()
+        assert report.particles_total == 0 and report.pending  # settling: look again soon
+    ds.close()
+    ds = open_ds(warp, tmp_path / "out2")
+    first, second, third, quiet = ds.poll(), ds.poll(), ds.poll(), ds.poll()
+    assert first.pending and second.pending and not third.pending and not quiet.pending
+    assert (second.particles_total, third.particles_appended, quiet.particles_total) == (0, 2, 2)
     ds.close()
 
 

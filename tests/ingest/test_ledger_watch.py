@@ -67,15 +67,23 @@ async def test_wait_for_change_sees_the_table_being_replaced(tmp_path: Path, pol
     targets = watch.Targets(folders=(tmp_path,), names=frozenset({star.name}), files=(star,))
     stop = asyncio.Event()
 
-    async def replace_later() -> None:
-        await asyncio.sleep(0.5)
-        tmp = tmp_path / "goodparticles_M.star_root"
-        tmp.write_text("y\ny\n")
-        star.unlink()
-        tmp.rename(star)
+    replaced = asyncio.Event()
 
-    task = asyncio.create_task(replace_later())
-    changed = await watch.wait_for_change(targets, stop, heartbeat=10.0, force_polling=polling)
+    async def keep_replacing() -> None:
+        # Warp's delete + move, repeated: the watcher may start (and take its baseline) late
+        # on a loaded machine, so one replacement alone could land before it looks.
+        n = 0
+        while not replaced.is_set():
+            await asyncio.sleep(0.3)
+            n += 1
+            tmp = tmp_path / "goodparticles_M.star_root"
+            tmp.write_text("y\n" * n)
+            star.unlink()
+            tmp.rename(star)
+
+    task = asyncio.create_task(keep_replacing())
+    changed = await watch.wait_for_change(targets, stop, heartbeat=20.0, force_polling=polling)
+    replaced.set()
     await task
     assert changed
     # nothing happens: the heartbeat ends the wait
