@@ -151,3 +151,23 @@ def test_cli_prints_json(small_warp_session: Path, tmp_path: Path) -> None:
         capture_output=True, text=True, check=False, timeout=240,
     )  # fmt: skip
     assert "purity 1.000" in text.stdout
+
+
+def test_small_and_unassigned_classes(small_warp_session: Path, tmp_path: Path) -> None:
+    from live2d_tui.dataset.cistem_star import read_star, write_star
+
+    files = oracle_classification(small_warp_session, tmp_path / "o")
+    rows = read_star(files.star)
+    rows["best_class"][rows["best_class"] == 4] = 0  # unassigned particles are not members
+    rows["best_class"][np.flatnonzero(rows["best_class"] == 3)[1:]] = 2  # one lone member
+    write_star(files.star, rows)
+    card = score_classes(
+        files.classes, files.star, files.stack,
+        original_names_from_relion_star(files.relion_star), small_warp_session / "truth",
+        pixel_size=files.pixel_size,
+    )  # fmt: skip
+    by_class = {c.class_number: c for c in card.classes}
+    assert sorted(by_class) == [1, 2, 3]
+    assert by_class[3].members == 1 and by_class[3].half_frc0143 is None
+    assert card.particles == int((rows["best_class"] > 0).sum())
+    assert by_class[2].purity < 1.0 and card.purity is not None and card.purity < 1.0
