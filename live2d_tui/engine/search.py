@@ -179,8 +179,10 @@ class ClassSearch:
         self.win_c = _window(p.nc, self._range_px(p.nc))
         self.win_b = _window(p.nb, self._range_px(p.nb))
         nr = len(self.fine_angles)
-        self.sums = np.zeros((k * nr, p.nb, p.nb // 2 + 1), dtype=np.complex128)
-        self.ctf2 = np.zeros((k * nr, p.nb, p.nb // 2 + 1), dtype=np.float64)
+        self.sums = np.zeros(
+            (k * nr, p.nb, p.nb // 2 + 1), dtype=np.complex64
+        )  # per-bin sums: single precision is ample
+        self.ctf2 = np.zeros((k * nr, p.nb, p.nb // 2 + 1), dtype=np.float32)
         self.class_weight = np.zeros(self.n_classes)
         self.processed = 0
         self.total_logp = 0.0
