@@ -43,6 +43,8 @@ class MovieRecord:
     filtered: bool = False
     unselect_manual: bool | None = None
     revision: int = 0
+    rows: list[list[str]] | None = None
+    """This movie's all/goodparticles rows once formatted (a reprocessed movie is a new record)."""
 
     @property
     def movie_name(self) -> str:

@@ -262,16 +262,18 @@ class _Session:
             all_rows: list[list[str]] = []
             good_rows: list[list[str]] = []
             for m in movies:
-                rows = docs.particle_rows(
-                    m.params,
-                    stack_name=self.stack_name(m),
-                    micrograph_name=m.movie_name,
-                    pixel_size=m.geometry.pixel_size,
-                    voltage=self.opts.voltage,
-                    cs=self.opts.cs,
-                    amplitude_contrast=self.opts.amplitude_contrast,
-                    resolution=m.ctf.resolution,
-                )
+                if m.rows is None:
+                    m.rows = docs.particle_rows(
+                        m.params,
+                        stack_name=self.stack_name(m),
+                        micrograph_name=m.movie_name,
+                        pixel_size=m.geometry.pixel_size,
+                        voltage=self.opts.voltage,
+                        cs=self.opts.cs,
+                        amplitude_contrast=self.opts.amplitude_contrast,
+                        resolution=m.ctf.resolution,
+                    )
+                rows = m.rows
                 all_rows += rows
                 if not m.filtered and m.unselect_manual is not True:
                     good_rows += rows
@@ -322,8 +324,9 @@ class _Session:
         o = self.opts
         for sub in ("particles", "matching"):
             (self.out / sub).mkdir(parents=True, exist_ok=True)
-        self.write_truth_header(first=True)
         geometry = self.geometry(0)
+        self.summary.models.append(self.model_of(geometry))
+        self.write_truth_header(first=True)
         self.write_settings(geometry, -1)
         for index in range(o.micrographs):
             if self.stopped():
@@ -400,7 +403,7 @@ class _Session:
                 "references": {"box": g0.box, "pixel_size": g0.pixel_size},
                 "geometries": [{"box": b, "pixel_size": p} for b, p in geometries],
                 "folder": str(self.out),
-                "models": list(self.summary.models) or [self.model_of(g0)],
+                "models": list(self.summary.models),
                 "vanished": list(self.summary.vanished),
                 "unselected": list(self.summary.unselected),
                 "reprocessed": list(self.summary.reprocessed),

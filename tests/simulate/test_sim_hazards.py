@@ -346,3 +346,15 @@ def test_cli_live_mode_stops_on_sigint(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr
     assert "1 micrographs" in stdout and "stopped early" in stdout
     assert len(stacks_in(good_path(out))) == 1
+
+
+def test_stopped_before_the_first_movie_leaves_empty_tables(tmp_path: Path) -> None:
+    stop = threading.Event()
+    stop.set()
+    folder = tmp_path / "empty"
+    summary = simulate_session(folder, SimulationOptions(**BASE), stop=stop)
+    assert summary.stopped and summary.micrographs == 0 and summary.particles == 0
+    assert summary.goodparticles == good_path(folder)
+    labels, rows = read_warp_star(good_path(folder))
+    assert rows == [] and "rlnImageName" in labels
+    ET.fromstring((folder / "previous.settings").read_bytes())
