@@ -217,13 +217,13 @@ class Dataset:
         interval: float = 5.0,
     ) -> None:
         """Poll (in a thread) whenever watched files change or every ``interval`` s, until
-        ``stop`` is set. Polls sooner (1.2 s) while files are settling."""
+        ``stop`` is set. Polls sooner (settle time + 0.2 s) while files are settling."""
         while not stop.is_set():
             report = await asyncio.to_thread(self.poll)
             on_report(report)
             if stop.is_set():
                 break
-            wait = min(interval, 1.2) if report.pending else interval
+            wait = min(interval, self._warp.settle + 0.2) if report.pending else interval
             await watch.wait_for_change(
                 self._warp.watch_targets(), stop, heartbeat=wait, force_polling=self._network
             )
