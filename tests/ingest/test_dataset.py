@@ -307,3 +307,23 @@ def test_torn_movie_xml_defers_that_micrograph_with_a_message(tmp_path: Path) ->
     assert settle(ds).particles_total == 5
     check_active_match_sources(ds, sources(warp))
     ds.close()
+
+
+def test_a_long_deferred_micrograph_is_named_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("live2d_tui.dataset.ingest.DEFER_LOG_SECONDS", 0.0)
+    warp = WarpFolder(tmp_path / "w")
+    warp.write_micrograph("a", 4, seed=1)
+    stack = warp.root / warp.stack_rel("a")
+    stack.write_bytes(stack.read_bytes()[:2000])  # Warp still writing it
+    warp.write_star(["a"])
+    messages: list[str] = []
+    ds = Dataset(warp.root, tmp_path / "out", settle_seconds=3600.0, log=messages.append)
+    # accept the table at once, but keep the stack unsettled
+    ds._warp._table._tracker.min_interval = 0.0
+    for _ in range(4):
+        ds.poll()
+    named = [m for m in messages if m.startswith("deferred for") and str(stack) in m]
+    assert len(named) == 1 and "being written" in named[0]
+    ds.close()
