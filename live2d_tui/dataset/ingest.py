@@ -27,7 +27,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ import numpy.typing as npt
 from live2d_tui.config import ParticleSource
 from live2d_tui.dataset.ledger import Ledger
 from live2d_tui.dataset.micrographs import NotReady, Params, Ready, check_stack, settings_params
+from live2d_tui.dataset.report import IngestError, IngestReport
 from live2d_tui.dataset.stack import SliceSource, StackError
 from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
 from live2d_tui.warp import watch
@@ -53,34 +53,6 @@ DEFER_LOG_SECONDS = 60.0
 BATCH_BYTES = 64 << 20
 """Particle data appended between two ledger commits (the work a crash can cost). Memory does
 not depend on it: data is copied by the kernel or streamed through a small buffer."""
-
-
-class IngestError(RuntimeError):
-    """A problem that prevents ingesting at all (not a Warp folder, export off, corrupt output)."""
-
-
-@dataclass(slots=True)
-class IngestReport:
-    """Counts after one pass (what ``live2d ingest`` prints)."""
-
-    micrographs_seen: int = 0
-    """Micrographs in the current snapshot of Warp's table."""
-    micrographs_ingested: int = 0
-    """Micrographs of the snapshot whose current particles are in the stack."""
-    micrographs_deferred: int = 0
-    """Micrographs of the snapshot waiting for a complete or compatible stack."""
-    micrographs_inactive: int = 0
-    """Micrographs in the stack whose particles are inactive (gone, unselected, reprocessed)."""
-    particles_active: int = 0
-    particles_total: int = 0
-    """NZ of the current generation's stack (active or not)."""
-    particles_appended: int = 0
-    """Particles appended in this pass."""
-    new_generation: bool = False
-    """A new dataset generation started in this pass."""
-    messages: list[str] = field(default_factory=list)
-    pending: bool = False
-    """Work is waiting for files to settle: poll again soon."""
 
 
 class Dataset:
