@@ -16,7 +16,9 @@ Usage::
 
     .venv/bin/python benchmarks/bench_engine.py --work /tmp/bench_engine [--small]
 
-``--small`` runs the quick shape of the tests (1,000 particles, 64 px at 3 Å, 4 views, SNR 0.1).
+``--small`` runs the quick shape of the tests (1,000 particles, 64 px at 3 Å, 4 views, SNR 0.1);
+``--hard-jobs 2000`` times single 2,000-particle jobs at 40 Å and 8 Å on the harder reference's
+geometry (128 px at 1.5 Å, continuous orientations, 50 classes).
 Results are printed and written to ``<work>/engine_results.json``.
 """
 
@@ -63,6 +65,20 @@ SMALL = {
     "snr": 0.1,
     "views": 4,
 }
+
+HARD = {
+    "micrographs": 64,
+    "particles_per_micrograph": 62,
+    "box": 128,
+    "pixel_size": 1.5,
+    "diameter": 160.0,
+    "snr": 0.05,
+    "views": 0,
+    "defocus_min": 0.8,
+    "defocus_max": 2.5,
+}
+"""The harder reference's geometry (128 px at 1.5 Å, continuous orientations) with fewer
+particles: ``--hard-jobs`` times single refine2d jobs on it, not a whole run."""
 
 
 # ---------------------------------------------------------------- running
@@ -155,6 +171,43 @@ async def run_cycles(
     return out
 
 
+def _refine_lines(
+    first: int, last: int, high: float, classes_in: str, k: int, out_classes: str, dump: str
+) -> list[str]:
+    return [
+        "combined_stack.mrcs", "combined_stack.star", classes_in, "/dev/null", out_classes,
+        str(k), str(first), str(last), "1.0", str(HARD["pixel_size"]), "96", "300", str(high),
+        "15", "49.5", "1.0", "2", "Yes", "Yes", "No", "No", "Yes",
+        "No" if k else "Yes", dump, "1",
+    ]  # fmt: skip
+
+
+def hard_jobs(work: Path, seed: int, count: int) -> list[dict[str, float]]:
+    """Time one refine2d job of ``count`` particles at 40 Å and at 8 Å on the hard geometry
+    (K = 50 random-start references, mask 96 Å, step 15°, range 49.5 Å): CPU of the process."""
+    import subprocess
+
+    dataset = prepare(work, HARD, seed)
+    folder = dataset.output_folder
+    refs = str(work / "seed50.mrc")
+    runs = [("seed", 0, 0, 40.0, "/dev/null", 50, refs)]
+    runs += [(f"{h:g} A", 1, count, h, refs, 0, "/dev/null") for h in (40.0, 8.0)]
+    out: list[dict[str, float]] = []
+    for label, first, last, high, classes_in, k, out_classes in runs:
+        lines = _refine_lines(first, last, high, classes_in, k, out_classes, str(work / "d.dat"))
+        cpu0 = children_cpu()
+        result = subprocess.run(
+            [sys.executable, "-m", "live2d_tui.engine.refine2d"], input="\n".join(lines) + "\n",
+            capture_output=True, text=True, cwd=folder, check=True,
+        )  # fmt: skip
+        assert "Refine2D: Normal termination" in result.stdout
+        cpu = children_cpu() - cpu0
+        row = {"job": label, "cpu_s": cpu, "passes_per_cpu_s": count / cpu if not k else 0.0}
+        print(row, flush=True)
+        out.append(row)
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_engine"))
@@ -165,7 +218,19 @@ def main() -> int:
     parser.add_argument("--startup", type=int, default=10)
     parser.add_argument("--refine", type=int, default=3)
     parser.add_argument("--classes", type=int, default=None)
+    parser.add_argument(
+        "--hard-jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="only time single jobs of N particles on the hard geometry",
+    )
     args = parser.parse_args()
+    if args.hard_jobs:
+        args.work.mkdir(parents=True, exist_ok=True)
+        rows = hard_jobs(args.work, args.seed, args.hard_jobs)
+        (args.work / "engine_hard_jobs.json").write_text(json.dumps(rows, indent=2))
+        return 0
     shape = SMALL if args.small else FULL
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
