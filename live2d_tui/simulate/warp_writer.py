@@ -176,10 +176,10 @@ def star_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     out = ["\n", "data_\n", "\n", "loop_\n"]
     out += [f"_{name} #{i}\n" for i, name in enumerate(columns, start=1)]
     if rows:
-        widths = [max(len(row[i]) for row in rows) for i in range(len(columns))]
+        # every field right-aligned to its column's widest value plus two spaces
+        widths = [max(map(len, column)) + 2 for column in zip(*rows, strict=True)]
         out += [
-            "".join(" " * (2 + w - len(v)) + v for v, w in zip(row, widths, strict=True)) + "\n"
-            for row in rows
+            "".join([v.rjust(w) for v, w in zip(row, widths, strict=True)]) + "\n" for row in rows
         ]
     return "".join(out)
 

@@ -154,3 +154,17 @@ def test_cli_rejects_bad_options(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "box" in result.stderr
+
+
+def test_star_text_is_laid_out_like_warp_star_save() -> None:
+    from live2d_tui.simulate.warp_writer import star_text
+
+    # Star.Save: "\n", "data_<name>\n", "\n", "loop_\n", "_label #n\n"…, then each field
+    # right-aligned to (column width + 2)
+    rows = [["1.00", "0000001@a.mrcs"], ["123.45", "0000002@bb.mrcs"]]
+    text = star_text(["rlnCoordinateX", "rlnImageName"], rows)
+    assert text == (
+        "\ndata_\n\nloop_\n_rlnCoordinateX #1\n_rlnImageName #2\n"
+        "    1.00   0000001@a.mrcs\n  123.45  0000002@bb.mrcs\n"
+    )
+    assert star_text(["a"], []) == "\ndata_\n\nloop_\n_a #1\n"
