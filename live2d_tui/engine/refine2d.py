@@ -247,6 +247,10 @@ def refine(
     whitening = 1.0 / np.sqrt(noise_spectrum(stack, star["position"], star["pixel_size"], prep, nb))
     bar.update(2, force=True)
     bar.finish()
+    if len(rows) and np.any(rows["voltage"] <= 0):
+        raise EngineError(
+            "the star has particles without a microscope voltage (needed for the CTF)"
+        )
     search = ClassSearch(
         references, params, whitening, rng, log_prior=class_prior(star, len(references))
     )

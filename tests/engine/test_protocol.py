@@ -292,3 +292,19 @@ def test_blank_edge_images_are_excluded_with_negative_class(tmp_path: Path) -> N
     rows = read_star(out_star)
     assert np.all(rows["best_class"][:5] <= 0)
     assert np.all(rows["best_class"][5:] > 0)
+
+
+def test_star_without_voltage_fails_nonzero(small: SynthSet, tmp_path: Path) -> None:
+    from live2d_tui.dataset.cistem_star import write_star
+
+    rows = read_star(small.star)
+    rows["voltage"] = 0.0
+    star = tmp_path / "novolt.star"
+    write_star(star, rows)
+    seed = tmp_path / "seed.mrc"
+    ok(run_program("refine2d", refine_lines(request(
+        small.stack, star, class_number=2, output_classes=str(seed), high_res=40.0))),
+        REFINE2D_TERMINATION)  # fmt: skip
+    result = run_program("refine2d", refine_lines(request(small.stack, star, classes=str(seed))))
+    assert result.returncode == 255
+    assert "voltage" in result.stdout and REFINE2D_TERMINATION not in result.stdout
