@@ -54,9 +54,12 @@ class JobLoop(SupervisorBase):
             )
         except ConfigError as exc:
             raise SupervisorError(f"cannot plan the job: {exc}") from None
+        # the job's own settings name the macro that actually runs (ab initio when forced), so
+        # every cycle record says truthfully how it was made
+        own = settings.to_dict() | {"classification_type": plan.kind.value}
         job = JobRecord(
             kind=plan.kind,
-            settings=settings.to_dict(),
+            settings=own,
             base_cycle_number=last.number if last else None,
             force_abinit=force,
             cycles_total=len(plan.cycles),
