@@ -345,20 +345,23 @@ class Dataset:
                 self._start_generation(p, report, reason=reason)
                 current = self._current_params()
                 break
-        compatible = []
+        compatible, skipped = [], []
         for item in ready:
             if current is not None and item.params.matches(current):
                 compatible.append(item)
-            else:
-                key = f"incompatible:{item.path}:{item.signature}"
-                if key not in self._reported:
-                    self._reported.add(key)
-                    self._say(
-                        report,
-                        f"{item.path}: exported with {item.params.describe()}, "
-                        "which fits neither the dataset nor Warp's current settings; "
-                        "waiting for Warp to reprocess it",
-                    )
+                continue
+            key = f"incompatible:{item.path}:{item.signature}"
+            if key not in self._reported:
+                self._reported.add(key)
+                skipped.append(item)
+        if skipped:  # one line, however many micrographs a settings change left behind
+            first = skipped[0]
+            self._say(
+                report,
+                f"{len(skipped)} micrograph(s) exported with settings that fit neither the "
+                f"dataset nor Warp's current ones, e.g. {first.path} "
+                f"({first.params.describe()}); waiting for Warp to reprocess them",
+            )
         return compatible
 
     def _start_generation(self, params: Params, report: IngestReport, *, reason: str) -> None:

@@ -178,17 +178,19 @@ def test_box_change_starts_a_new_generation_and_flags_ab_initio(tmp_path: Path) 
     warp = WarpFolder(tmp_path / "w")
     warp.write_micrograph("a", 2, seed=1)
     warp.write_star(["a"])
-    ds = open_ds(warp, tmp_path / "out")
+    messages: list[str] = []
+    ds = open_ds(warp, tmp_path / "out", log=messages.append)
     settle(ds)
     assert ds.generation == 0 and not ds.consume_abinitio_flag()
     old_stack = ds.stack_path
     warp.write_settings(box=48)
     warp.write_micrograph("b", 3, seed=2, box=48)
     warp.write_star(["a", "b"])
-    report = settle(ds)
-    assert report.new_generation or ds.generation == 1
+    settle(ds)
     assert ds.generation == 1 and ds.stack_path == tmp_path / "out/generation_1/combined_stack.mrcs"
     assert ds.particle_count() == 3  # only b: a (box 32) waits for reprocessing
+    assert sum("new dataset generation 1" in m for m in messages) == 1
+    assert sum("1 micrograph(s)" in m and "box=32" in m for m in messages) == 1
     assert ds.consume_abinitio_flag() and not ds.consume_abinitio_flag()
     assert old_stack.exists() and check_consistent(ds).shape == (3, 48, 48)
     # a changed picking threshold alone is not a new generation
