@@ -132,7 +132,8 @@ class Live2DApp(App[None]):
         )
         return self._main
 
-    async def on_mount(self) -> None:
+    async def on_ready(self) -> None:
+        # Ready (not Mount): the main screen's widgets exist, so the form can take the settings
         self._unsubscribe.append(self.supervisor.bus.subscribe(self._on_bus_event))
         self.set_interval(LOG_POLL_SECONDS, self._poll_log)
         try:
