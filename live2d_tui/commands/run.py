@@ -66,6 +66,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="ingest what is there, run one job now, exit with its status",
     )
+    parser.add_argument(
+        "--reimport",
+        action="store_true",
+        help="re-import every particle into a fresh stack first (for a damaged stack); "
+        "the next job is ab initio",
+    )
     add_config_arguments(parser)
 
 
@@ -144,11 +150,19 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"live2d run: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_main(config, warp, args.out, overrides, once=bool(args.once)))
+    return asyncio.run(
+        _main(config, warp, args.out, overrides, once=bool(args.once), reimport=args.reimport)
+    )
 
 
 async def _main(
-    config: Config, warp: Path, out: Path | None, overrides: dict[str, str], *, once: bool
+    config: Config,
+    warp: Path,
+    out: Path | None,
+    overrides: dict[str, str],
+    *,
+    once: bool,
+    reimport: bool = False,
 ) -> int:
     printer = _Printer(sys.stdout)
     try:
@@ -217,6 +231,10 @@ async def _main(
     for signum in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, on_terminate, signum)
     try:
+        if reimport and not sup.job_running:
+            await sup.force_reimport()
+        elif reimport:
+            printer(LogLine("An interrupted job is running: --reimport ignored", "warning"))
         settings: JobSettings | None = None
         if overrides:
             settings = sup.snapshot().settings.with_changes(**overrides)

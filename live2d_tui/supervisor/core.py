@@ -283,6 +283,14 @@ class Supervisor(IngestTriggerLoops):
         for warning in session.warnings:
             self._error(warning)
         self._generation = session.dataset.generation
+        if session.state.next_run_new_particles:
+            # the original's documented remedy for a damaged stack (set in latest_run.json by
+            # hand, or a re-import interrupted by a crash): rebuild the stack at the first look
+            await asyncio.to_thread(self._with_dataset, session.dataset.request_reimport)
+            session.state = replace(session.state, force_abinit=True)
+            self._log(
+                "A full re-import was requested: the stack is rebuilt; the next job is ab initio"
+            )
         state = session.state
         status = SessionStatus.STOPPED
         resume_job: JobRecord | None = None

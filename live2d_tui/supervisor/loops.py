@@ -81,8 +81,8 @@ class IngestTriggerLoops(JobLoop):
             session.state = replace(session.state, force_abinit=True)
             await self._save()
             self._log(
-                f"Warp's particles changed (box, pixel size or contrast): new stack generation "
-                f"{generation}; the next job starts ab initio"
+                f"Stack generation {generation} started: the next job starts ab initio "
+                "(earlier classes do not fit the new stack)"
             )
         if session.state.next_run_new_particles and report.particles_appended:
             session.state = replace(session.state, next_run_new_particles=False)

@@ -266,3 +266,27 @@ async def test_force_reimport_builds_a_new_generation_and_next_job_is_ab_initio(
     finally:
         await sup.close()
     _check_cycle_files(warp_session / "classification")
+
+
+async def test_next_run_new_particles_set_by_hand_rebuilds_the_stack(warp_session: Path) -> None:
+    """The original Live2D's documented remedy for a damaged stack still works."""
+    out = warp_session / "classification"
+    sup = Supervisor(tiny_config(), warp_folder=warp_session)
+    await sup.start()
+    await sup.ingest_now(settle=True)
+    assert sup.session.dataset.generation == 0
+    await sup.close()
+    data = json.loads((out / STATE_NAME).read_text())
+    data["next_run_new_particles"] = True
+    (out / STATE_NAME).write_text(json.dumps(data))
+
+    again = Supervisor(tiny_config(), warp_folder=warp_session)
+    await again.start()
+    try:
+        counts = await again.ingest_now(settle=True)
+        assert again.session.dataset.generation == 1
+        assert counts is not None and counts.particles_active == counts.particles_total > 0
+        assert again.session.state.force_abinit
+        assert not again.session.state.next_run_new_particles  # done once, not at every start
+    finally:
+        await again.close()
