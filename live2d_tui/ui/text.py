@@ -64,15 +64,13 @@ def waiting_message(
     have = ingest.particles_active if ingest else 0
     lines = ["No classes yet."]
     if status is SessionStatus.RUNNING:
-        lines.append(f"The first job is running on {have:,} particles; classes appear when its")
-        lines.append("first cycle finishes (see Job Output).")
+        lines.append(f"The first job is running on {have:,} particles; classes appear here when")
+        lines.append("its first cycle finishes (progress in Job Output, key 2).")
     elif status is SessionStatus.WAITING:
         lines.append(f"First job at {threshold:,} particles — {have:,} so far.")
     else:
-        lines.append(
-            f"Automatic jobs are off. With them on (a), the first job starts at {threshold:,} "
-            f"particles — {have:,} so far. Start one now with g."
-        )
-    if next_trigger:
+        lines.append(f"First job at {threshold:,} particles — {have:,} so far, once automatic")
+        lines.append("jobs are on (a). g starts a job now.")
+    if next_trigger and status is SessionStatus.FAILED:
         lines.append(next_trigger)
     return "\n".join(lines)
