@@ -82,6 +82,11 @@ def app_argv(warp: Path, *extra: str) -> list[str]:
             "--images", "halfcell", *extra]  # fmt: skip
 
 
+def shown_cycle(plain: str) -> str:
+    match = HEADER.search(plain)
+    return match.group(1) if match else ""
+
+
 def image_rows(screen: str) -> str:
     return "\n".join(line for line in screen.splitlines() if "▀" in line)
 
@@ -144,18 +149,21 @@ def latency(args: argparse.Namespace) -> None:
         while len(samples) < args.presses and time.monotonic() < deadline:
             before = tmux.capture()
             watch(before)
-            if "Status: Running" not in ANSI.sub("", before):
-                time.sleep(0.2)
+            status = ANSI.sub("", before)
+            if "Status: Running" not in status:
+                if "Status: Waiting" in status or "Status: Ready" in status:
+                    tmux.keys("g")  # the job ended: start another one, cycles must keep running
+                time.sleep(0.5)
                 continue
             t0 = time.perf_counter()
             tmux.keys(key)
-            while True:
+            screen = before
+            while screen == before and time.perf_counter() - t0 < 5:
                 screen = tmux.capture()
-                if screen != before:
-                    break
             dt = (time.perf_counter() - t0) * 1000
-            if HEADER.search(ANSI.sub("", screen)) == HEADER.search(ANSI.sub("", before)):
-                samples.append(dt)  # a press that coincided with a new cycle is not counted
+            changed_cycle = shown_cycle(ANSI.sub("", screen)) != shown_cycle(status)
+            if screen != before and not changed_cycle:
+                samples.append(dt)  # presses that coincided with a new cycle are not counted
             watch(screen)
             key = "Left" if key == "Right" else "Right"
             time.sleep(0.03)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from textual.widgets import Button, Input, Log, OptionList, Select, TabbedContent
 from ui_helpers import copy_session, make_app, wait_until
 
@@ -300,6 +301,7 @@ async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
         assert not form.locked
 
 
+@pytest.mark.slow
 async def test_abort_key_and_quit_abort(session_copy: Path) -> None:
     app = _app(session_copy)
     async with app.run_test(size=SIZE) as pilot:

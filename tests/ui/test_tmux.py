@@ -15,7 +15,10 @@ import pytest
 
 from live2d_tui.lock import OutputLock
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
+    pytest.mark.slow,  # a real terminal, a real process: ~30 s
+]
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -70,6 +70,36 @@ def label_row(
     return row
 
 
+class TextRow(Widget):
+    """One line of text whose updates repaint only itself (no layout pass).
+
+    ``Static.update`` asks for a layout refresh of the screen; a label row has a fixed size,
+    so a repaint is enough, which keeps a cursor move to a few milliseconds.
+    """
+
+    DEFAULT_CSS = """
+    TextRow { height: 1; width: 1fr; }
+    """
+
+    def __init__(self, *, classes: str = "", id: str | None = None) -> None:
+        super().__init__(classes=classes, id=id)
+        self._text = Text()
+
+    @property
+    def text(self) -> Text:
+        """What the row shows."""
+        return self._text
+
+    def set_text(self, text: Text) -> None:
+        """Show ``text`` (repaints only when it changed)."""
+        if text.plain != self._text.plain or text.spans != self._text.spans:
+            self._text = text
+            self.refresh()
+
+    def render(self) -> Text:
+        return self._text
+
+
 @dataclass(frozen=True, slots=True)
 class GridData:
     """One cycle's classes as the grid shows them."""
@@ -138,7 +168,7 @@ class ClassGrid(Widget, can_focus=True):
         """Counts image uploads (new image widgets); tests check cursor moves keep it."""
 
     def compose(self) -> ComposeResult:
-        yield Static("", markup=False, id="grid-header")
+        yield TextRow(id="grid-header")
         yield Static("", markup=False, id="grid-message")
         yield Vertical(id="grid-body")
 
@@ -166,7 +196,7 @@ class ClassGrid(Widget, can_focus=True):
         self._order = []
         self._strips = []
         self._page_shown = None
-        self.query_one("#grid-header", Static).update("")
+        self.query_one("#grid-header", TextRow).set_text(Text())
         self.query_one("#grid-message", Static).update(text)
         self.query_one("#grid-message").display = True
         self.query_one("#grid-body").remove_children()
@@ -251,7 +281,7 @@ class ClassGrid(Widget, can_focus=True):
             image.styles.height = geometry.tile_rows
             image.image = strip  # type: ignore[attr-defined]
             widgets.append(image)
-            widgets.append(Static("", markup=False, classes="grid-label"))
+            widgets.append(TextRow(classes="grid-label"))
         await body.mount_all(widgets)
         self.image_generation += 1
         self._update_labels()
@@ -273,10 +303,10 @@ class ClassGrid(Widget, can_focus=True):
         per = self._geometry.per_page
         start = self.page * per
         shown = self._order[start : start + per]
-        labels = list(self.query(".grid-label").results(Static))
+        labels = list(self.query(".grid-label").results(TextRow))
         for r, label in enumerate(labels):
             classes = shown[r * self._geometry.columns : (r + 1) * self._geometry.columns]
-            label.update(
+            label.set_text(
                 label_row(classes, self._data.counts, self._geometry.tile_cols, self.selected)
             )
 
@@ -289,7 +319,7 @@ class ClassGrid(Widget, can_focus=True):
                 "arrows/hjkl move · enter opens · [ ] cycles"
             )
         header = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
-        self.query_one("#grid-header", Static).update(header)
+        self.query_one("#grid-header", TextRow).set_text(header)
 
     # --------------------------------------------------------------- actions
 

@@ -7,11 +7,13 @@ so snapshots stay deterministic.
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Log, ProgressBar, Static
+from textual.widgets import Log, ProgressBar
 
 from live2d_tui.events import CycleProgress, CycleStarted
+from live2d_tui.ui.widgets.class_grid import TextRow
 
 MAX_LINES = 1000
 """Lines kept in the view (the issue's "last 1,000 lines")."""
@@ -60,7 +62,9 @@ class JobOutput(Vertical):
         self._progress: CycleProgress | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(progress_text(None, None), markup=False, id="progress-line")
+        line = TextRow(id="progress-line")
+        line.set_text(Text(progress_text(None, None)))
+        yield line
         with Horizontal(id="progress-row"):
             yield ProgressBar(total=100, show_eta=False, id="cycle-progress")
         yield Log(max_lines=MAX_LINES, auto_scroll=True, id="job-log")
@@ -94,6 +98,7 @@ class JobOutput(Vertical):
             log.write_lines(lines)
 
     def _update_line(self) -> None:
-        self.query_one("#progress-line", Static).update(
-            progress_text(self._started, self._progress)
+        # a TextRow repaints without a layout pass: progress events arrive often
+        self.query_one("#progress-line", TextRow).set_text(
+            Text(progress_text(self._started, self._progress))
         )
