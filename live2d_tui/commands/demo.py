@@ -18,7 +18,7 @@ import threading
 import time
 from pathlib import Path
 
-from live2d_tui.commands.common import add_config_arguments, config_from_args
+from live2d_tui.commands.common import add_config_arguments, config_from_args, job_overrides
 from live2d_tui.config import Config, EngineKind
 
 HELP = "Start a simulated live session and the UI on it (built-in engine)"
@@ -45,10 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_config_arguments(parser)
 
 
-def demo_config(base: Config) -> Config:
-    """The user's configuration with the demo's engine, interval and small job thresholds."""
+def demo_config(base: Config, overrides: dict[str, str] | None = None) -> Config:
+    """The user's configuration with the demo's engine, interval and small job thresholds
+    (``--set`` overrides still win)."""
     server = base.server.with_changes(engine=EngineKind.BUILTIN, interval=2.0)
-    job = base.job.with_changes(**DEMO_JOB)
+    job = base.job.with_changes(**{**DEMO_JOB, **(overrides or {})})
     return Config(server=server, job=job)
 
 
@@ -71,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from live2d_tui.ui.app import Live2DApp
     from live2d_tui.ui.images import prepare_images
 
-    config = demo_config(config_from_args(args))
+    config = demo_config(config_from_args(args), job_overrides(args))
     root = args.folder or Path(tempfile.mkdtemp(prefix="live2d-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     os.environ["LIVE2D_HOME"] = str(root / "home")  # the user's pointer stays untouched

@@ -110,3 +110,31 @@ def test_app_in_tmux(tmux: Tmux, session_copy: Path, tmp_path: Path) -> None:
     lock.release()
     # `live2d open` points the last-session pointer at the session it opened
     assert (env_home / "last_session.json").exists()
+
+
+def test_demo_in_tmux(tmux: Tmux, tmp_path: Path) -> None:
+    """`live2d demo` shows classes from a live simulated session and leaves the user's
+    last-session pointer alone."""
+    home = tmp_path / "home"
+    home.mkdir()
+    pointer = home / "last_session.json"
+    pointer.write_text('{"warp_folder": "/data/mine", "output_folder": "/data/mine/out"}')
+    folder = tmp_path / "demo"
+    command = [
+        "env", "-u", "COLUMNS", "-u", "LINES", f"LIVE2D_HOME={home}", "TERM=xterm-256color",
+        sys.executable, "-m", "live2d_tui", "demo", "--folder", str(folder),
+        "--rate", "0.3", "--micrographs", "40", "--images", "halfcell",
+    ]  # fmt: skip
+    tmux.run("new-session", "-d", "-s", "ui", "-x", "160", "-y", "48", "-c", str(REPO), *command)
+    tmux.wait_for(lambda s: "Waiting for new particles" in s or "Running" in s, timeout=120)
+    tmux.wait_for(lambda s: "Cycle " in s and "#1 " in s, timeout=240)
+    tmux.run("send-keys", "-t", "ui", "q")
+    screen = tmux.wait_for(lambda s: "Keep running" in s or not tmux.alive(), timeout=30)
+    if "Keep running" in screen:
+        tmux.run("send-keys", "-t", "ui", "a")
+    deadline = time.monotonic() + 60
+    while tmux.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tmux.alive()
+    assert pointer.read_text() == '{"warp_folder": "/data/mine", "output_folder": "/data/mine/out"}'
+    assert (folder / "warp_session" / "classification" / "cycle_0.mrc").exists()
