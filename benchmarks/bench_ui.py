@@ -14,7 +14,7 @@ latency: a simulated session, a 100-class ab initio job started with ``g`` (the 
 memory: peak RSS (VmHWM) of the UI process (app + supervisor + ingest share it) on a session of
     ``--particles`` particles: the output folder is built synthetically as in
     ``bench_ingest.py`` (sparse stack, real stars and ledger), Warp's star lists them all, then
-    the app opens it, ingests, and shows a 100-class cycle.
+    the app opens it and the supervisor's ingest passes run over it for a while.
 """
 
 from __future__ import annotations
