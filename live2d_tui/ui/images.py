@@ -39,7 +39,7 @@ TMUX_HINT = (
 )
 """One line shown when tmux leaves only half-cell images."""
 
-SIXEL_COLORS = 64
+SIXEL_COLORS = 128
 """Gray levels per Sixel image: class averages need few, and fewer colours keep one encoded
 image well under tmux's 1 MB limit (tmux < 3.6 drops larger sequences)."""
 

@@ -225,7 +225,8 @@ def build_detail(
 ) -> Image.Image:
     """One class for the detail view, at most ``max_px`` on a side (the widget scales it).
 
-    ``max_px`` bounds the encoded size: 640×640 grey at 64 colours is far below 1 MB as Sixel.
+    ``max_px`` bounds the encoded size: 640×640 grey noise encodes to ~465 KiB of Sixel, under
+    tmux's 1 MB limit (checked in tests/ui/test_montage.py).
     """
     ny, nx = stack[index].shape
     factor = min(max_px / nx, max_px / ny)

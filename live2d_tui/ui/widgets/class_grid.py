@@ -239,12 +239,9 @@ class ClassGrid(Widget, can_focus=True):
         return max(1, -(-len(self._order) // max(1, per)))
 
     def on_resize(self, event: events.Resize) -> None:
-        if self._data is None:
-            return
-        geometry = self._fit()
-        if geometry != self._geometry:
-            self._page_shown = None
-        self._refresh_page()
+        # tmux drops Sixel images on any pane resize: re-send them even if the grid still fits
+        if self._data is not None:
+            self.redraw_images()
 
     def _refresh_page(self) -> None:
         if self._data is None or not self.size.width:
