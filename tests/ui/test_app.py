@@ -364,3 +364,18 @@ async def test_command_palette_lists_actions(session_copy: Path) -> None:
         await pilot.pause(0.5)
         await pilot.press("enter")
         await wait_until(pilot, lambda: app.query_one(ClassGrid).by_count)
+
+
+@pytest.mark.slow
+async def test_quit_stop_after_cycle(session_copy: Path) -> None:
+    """Quit → "stop after this cycle": the app stays until the job ends, then exits."""
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        await pilot.press("g")
+        await wait_until(pilot, lambda: _status(app) is SessionStatus.RUNNING)
+        await pilot.press("q")
+        await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("s")
+        await wait_until(pilot, lambda: not app.is_running, timeout=180)
+    assert not app.supervisor.job_running
