@@ -379,3 +379,21 @@ async def test_quit_stop_after_cycle(session_copy: Path) -> None:
         await pilot.press("s")
         await wait_until(pilot, lambda: not app.is_running, timeout=180)
     assert not app.supervisor.job_running
+
+
+async def test_tmux_hint_line_when_only_halfcell(session_copy: Path) -> None:
+    from ui_helpers import TEST_CONFIG
+
+    from live2d_tui.config import ImageMode
+    from live2d_tui.supervisor import Supervisor
+    from live2d_tui.ui.images import TMUX_HINT, ImageChoice
+
+    choice = ImageChoice(ImageMode.HALFCELL, "tmux claims Sixel, client lacks it", TMUX_HINT)
+    app = Live2DApp(Supervisor(TEST_CONFIG, warp_folder=session_copy), images=choice)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        hint = app.query_one("#image-hint")
+        assert hint.display and "allow-passthrough" in str(hint.render())
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        assert "tmux claims Sixel" in str(app.screen.query_one("#help-text").render())

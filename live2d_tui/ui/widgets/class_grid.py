@@ -97,7 +97,14 @@ class TextRow(Widget):
             self.refresh()
 
     def render(self) -> Text:
-        return self._text
+        # cut each line to the width (Textual would wrap a long line into the next one)
+        width = self.size.width
+        if width <= 0:
+            return self._text
+        lines = self._text.split("\n")
+        for line in lines:
+            line.truncate(width, overflow="ellipsis")
+        return Text("\n").join(lines)
 
 
 @dataclass(frozen=True, slots=True)
