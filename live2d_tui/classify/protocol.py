@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -42,6 +42,33 @@ class ProtocolError(ValueError):
 
 
 Answer = str | int | float | bool
+
+
+def _typed_answers(
+    program: str, prompts: Sequence[Prompt], answers: Mapping[str, Answer]
+) -> dict[str, Answer]:
+    """``answers`` (keyed by prompt key) in prompt order, each converted to its prompt's type.
+
+    Raises:
+        ProtocolError: a prompt has no answer, or an answer matches no prompt.
+    """
+    keys = [p.key for p in prompts]
+    missing = [k for k in keys if k not in answers]
+    unknown = sorted(set(answers) - set(keys))
+    if missing or unknown:
+        raise ProtocolError(f"{program} answers: missing {missing}, unknown {unknown}")
+    typed: dict[str, Answer] = {}
+    for prompt in prompts:
+        value = answers[prompt.key]
+        if prompt.kind is AnswerKind.YES_NO:
+            typed[prompt.key] = bool(value)
+        elif prompt.kind is AnswerKind.INT:
+            typed[prompt.key] = int(value)
+        elif prompt.kind is AnswerKind.FLOAT:
+            typed[prompt.key] = float(value)
+        else:
+            typed[prompt.key] = str(value)
+    return typed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +101,12 @@ class Refine2dRequest:
     dump_file: str = DEV_NULL
     threads: int = 1
 
+    @classmethod
+    def from_answers(cls, answers: Mapping[str, Answer]) -> Refine2dRequest:
+        """The request from parsed answers ``{prompt key: value}`` (all 25, as the engine reads
+        them); raises :class:`ProtocolError` when one is missing or unknown."""
+        return cls(**_typed_answers("refine2d", REFINE2D_PROMPTS, answers))  # type: ignore[arg-type]
+
     def values(self) -> list[Answer]:
         """The answers in prompt order."""
         return [getattr(self, p.key) for p in REFINE2D_PROMPTS]
@@ -94,6 +127,12 @@ class Merge2dRequest:
     output_classes: str
     dump_seed: str
     dump_count: int
+
+    @classmethod
+    def from_answers(cls, answers: Mapping[str, Answer]) -> Merge2dRequest:
+        """The request from parsed answers ``{prompt key: value}`` (all 3, as the engine reads
+        them); raises :class:`ProtocolError` when one is missing or unknown."""
+        return cls(**_typed_answers("merge2d", MERGE2D_PROMPTS, answers))  # type: ignore[arg-type]
 
     def values(self) -> list[Answer]:
         """The answers in prompt order."""

@@ -28,12 +28,11 @@ from typing import TextIO
 
 from live2d_tui import __version__
 from live2d_tui.classify.prompts import AnswerKind, Prompt
+from live2d_tui.classify.protocol import Answer
 from live2d_tui.engine import ENGINE_VERSION
 
 _INT = re.compile(r"-?\d+")
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-Answer = str | int | float | bool
 
 
 class ProgramExit(Exception):

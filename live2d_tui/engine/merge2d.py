@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from live2d_tui.classify.prompts import MERGE2D_PROMPTS, MERGE2D_TERMINATION, dump_file_name
+from live2d_tui.classify.protocol import Merge2dRequest
 from live2d_tui.engine.answers import ProgramExit, banner, read_answers
 from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, read_dump
@@ -63,13 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         answers = read_answers(MERGE2D_PROMPTS, sys.stdin, out, scripted=scripted)
     except ProgramExit as stop:
         return stop.code
+    request = Merge2dRequest.from_answers(answers)
     try:
-        merge(
-            str(answers["output_classes"]),
-            str(answers["dump_seed"]),
-            int(answers["dump_count"]),
-            out,
-        )
+        merge(request.output_classes, request.dump_seed, request.dump_count, out)
     except (DumpError, OSError, ValueError, MemoryError) as exc:
         out.write(f"\nError : {exc}\n")
         out.flush()

@@ -33,7 +33,6 @@ import os
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -41,9 +40,10 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
+from live2d_tui.classify.protocol import DEV_NULL, Refine2dRequest
 from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
 from live2d_tui.engine import numerics as nm
-from live2d_tui.engine.answers import Answer, ProgramExit, banner, read_answers
+from live2d_tui.engine.answers import ProgramExit, banner, read_answers
 from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
 from live2d_tui.engine.particles import (
@@ -60,7 +60,6 @@ from live2d_tui.engine.references import prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
 
 VERSION = "1.02"
-DEV_NULL = "/dev/null"
 PRIOR_PSEUDO_COUNT = 0.01
 """Pseudo-count added to every class's membership in the class prior. Small on purpose: a class
 that lost (nearly) all its particles keeps losing the ambiguous ones and empties, instead of
@@ -71,48 +70,13 @@ SEED_ENV = "LIVE2D_ENGINE_SEED"
 """If set, seeds the run's random numbers (grid offsets, percent-used draws, random start)."""
 
 
-@dataclass(frozen=True)
-class Refine2dSettings:
-    """The 25 answers, typed (field names are the prompt keys)."""
-
-    input_stack: str
-    input_star: str
-    input_classes: str
-    output_star: str
-    output_classes: str
-    class_number: int
-    first_particle: int
-    last_particle: int
-    fraction: float
-    pixel_size: float
-    mask_radius: float
-    low_res: float
-    high_res: float
-    angular_step: float
-    search_range: float
-    smoothing: float
-    padding: int
-    normalize: bool
-    invert: bool
-    exclude_blank_edges: bool
-    automask: bool
-    autocenter: bool
-    dump: bool
-    dump_file: str
-    threads: int
-
-    @classmethod
-    def from_answers(cls, answers: dict[str, Answer]) -> Refine2dSettings:
-        return cls(**answers)  # type: ignore[arg-type]
-
-
 def make_rng() -> np.random.Generator:
     """The run's random generator (seeded from ``LIVE2D_ENGINE_SEED`` when set)."""
     seed = os.environ.get(SEED_ENV)
     return np.random.default_rng(int(seed) if seed else None)
 
 
-def _comments(s: Refine2dSettings) -> list[str]:
+def _comments(s: Refine2dRequest) -> list[str]:
     lines = [
         f"Written by live2d-refine2d (Refine2D {VERSION}) on {time.strftime('%Y-%m-%d %H:%M:%S')}",
         f"Input particle images: {s.input_stack}",
@@ -125,7 +89,7 @@ def _comments(s: Refine2dSettings) -> list[str]:
     return [c for c in lines if "data_" not in c and "loop_" not in c]
 
 
-def _select_rows(s: Refine2dSettings, rows: StarRows, n_images: int) -> tuple[StarRows, int, int]:
+def _select_rows(s: Refine2dRequest, rows: StarRows, n_images: int) -> tuple[StarRows, int, int]:
     first = s.first_particle if s.first_particle > 0 else 1
     last = s.last_particle if 0 < s.last_particle <= n_images else n_images
     if last < first:
@@ -148,7 +112,7 @@ def class_prior(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
 
 
 def random_start(
-    s: Refine2dSettings, stack: Any, rows: StarRows, out: TextIO, rng: np.random.Generator
+    s: Refine2dRequest, stack: Any, rows: StarRows, out: TextIO, rng: np.random.Generator
 ) -> None:
     """Generate K starting class averages as cisTEM does (§3)."""
     box = stack.shape[-1]
@@ -195,7 +159,7 @@ def random_start(
 
 
 def refine(
-    s: Refine2dSettings,
+    s: Refine2dRequest,
     stack: Any,
     star: StarRows,
     rows: StarRows,
@@ -326,7 +290,7 @@ def refine(
         write_star(Path(s.output_star), rows, _comments(s))
 
 
-def run(s: Refine2dSettings, out: TextIO) -> None:
+def run(s: Refine2dRequest, out: TextIO) -> None:
     """Run one refine2d calculation (raises on failure)."""
     if s.input_star.endswith(".cistem"):
         raise EngineError("binary .cistem star files are not supported; give a text star")
@@ -370,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         answers = read_answers(REFINE2D_PROMPTS, sys.stdin, out, scripted=scripted)
     except ProgramExit as stop:
         return stop.code
-    settings = Refine2dSettings.from_answers(answers)
+    settings = Refine2dRequest.from_answers(answers)
     try:
         run(settings, out)
     except (EngineError, DumpError, CistemStarError, OSError, ValueError, MemoryError) as exc:

@@ -4,6 +4,7 @@ strict fake accepts exactly the lists we build and rejects a wrong or missing li
 from __future__ import annotations
 
 import dataclasses
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +23,7 @@ from live2d_tui.classify.protocol import (
     validate_merge2d,
     validate_refine2d,
 )
+from live2d_tui.engine.answers import read_answers
 
 from .conftest import FAKE, Dataset
 
@@ -174,6 +176,22 @@ def test_fake_merge2d_requires_every_dump(tmp_path: Path) -> None:
     assert result.returncode == 255
     assert "dump_1.dat not found" in result.stdout
     assert check_echo(result.stdout, MERGE2D_PROMPTS, lines) == []
+
+
+def test_engine_parses_the_runners_lines_back_into_the_same_request(dataset: Dataset) -> None:
+    request = refine_request(dataset, dump=True, dump_file="dump_1.dat", fraction=0.25)
+    lines = validate_refine2d(request)
+    answers = read_answers(REFINE2D_PROMPTS, io.StringIO(stdin_text(lines)), io.StringIO())
+    assert Refine2dRequest.from_answers(answers) == request
+    merge = Merge2dRequest(output_classes="c.mrc", dump_seed="dump_.dat", dump_count=3)
+    parsed = read_answers(
+        MERGE2D_PROMPTS, io.StringIO(stdin_text(validate_merge2d(merge))), io.StringIO()
+    )
+    assert Merge2dRequest.from_answers(parsed) == merge
+    with pytest.raises(ProtocolError, match=r"missing \['dump_count'\]"):
+        Merge2dRequest.from_answers({"output_classes": "c.mrc", "dump_seed": "dump_.dat"})
+    with pytest.raises(ProtocolError, match=r"unknown \['extra'\]"):
+        Merge2dRequest.from_answers({**dataclasses.asdict(merge), "extra": 1})
 
 
 def test_check_echo_reports_a_changed_prompt_order() -> None:
