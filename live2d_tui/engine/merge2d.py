@@ -10,15 +10,14 @@ size in the header) with cisTEM's stdout lines and ``Merge2D: Normal termination
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 from typing import TextIO
 
 from live2d_tui.classify.prompts import MERGE2D_PROMPTS, MERGE2D_TERMINATION, dump_file_name
-from live2d_tui.classify.protocol import Merge2dRequest
-from live2d_tui.engine.answers import ProgramExit, banner, read_answers
+from live2d_tui.classify.protocol import Answer, Merge2dRequest
 from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, read_dump
+from live2d_tui.engine.program import run_program
 
 VERSION = "1.00"
 
@@ -47,33 +46,22 @@ def merge(output: str, seed: str, count: int, out: TextIO) -> ClassSums:
     return total
 
 
+def _calculate(answers: dict[str, Answer], out: TextIO) -> None:
+    request = Merge2dRequest.from_answers(answers)
+    merge(request.output_classes, request.dump_seed, request.dump_count, out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: read the 3 answers from stdin, merge, return the exit code."""
-    args = sys.argv[1:] if argv is None else argv
-    # mrcfile 1.5 sets record dtypes in a way numpy 2.5 deprecates; harmless, keep logs clean
-    warnings.filterwarnings(
-        "ignore", "Setting the dtype on a NumPy array", category=DeprecationWarning
+    return run_program(
+        program="Merge2D",
+        version=VERSION,
+        prompts=MERGE2D_PROMPTS,
+        termination=MERGE2D_TERMINATION,
+        calculate=_calculate,
+        errors=(DumpError, OSError, ValueError, MemoryError),
+        argv=argv,
     )
-    out = sys.stdout
-    if args:
-        out.write("Usage: live2d-merge2d < answers (3 lines, cisTEM merge2d's prompts)\n")
-        return 0
-    scripted = not sys.stdin.isatty()
-    banner("Merge2D", VERSION, out, scripted=scripted)
-    try:
-        answers = read_answers(MERGE2D_PROMPTS, sys.stdin, out, scripted=scripted)
-    except ProgramExit as stop:
-        return stop.code
-    request = Merge2dRequest.from_answers(answers)
-    try:
-        merge(request.output_classes, request.dump_seed, request.dump_count, out)
-    except (DumpError, OSError, ValueError, MemoryError) as exc:
-        out.write(f"\nError : {exc}\n")
-        out.flush()
-        return 255
-    out.write(f"\n{MERGE2D_TERMINATION}\n")
-    out.flush()
-    return 0
 
 
 if __name__ == "__main__":

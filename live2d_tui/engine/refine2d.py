@@ -32,7 +32,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,10 +39,9 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
-from live2d_tui.classify.protocol import DEV_NULL, Refine2dRequest
+from live2d_tui.classify.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
 from live2d_tui.engine import numerics as nm
-from live2d_tui.engine.answers import ProgramExit, banner, read_answers
 from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
 from live2d_tui.engine.particles import (
@@ -55,6 +53,7 @@ from live2d_tui.engine.particles import (
     open_stack,
     read_images,
 )
+from live2d_tui.engine.program import run_program
 from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.engine.references import prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
@@ -317,33 +316,21 @@ def run(s: Refine2dRequest, out: TextIO) -> None:
         refine(s, stack, star, rows, out, rng)
 
 
+def _calculate(answers: dict[str, Answer], out: TextIO) -> None:
+    run(Refine2dRequest.from_answers(answers), out)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: read the 25 answers from stdin, run, return the exit code."""
-    args = sys.argv[1:] if argv is None else argv
-    # mrcfile 1.5 sets record dtypes in a way numpy 2.5 deprecates; harmless, keep logs clean
-    warnings.filterwarnings(
-        "ignore", "Setting the dtype on a NumPy array", category=DeprecationWarning
+    return run_program(
+        program="Refine2D",
+        version=VERSION,
+        prompts=REFINE2D_PROMPTS,
+        termination=REFINE2D_TERMINATION,
+        calculate=_calculate,
+        errors=(EngineError, DumpError, CistemStarError, OSError, ValueError, MemoryError),
+        argv=argv,
     )
-    out = sys.stdout
-    if args:
-        out.write("Usage: live2d-refine2d < answers (25 lines, cisTEM refine2d's prompts)\n")
-        return 0
-    scripted = not sys.stdin.isatty()
-    banner("Refine2D", VERSION, out, scripted=scripted)
-    try:
-        answers = read_answers(REFINE2D_PROMPTS, sys.stdin, out, scripted=scripted)
-    except ProgramExit as stop:
-        return stop.code
-    settings = Refine2dRequest.from_answers(answers)
-    try:
-        run(settings, out)
-    except (EngineError, DumpError, CistemStarError, OSError, ValueError, MemoryError) as exc:
-        out.write(f"\nError : {exc}\n")
-        out.flush()
-        return 255
-    out.write(f"\n{REFINE2D_TERMINATION}\n")
-    out.flush()
-    return 0
 
 
 if __name__ == "__main__":

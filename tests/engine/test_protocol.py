@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import io
 import re
 from pathlib import Path
@@ -308,3 +309,13 @@ def test_star_without_voltage_fails_nonzero(small: SynthSet, tmp_path: Path) -> 
     result = run_program("refine2d", refine_lines(request(small.stack, star, classes=str(seed))))
     assert result.returncode == 255
     assert "voltage" in result.stdout and REFINE2D_TERMINATION not in result.stdout
+
+
+@pytest.mark.parametrize(("module", "count"), [("refine2d", 25), ("merge2d", 3)])
+def test_any_argument_prints_usage_and_reads_nothing(
+    module: str, count: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main = importlib.import_module(f"live2d_tui.engine.{module}").main
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert out == f"Usage: live2d-{module} < answers ({count} lines, cisTEM {module}'s prompts)\n"
