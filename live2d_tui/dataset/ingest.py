@@ -90,7 +90,10 @@ class Dataset:
         self._poll_lock = threading.Lock()
         try:
             self._warp = WarpSource(
-                self.warp_folder, self.source.value, settle_seconds=settle_seconds
+                self.warp_folder,
+                self.source.value,
+                settle_seconds=settle_seconds,
+                scratch_folder=self.output_folder,
             )
         except WarpFileError as exc:
             raise IngestError(str(exc)) from None

@@ -1,18 +1,34 @@
 """Stable snapshots of files another machine rewrites non-atomically.
 
 A file is *stable* when ``(size, mtime_ns)`` is identical on two polls at least
-``min_interval`` seconds apart (Warp's own "ripe" rule is similar). Only then is it read — whole,
-into memory, the handle closed at once — and handed to a validator. A vanished file
+``min_interval`` seconds apart (Warp's own "ripe" rule is similar). Only then is it read and
+handed to a validator; a read during which the signature changed is discarded. A vanished file
 (``FileNotFoundError``: Warp deletes and moves the table in) or an invalid read is transient: the
 previous snapshot stays in force and the next poll tries again.
+
+The source's handle is held only while its bytes are copied, never while they are parsed (Warp
+deletes and moves its tables; a handle held long on an SMB share can make Warp spin):
+
+- :class:`StableSnapshot` (small files, e.g. ``previous.settings``) reads the file whole into
+  memory, closes it, then parses the bytes;
+- :class:`CopiedSnapshot` (Warp's particle table, hundreds of MB in a long session) copies it
+  with a kernel copy to a scratch file in a local folder, re-stats the source to confirm it did
+  not change during the copy, then parses the scratch file streaming and deletes it. Memory
+  does not grow with the file, and the source is open exactly as long as a whole read would
+  take (parsing the source directly instead would hold its handle for the whole, seconds-long
+  parse, and a rewrite during the parse could mix two versions).
 """
 
 from __future__ import annotations
 
+import contextlib
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 Signature = tuple[int, int]
 """(size, mtime_ns) of a file."""
@@ -103,14 +119,11 @@ class StableSnapshot[T]:
         if not self._tracker.check(str(self.path), signature):
             return SnapshotResult(self.value, changed=False, settling=True)
         try:
-            data = self.path.read_bytes()
+            value = self._load(signature)
         except FileNotFoundError:
             return SnapshotResult(self.value, changed=False, missing=True)
-        if file_signature(self.path) != signature or len(data) != signature[0]:
-            # Rewritten while we read: try again at the next poll.
+        except _Changed:  # rewritten while we read: try again at the next poll
             return SnapshotResult(self.value, changed=False, settling=True)
-        try:
-            value = self._parse(data, str(self.path))
         except ValueError as exc:
             self._rejected = signature
             return SnapshotResult(self.value, changed=False, error=str(exc))
@@ -119,7 +132,76 @@ class StableSnapshot[T]:
         self.value = value
         return SnapshotResult(value, changed=True)
 
+    def _load(self, signature: Signature) -> T:
+        """Read and parse the file whose stable signature is ``signature``.
+
+        Raises:
+            FileNotFoundError: the file vanished.
+            _Changed: the file changed while it was read.
+            ValueError: the parser rejected it.
+        """
+        data = self.path.read_bytes()
+        if file_signature(self.path) != signature or len(data) != signature[0]:
+            raise _Changed
+        return self._parse(data, str(self.path))
+
     def reset(self) -> None:
         """Forget the accepted signature so the next stable read is accepted again."""
         self._accepted = None
         self._rejected = None
+
+
+class _Changed(Exception):
+    """The file changed while it was being read."""
+
+
+class CopiedSnapshot[T](StableSnapshot[T]):
+    """A :class:`StableSnapshot` of a large file, copied locally and parsed from the copy.
+
+    ``parse_file(path, source)`` parses the local copy at ``path`` (naming ``source``, the
+    original, in errors) and raises ``ValueError`` (or a subclass) for an invalid file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        parse_file: Callable[[Path, str], T],
+        *,
+        scratch_folder: Path | None = None,
+        min_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """See the class docstring.
+
+        Args:
+            path: the file to follow.
+            parse_file: the parser of a local copy.
+            scratch_folder: where the copy is made (created if needed), ideally a local disk;
+                the system's temporary folder by default.
+            min_interval: see :class:`StabilityTracker`.
+            clock: see :class:`StabilityTracker`.
+        """
+        super().__init__(path, _never, min_interval=min_interval, clock=clock)
+        self._parse_file = parse_file
+        folder = Path(tempfile.gettempdir()) if scratch_folder is None else Path(scratch_folder)
+        self.scratch = folder / f".{self.path.name}.scratch"
+        """The copy being parsed; it exists only during a poll (a fixed name, so a crash
+        leaves at most one behind, overwritten by the next poll)."""
+
+    def _load(self, signature: Signature) -> T:
+        self.scratch.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.copyfile(self.path, self.scratch)  # sendfile: no user-space buffer
+            if (
+                file_signature(self.path) != signature
+                or self.scratch.stat().st_size != signature[0]
+            ):
+                raise _Changed
+            return self._parse_file(self.scratch, str(self.path))
+        finally:
+            with contextlib.suppress(OSError):
+                self.scratch.unlink()
+
+
+def _never(data: bytes, source: str) -> NoReturn:
+    raise AssertionError("CopiedSnapshot parses files, not bytes")

@@ -21,8 +21,8 @@ from live2d_tui.warp.settings import (
     read_warp_settings,
     resolve_processing_folder,
 )
-from live2d_tui.warp.snapshot import Signature, StableSnapshot, file_signature
-from live2d_tui.warp.star import WarpTable, parse_warp_star, source_star_path
+from live2d_tui.warp.snapshot import CopiedSnapshot, Signature, StableSnapshot, file_signature
+from live2d_tui.warp.star import WarpTable, read_warp_star, source_star_path
 from live2d_tui.warp.xmlutil import WarpFileError
 
 SETTINGS_RETRY_SECONDS = 5.0
@@ -75,11 +75,28 @@ def initial_settings(folder: Path, retry_seconds: float = SETTINGS_RETRY_SECONDS
 class WarpSource:
     """Stable snapshots of one Warp session's settings and particle table."""
 
-    def __init__(self, warp_folder: Path, kind: str, *, settle_seconds: float = 1.0) -> None:
-        """Open the session (see :func:`initial_settings` for the errors raised)."""
+    def __init__(
+        self,
+        warp_folder: Path,
+        kind: str,
+        *,
+        settle_seconds: float = 1.0,
+        scratch_folder: Path | None = None,
+    ) -> None:
+        """Open the session (see :func:`initial_settings` for the errors raised).
+
+        Args:
+            warp_folder: the folder holding ``previous.settings``.
+            kind: ``goodparticles`` or ``allparticles``.
+            settle_seconds: see :class:`~live2d_tui.warp.snapshot.StabilityTracker`.
+            scratch_folder: where the particle table is copied to be parsed (see
+                :class:`~live2d_tui.warp.snapshot.CopiedSnapshot`); the system's temporary
+                folder by default.
+        """
         self.warp_folder = Path(warp_folder)
         self.kind = kind
         self.settle = settle_seconds
+        self.scratch_folder = scratch_folder
         settings = initial_settings(self.warp_folder)
         self._settings = StableSnapshot(
             self.warp_folder / SETTINGS_NAME, parse_warp_settings, min_interval=settle_seconds
@@ -87,9 +104,7 @@ class WarpSource:
         self._settings.value = settings
         self._settings.poll()
         self.processing_folder = resolve_processing_folder(self.warp_folder, settings)
-        self._table = StableSnapshot(
-            self._table_path(settings), parse_warp_star, min_interval=settle_seconds
-        )
+        self._table = self._table_snapshot(self._table_path(settings))
         self.table: WarpTable | None = None
         """The latest valid snapshot of the particle table (kept when a read is invalid)."""
         self._xml: dict[str, tuple[Signature, MovieInfo]] = {}
@@ -121,7 +136,7 @@ class WarpSource:
                 )
             path = self._table_path(settings)
             if path != self._table.path and path.exists():  # model changed: follow its table
-                self._table = StableSnapshot(path, parse_warp_star, min_interval=self.settle)
+                self._table = self._table_snapshot(path)
         table = self._table.poll()
         out.table_missing = table.missing
         out.settling = out.settling or table.settling
@@ -164,6 +179,11 @@ class WarpSource:
             folders=tuple(dict.fromkeys((self.warp_folder, self.processing_folder))),
             names=frozenset({SETTINGS_NAME, self._table.path.name}),
             files=(self.warp_folder / SETTINGS_NAME, self._table.path),
+        )
+
+    def _table_snapshot(self, path: Path) -> CopiedSnapshot[WarpTable]:
+        return CopiedSnapshot(
+            path, read_warp_star, scratch_folder=self.scratch_folder, min_interval=self.settle
         )
 
     def _table_path(self, settings: WarpSettings) -> Path:

@@ -6,14 +6,23 @@ table's column order). A snapshot is accepted only when it is complete: the requ
 present, every data row has every field, and the file ends with a newline (common star parsers
 silently return a truncated last row; we reject the whole snapshot instead).
 
+Parsing streams (:func:`parse_warp_star_chunks`): only complete lines of a chunk are parsed and
+the partial last line is carried over, so memory is a few MB of text plus the compact numeric
+arrays of the result, whatever the file size (Warp's table of a 1,000,000-particle session is
+~250 MB of text). :func:`read_warp_star` reads a (local, private) file that way;
+:func:`parse_warp_star` parses bytes already in memory.
+
 The table is grouped by particle stack (one group per micrograph), preserving first appearance
 order, because every later decision (new, unchanged, reprocessed, gone) is per micrograph.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import numpy.typing as npt
@@ -69,62 +78,157 @@ class WarpTable:
     rows: int
 
 
-CHUNK_BYTES = 4 << 20
-"""Rows are parsed in chunks of about this many bytes, so memory stays near the file size plus
-compact numeric arrays (half a million rows must not cost gigabytes of Python strings)."""
+CHUNK_BYTES = 1 << 20
+"""Bytes read (and rows parsed) at a time: parsing holds one chunk, its decoded text and its
+rows as Python strings (a few MB), never the whole file."""
+
+MAX_LINE_BYTES = 1 << 20
+"""A line longer than this is not a star line (a binary or garbled file): rejected instead of
+being carried over chunk after chunk."""
 
 
 def parse_warp_star(data: bytes, source: str) -> WarpTable:
-    """Parse and validate a complete Warp particle star.
+    """Parse and validate a complete Warp particle star held in memory.
 
     Raises:
-        WarpFileError: not UTF-8, no final newline, no ``loop_``, a missing required column, a
-            short or long row, a non-number, or a bad ``rlnImageName`` (names ``source``).
+        WarpFileError: see :func:`parse_warp_star_chunks`.
     """
     if not data.endswith(b"\n"):
         raise WarpFileError(f"{source}: no final newline (file is being written)")
-    labels, start, first_line = _header(data, source)
-    parser = _RowParser(labels, source, capacity=data.count(b"\n", start))
-    pos, lineno = start, first_line
-    while pos < len(data):
-        end = data.rfind(b"\n", pos, pos + CHUNK_BYTES) if pos + CHUNK_BYTES < len(data) else -1
-        end = len(data) if end < 0 else end + 1
-        try:
-            text = data[pos:end].decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise WarpFileError(f"{source}: not a text star file ({exc})") from None
-        lineno = parser.feed(text, lineno)
-        pos = end
+    step = CHUNK_BYTES
+    chunks = (data[i : i + step] for i in range(0, len(data), step))
+    return parse_warp_star_chunks(chunks, source, capacity=data.count(b"\n"))
+
+
+def read_warp_star(path: Path, source: str | None = None) -> WarpTable:
+    """Parse and validate a complete Warp particle star file, streaming.
+
+    Memory does not depend on the file size (beyond the compact arrays of the result): the file
+    is read :data:`CHUNK_BYTES` at a time, twice (lines are counted first, so the arrays are
+    allocated once at their final size). Meant for a private local copy (see
+    :class:`~live2d_tui.warp.snapshot.CopiedSnapshot`): the file must not change meanwhile.
+
+    Args:
+        path: the file to read.
+        source: the name used in error messages (default: ``path``).
+
+    Raises:
+        WarpFileError: see :func:`parse_warp_star_chunks`.
+    """
+    name = str(path) if source is None else source
+    with open(path, "rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        if size:
+            handle.seek(-1, os.SEEK_END)
+        if not size or handle.read(1) != b"\n":
+            raise WarpFileError(f"{name}: no final newline (file is being written)")
+        handle.seek(0)
+        lines = sum(chunk.count(b"\n") for chunk in _chunks(handle))
+        handle.seek(0)
+        return parse_warp_star_chunks(_chunks(handle), name, capacity=lines)
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    step = CHUNK_BYTES
+    return iter(lambda: handle.read(step), b"")
+
+
+def parse_warp_star_chunks(chunks: Iterable[bytes], source: str, capacity: int = 0) -> WarpTable:
+    """Parse and validate a Warp particle star given as consecutive byte chunks (any split).
+
+    Only complete lines are parsed; the partial last line of a chunk is carried over to the
+    next, so a file that does not end with a newline (torn by a writer) is rejected.
+
+    Args:
+        chunks: the file's bytes, in order.
+        source: the name used in error messages.
+        capacity: expected number of lines (arrays are allocated once at this size and grown
+            by doubling when it is too small).
+
+    Raises:
+        WarpFileError: not UTF-8, no final newline, no ``loop_``, a missing required column, a
+            short or long row, a non-number, a bad ``rlnImageName`` or an absurdly long line
+            (names ``source`` and, for rows, the line number).
+    """
+    header = _Header(source)
+    parser: _RowParser | None = None
+    lineno = 0
+    carry = b""
+    for chunk in chunks:
+        buf = carry + chunk if carry else chunk
+        pos = 0
+        if parser is None:
+            pos = header.feed(buf)
+            if header.done:
+                parser = _RowParser(header.labels, source, capacity)
+                lineno = header.lineno
+        if parser is not None:
+            end = max(buf.rfind(b"\n", pos) + 1, pos)
+            if end > pos:
+                lineno = parser.feed(_decode(buf[pos:end], source), lineno)
+            pos = end
+        carry = buf[pos:]
+        if len(carry) > MAX_LINE_BYTES:
+            at = (lineno if parser is not None else header.lineno) + 1
+            raise WarpFileError(f"{source}: line {at} is longer than {MAX_LINE_BYTES} bytes")
+    if carry:
+        raise WarpFileError(f"{source}: no final newline (file is being written)")
+    if parser is None:  # header only: a valid, empty table
+        header.finish()
+        parser = _RowParser(header.labels, source, 0)
     return parser.table()
 
 
-def _header(data: bytes, source: str) -> tuple[list[str], int, int]:
-    """Labels, byte offset of the first data line and the number of lines before it."""
-    pos, lineno, in_loop = 0, 0, False
-    labels: list[str] = []
-    while pos < len(data):
-        end = data.find(b"\n", pos)
-        end = len(data) if end < 0 else end + 1
-        try:
-            stripped = data[pos:end].decode("utf-8").strip()
-        except UnicodeDecodeError as exc:
-            raise WarpFileError(f"{source}: not a text star file ({exc})") from None
-        lineno += 1
-        if not in_loop:
-            in_loop = stripped.startswith("loop_")
-        elif stripped.startswith("_"):
-            labels.append(stripped.split()[0][1:])
-        elif stripped and not stripped.startswith("#"):
-            lineno -= 1  # this line is the first row: count lines before it
-            break
-        pos = end
-    else:
-        if not in_loop:
-            raise WarpFileError(f"{source}: no loop_ table")
-    for name in REQUIRED:
-        if name not in labels:
-            raise WarpFileError(f"{source}: required column _{name} is missing")
-    return labels, pos, lineno
+def _decode(data: bytes, source: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WarpFileError(f"{source}: not a text star file ({exc})") from None
+
+
+class _Header:
+    """The lines before the first data row: ``loop_`` and the column labels."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.labels: list[str] = []
+        self.lineno = 0
+        """Lines consumed (the lines before the first row once :attr:`done`)."""
+        self.in_loop = False
+        self.done = False
+
+    def feed(self, buf: bytes) -> int:
+        """Consume the complete header lines of ``buf``; the offset of the first byte not
+        consumed (the first data row once :attr:`done`, else a partial line)."""
+        pos = 0
+        while not self.done:
+            end = buf.find(b"\n", pos)
+            if end < 0:
+                break
+            stripped = _decode(buf[pos : end + 1], self.source).strip()
+            if not self.in_loop:
+                self.in_loop = stripped.startswith("loop_")
+            elif stripped.startswith("_"):
+                self.labels.append(stripped.split()[0][1:])
+            elif stripped and not stripped.startswith("#"):
+                self.finish()  # this line is the first row
+                break
+            self.lineno += 1
+            pos = end + 1
+        return pos
+
+    def finish(self) -> None:
+        """The header is complete: check it.
+
+        Raises:
+            WarpFileError: no ``loop_`` or a required column is missing.
+        """
+        if not self.in_loop:
+            raise WarpFileError(f"{self.source}: no loop_ table")
+        for name in REQUIRED:
+            if name not in self.labels:
+                raise WarpFileError(f"{self.source}: required column _{name} is missing")
+        self.done = True
 
 
 class _RowParser:
@@ -139,7 +243,7 @@ class _RowParser:
         ]
         self.image_col = position["rlnImageName"]
         self.mic_col = position.get("rlnMicrographName")
-        # Preallocated for every line after the header (an upper bound on rows): no copies.
+        # Preallocated for every line (an upper bound on rows): no copies unless it is too small.
         self.values = np.empty((capacity, len(CTF_COLUMNS)), dtype=np.float64)
         self.slices = np.empty(capacity, dtype=np.int64)
         self.ids = np.empty(capacity, dtype=np.int64)
@@ -164,6 +268,8 @@ class _RowParser:
             return lineno
         columns = list(zip(*rows, strict=True))
         a, b = self.n, self.n + len(rows)
+        if b > self.slices.shape[0]:
+            self._grow(max(b, 2 * self.slices.shape[0]))
         values = self.values[a:b]
         for k, j, default in self.numeric:
             if j is None:
@@ -193,11 +299,21 @@ class _RowParser:
         self.n = b
         return lineno
 
+    def _grow(self, capacity: int) -> None:
+        n = self.n
+        values = np.empty((capacity, len(CTF_COLUMNS)), dtype=np.float64)
+        slices = np.empty(capacity, dtype=np.int64)
+        ids = np.empty(capacity, dtype=np.int64)
+        values[:n], slices[:n], ids[:n] = self.values[:n], self.slices[:n], self.ids[:n]
+        self.values, self.slices, self.ids = values, slices, ids
+
     def table(self) -> WarpTable:
         """Group rows by stack. Rows are sorted by stack once (skipped when, as usual, each
         micrograph's rows are already contiguous and in first-appearance order), so every
         micrograph's arrays are views, not copies."""
         n = self.n
+        if self.slices.shape[0] > n + (n >> 4) + 64:  # grown by doubling: drop the spare rows
+            self._grow(n)
         values, slices, ids = self.values[:n], self.slices[:n], self.ids[:n]
         if n and bool((np.diff(ids) < 0).any()):
             order = np.argsort(ids, kind="stable")
