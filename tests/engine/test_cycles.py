@@ -26,10 +26,6 @@ from live2d_tui.dataset.ingest import Dataset
 from live2d_tui.simulate import SimulationOptions, simulate_session
 from live2d_tui.simulate.score import original_names_from_relion_star, score_classes
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
-)
-
 
 def _programs() -> EnginePrograms:
     return EnginePrograms(

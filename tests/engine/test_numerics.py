@@ -18,10 +18,6 @@ from live2d_tui.imaging import fourier_shift
 from .helpers import ok, refine_lines, request, run_program
 from .synth import make_set, make_views
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
-)
-
 
 def _params(box: int, nb: int, nc: int, **changes: float) -> SearchParams:
     values: dict[str, float] = {"coarse_step": 15.0, "fine_step": 2.0, "search_range": 0.0}

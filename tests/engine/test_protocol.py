@@ -25,10 +25,6 @@ from live2d_tui.engine.progress import ProgressBar
 from .helpers import merge_lines, ok, refine_lines, request, run_program
 from .synth import SynthSet, make_set
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
-)
-
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory: pytest.TempPathFactory) -> SynthSet:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import sqlite3
-import warnings
 from pathlib import Path
 
 import mrcfile
@@ -30,17 +29,12 @@ def relion_rows(path: Path) -> list[list[str]]:
 
 def read_stack(path: Path) -> npt.NDArray[np.float32]:
     """The combined stack through mrcfile in strict mode (our header must satisfy it)."""
-    with warnings.catch_warnings():
-        # mrcfile 1.5 sets ndarray.dtype when reading a header, which numpy 2.5 deprecates
-        warnings.filterwarnings(
-            "ignore", "Setting the dtype on a NumPy array", category=DeprecationWarning
-        )
-        assert mrcfile.validate(str(path), print_file=io.StringIO())
-        with mrcfile.open(path, permissive=False) as mrc:
-            h = mrc.header
-            # mrcfile presents a one-slice stack as a 2-D image
-            shape = (int(h.nz), int(h.ny), int(h.nx))
-            return np.array(mrc.data, dtype=np.float32).reshape(shape)
+    assert mrcfile.validate(str(path), print_file=io.StringIO())
+    with mrcfile.open(path, permissive=False) as mrc:
+        h = mrc.header
+        # mrcfile presents a one-slice stack as a 2-D image
+        shape = (int(h.nz), int(h.ny), int(h.nx))
+        return np.array(mrc.data, dtype=np.float32).reshape(shape)
 
 
 def check_consistent(ds: Dataset) -> npt.NDArray[np.float32]:

@@ -18,11 +18,6 @@ from live2d_tui.simulate.truth import load_truth
 
 MODEL = "BoxNet2Mask_20180918"
 
-# mrcfile 1.5 sets ndarray.dtype when reading a header, which numpy 2.5 deprecates
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
-)
-
 
 def read_warp_star(path: Path) -> tuple[list[str], list[list[str]]]:
     """Parse a Warp star, asserting Warp's exact header layout."""

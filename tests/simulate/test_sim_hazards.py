@@ -20,10 +20,6 @@ from live2d_tui.simulate.truth import load_truth
 
 from .test_sim_formats import column, read_warp_star
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
-)
-
 BASE = {"micrographs": 6, "particles_per_micrograph": 12, "box": 32, "diameter": 60.0, "seed": 5}
 
 

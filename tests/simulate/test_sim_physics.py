@@ -23,10 +23,6 @@ from live2d_tui.simulate.truth import load_truth
 
 from .test_sim_formats import column, read_warp_star
 
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Setting the dtype on a NumPy array has been deprecated:DeprecationWarning"
-)
-
 
 def ncc(a: np.ndarray, b: np.ndarray) -> float:  # type: ignore[type-arg]
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
