@@ -37,6 +37,8 @@ from live2d_tui.dataset.ledger import Ledger, NewRange
 from live2d_tui.dataset.micrographs import Params
 from live2d_tui.dataset.stack import build_header
 from live2d_tui.dataset.writer import Defaults, GenerationFiles
+from live2d_tui.simulate.documents import PARTICLE_COLUMNS
+from live2d_tui.simulate.warp_writer import star_text
 from live2d_tui.warp.star import parse_warp_star
 
 MODEL = "BoxNet2Mask_20180918"
@@ -62,28 +64,9 @@ def stack_name(i: int) -> str:
 
 
 def star_bytes(mics: list[int], per_mic: int) -> bytes:
-    head = "\ndata_\n\nloop_\n" + "".join(
-        f"_{c} #{i}\n"
-        for i, c in enumerate(
-            [
-                "rlnCoordinateX",
-                "rlnCoordinateY",
-                "rlnMagnification",
-                "rlnDetectorPixelSize",
-                "rlnVoltage",
-                "rlnSphericalAberration",
-                "rlnAmplitudeContrast",
-                "rlnPhaseShift",
-                "rlnDefocusU",
-                "rlnDefocusV",
-                "rlnDefocusAngle",
-                "rlnCtfMaxResolution",
-                "rlnImageName",
-                "rlnMicrographName",
-            ],
-            start=1,
-        )
-    )
+    # the header from the simulator's writer; rows formatted here with fixed widths (Warp
+    # right-aligns to the widest value), streaming 500,000 rows without a per-field list
+    head = star_text(PARTICLE_COLUMNS, [])
     rows = [
         f"  {j * 7.0:9.2f}  {j * 3.0:9.2f}  10000.0  {PIXEL:.5f}  300.0  2.7000  0.070  0.0"
         f"  {15000.0 + j:9.1f}  {14500.0 + j:9.1f}  45.0  4.0  {j + 1:07d}@{stack_name(i)}"

@@ -14,6 +14,9 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui.simulate.documents import PARTICLE_COLUMNS
+from live2d_tui.simulate.warp_writer import star_text
+
 MODEL = "BoxNet2Mask_20180918"
 _TICK = itertools.count(1)
 
@@ -100,24 +103,6 @@ def mrc_bytes(data: npt.NDArray[np.floating], pixel: float, mode: int = 2) -> by
     return bytes(header) + np.ascontiguousarray(data, dtype=dtype).tobytes()
 
 
-STAR_LABELS = (
-    "rlnCoordinateX",
-    "rlnCoordinateY",
-    "rlnMagnification",
-    "rlnDetectorPixelSize",
-    "rlnVoltage",
-    "rlnSphericalAberration",
-    "rlnAmplitudeContrast",
-    "rlnPhaseShift",
-    "rlnDefocusU",
-    "rlnDefocusV",
-    "rlnDefocusAngle",
-    "rlnCtfMaxResolution",
-    "rlnImageName",
-    "rlnMicrographName",
-)
-
-
 class WarpFolder:
     """Write a Warp 1 (or 2) folder piece by piece."""
 
@@ -177,17 +162,28 @@ class WarpFolder:
         _touch(xml)
 
     def star_text(self, roots: list[str]) -> str:
-        lines = ["", "data_", "", "loop_"]
-        lines += [f"_{label} #{i}" for i, label in enumerate(STAR_LABELS, start=1)]
-        for root in roots:
-            n = self.micrographs[root].shape[0]
-            for i in range(n):
-                lines.append(
-                    f"  {10.0 * i:.2f}  {20.0:.2f}  10000.0  {self.pixel:.5f}  300.0  2.7000  0.070"
-                    f"  {self.phase[root]:.1f}  {15000.0 + i:.1f}  {14000.0 + i:.1f}  {45.0:.1f}"
-                    f"  4.0  {i + 1:07d}@{self.stack_rel(root)}  {root}.tif"
-                )
-        return "\n".join(lines) + "\n"
+        """goodparticles/allparticles of ``roots`` as Warp 1 writes it (the simulator's writer)."""
+        rows = [
+            [
+                f"{10.0 * i:.2f}",
+                f"{20.0:.2f}",
+                "10000.0",
+                f"{self.pixel:.5f}",
+                "300.0",
+                "2.7000",
+                "0.070",
+                f"{self.phase[root]:.1f}",
+                f"{15000.0 + i:.1f}",
+                f"{14000.0 + i:.1f}",
+                f"{45.0:.1f}",
+                "4.0",
+                f"{i + 1:07d}@{self.stack_rel(root)}",
+                f"{root}.tif",
+            ]
+            for root in roots
+            for i in range(self.micrographs[root].shape[0])
+        ]
+        return star_text(PARTICLE_COLUMNS, rows)
 
     def write_star(self, roots: list[str], kind: str = "goodparticles") -> Path:
         path = self.root / f"{kind}_{MODEL}.star"
