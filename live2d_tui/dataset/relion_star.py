@@ -31,6 +31,9 @@ PARTICLE_LABELS = (
     "rlnPhaseShift",
     "rlnOpticsGroup",
 )
+VALUE_LABELS = PARTICLE_LABELS[3:9]
+"""The Warp star columns :func:`format_rows` takes as ``values``, in this order (the same labels
+in both stars): x, y, defocus U, defocus V, defocus angle, phase shift."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,8 @@ def format_rows(
 ) -> str:
     """Rows for particles appended at ``first_position…`` from one Warp micrograph.
 
-    ``values`` columns: x, y, defocus U, defocus V, defocus angle, phase shift (degrees).
+    ``values`` columns: :data:`VALUE_LABELS` (x, y, defocus U, defocus V, defocus angle,
+    phase shift in degrees).
     """
     mic = (
         micrograph

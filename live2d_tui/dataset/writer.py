@@ -31,6 +31,8 @@ STAR_NAME = "combined_stack.star"
 RELION_NAME = "combined_stack_relion.star"
 
 STAR_COMMENTS = ("Written by live2d-tui: every particle ever appended to combined_stack.mrcs",)
+_RELION_VALUES = [VALUE_INDEX[label] for label in relion_star.VALUE_LABELS]
+"""Columns of a Warp micrograph's values that :func:`relion_star.format_rows` takes."""
 
 
 def generation_folder_name(generation: int) -> str:
@@ -156,20 +158,6 @@ class GenerationFiles:
             star_rows["amplitude_contrast"][sl] = _filled(
                 v[:, VALUE_INDEX["rlnAmplitudeContrast"]], defaults.amplitude_contrast
             )
-            relion_values = v[
-                :,
-                [
-                    VALUE_INDEX[k]
-                    for k in (
-                        "rlnCoordinateX",
-                        "rlnCoordinateY",
-                        "rlnDefocusU",
-                        "rlnDefocusV",
-                        "rlnDefocusAngle",
-                        "rlnPhaseShift",
-                    )
-                ],
-            ]
             relion_chunks.append(
                 relion_star.format_rows(
                     position,
@@ -177,7 +165,7 @@ class GenerationFiles:
                     rows.stack,
                     rows.micrograph,
                     rows.indices,
-                    relion_values,
+                    v[:, _RELION_VALUES],
                 )
             )
             ranges.append(
