@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,25 +239,7 @@ class CombinedStack:
                 raise ValueError(f"append expects (N, {self.box}, {self.box}), got {part.shape}")
             if part.dtype != np.float32:
                 raise ValueError(f"append expects float32, got {part.dtype}")
-        count = sum(p.shape[0] for p in parts)
-        first = self.nz + 1
-        if count == 0:
-            return first
-        offset = HEADER_BYTES + self.nz * self.slice_bytes
-        fd = os.open(self.path, os.O_WRONLY)
-        try:
-            for part in parts:
-                payload = memoryview(np.ascontiguousarray(part)).cast("B")
-                written = 0
-                while written < len(payload):
-                    written += os.pwrite(fd, payload[written:], offset + written)
-                offset += len(payload)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        self._write_header(self.nz + count)
-        self.nz += count
-        return first
+        return self._append_parts(parts, sum(p.shape[0] for p in parts), _write_array)
 
     def append_from(self, sources: Sequence[SliceSource]) -> int:
         """Append the slices of several Warp stacks, converted to float32 protein white; returns
@@ -267,17 +249,25 @@ class CombinedStack:
         ``cp``); anything else streams through one reusable buffer, so memory stays bounded.
         """
         count = sum(src.count for src in sources)
+        for src in sources:
+            if count and (src.header.nx != self.box or src.header.ny != self.box):
+                raise StackError(f"{src.path}: box {src.header.nx}, the stack's is {self.box}")
+        return self._append_parts(sources, count, self._copy)
+
+    def _append_parts[T](
+        self, parts: Sequence[T], count: int, write_part: Callable[[int, T, int], int]
+    ) -> int:
+        """The write order of every append: ``count`` slices after the last one (each part by
+        ``write_part(fd, part, offset)``, which returns the offset after it), fsync, then one
+        header write; returns the 1-based position of the first slice."""
         first = self.nz + 1
         if count == 0:
             return first
-        for src in sources:
-            if src.header.nx != self.box or src.header.ny != self.box:
-                raise StackError(f"{src.path}: box {src.header.nx}, the stack's is {self.box}")
         offset = HEADER_BYTES + self.nz * self.slice_bytes
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            for src in sources:
-                offset = self._copy(fd, src, offset)
+            for part in parts:
+                offset = write_part(fd, part, offset)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -345,6 +335,10 @@ def _pwrite_all(fd: int, payload: memoryview, offset: int) -> int:
     while written < len(payload):
         written += os.pwrite(fd, payload[written:], offset + written)
     return offset + len(payload)
+
+
+def _write_array(fd: int, part: Float32Array, offset: int) -> int:
+    return _pwrite_all(fd, memoryview(np.ascontiguousarray(part)).cast("B"), offset)
 
 
 def _kernel_copy(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, length: int) -> bool:
