@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from live2d_tui.classify.prompts import MERGE2D_PROMPTS, REFINE2D_PROMPTS
+from live2d_tui.classify.prompts import MERGE2D_PROMPTS, REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.classify.protocol import (
     Merge2dRequest,
     Refine2dRequest,
@@ -89,3 +89,13 @@ def ok(result: subprocess.CompletedProcess[str], termination: str) -> None:
     """Assert success as the runner judges it: rc 0 and the termination line."""
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert termination in result.stdout, result.stdout[-2000:]
+
+
+def refine_ok(
+    stack: Path, star: Path, *, classes: str = "/dev/null", **changes: object
+) -> subprocess.CompletedProcess[str]:
+    """Run refine2d on :func:`request` ``(stack, star, classes=..., **changes)`` and assert that
+    it succeeded (:func:`ok`); returns the finished process."""
+    result = run_program("refine2d", refine_lines(request(stack, star, classes=classes, **changes)))
+    ok(result, REFINE2D_TERMINATION)
+    return result

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from live2d_tui.classify.prompts import MERGE2D_TERMINATION, REFINE2D_TERMINATION
+from live2d_tui.classify.prompts import MERGE2D_TERMINATION
 from live2d_tui.ctf import ctf_2d
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.search import ClassSearch, SearchParams
 from live2d_tui.imaging import fourier_shift
 
-from .helpers import ok, refine_lines, request, run_program
+from .helpers import ok, refine_ok, run_program
 from .synth import make_set, make_views
 
 
@@ -112,39 +112,23 @@ def test_ctf_corrected_average_is_protein_white(tmp_path: Path, invert: bool) ->
             mrc.set_data(black.astype(np.float32))
     classes = tmp_path / "c0.mrc"
     common = {"invert": invert, "pixel_size": 3.0, "mask_radius": 40.0}
-    ok(
-        run_program(
-            "refine2d",
-            refine_lines(
-                request(
-                    stack,
-                    data.star,
-                    class_number=1,
-                    output_classes=str(classes),
-                    high_res=30.0,
-                    **common,
-                )
-            ),
-        ),
-        REFINE2D_TERMINATION,
+    refine_ok(
+        stack,
+        data.star,
+        class_number=1,
+        output_classes=str(classes),
+        high_res=30.0,
+        **common,
     )
     for cycle, high in enumerate((20.0, 12.0, 8.0), start=1):
         out = tmp_path / f"c{cycle}.mrc"
-        ok(
-            run_program(
-                "refine2d",
-                refine_lines(
-                    request(
-                        stack,
-                        data.star,
-                        classes=str(classes),
-                        output_classes=str(out),
-                        high_res=high,
-                        **common,
-                    )
-                ),
-            ),
-            REFINE2D_TERMINATION,
+        refine_ok(
+            stack,
+            data.star,
+            classes=str(classes),
+            output_classes=str(out),
+            high_res=high,
+            **common,
         )
         classes = out
     with mrcfile.open(classes) as mrc:
@@ -156,51 +140,25 @@ def test_ctf_corrected_average_is_protein_white(tmp_path: Path, invert: bool) ->
 def test_two_dumps_merged_equal_one_process(tmp_path: Path) -> None:
     data = make_set(tmp_path, n_particles=120, box=32, n_views=2, snr=0.5, seed=5)
     seed = tmp_path / "seed.mrc"
-    ok(
-        run_program(
-            "refine2d",
-            refine_lines(
-                request(
-                    data.stack, data.star, class_number=2, output_classes=str(seed), high_res=30.0
-                )
-            ),
-        ),
-        REFINE2D_TERMINATION,
-    )
+    refine_ok(data.stack, data.star, class_number=2, output_classes=str(seed), high_res=30.0)
     single = tmp_path / "single.mrc"
-    ok(
-        run_program(
-            "refine2d",
-            refine_lines(
-                request(
-                    data.stack,
-                    data.star,
-                    classes=str(seed),
-                    output_classes=str(single),
-                    high_res=12.0,
-                )
-            ),
-        ),
-        REFINE2D_TERMINATION,
+    refine_ok(
+        data.stack,
+        data.star,
+        classes=str(seed),
+        output_classes=str(single),
+        high_res=12.0,
     )
     for job, (first, last) in enumerate(((1, 50), (51, 120)), start=1):
-        ok(
-            run_program(
-                "refine2d",
-                refine_lines(
-                    request(
-                        data.stack,
-                        data.star,
-                        classes=str(seed),
-                        first_particle=first,
-                        last_particle=last,
-                        high_res=12.0,
-                        dump=True,
-                        dump_file=str(tmp_path / f"dump_{job}.dat"),
-                    )
-                ),
-            ),
-            REFINE2D_TERMINATION,
+        refine_ok(
+            data.stack,
+            data.star,
+            classes=str(seed),
+            first_particle=first,
+            last_particle=last,
+            high_res=12.0,
+            dump=True,
+            dump_file=str(tmp_path / f"dump_{job}.dat"),
         )
     merged = tmp_path / "merged.mrc"
     result = run_program("merge2d", [str(merged), str(tmp_path / "dump_.dat"), "2"])

@@ -22,7 +22,7 @@ from live2d_tui.dataset.cistem_star import COLUMNS, read_star
 from live2d_tui.engine.answers import ProgramExit, read_answers
 from live2d_tui.engine.progress import ProgressBar
 
-from .helpers import merge_lines, ok, refine_lines, request, run_program
+from .helpers import merge_lines, ok, refine_lines, refine_ok, request, run_program
 from .synth import SynthSet, make_set
 
 
@@ -62,17 +62,7 @@ def test_random_start_writes_k_classes_and_no_star(small: SynthSet, tmp_path: Pa
 
 def test_refinement_outputs_star_rows_in_range_and_classes(small: SynthSet, tmp_path: Path) -> None:
     seed = tmp_path / "seed.mrc"
-    ok(
-        run_program(
-            "refine2d",
-            refine_lines(
-                request(
-                    small.stack, small.star, class_number=3, output_classes=str(seed), high_res=40.0
-                )
-            ),
-        ),
-        REFINE2D_TERMINATION,
-    )
+    refine_ok(small.stack, small.star, class_number=3, output_classes=str(seed), high_res=40.0)
     out_star, out_mrc = tmp_path / "c1.star", tmp_path / "c1.mrc"
     lines = refine_lines(
         request(
@@ -111,17 +101,7 @@ def test_dump_mode_writes_dump_not_classes_and_merge_reads_it(
     small: SynthSet, tmp_path: Path
 ) -> None:
     seed = tmp_path / "seed.mrc"
-    ok(
-        run_program(
-            "refine2d",
-            refine_lines(
-                request(
-                    small.stack, small.star, class_number=2, output_classes=str(seed), high_res=40.0
-                )
-            ),
-        ),
-        REFINE2D_TERMINATION,
-    )
+    refine_ok(small.stack, small.star, class_number=2, output_classes=str(seed), high_res=40.0)
     classes = tmp_path / "never.mrc"
     for job, (first, last) in enumerate(((1, 30), (31, 60)), start=1):
         result = run_program(
@@ -163,33 +143,15 @@ def test_dump_mode_writes_dump_not_classes_and_merge_reads_it(
 
 def test_merge_refuses_incompatible_dumps(small: SynthSet, tmp_path: Path) -> None:
     seed = tmp_path / "seed.mrc"
-    ok(
-        run_program(
-            "refine2d",
-            refine_lines(
-                request(
-                    small.stack, small.star, class_number=2, output_classes=str(seed), high_res=40.0
-                )
-            ),
-        ),
-        REFINE2D_TERMINATION,
-    )
+    refine_ok(small.stack, small.star, class_number=2, output_classes=str(seed), high_res=40.0)
     for job, high in ((1, 20.0), (2, 12.0)):  # different binned boxes
-        ok(
-            run_program(
-                "refine2d",
-                refine_lines(
-                    request(
-                        small.stack,
-                        small.star,
-                        classes=str(seed),
-                        high_res=high,
-                        dump=True,
-                        dump_file=str(tmp_path / f"d_{job}.dat"),
-                    )
-                ),
-            ),
-            REFINE2D_TERMINATION,
+        refine_ok(
+            small.stack,
+            small.star,
+            classes=str(seed),
+            high_res=high,
+            dump=True,
+            dump_file=str(tmp_path / f"d_{job}.dat"),
         )
     result = run_program("merge2d", [str(tmp_path / "m.mrc"), str(tmp_path / "d_.dat"), "2"])
     assert result.returncode == 255
@@ -277,9 +239,8 @@ def test_blank_edge_images_are_excluded_with_negative_class(tmp_path: Path) -> N
         images[:5, :, :6] = 0.0  # cut off at a micrograph edge
         mrc.set_data(images)
     seed = tmp_path / "seed.mrc"
-    ok(run_program("refine2d", refine_lines(request(
-        data.stack, data.star, class_number=2, output_classes=str(seed), high_res=40.0))),
-        REFINE2D_TERMINATION)  # fmt: skip
+    refine_ok(
+        data.stack, data.star, class_number=2, output_classes=str(seed), high_res=40.0)  # fmt: skip
     out_star = tmp_path / "out.star"
     result = run_program("refine2d", refine_lines(request(
         data.stack, data.star, classes=str(seed), output_star=str(out_star),
@@ -299,9 +260,8 @@ def test_star_without_voltage_fails_nonzero(small: SynthSet, tmp_path: Path) -> 
     star = tmp_path / "novolt.star"
     write_star(star, rows)
     seed = tmp_path / "seed.mrc"
-    ok(run_program("refine2d", refine_lines(request(
-        small.stack, star, class_number=2, output_classes=str(seed), high_res=40.0))),
-        REFINE2D_TERMINATION)  # fmt: skip
+    refine_ok(
+        small.stack, star, class_number=2, output_classes=str(seed), high_res=40.0)  # fmt: skip
     result = run_program("refine2d", refine_lines(request(small.stack, star, classes=str(seed))))
     assert result.returncode == 255
     assert "voltage" in result.stdout and REFINE2D_TERMINATION not in result.stdout
