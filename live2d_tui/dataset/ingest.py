@@ -89,11 +89,14 @@ class Dataset:
         self._log = log
         self._poll_lock = threading.Lock()
         try:
+            # Warp's table is copied to a local scratch file and parsed from there: into the
+            # output folder, unless that is on a share too (then the system's temp folder).
+            local = not is_network_filesystem(self.output_folder)
             self._warp = WarpSource(
                 self.warp_folder,
                 self.source.value,
                 settle_seconds=settle_seconds,
-                scratch_folder=self.output_folder,
+                scratch_folder=self.output_folder if local else None,
             )
         except WarpFileError as exc:
             raise IngestError(str(exc)) from None
