@@ -43,9 +43,13 @@ class EnginePrograms:
     merge2d: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        """One line for logs and the UI, e.g. ``cistem: /opt/cistem/refine2d + merge2d``."""
-        name = "built-in engine" if self.kind is EngineKind.BUILTIN else "cisTEM"
-        return f"{name}: {' '.join(self.refine2d)} + {' '.join(self.merge2d)}"
+        """One short line for logs and the UI: ``built-in (live2d-refine2d + live2d-merge2d)`` or
+        ``cisTEM /opt/cistem/bin/refine2d + merge2d`` (merge2d's folder only when it differs)."""
+        if self.kind is EngineKind.BUILTIN:
+            return f"built-in ({BUILTIN_REFINE2D} + {BUILTIN_MERGE2D})"
+        refine, merge = Path(self.refine2d[-1]), Path(self.merge2d[-1])
+        shown = merge.name if merge.parent == refine.parent else str(merge)
+        return f"cisTEM {refine} + {shown}"
 
 
 def _is_builtin_name(path: str) -> bool:
