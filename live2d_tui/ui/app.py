@@ -22,6 +22,7 @@ from typing import ClassVar
 from textual import events, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, TabbedContent
@@ -172,7 +173,10 @@ class Live2DApp(App[None]):
         if not self._main.is_attached or self._exit_requested:
             return  # shutting down: the widgets are going away
         event = message.event
-        output = self._main.query_one(JobOutput)
+        try:
+            output = self._main.query_one(JobOutput)
+        except NoMatches:
+            return  # the app is closing and its widgets are already gone
         if isinstance(event, CycleStarted):
             output.cycle_started(event)
         elif isinstance(event, CycleProgress):
@@ -199,9 +203,14 @@ class Live2DApp(App[None]):
             return None
         snap = self.supervisor.snapshot()
         self.snapshot = snap
-        self._main.query_one(SessionPanel).show(snap)
-        self._main.query_one(JobBar).set_status(snap.status)
-        form = self._main.query_one(SettingsForm)
+        try:
+            panel = self._main.query_one(SessionPanel)
+            job_bar = self._main.query_one(JobBar)
+            form = self._main.query_one(SettingsForm)
+        except NoMatches:
+            return None  # the app is closing and its widgets are already gone
+        panel.show(snap)
+        job_bar.set_status(snap.status)
         if snap.settings != self._loaded_settings:
             self._loaded_settings = snap.settings
             form.load(snap.settings)
