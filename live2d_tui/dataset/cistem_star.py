@@ -16,7 +16,7 @@ Rules the format forces on us (§5.2-5.3):
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,34 +135,14 @@ def write_star(path: Path, rows: StarRows, comments: Sequence[str] = ()) -> None
 def append_rows(path: Path, rows: StarRows) -> None:
     """Append rows to an existing star file and fsync it (no blank line is ever written).
 
-    A torn tail left by a crash (a last line without its newline) must be repaired by the caller
-    before appending; :func:`truncate_torn_tail` does that.
+    A torn tail left by a crash must be cut back by the caller before appending (the dataset
+    does it from its ledger on open).
     """
     text = format_rows(rows)
     if not text:
         return
     with open(path, "a", encoding="utf-8") as handle:
         handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def truncate_torn_tail(path: Path) -> None:
-    """Cut a last line that has no final newline (a crash in the middle of an append)."""
-    with open(path, "rb+") as handle:
-        handle.seek(0, os.SEEK_END)
-        size = handle.tell()
-        if size == 0:
-            return
-        handle.seek(size - 1)
-        if handle.read(1) == b"\n":
-            return
-        block = min(size, 1 << 16)
-        handle.seek(size - block)
-        tail = handle.read(block)
-        cut = tail.rfind(b"\n")
-        new_size = size - block + cut + 1 if cut >= 0 else 0
-        handle.truncate(new_size)
         handle.flush()
         os.fsync(handle.fileno())
 
@@ -239,17 +219,3 @@ def read_star(path: Path) -> StarRows:
     except UnicodeDecodeError as exc:
         raise CistemStarError(f"{path}: not a text star file ({exc})") from None
     return parse_star_text(text, str(path))
-
-
-def data_lines(text: str) -> Iterable[str]:
-    """The data rows of a star text (no header, comment or blank lines), for joining stars."""
-    in_loop = False
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not in_loop:
-            if "loop_" in stripped:
-                in_loop = True
-            continue
-        if not stripped or stripped.startswith(("#", ";", "_")):
-            continue
-        yield stripped
