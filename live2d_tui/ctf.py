@@ -21,10 +21,10 @@ import numpy.typing as npt
 FloatArray = npt.NDArray[np.float64]
 
 
-def electron_wavelength(voltage_kv: float) -> float:
-    """Relativistic electron wavelength in Å (0.019687 Å at 300 kV)."""
-    volts = voltage_kv * 1e3
-    return float(12.2643247 / np.sqrt(volts * (1.0 + 0.978466e-6 * volts)))
+def electron_wavelength(voltage_kv: npt.ArrayLike) -> FloatArray:
+    """Relativistic electron wavelength in Å (0.019687 Å at 300 kV); broadcasts over arrays."""
+    volts = np.asarray(voltage_kv, dtype=np.float64) * 1e3
+    return 12.2643247 / np.sqrt(volts * (1.0 + 0.978466e-6 * volts))
 
 
 def frequency_grid(
@@ -71,9 +71,7 @@ def ctf_2d(
         return arr.reshape(shape) if batched and arr.ndim > 0 else arr
 
     u, v, theta = col(du), col(defocus_v), np.deg2rad(col(defocus_angle_deg))
-    volt = np.asarray(voltage_kv, dtype=np.float64)
-    lam = 12.2643247 / np.sqrt(volt * 1e3 * (1.0 + 0.978466e-6 * volt * 1e3))
-    lam = col(lam)
+    lam = col(electron_wavelength(voltage_kv))
     cs = col(cs_mm) * 1e7
     q0 = np.clip(col(amplitude_contrast), 0.0, 0.999)
     phi = np.deg2rad(col(phase_shift_deg))
