@@ -6,9 +6,12 @@ Lifecycles are named once, as Enums with a docstring under each member.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+_log = logging.getLogger(__name__)
 
 
 class SessionStatus(StrEnum):
@@ -191,6 +194,4 @@ class EventBus:
             try:
                 callback(event)
             except Exception:  # a broken view must not break the core
-                import logging
-
-                logging.getLogger(__name__).exception("event subscriber failed")
+                _log.exception("event subscriber failed")
