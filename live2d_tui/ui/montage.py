@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from live2d_tui.dataset.stack import StackError, read_header, read_slices
+
 GUTTER_PX = 2
 """Dark pixels between tiles (1–2 px keeps tiles apart without wasting area)."""
 
@@ -40,31 +42,19 @@ EMPTY_MARK = 90
 """Grey levels of an empty class's tile: dark with a diagonal cross."""
 
 
-_MRC_MODES: dict[int, str] = {0: "i1", 1: "i2", 2: "f4", 6: "u2", 12: "f2"}
-"""MRC data modes a class stack may use → numpy type codes (byte order added from the header)."""
-
-
 def load_class_stack(path: Path) -> np.ndarray:
     """Read a class-average stack (``cycle_<N>.mrc``) as float32 ``(K, ny, nx)``.
 
-    A small direct reader (1024-byte header, extended header skipped, data memory-mapped)
-    instead of mrcfile: it reads only the bytes it needs and does not trip mrcfile's
-    NumPy-2.5 deprecation warnings.
+    Uses the project's MRC reader (:mod:`live2d_tui.dataset.stack`): header checks and plain
+    reads (no mmap, which is unsafe when the output folder is on a network share).
+
+    Raises:
+        ValueError: not a complete little-endian MRC of a supported mode, or no slices.
     """
-    with path.open("rb") as fh:
-        header = fh.read(1024)
-    if len(header) < 1024:
-        raise ValueError(f"{path}: not an MRC file (header too short)")
-    stamp = header[212]
-    order = ">" if stamp == 0x11 else "<"
-    words = np.frombuffer(header[:96], dtype=f"{order}i4")
-    nx, ny, nz, mode = (int(v) for v in words[:4])
-    extended = int(words[23])
-    if mode not in _MRC_MODES or min(nx, ny, nz) < 1:
-        raise ValueError(f"{path}: unsupported MRC (mode {mode}, size {nx}×{ny}×{nz})")
-    dtype = np.dtype(order + _MRC_MODES[mode])
-    data = np.memmap(path, dtype=dtype, mode="r", offset=1024 + extended, shape=(nz, ny, nx))
-    return np.array(data, dtype=np.float32)
+    header = read_header(path)
+    if header.nz < 1:
+        raise StackError(f"{path}: the class stack holds no slices")
+    return read_slices(path, header, np.arange(1, header.nz + 1, dtype=np.int64))
 
 
 def empty_classes(stack: np.ndarray, counts: Sequence[int] | None) -> frozenset[int]:
