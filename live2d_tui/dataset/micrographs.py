@@ -19,7 +19,7 @@ from pathlib import Path
 from live2d_tui.dataset.stack import MrcHeader, StackError, read_header
 from live2d_tui.warp.movie import MovieInfo
 from live2d_tui.warp.settings import WarpSettings
-from live2d_tui.warp.snapshot import Signature, StabilityTracker, file_signature
+from live2d_tui.warp.snapshot import Signature, StabilityTracker
 from live2d_tui.warp.star import VALUE_INDEX, MicrographRows
 
 PIXEL_TOLERANCE = 1e-3
@@ -153,8 +153,3 @@ def micrograph_params(
     else:
         invert, normalize = True, True
     return Params(header.nx, pixel, invert, normalize)
-
-
-def stat_stack(path: Path) -> Signature | None:
-    """Signature of a stack (None if missing)."""
-    return file_signature(path)

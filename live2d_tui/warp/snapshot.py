@@ -66,10 +66,6 @@ class StabilityTracker:
             return False
         return now - previous[1] >= self.min_interval
 
-    def forget(self, key: str) -> None:
-        """Drop what is known about ``key``."""
-        self._seen.pop(key, None)
-
 
 @dataclass(slots=True)
 class SnapshotResult[T]:
@@ -144,11 +140,6 @@ class StableSnapshot[T]:
         if file_signature(self.path) != signature or len(data) != signature[0]:
             raise _Changed
         return self._parse(data, str(self.path))
-
-    def reset(self) -> None:
-        """Forget the accepted signature so the next stable read is accepted again."""
-        self._accepted = None
-        self._rejected = None
 
 
 class _Changed(Exception):

@@ -114,11 +114,6 @@ class WarpSource:
         """The latest valid ``previous.settings``."""
         return self._settings.value
 
-    @property
-    def table_path(self) -> Path:
-        """The particle table being followed."""
-        return self._table.path
-
     def poll(self) -> SourcePoll:
         """Look at settings and table once; accept them if stable, complete and new."""
         out = SourcePoll()
