@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.dumpfile import ClassSums
+from live2d_tui.imaging import soft_circular_mask
 
 MASK_FALLOFF = 20.0
 """Width of the mask's cosine edge (Å), fixed as in cisTEM."""
@@ -32,7 +33,7 @@ def class_averages(data: ClassSums) -> npt.NDArray[np.float32]:
     weights = nm.half_weights(nb)
     count = rings.max() + 1
     out = np.zeros((data.n_classes, n, n), dtype=np.float32)
-    mask = nm.soft_mask(n, data.mask_radius / data.pixel_size, MASK_FALLOFF / data.pixel_size)
+    mask = soft_circular_mask(n, data.mask_radius / data.pixel_size, MASK_FALLOFF / data.pixel_size)
     for k in range(data.n_classes):
         s, c = data.sums[k], data.ctf2[k]
         if data.class_weight[k] <= 0 or not np.any(c > 0):

@@ -226,15 +226,3 @@ def rotate_half_spectra(spectra: AnyArray, angles_deg: AnyArray) -> C64:
     rotated = rotate_images_fft(images, angles_deg)
     out: C64 = crop_half(np.fft.rfft2(rotated), n).astype(np.complex64)
     return out
-
-
-def soft_mask(n: int, radius: float, falloff: float) -> F64:
-    """1 inside ``radius`` px of (n//2, n//2), a cosine edge to 0 over ``falloff`` px."""
-    y, x = np.indices((n, n), dtype=np.float64)
-    r = np.hypot(x - n // 2, y - n // 2)
-    mask = np.ones((n, n))
-    falloff = max(falloff, 1e-6)
-    edge = (r > radius) & (r < radius + falloff)
-    mask[edge] = 0.5 * (1.0 + np.cos(np.pi * (r[edge] - radius) / falloff))
-    mask[r >= radius + falloff] = 0.0
-    return mask

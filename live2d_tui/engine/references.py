@@ -18,9 +18,8 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from live2d_tui.engine import numerics as nm
-from live2d_tui.imaging import fourier_shift
-
-MASK_FALLOFF = 20.0
+from live2d_tui.engine.averages import MASK_FALLOFF
+from live2d_tui.imaging import fourier_shift, soft_circular_mask
 
 
 def _lowpass(image: npt.NDArray[np.float64], pixel: float, high: float) -> npt.NDArray[np.float64]:
@@ -76,7 +75,7 @@ def prepare_references(
 ) -> npt.NDArray[np.float32]:
     """References ready for the search, (K, N, N) float32."""
     n = references.shape[-1]
-    mask = nm.soft_mask(n, mask_radius / pixel, MASK_FALLOFF / pixel)
+    mask = soft_circular_mask(n, mask_radius / pixel, MASK_FALLOFF / pixel)
     out = np.zeros_like(references, dtype=np.float32)
     for k, ref in enumerate(references):
         image = ref.astype(np.float64)

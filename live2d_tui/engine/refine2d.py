@@ -42,7 +42,7 @@ from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.classify.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
 from live2d_tui.engine import numerics as nm
-from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
+from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
 from live2d_tui.engine.particles import (
     EngineError,
@@ -57,6 +57,7 @@ from live2d_tui.engine.program import run_program
 from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.engine.references import prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
+from live2d_tui.imaging import soft_circular_mask
 
 VERSION = "1.02"
 PRIOR_PSEUDO_COUNT = 0.01
@@ -144,7 +145,7 @@ def random_start(
         bar.update(line)
     bar.finish()
     nb = nm.binned_box(box, s.pixel_size, s.high_res)
-    mask = nm.soft_mask(box, s.mask_radius / s.pixel_size, 20.0 / s.pixel_size)
+    mask = soft_circular_mask(box, s.mask_radius / s.pixel_size, MASK_FALLOFF / s.pixel_size)
     classes = np.zeros((k, box, box), dtype=np.float32)
     for cls in range(k):
         if counts[cls] == 0:
