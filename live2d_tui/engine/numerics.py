@@ -127,14 +127,6 @@ def rotate_image(image: AnyArray, angle_deg: float, *, order: int = 3) -> F64:
     return out
 
 
-def rotate_images(images: AnyArray, angles_deg: AnyArray, *, order: int = 3) -> F64:
-    """Rotate each image of a (B, N, N) stack by its own angle (see :func:`rotate_image`)."""
-    angles = np.broadcast_to(np.asarray(angles_deg, dtype=np.float64), (len(images),))
-    return np.stack(
-        [rotate_image(img, float(a), order=order) for img, a in zip(images, angles, strict=True)]
-    )
-
-
 def half_to_centered(values: AnyArray, n: int) -> F64:
     """Full-plane, fftshifted array (centre n//2) of a real, Hermitian-even half-plane function."""
     full = np.zeros((n, n))
