@@ -40,13 +40,13 @@ from live2d_tui.dataset.stack import SliceSource, StackError
 from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
 from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
-from live2d_tui.warp.settings import WarpSettings, read_warp_settings
+from live2d_tui.warp.settings import WarpSettings
 from live2d_tui.warp.snapshot import StabilityTracker, file_signature
 from live2d_tui.warp.source import WarpSource
 from live2d_tui.warp.star import MicrographRows, WarpTable
 from live2d_tui.warp.xmlutil import WarpFileError
 
-__all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource", "read_warp_settings"]
+__all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource"]
 
 DEFER_LOG_SECONDS = 60.0
 """A micrograph deferred this long is named in the log (once)."""
