@@ -183,7 +183,8 @@ class Live2DApp(App[None]):
             output.cycle_progress(event)
             return  # frequent: nothing else on screen depends on it
         elif isinstance(event, CycleFinished):
-            self._cycles_changed()
+            self._cycles_changed()  # refreshes the snapshot itself
+            return
         elif isinstance(event, JobFinished):
             output.job_ended()
             if self._quit_after_cycle:
@@ -226,9 +227,8 @@ class Live2DApp(App[None]):
         self._logtail = LogTail(self.supervisor.output_folder / "live2d.log")
         self._main.query_one(JobOutput).add_lines([], reset=True)
         self._loaded_settings = None
-        self._refresh_snapshot()
         self._poll_log()
-        self._cycles_changed()
+        self._cycles_changed()  # refreshes the snapshot first
 
     def _show_waiting(self, snap: SupervisorSnapshot) -> None:
         threshold = (
