@@ -89,13 +89,15 @@ def _comments(s: Refine2dRequest) -> list[str]:
     return [c for c in lines if "data_" not in c and "loop_" not in c]
 
 
-def _select_rows(s: Refine2dRequest, rows: StarRows, n_images: int) -> tuple[StarRows, int, int]:
+def _select_rows(s: Refine2dRequest, rows: StarRows, n_images: int) -> StarRows:
+    """The star rows whose stack positions are in [first particle, last particle] (#7, #8)."""
     first = s.first_particle if s.first_particle > 0 else 1
     last = s.last_particle if 0 < s.last_particle <= n_images else n_images
     if last < first:
         raise EngineError(f"last particle ({last}) is before the first ({first})")
     inside = (rows["position"] >= first) & (rows["position"] <= last)
-    return rows[inside].copy(), first, last
+    selected: StarRows = rows[inside].copy()
+    return selected
 
 
 def class_prior(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
@@ -297,7 +299,7 @@ def run(s: Refine2dRequest, out: TextIO) -> None:
     rng = make_rng()
     star = read_star(Path(s.input_star))
     stack = open_stack(s.input_stack)
-    rows, _first, _last = _select_rows(s, star, stack.shape[0])
+    rows = _select_rows(s, star, stack.shape[0])
     shifts = np.stack([rows["x_shift"], rows["y_shift"]]) if len(rows) else np.zeros((2, 1))
     out.write(
         f"\nShift averages x, y = {shifts[0].mean():.4f}, {shifts[1].mean():.4f}, shift std x, "
