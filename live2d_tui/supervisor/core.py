@@ -186,10 +186,7 @@ class Supervisor(IngestTriggerLoops):
             await self._set_automatic(False)
             await self._set_status(SessionStatus.STOPPED, "changing Warp folder")
             self._log(f"Changing Warp folder to {warp}")
-        try:
-            await self._open(warp, out, resume=False, reguess=True, previous=old)
-        except SupervisorError:
-            raise
+        await self._open(warp, out, resume=False, reguess=True, previous=old)
         self._warp_folder, self._output_folder = warp, out
 
     async def force_reimport(self) -> None:
