@@ -81,7 +81,7 @@ def remove_partial_outputs(folder: Path, completed: set[int]) -> list[str]:
         return removed
     for entry in entries:
         match = _CYCLE_FILE.match(entry.name)
-        partial = bool(match) and int(match.group(1)) not in completed if match else False
+        partial = match is not None and int(match.group(1)) not in completed
         if (partial or _TEMP_FILE.match(entry.name)) and entry.is_file():
             with contextlib.suppress(OSError):
                 entry.unlink()
