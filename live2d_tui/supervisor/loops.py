@@ -17,7 +17,11 @@ from live2d_tui.events import IngestCounts, SessionStatus
 from live2d_tui.supervisor.jobloop import JobLoop
 from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.model import SupervisorError
-from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, check_trigger
+from live2d_tui.supervisor.triggers import (
+    MAX_CONSECUTIVE_FAILURES,
+    TriggerCheck,
+    check_trigger,
+)
 
 PENDING_RECHECK_SECONDS = 1.1
 """Next look when Warp's files are still settling (stability needs two looks ≥ 1 s apart)."""
@@ -91,10 +95,11 @@ class IngestTriggerLoops(JobLoop):
         self._trigger_wake.set()
         return report
 
-    def _publish_counts(self) -> None:
+    def _publish_counts(self) -> TriggerCheck | None:
+        """Publish the ingest counts (when they changed); return the trigger check they hold."""
         report = self._report
         if report is None or self._session is None:
-            return
+            return None
         check = check_trigger(
             self._session.state.settings,
             active=report.particles_active,
@@ -116,6 +121,7 @@ class IngestTriggerLoops(JobLoop):
         if counts != self._counts:
             self._counts = counts
             self.bus.publish(counts)
+        return check
 
     def _update_next_trigger(self, check_text: str) -> None:
         state = self.session.state
@@ -151,7 +157,7 @@ class IngestTriggerLoops(JobLoop):
         if session is None or self.job_running or self._closing:
             return
         state = session.state
-        self._publish_counts()
+        check = self._publish_counts()
         if not state.automatic or self._status is SessionStatus.FAILED:
             return
         if state.job is not None:
@@ -159,17 +165,7 @@ class IngestTriggerLoops(JobLoop):
             if self._retry_at is None or self._loop.time() >= self._retry_at:
                 self._launch(state.job)
             return
-        report = self._report
-        if report is None:
-            return
-        check = check_trigger(
-            state.settings,
-            active=report.particles_active,
-            stack_rows=report.particles_total,
-            generation=self._generation,
-            last_cycle=state.last_cycle,
-        )
-        if check.ready:
+        if check is not None and check.ready:
             self._log(
                 f"Starting an automatic job: {check.particles_new:,} particles ≥ "
                 f"{check.threshold:,}"
