@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -186,8 +186,6 @@ class CombinedStack:
         self.nz = 0
         self._raw = bytearray()
         self._out = np.zeros(0, dtype=np.float32)
-        self.kernel_copies = 0
-        """Sources copied by ``copy_file_range`` (no trip through user space)."""
 
     @classmethod
     def create(cls, path: Path, box: int, pixel_size: float) -> CombinedStack:
@@ -227,47 +225,27 @@ class CombinedStack:
         self._write_header(committed_nz)
         return True
 
-    def append(self, data: Float32Array | Sequence[Float32Array]) -> int:
-        """Append slices (N, box, box) float32 — one array, or several written back to back —
-        and return the 1-based position of the first.
-
-        Data first, fsync, then one header write and fsync. Nothing existing is touched.
-        """
-        parts = [data] if isinstance(data, np.ndarray) else list(data)
-        for part in parts:
-            if part.ndim != 3 or part.shape[1:] != (self.box, self.box):
-                raise ValueError(f"append expects (N, {self.box}, {self.box}), got {part.shape}")
-            if part.dtype != np.float32:
-                raise ValueError(f"append expects float32, got {part.dtype}")
-        return self._append_parts(parts, sum(p.shape[0] for p in parts), _write_array)
-
     def append_from(self, sources: Sequence[SliceSource]) -> int:
         """Append the slices of several Warp stacks, converted to float32 protein white; returns
-        the 1-based position of the first. Same write order as :meth:`append`.
+        the 1-based position of the first.
 
-        A float32 stack that needs no flip is copied by the kernel (``copy_file_range``, like
-        ``cp``); anything else streams through one reusable buffer, so memory stays bounded.
+        Data first (after the last slice; nothing existing is touched), fsync, then one header
+        write and fsync. A float32 stack that needs no flip is copied by the kernel
+        (``copy_file_range``, like ``cp``); anything else streams through one reusable buffer,
+        so memory stays bounded.
         """
         count = sum(src.count for src in sources)
         for src in sources:
             if count and (src.header.nx != self.box or src.header.ny != self.box):
                 raise StackError(f"{src.path}: box {src.header.nx}, the stack's is {self.box}")
-        return self._append_parts(sources, count, self._copy)
-
-    def _append_parts[T](
-        self, parts: Sequence[T], count: int, write_part: Callable[[int, T, int], int]
-    ) -> int:
-        """The write order of every append: ``count`` slices after the last one (each part by
-        ``write_part(fd, part, offset)``, which returns the offset after it), fsync, then one
-        header write; returns the 1-based position of the first slice."""
         first = self.nz + 1
         if count == 0:
             return first
         offset = HEADER_BYTES + self.nz * self.slice_bytes
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            for part in parts:
-                offset = write_part(fd, part, offset)
+            for src in sources:
+                offset = self._copy(fd, src, offset)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -287,7 +265,6 @@ class CombinedStack:
                     handle.fileno(), fd, start, offset, src.count * header.slice_bytes
                 )
                 if copied:
-                    self.kernel_copies += 1
                     return offset + src.count * header.slice_bytes
             handle.seek(start)
             per_chunk = max(1, COPY_CHUNK_BYTES // self.slice_bytes)
@@ -335,10 +312,6 @@ def _pwrite_all(fd: int, payload: memoryview, offset: int) -> int:
     while written < len(payload):
         written += os.pwrite(fd, payload[written:], offset + written)
     return offset + len(payload)
-
-
-def _write_array(fd: int, part: Float32Array, offset: int) -> int:
-    return _pwrite_all(fd, memoryview(np.ascontiguousarray(part)).cast("B"), offset)
 
 
 def _kernel_copy(src_fd: int, dst_fd: int, src_offset: int, dst_offset: int, length: int) -> bool:
