@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.engine import numerics as nm
-from live2d_tui.imaging import fourier_crop
+from live2d_tui.imaging import fourier_crop, radius_grid
 
 NOISE_SAMPLE = 1000
 """Particles sampled (evenly over the whole star) for the noise power spectrum."""
@@ -57,9 +57,9 @@ class Preprocess:
 
     def outside(self) -> npt.NDArray[np.bool_]:
         """Pixels outside the particle mask (used for per-particle normalisation)."""
-        y, x = np.indices((self.box, self.box))
-        r = np.hypot(x - self.box // 2, y - self.box // 2)
-        out = r > min(self.mask_radius_px, 0.45 * self.box)
+        out: npt.NDArray[np.bool_] = radius_grid(self.box) > min(
+            self.mask_radius_px, 0.45 * self.box
+        )
         return out
 
     def apply(
