@@ -14,6 +14,7 @@ Invariants:
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -119,6 +120,7 @@ class Live2DApp(App[None]):
         self._cache: OrderedDict[int, GridData] = OrderedDict()
         self._unsubscribe: list[object] = []
         self._logtail: LogTail | None = None
+        self._log_lock = threading.Lock()
         self._loaded_settings: object = None
         self._quit_after_cycle = False
         self._exit_requested = False
@@ -294,11 +296,19 @@ class Live2DApp(App[None]):
         if self._logtail is not None:
             self._read_log(self._logtail)
 
-    @work(thread=True, exclusive=True, group="log", exit_on_error=False)
+    @work(thread=True, group="log", exit_on_error=False)
     def _read_log(self, tail: LogTail) -> None:
-        lines, reset = tail.read_new()
-        if (lines or reset) and not get_current_worker().is_cancelled:
-            self.call_from_thread(self._main.query_one(JobOutput).add_lines, lines, reset=reset)
+        # Not exclusive: cancelling a reader after read_new advanced the offset lost those lines
+        # (a burst of LogLine events did that). One reader at a time instead; a poll that finds
+        # one running skips, and the next poll (LOG_POLL_SECONDS) reads what it missed.
+        if not self._log_lock.acquire(blocking=False):
+            return
+        try:
+            lines, reset = tail.read_new()
+            if (lines or reset) and tail is self._logtail:
+                self.call_from_thread(self._main.query_one(JobOutput).add_lines, lines, reset=reset)
+        finally:
+            self._log_lock.release()
 
     # ------------------------------------------------------------------ job actions
 
