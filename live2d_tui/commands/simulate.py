@@ -1,6 +1,7 @@
 """``live2d simulate OUT``: write a simulated Warp session folder (with a ``truth/`` sidecar).
 
-Every :class:`~live2d_tui.simulate.options.SimulationOptions` field has one flag; hazards are off
+Every :class:`~live2d_tui.simulate.options.SimulationOptions` field but the microscope's
+(voltage, Cs, amplitude contrast, defocus range) has one flag; hazards are off
 unless switched on. In live mode (``--rate``) Ctrl-C ends the session after a final rewrite of
 the particle tables, as stopping Warp does.
 """
@@ -8,6 +9,7 @@ the particle tables, as stopping Warp does.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
@@ -95,38 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from_args(args: argparse.Namespace) -> SimulationOptions:
-    """Build the validated options from parsed arguments."""
-    return SimulationOptions(
-        micrographs=args.micrographs,
-        particles_per_micrograph=args.particles_per_micrograph,
-        box=args.box,
-        pixel_size=args.pixel_size,
-        bin_times=args.bin_times,
-        diameter=args.diameter,
-        snr=args.snr,
-        views=args.views,
-        view_jitter=args.view_jitter,
-        max_shift=args.max_shift,
-        bfactor=args.bfactor,
-        seed=args.seed,
-        phantom_seed=args.phantom_seed,
-        rate=args.rate,
-        model=args.model,
-        warp2=args.warp2,
-        processing_folder=args.processing_folder,
-        vanishing=args.vanishing,
-        unselect_later=args.unselect_later,
-        reprocess=args.reprocess,
-        late_stacks=args.late_stacks,
-        star_gap=args.star_gap,
-        torn_star=args.torn_star,
-        torn_settings=args.torn_settings,
-        change_box_at=args.change_box_at,
-        change_model_at=args.change_model_at,
-        change_binning_at=args.change_binning_at,
-        invert=args.invert,
-        phase_plate=args.phase_plate,
-    )
+    """Build the validated options from parsed arguments (each flag's dest is its field's name;
+    fields without a flag, such as the microscope's voltage, keep their defaults)."""
+    names = [f.name for f in dataclasses.fields(SimulationOptions) if hasattr(args, f.name)]
+    return SimulationOptions(**{name: getattr(args, name) for name in names})
 
 
 def run(args: argparse.Namespace) -> int:
