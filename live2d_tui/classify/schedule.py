@@ -75,11 +75,6 @@ class JobPlan:
         """Number of the job's first cycle."""
         return self.cycles[0].number
 
-    @property
-    def last_number(self) -> int:
-        """Number of the job's last cycle."""
-        return self.cycles[-1].number
-
 
 def startup_ramp(initial: float, final: float, count: int) -> list[float]:
     """High-resolution limits of ``count`` startup cycles, linear from ``initial`` to ``final``.
