@@ -36,10 +36,14 @@ async def wait_for_change(
 ) -> bool:
     """Return True when a watched file changed, False after ``heartbeat`` s or when ``stop`` is
     set (whichever comes first)."""
-    if force_polling:
-        paths = [p for p in targets.files if p.exists()]
-    else:
-        paths = [p for p in targets.folders if p.is_dir()]
+
+    def existing() -> list[Path]:
+        if force_polling:
+            return [p for p in targets.files if p.exists()]
+        return [p for p in targets.folders if p.is_dir()]
+
+    # A stat on a share that went away can block for long: keep it off the event loop.
+    paths = await asyncio.to_thread(existing)
     if not paths:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), heartbeat)
