@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
@@ -111,6 +110,8 @@ def rotate_image(image: AnyArray, angle_deg: float, *, order: int = 3) -> F64:
 
     Zero fill outside; ``order`` is the spline order (1 for spectra, 3 for images).
     """
+    from scipy import ndimage  # imported here: 0.2 s that merge2d and most calls never need
+
     ny, nx = image.shape
     cy, cx = ny // 2, nx // 2
     a = np.deg2rad(angle_deg)
@@ -149,10 +150,38 @@ def centered_to_half(full: AnyArray, n: int) -> F64:
     return out
 
 
+def rotate_bilinear(image: AnyArray, angle_deg: float) -> F64:
+    """:func:`rotate_image` with ``order=1`` in plain numpy (no scipy import in the hot path of a
+    short-lived process); zero where the source point lies outside the input grid, as
+    ``map_coordinates(mode="constant")``."""
+    ny, nx = image.shape
+    cy, cx = ny // 2, nx // 2
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    y, x = np.indices((ny, nx), dtype=np.float64)
+    y -= cy
+    x -= cx
+    xin = c * x - s * y + cx
+    yin = s * x + c * y + cy
+    x0 = np.floor(xin).astype(np.int64)
+    y0 = np.floor(yin).astype(np.int64)
+    fx = xin - x0
+    fy = yin - y0
+    src = np.asarray(image, dtype=np.float64)
+    out: F64 = np.zeros((ny, nx))
+    valid = (xin >= 0) & (xin <= nx - 1) & (yin >= 0) & (yin <= ny - 1)
+    for dy, dx, w in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx),
+                      (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):  # fmt: skip
+        yy, xx = y0 + dy, x0 + dx
+        inside = valid & (yy < ny) & (xx < nx)
+        out[inside] += w[inside] * src[yy[inside], xx[inside]]
+    return out
+
+
 def rotate_half_real(values: AnyArray, n: int, angle_deg: float) -> F64:
     """Rotate a real, even spectrum function (e.g. a CTF² sum) held on the half plane."""
     full = half_to_centered(values, n)
-    return centered_to_half(rotate_image(full, angle_deg, order=1), n)
+    return centered_to_half(rotate_bilinear(full, angle_deg), n)
 
 
 def _shear(images: AnyArray, factor: AnyArray, axis: int) -> AnyArray:

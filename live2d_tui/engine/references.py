@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy import ndimage
 
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF
@@ -47,6 +46,8 @@ def centre_of_mass_shift(
 
 def automask(image: npt.NDArray[np.float64], pixel: float, high: float) -> npt.NDArray[np.float64]:
     """A soft mask around the particle's connected density (see the module docstring)."""
+    from scipy import ndimage  # imported here: 0.2 s per process that only auto-masking needs
+
     n = image.shape[-1]
     smooth = _lowpass(image, pixel, high)
     peak = smooth.max()

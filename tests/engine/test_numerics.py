@@ -52,6 +52,14 @@ def test_crop_pad_keep_scale_and_rotation_matches_ndimage_centre() -> None:
     assert np.allclose(nm.rotate_image(odd, 30.0), ndimage.rotate(odd, 30.0, reshape=False))
 
 
+@pytest.mark.parametrize("n", [31, 32])
+@pytest.mark.parametrize("angle", [0.0, 13.0, 90.0, 200.5, -37.0])
+def test_numpy_bilinear_rotation_equals_scipy_order_1(n: int, angle: float) -> None:
+    image = np.random.default_rng(n).random((n, n))
+    expected = nm.rotate_image(image, angle, order=1)
+    assert np.allclose(nm.rotate_bilinear(image, angle), expected, atol=1e-12)
+
+
 @pytest.mark.parametrize(
     ("psi", "dx", "dy"), [(0.0, 0.0, 0.0), (37.0, 2.3, -1.6), (211.5, -3.4, 0.7), (300.0, 1.0, 4.2)]
 )
