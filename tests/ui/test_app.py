@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual.geometry import Region
 from textual.widgets import Button, Input, Log, OptionList, Select, TabbedContent
 from ui_helpers import copy_session, make_app, wait_until
 
@@ -95,6 +96,42 @@ async def test_cursor_moves_without_resending_images(session_copy: Path) -> None
         # ctrl+l re-sends the images: new widgets
         await pilot.press("ctrl+l")
         await wait_until(pilot, lambda: grid.image_generation > generation)
+
+
+async def test_cursor_move_repaints_only_the_changed_label_rows(session_copy: Path) -> None:
+    # What a cursor move sends to the terminal: the screen regions repainted must be the label
+    # rows it changes, never image cells (for Sixel/TGP that would re-send the images; half-cell
+    # images are most of the screen's cells) and not the rows it left alone.
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        grid = app.query_one(ClassGrid)
+        grid.focus()
+        await pilot.pause()
+        labels = list(app.query(".grid-label"))
+        assert len(labels) >= 2  # needs a row the cursor does not touch
+        compositor = app.screen._compositor
+        repainted: list[Region] = []
+        render_partial_update = compositor.render_partial_update
+
+        def spy() -> object:
+            repainted.extend(compositor._dirty_regions)
+            return render_partial_update()
+
+        compositor.render_partial_update = spy  # type: ignore[method-assign]
+        columns = grid._geometry.columns if grid._geometry else 1
+        await pilot.press("right")
+        await pilot.pause()
+        assert grid.selected == 1
+        assert repainted and Region.from_union(repainted) == labels[0].region
+        repainted.clear()
+        await pilot.press("down")  # to the second row: both rows change, nothing else
+        await pilot.pause()
+        assert grid.cursor == 1 + columns
+        assert Region.from_union(repainted) == labels[0].region.union(labels[1].region)
+        assert not any(
+            r.overlaps(strip.region) for r in repainted for strip in app.query(".grid-strip")
+        )
 
 
 async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:

@@ -149,9 +149,11 @@ class ClassGrid(Widget, can_focus=True):
         Binding("o", "toggle_sort", "Sort", id="grid.sort"),
     ]
 
-    cursor: reactive[int] = reactive(0, init=False)
+    # repaint=False: a change repaints only the label rows it touches (a repaint of the whole
+    # grid would repaint the image strips too, which re-sends Sixel/TGP images)
+    cursor: reactive[int] = reactive(0, init=False, repaint=False)
     """Position of the selected class in the display order."""
-    by_count: reactive[bool] = reactive(False, init=False)
+    by_count: reactive[bool] = reactive(False, init=False, repaint=False)
     """Sort by member count (largest first) instead of class number."""
 
     class Opened(Message):
@@ -301,7 +303,8 @@ class ClassGrid(Widget, can_focus=True):
         elif self._geometry is not None:
             self._schedule_mount(self._strips, self._geometry)
 
-    def _update_labels(self) -> None:
+    def _update_labels(self, rows: set[int] | None = None) -> None:
+        """Set the label rows of the page (only ``rows``, 0-based, when given)."""
         if self._data is None or self._geometry is None:
             return
         per = self._geometry.per_page
@@ -309,6 +312,8 @@ class ClassGrid(Widget, can_focus=True):
         shown = self._order[start : start + per]
         labels = list(self.query(".grid-label").results(TextRow))
         for r, label in enumerate(labels):
+            if rows is not None and r not in rows:
+                continue
             classes = shown[r * self._geometry.columns : (r + 1) * self._geometry.columns]
             label.set_text(
                 label_row(classes, self._data.counts, self._geometry.tile_cols, self.selected)
@@ -328,7 +333,13 @@ class ClassGrid(Widget, can_focus=True):
     # --------------------------------------------------------------- actions
 
     def watch_cursor(self, old: int, new: int) -> None:
-        self._refresh_page()
+        per = self._geometry.per_page if self._geometry else 0
+        if not per or self._page_shown != self.page or old // per != new // per:
+            self._refresh_page()  # another page: new images
+            return
+        # same page: restyle the label rows of the old and the new position, nothing else
+        columns = self._geometry.columns if self._geometry else 1
+        self._update_labels(rows={(old % per) // columns, (new % per) // columns})
 
     def watch_by_count(self, value: bool) -> None:
         if self._data is not None:
