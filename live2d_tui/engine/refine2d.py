@@ -66,6 +66,22 @@ that lost (nearly) all its particles keeps losing the ambiguous ones and empties
 lingering as a tiny, noisy duplicate of a view (on the reference-shaped session: ARI 0.945 →
 0.969, median FRC0.5 8.2 → 8.0 Å, 20 → 16 classes in use; views differ by far more than the
 prior's few log units, so it never decides between different views)."""
+MIN_CLASS_FRACTION = 0.05
+"""A class whose current membership is below this fraction of the mean membership of the
+classes in use is emptied before the search, and its particles go to the other classes. Such a
+class is a few particles split off a view: the class prior makes it shrink cycle after cycle,
+and it cannot reach the resolution limit. All jobs of a cycle read the same star, so they empty
+the same classes. Measured on the reference-shaped session (6,175 particles, 20 classes, mean
+about 330 members): without a floor the classes left at the end with 2, 2, 12 members reached
+FRC0.5 96, 21 and 10 Å while every class from 32 members up reached 7.7-8.0 Å; 5 % removes
+those, but a class of 20-24 members (9.6-10.7 Å) was still left in two runs of two. 10 % from
+the first cycle was too much: at 40 Å, while memberships still move, it emptied the only class
+of a view, whose particles then joined a similar view's class for good (purity 0.92, 11/12
+views); hence :data:`MIN_CLASS_FRACTION_FINE` only once the search works at
+:data:`FINE_RESOLUTION` or finer, where the classes have formed."""
+MIN_CLASS_FRACTION_FINE = 0.1
+FINE_RESOLUTION = 15.0
+"""Å: at this high-resolution limit or finer the floor is :data:`MIN_CLASS_FRACTION_FINE`."""
 SEED_ENV = "LIVE2D_ENGINE_SEED"
 """If set, seeds the run's random numbers (grid offsets, percent-used draws, random start)."""
 
@@ -111,6 +127,29 @@ def class_prior(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
     counts = np.bincount(members - 1, minlength=k).astype(np.float64) + PRIOR_PSEUDO_COUNT
     prior: npt.NDArray[np.float64] = np.log(counts / counts.sum())
     return prior
+
+
+def class_floor_fraction(high_res: float) -> float:
+    """The fraction of the mean membership below which a class is emptied (see
+    :data:`MIN_CLASS_FRACTION`)."""
+    return MIN_CLASS_FRACTION_FINE if high_res <= FINE_RESOLUTION else MIN_CLASS_FRACTION
+
+
+def small_classes(
+    star: StarRows, references: npt.NDArray[Any], fraction: float
+) -> npt.NDArray[np.int64]:
+    """0-based indices of the non-empty references whose current membership |Best2DClass| in the
+    WHOLE star is below ``fraction`` of the mean over the classes with members; none when no
+    particle is assigned yet (the first round after a random start)."""
+    k = len(references)
+    members = np.abs(star["best_class"])
+    members = members[(members >= 1) & (members <= k)]
+    if len(members) == 0:
+        return np.zeros(0, dtype=np.int64)
+    counts = np.bincount(members - 1, minlength=k)
+    floor = fraction * len(members) / np.count_nonzero(counts)
+    filled = np.abs(references).reshape(k, -1).max(axis=1) > 0
+    return np.flatnonzero(filled & (counts < floor)).astype(np.int64)
 
 
 def random_start(
@@ -182,6 +221,9 @@ def refine(
         autocenter=s.autocenter,
         automask=s.automask,
     )
+    floor_fraction = class_floor_fraction(high)
+    emptied = small_classes(star, references, floor_fraction)
+    references[emptied] = 0.0
     # rotations beyond the box edge do not matter: the step follows the smaller of the two
     auto = auto_step(pixel_b, min(s.mask_radius, 0.5 * box * s.pixel_size))
     coarse_step = s.angular_step if s.angular_step > 0 else max(auto, min(15.0, 3.0 * auto))
@@ -209,6 +251,11 @@ def refine(
         f"{high:.2f}, angular step size = {coarse_step:.2f} (refined to {fine_step:.2f}), "
         f"percent_used = {100.0 * s.fraction:.2f}\n\n"
     )
+    if len(emptied):
+        out.write(
+            f"Emptied {len(emptied)} classes with fewer than {floor_fraction:.0%} of the "
+            f"mean membership: {' '.join(str(c + 1) for c in emptied)}\n\n"
+        )
     if nonzero == 0:
         raise EngineError("all input class averages are empty")
     prep = Preprocess(box, s.pixel_size, s.mask_radius / s.pixel_size, s.invert, s.normalize)
