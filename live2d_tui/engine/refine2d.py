@@ -57,6 +57,7 @@ from live2d_tui.engine.program import run_program
 from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.engine.references import prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
+from live2d_tui.engine.split import fill_empty_slots
 from live2d_tui.imaging import soft_circular_mask
 
 VERSION = "1.02"
@@ -116,16 +117,21 @@ def _select_rows(s: Refine2dRequest, rows: StarRows, n_images: int) -> StarRows:
     return selected
 
 
-def class_prior(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
-    """Log prior of each class from the current memberships |Best2DClass| of the WHOLE star
-    (the same in every job of a cycle), plus :data:`PRIOR_PSEUDO_COUNT` per class; ``None``
-    (uniform) when no particle is assigned yet (the first round after a random start)."""
+def memberships(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
+    """Current membership |Best2DClass| of each of the ``k`` classes in the WHOLE star (the same
+    in every job of a cycle); ``None`` when no particle is assigned yet (the first round after a
+    random start)."""
     members = np.abs(star["best_class"])
     members = members[(members >= 1) & (members <= k)]
     if len(members) == 0:
         return None
-    counts = np.bincount(members - 1, minlength=k).astype(np.float64) + PRIOR_PSEUDO_COUNT
-    prior: npt.NDArray[np.float64] = np.log(counts / counts.sum())
+    return np.bincount(members - 1, minlength=k).astype(np.float64)
+
+
+def class_prior(counts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Log prior of each class from its membership, plus :data:`PRIOR_PSEUDO_COUNT`."""
+    weights = counts + PRIOR_PSEUDO_COUNT
+    prior: npt.NDArray[np.float64] = np.log(weights / weights.sum())
     return prior
 
 
@@ -142,12 +148,10 @@ def small_classes(
     WHOLE star is below ``fraction`` of the mean over the classes with members; none when no
     particle is assigned yet (the first round after a random start)."""
     k = len(references)
-    members = np.abs(star["best_class"])
-    members = members[(members >= 1) & (members <= k)]
-    if len(members) == 0:
+    counts = memberships(star, k)
+    if counts is None:
         return np.zeros(0, dtype=np.int64)
-    counts = np.bincount(members - 1, minlength=k)
-    floor = fraction * len(members) / np.count_nonzero(counts)
+    floor = fraction * counts.sum() / np.count_nonzero(counts)
     filled = np.abs(references).reshape(k, -1).max(axis=1) > 0
     return np.flatnonzero(filled & (counts < floor)).astype(np.int64)
 
@@ -268,8 +272,24 @@ def refine(
         raise EngineError(
             "the star has particles without a microscope voltage (needed for the CTF)"
         )
+    counts = memberships(star, len(references))
+    if counts is not None:
+        counts[emptied] = 0.0
+        splits = fill_empty_slots(
+            references, counts, star, stack, prep, whitening, high, s.mask_radius
+        )
+        for split in splits:
+            out.write(
+                f"Split class {split.parent + 1} ({split.members} members) into classes "
+                f"{split.parent + 1} and {split.slot + 1} ({100 * split.fraction_to_slot:.0f} % "
+                f"to {split.slot + 1})\n"
+            )
     search = ClassSearch(
-        references, params, whitening, rng, log_prior=class_prior(star, len(references))
+        references,
+        params,
+        whitening,
+        rng,
+        log_prior=None if counts is None else class_prior(counts),
     )
     use = rng.random(len(rows)) < s.fraction
     old_class = rows["best_class"].copy()

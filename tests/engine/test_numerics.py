@@ -192,12 +192,13 @@ def test_resample_changes_pixel_size_in_the_same_box() -> None:
 
 def test_class_prior_from_whole_star_memberships() -> None:
     from live2d_tui.dataset.cistem_star import empty_rows
-    from live2d_tui.engine.refine2d import PRIOR_PSEUDO_COUNT, class_prior
+    from live2d_tui.engine.refine2d import PRIOR_PSEUDO_COUNT, class_prior, memberships
 
     rows = empty_rows(6)
-    assert class_prior(rows, 3) is None  # nothing assigned yet: uniform
+    assert memberships(rows, 3) is None  # nothing assigned yet: uniform
     rows["best_class"] = [1, 1, -1, 2, 0, -2]  # unused rows count with |k|
-    prior = class_prior(rows, 3)
-    assert prior is not None
+    counts = memberships(rows, 3)
+    assert counts is not None and list(counts) == [3, 2, 0]
+    prior = class_prior(counts)
     expected = np.array([3.0, 2.0, 0.0]) + PRIOR_PSEUDO_COUNT
     assert np.allclose(np.exp(prior), expected / expected.sum())

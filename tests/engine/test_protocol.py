@@ -277,32 +277,80 @@ def test_any_argument_prints_usage_and_reads_nothing(
     assert out == f"Usage: live2d-{module} < answers ({count} lines, cisTEM {module}'s prompts)\n"
 
 
-def test_a_stray_class_is_emptied_and_its_particles_reassigned(tmp_path: Path) -> None:
-    """A class holding under 5 % of the mean membership becomes an empty slice; its particles are
-    searched against the other classes (the same classes in every job: the whole star decides)."""
-    data = make_set(tmp_path, n_particles=200, box=32, n_views=2, seed=5)
-    seed = tmp_path / "seed.mrc"
-    refine_ok(data.stack, data.star, class_number=3, output_classes=str(seed), high_res=40.0)
+def _aligned_star(data: SynthSet, path: Path, best_class: np.ndarray) -> Path:
+    """The set's star with the true in-plane poses and the given classes."""
     rows = read_star(data.star)
-    rows["best_class"] = np.where(data.labels == 0, 1, 2)
-    stray = np.flatnonzero(data.labels == 0)[:2]
-    rows["best_class"][stray] = 3  # 2 members, the mean over the classes in use is 66.7
-    star = tmp_path / "previous.star"
-    write_star(star, rows, [])
-    out_star, out_mrc = tmp_path / "c1.star", tmp_path / "c1.mrc"
+    rows["best_class"] = best_class
+    rows["psi"] = data.psi
+    rows["x_shift"] = data.shifts[:, 0] * data.pixel_size
+    rows["y_shift"] = data.shifts[:, 1] * data.pixel_size
+    write_star(path, rows, [])
+    return path
+
+
+def _write_classes(path: Path, images: list[np.ndarray], pixel_size: float) -> Path:
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(np.stack(images).astype(np.float32))
+        mrc.voxel_size = pixel_size
+    return path
+
+
+def test_a_stray_class_is_emptied_and_its_slot_refilled_by_a_split(tmp_path: Path) -> None:
+    """A class holding under 5 % of the mean membership is emptied before the search (the same
+    classes in every job: the whole star decides); its slot takes one half of the largest class,
+    and the class prior counts each half's share."""
+    data = make_set(tmp_path, n_particles=200, box=32, n_views=2, seed=5)
+    best = np.where(data.labels == 0, 1, 2)
+    best[np.flatnonzero(data.labels == 0)[:2]] = 3  # 2 members; the mean is 66.7
+    star = _aligned_star(data, tmp_path / "previous.star", best)
+    classes = _write_classes(tmp_path / "previous.mrc", [*data.views, data.views[0]], 3.0)
+    out_star = tmp_path / "c1.star"
     result = refine_ok(
-        data.stack,
-        star,
-        classes=str(seed),
-        output_star=str(out_star),
-        output_classes=str(out_mrc),
-        high_res=40.0,
+        data.stack, star, classes=str(classes), output_star=str(out_star), high_res=20.0
     )
     assert "Emptied 1 classes with fewer than 5% of the mean membership: 3" in result.stdout
     assert "nonzero classes = 2" in result.stdout
-    assert set(read_star(out_star)["best_class"]) <= {1, 2}
-    with mrcfile.open(out_mrc) as mrc:
-        assert not np.any(mrc.data[2]) and np.any(mrc.data[0]) and np.any(mrc.data[1])
+    split = re.search(r"Split class (\d) \((\d+) members\) into classes \1 and 3", result.stdout)
+    assert split is not None, result.stdout
+    assert int(split.group(2)) == int(np.sum(best == int(split.group(1))))
+    assert set(read_star(out_star)["best_class"]) <= {1, 2, 3}
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def test_a_class_of_two_views_is_split_into_an_empty_slot(tmp_path: Path) -> None:
+    """Both views in class 1, slot 2 empty: the split gives each slot one view's average, and
+    one round of refinement then keeps the views apart."""
+    from live2d_tui.engine.particles import Preprocess, noise_spectrum, open_stack
+    from live2d_tui.engine.split import fill_empty_slots
+
+    data = make_set(tmp_path, n_particles=240, box=32, n_views=2, seed=11)
+    star_path = _aligned_star(data, tmp_path / "previous.star", np.ones(240, dtype=np.int64))
+    mixed = 0.5 * (data.views[0] + data.views[1])
+    # in process: the two new references are the two views
+    star, stack = read_star(star_path), open_stack(str(data.stack))
+    prep = Preprocess(32, 3.0, 80.0 / 3.0, invert=True, normalize=True)
+    noise = noise_spectrum(stack, star["position"], star["pixel_size"], prep, 16)
+    references = np.stack([mixed, np.zeros_like(mixed)]).astype(np.float32)
+    counts = np.array([240.0, 0.0])
+    splits = fill_empty_slots(references, counts, star, stack, prep, noise**-0.5, 12.0, 80.0)
+    assert [(s.parent, s.slot, s.members) for s in splits] == [(0, 1, 240)]
+    assert counts.sum() == 240 and min(counts) > 0.3 * 240
+    match = np.array([[_ncc(r, v) for v in data.views] for r in references])
+    assert match[0].argmax() != match[1].argmax() and match.max(axis=1).min() > 0.95
+    # as a program: the same split, then the search
+    classes = _write_classes(tmp_path / "previous.mrc", [mixed, np.zeros_like(mixed)], 3.0)
+    out_star = tmp_path / "c1.star"
+    result = refine_ok(
+        data.stack, star_path, classes=str(classes), output_star=str(out_star), high_res=12.0
+    )
+    assert "Split class 1 (240 members) into classes 1 and 2" in result.stdout
+    assigned = read_star(out_star)["best_class"]
+    agreement = np.mean((assigned == 1) == (data.labels == 0))
+    assert max(agreement, 1.0 - agreement) >= 0.85  # either way round
 
 
 def test_small_classes_rule() -> None:

@@ -1,0 +1,168 @@
+"""Filling empty class slots by splitting the largest classes in two.
+
+A random start leaves some classes without particles, and :func:`refine2d.small_classes` empties
+strays; left alone, those slots stay empty for the rest of the job. Worse, a random start can put
+two similar views into one class that no other class ever claims back (measured on the
+reference-shaped session: 2 runs of 4 ended with one class holding two views, purity 0.92).
+Here each empty slot, up to :data:`MAX_SPLITS` per round, takes one half of the currently largest
+class (bisecting, as in bisecting k-means):
+
+1. an even sample of at most :data:`SPLIT_SAMPLE` members is read, CTF-multiplied and brought
+   into the class frame with the star's psi and shifts, at the working box;
+2. low-passed to :data:`SPLIT_RESOLUTION` (or the working limit, if coarser) inside the mask,
+   the members are split by the sign of their projection on the first principal component: for
+   a class of two views that separates the views, for a pure class it splits along its largest
+   variation (often a small tilt or in-plane error);
+3. each half's CTF-weighted sums become a class average exactly as merge2d makes them
+   (:func:`averages.class_averages`), whitened as the search whitens, so the two new references
+   are on the same footing as the others.
+
+The parent keeps one half and the empty slot gets the other; the class prior then counts each
+half's share of the parent. Everything here is a deterministic function of the star, the stack
+and the references, so every job of a cycle makes the same split (merge2d sums their dumps).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from live2d_tui import imaging
+from live2d_tui.ctf import ctf_2d
+from live2d_tui.dataset.cistem_star import StarRows
+from live2d_tui.engine import numerics as nm
+from live2d_tui.engine.averages import MASK_FALLOFF, class_averages
+from live2d_tui.engine.dumpfile import ClassSums
+from live2d_tui.engine.particles import Preprocess, read_images
+
+MAX_SPLITS = 2
+"""Splits per refine2d round: each costs every job a read of :data:`SPLIT_SAMPLE` particles."""
+SPLIT_SAMPLE = 300
+"""Members read to split a class (an even sample by position)."""
+SPLIT_RESOLUTION = 20.0
+"""Å: the split looks at the aligned members up to this resolution (the views' shapes)."""
+MIN_SPLIT_MEMBERS = 40
+"""A class with fewer members is not split (each half would be too noisy to be a reference)."""
+MIN_HALF = 0.1
+"""A split whose smaller half holds less than this fraction of the sample is not made."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One class cut in two: ``parent`` keeps one half, ``slot`` (empty before) the other."""
+
+    parent: int
+    slot: int
+    members: int
+    fraction_to_slot: float
+
+
+def fill_empty_slots(
+    references: npt.NDArray[np.float32],
+    counts: npt.NDArray[np.float64],
+    star: StarRows,
+    stack: Any,
+    prep: Preprocess,
+    whitening: npt.NDArray[np.float64],
+    high_res: float,
+    mask_radius: float,
+) -> list[Split]:
+    """Split the largest classes into the empty slots of ``references`` (in place), updating
+    ``counts`` (the memberships the class prior uses) to each half's share."""
+    k = len(references)
+    empty = np.flatnonzero(np.abs(references).reshape(k, -1).max(axis=1) == 0)
+    splits: list[Split] = []
+    touched: set[int] = set()
+    for slot in empty[:MAX_SPLITS]:
+        order = [int(c) for c in np.argsort(-counts, kind="stable") if int(c) not in touched]
+        parent = next((c for c in order if counts[c] >= MIN_SPLIT_MEMBERS), None)
+        if parent is None or not np.any(references[parent]):
+            break
+        halves = _split_class(
+            references.shape[-1], parent, star, stack, prep, whitening, high_res, mask_radius
+        )
+        touched.add(parent)
+        if halves is None:
+            continue
+        (keep, give), share = halves
+        references[parent] = keep
+        references[slot] = give
+        total = counts[parent]
+        counts[parent], counts[slot] = total * (1.0 - share), total * share
+        touched.add(int(slot))
+        splits.append(Split(parent, int(slot), int(total), share))
+    return splits
+
+
+def _split_class(
+    box: int,
+    parent: int,
+    star: StarRows,
+    stack: Any,
+    prep: Preprocess,
+    whitening: npt.NDArray[np.float64],
+    high_res: float,
+    mask_radius: float,
+) -> tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]], float] | None:
+    """The two half averages of class ``parent`` (0-based) and the share of the second, or
+    ``None`` when the members do not split into two usable halves."""
+    members = np.flatnonzero(np.abs(star["best_class"]) == parent + 1)
+    if len(members) < MIN_SPLIT_MEMBERS:
+        return None
+    take = np.unique(np.linspace(0, len(members) - 1, min(SPLIT_SAMPLE, len(members))).round())
+    rows = star[members[take.astype(np.int64)]]
+    pixel = prep.pixel_size
+    nb = whitening.shape[0]
+    pixel_b = box * pixel / nb
+    images, _ = prep.apply(read_images(stack, rows["position"]), rows["pixel_size"])
+    spectra = nm.crop_half(np.fft.rfft2(images.astype(np.float64)), nb)
+    voltage = np.where(rows["voltage"] > 0, rows["voltage"], 300.0)
+    ctf_args: dict[str, Any] = {
+        "voltage_kv": voltage,
+        "cs_mm": rows["cs"],
+        "amplitude_contrast": rows["amplitude_contrast"],
+        "phase_shift_deg": rows["phase_shift"],
+    }
+    ctf = ctf_2d(
+        nb, pixel_b, rows["defocus_1"], rows["defocus_2"], rows["defocus_angle"], **ctf_args
+    )
+    # as the search accumulates: y = c·X_w with c = W·CTF and X_w = W·X
+    weighted = np.fft.irfft2(spectra * ctf * whitening**2, s=(nb, nb))
+    framed = imaging.to_class_frame(
+        weighted, rows["psi"], rows["x_shift"] / pixel_b, rows["y_shift"] / pixel_b
+    )
+    mask = imaging.soft_circular_mask(nb, mask_radius / pixel_b, MASK_FALLOFF / pixel_b)
+    low = nm.radius_half(nb) <= nb * pixel_b / max(SPLIT_RESOLUTION, high_res)
+    framed_spectra = np.fft.rfft2(framed)
+    shapes = np.fft.irfft2(framed_spectra * low, s=(nb, nb)) * mask
+    flat = shapes.reshape(len(rows), -1)
+    flat = flat - flat.mean(axis=0)
+    _, _, vt = np.linalg.svd(flat, full_matrices=False)
+    side = flat @ vt[0] > 0
+    share = float(side.mean())
+    if min(share, 1.0 - share) < MIN_HALF:
+        return None
+    # CTF² in the class frame: the isotropic CTF at the mean defocus (rotation-invariant)
+    mean_defocus = 0.5 * (rows["defocus_1"] + rows["defocus_2"])
+    ctf_iso = ctf_2d(nb, pixel_b, mean_defocus, mean_defocus, np.zeros(len(rows)), **ctf_args)
+    ctf2 = (ctf_iso * whitening) ** 2
+    sums = np.stack([framed_spectra[~side].sum(axis=0), framed_spectra[side].sum(axis=0)])
+    data = ClassSums(
+        box=box,
+        binned_box=nb,
+        pixel_size=pixel,
+        mask_radius=mask_radius,
+        nonzero=np.ones(2, dtype=bool),
+        sums=sums,
+        ctf2=np.stack([ctf2[~side].sum(axis=0), ctf2[side].sum(axis=0)]),
+        class_weight=np.array([float((~side).sum()), float(side.sum())]),
+        processed=len(rows),
+        total_logp=0.0,
+    )
+    averages = class_averages(data)
+    if not (np.any(averages[0]) and np.any(averages[1])):
+        return None
+    return (averages[0], averages[1]), share
