@@ -6,11 +6,15 @@
 latency: a simulated session, a 100-class ab initio job started with ``g`` (the engine runs at
     the configured ``niceness``, 10 by default). While cycles run:
     1. keypress → repaint: ``send-keys Right/Left`` (cursor moves between two classes), then
-       ``capture-pane -e`` until the pane differs; p50/p95 over ``--presses`` presses taken
-       while the status reads Running. Includes two tmux client round trips (measured
-       separately and printed as ``tmux overhead``).
+       ``capture-pane -e`` until the label of the class the key moves to is shown selected
+       (reverse video), not merely until something on the pane changed (a progress bar or log
+       line changing first would count as the repaint); p50/p95 over ``--presses`` presses taken
+       while the status reads Running, including presses made while a new cycle arrives.
+       Includes two tmux client round trips (measured separately, ``tmux overhead``).
     2. new cycle → grid on screen: from the mtime of ``cycle_<N>.mrc`` (written by merge2d) to
-       the first capture showing ``Cycle N`` in the header *and* new image cells; 100 classes.
+       the first capture showing ``Cycle N`` in the header *and* new, non-empty image cells;
+       100 classes. Every capture (also those taken while waiting for a repaint) is checked,
+       so the figure is not rounded up to the press loop's period.
 memory: peak RSS (VmHWM) of the UI process (app + supervisor + ingest share it) on a session of
     ``--particles`` particles: the output folder is built synthetically as in
     ``bench_ingest.py`` (sparse stack, real stars and ledger), Warp's star lists them all, then
@@ -20,6 +24,7 @@ memory: peak RSS (VmHWM) of the UI process (app + supervisor + ingest share it) 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import statistics
@@ -35,6 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 ANSI = re.compile(r"\x1b\[[0-9;:]*[A-Za-z]")
 HEADER = re.compile(r"Cycle (\d+) · ")
+SGR_OR_TEXT = re.compile(r"\x1b\[([0-9;:]*)m|\x1b\[[0-9;:]*[A-Za-z]|([^\x1b]+)")
+LABEL = re.compile(r"#(\d+) ")
 
 
 class Tmux:
@@ -82,9 +89,22 @@ def app_argv(warp: Path, *extra: str) -> list[str]:
             "--images", "halfcell", *extra]  # fmt: skip
 
 
-def shown_cycle(plain: str) -> str:
-    match = HEADER.search(plain)
-    return match.group(1) if match else ""
+def selected_class(screen: str) -> int | None:
+    """The class whose grid label is drawn in reverse video (the cursor), from ``capture -e``."""
+    reverse = False
+    for match in SGR_OR_TEXT.finditer(screen):
+        params, text = match.group(1), match.group(2)
+        if params is not None:
+            for p in params.split(";") if params else ["0"]:
+                if p in ("", "0", "27"):
+                    reverse = False
+                elif p == "7":
+                    reverse = True
+        elif text and reverse:
+            label = LABEL.match(text)
+            if label:
+                return int(label.group(1))
+    return None
 
 
 def image_rows(screen: str) -> str:
@@ -128,7 +148,8 @@ def latency(args: argparse.Namespace) -> None:
                 if number not in seen and pending != number:
                     pending = number
             rows = image_rows(screen)
-            if pending is not None and rows != last_images and pending not in seen:
+            # non-empty: a frame between removing the old strips and showing the new is no grid
+            if pending is not None and rows and rows != last_images and pending not in seen:
                 now = time.time()
                 seen[pending] = now
                 mrc = out / f"cycle_{pending}.mrc"
@@ -144,7 +165,7 @@ def latency(args: argparse.Namespace) -> None:
             tmux.capture()
             overhead.append((time.perf_counter() - t0) * 1000)
         samples: list[float] = []
-        key = "Right"
+        missed = 0
         deadline = time.monotonic() + 1800
         while len(samples) < args.presses and time.monotonic() < deadline:
             before = tmux.capture()
@@ -155,29 +176,41 @@ def latency(args: argparse.Namespace) -> None:
                     tmux.keys("g")  # the job ended: start another one, cycles must keep running
                 time.sleep(0.5)
                 continue
+            current = selected_class(before)
+            if current is None:  # no grid yet (or a dialog over it): nothing to move
+                time.sleep(0.1)
+                continue
+            key = "Right" if current % 2 else "Left"  # between two classes: #1 ↔ #2
+            wanted = current + (1 if key == "Right" else -1)
             t0 = time.perf_counter()
             tmux.keys(key)
-            screen = before
-            while screen == before and time.perf_counter() - t0 < 5:
+            moved = False
+            while not moved and time.perf_counter() - t0 < 5:
                 screen = tmux.capture()
+                watch(screen)
+                moved = selected_class(screen) == wanted
             dt = (time.perf_counter() - t0) * 1000
-            changed_cycle = shown_cycle(ANSI.sub("", screen)) != shown_cycle(status)
-            if screen != before and not changed_cycle:
-                samples.append(dt)  # presses that coincided with a new cycle are not counted
-            watch(screen)
-            key = "Left" if key == "Right" else "Right"
-            time.sleep(0.03)
+            if moved:
+                samples.append(dt)
+            else:
+                missed += 1
+            pause = time.perf_counter() + 0.03
+            while time.perf_counter() < pause:
+                watch(tmux.capture())
         # let a few more cycles arrive for the new-cycle figure
         end = time.monotonic() + 120
         while len(grid_ms) < 5 and time.monotonic() < end:
             watch(tmux.capture())
             time.sleep(0.005)
         tmux_ms = statistics.median(overhead)
+        load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        print(f"load average at the end (1, 5, 15 min): {load} on {os.cpu_count()} CPUs")
         p50, p95 = percentile(samples, 50), percentile(samples, 95)
         print(f"tmux overhead (display + capture round trips): p50 {tmux_ms:.1f} ms")
         print(
             f"keypress → repaint over {len(samples)} presses while a cycle ran: "
             f"p50 {p50:.1f} ms, p95 {p95:.1f} ms, max {max(samples):.1f} ms"
+            + (f" ({missed} presses not repainted within 5 s)" if missed else "")
         )
         if grid_ms:
             mid, worst = statistics.median(grid_ms), max(grid_ms)
