@@ -17,8 +17,8 @@ class (bisecting, as in bisecting k-means):
    (:func:`averages.class_averages`), whitened as the search whitens, so the two new references
    are on the same footing as the others.
 
-The parent keeps one half and the empty slot gets the other; the class prior then counts each
-half's share of the parent. Everything here is a deterministic function of the star, the stack
+The parent keeps the larger half and the empty slot gets the smaller; the class prior then counts
+each half's share of the parent. Everything here is a deterministic function of the star, the stack
 and the references, so every job of a cycle makes the same split (merge2d sums their dumps).
 """
 
@@ -141,7 +141,10 @@ def _split_class(
     flat = shapes.reshape(len(rows), -1)
     flat = flat - flat.mean(axis=0)
     _, _, vt = np.linalg.svd(flat, full_matrices=False)
-    side = flat @ vt[0] > 0
+    axis = vt[0] * np.sign(vt[0][np.argmax(np.abs(vt[0]))])  # a sign every BLAS agrees on
+    side = flat @ axis > 0
+    if side.mean() > 0.5:  # the slot takes the smaller half, whatever the sign
+        side = ~side
     share = float(side.mean())
     if min(share, 1.0 - share) < MIN_HALF:
         return None
