@@ -55,7 +55,7 @@ from live2d_tui.ui.screens.dialogs import (
     WarpFolderScreen,
 )
 from live2d_tui.ui.screens.main import MainScreen
-from live2d_tui.ui.widgets.class_grid import ClassGrid, GridData
+from live2d_tui.ui.widgets.class_grid import ClassGrid, GridData, GridPage, GridView
 from live2d_tui.ui.widgets.job_bar import JobBar
 from live2d_tui.ui.widgets.job_output import JobOutput
 from live2d_tui.ui.widgets.session_panel import SessionPanel
@@ -263,15 +263,18 @@ class Live2DApp(App[None]):
         return text.cycle_metadata(record, latest=self.shown_cycle is None, newer=newer)
 
     def _show_cycle(self, record: CycleRecord) -> None:
+        grid = self._main.query_one(ClassGrid)
         cached = self._cache.get(record.number)
         if cached is not None:
             self._cache.move_to_end(record.number)
-            self._main.query_one(ClassGrid).set_data(cached, self._header(record))
+            grid.set_data(cached, self._header(record))  # the grid builds the page in a worker
             return
-        self._load_cycle(record, self.supervisor.output_folder)
+        self._load_cycle(record, self.supervisor.output_folder, grid.view())
 
     @work(thread=True, exclusive=True, group="load-cycle", exit_on_error=False)
-    def _load_cycle(self, record: CycleRecord, folder: Path) -> None:
+    def _load_cycle(self, record: CycleRecord, folder: Path, view: GridView) -> None:
+        # read, scale, build the montage and encode it in this one worker; the loop only swaps
+        # the finished page in (ClassGrid.set_data)
         path = folder / f"{record.name}.mrc"
         try:
             stack = montage.load_class_stack(path)
@@ -281,16 +284,19 @@ class Live2DApp(App[None]):
             )
             return
         data = GridData.from_stack(record.number, stack, text.class_counts(record, stack.shape[0]))
+        if get_current_worker().is_cancelled:
+            return
+        page = view.page_for(data)
         if not get_current_worker().is_cancelled:
-            self.call_from_thread(self._cycle_loaded, record, data)
+            self.call_from_thread(self._cycle_loaded, record, data, page)
 
-    def _cycle_loaded(self, record: CycleRecord, data: GridData) -> None:
+    def _cycle_loaded(self, record: CycleRecord, data: GridData, page: GridPage) -> None:
         self._cache[record.number] = data
         while len(self._cache) > CACHE_CYCLES:
             self._cache.popitem(last=False)
         wanted = self.shown_cycle
         if wanted is None or wanted == record.number:
-            self._main.query_one(ClassGrid).set_data(data, self._header(record))
+            self._main.query_one(ClassGrid).set_data(data, self._header(record), page=page)
 
     def _poll_log(self) -> None:
         if self._logtail is not None:

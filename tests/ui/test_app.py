@@ -134,6 +134,27 @@ async def test_cursor_move_repaints_only_the_changed_label_rows(session_copy: Pa
         )
 
 
+async def test_new_cycle_swaps_images_into_the_same_strips(session_copy: Path) -> None:
+    # The cycle's page is read, built and encoded in one worker; when the layout is unchanged
+    # the loop only puts the new lines into the strips on screen (no new widgets, no layout).
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        grid = app.query_one(ClassGrid)
+        cycles = app.snapshot.cycles if app.snapshot else ()
+        strips = list(app.query(".grid-strip"))
+        before = [list(strip.render_line(1)) for strip in strips]  # type: ignore[attr-defined]
+        generation = grid.image_generation
+        await pilot.press("left_square_bracket")  # an older cycle, not cached: read from disk
+        await wait_until(pilot, lambda: grid.image_generation > generation)
+        assert _shows(app, cycles[-2].number)
+        assert grid.image_generation == generation + 1
+        assert list(app.query(".grid-strip")) == strips
+        after = [list(strip.render_line(1)) for strip in strips]  # type: ignore[attr-defined]
+        assert after != before  # the other cycle's pixels
+        assert f"Cycle {cycles[-2].number} ·" in str(grid.query_one("#grid-header").render())
+
+
 async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:
     app = _app(session_copy)
     async with app.run_test(size=SIZE) as pilot:

@@ -12,8 +12,12 @@ Invariants:
 - Moving the cursor re-renders only the label rows; image widgets are not touched, so nothing
   is re-sent to the terminal. Only a page change, a new cycle, a resize or a redraw request
   (ctrl+l, focus regained) replaces the images.
-- Montages are built in a thread worker (numpy/PIL off the event loop); a newer build cancels
-  an older one (exclusive worker group).
+- Pages are built in a thread worker (montage, and for half-cell images the encoding too:
+  numpy/PIL/Rich off the event loop); a newer build cancels an older one (exclusive worker
+  group). A new cycle's first page is built by the app's load worker (:meth:`GridView.page_for`).
+- A finished page goes on screen in one step: half-cell lines are swapped into the strips
+  already mounted when the layout is unchanged (a repaint, no layout); otherwise new image
+  widgets replace the old inside one batch update. Header, labels and images change together.
 - Positions are 0-based indices into the display order; class numbers shown are slice + 1.
 """
 
@@ -32,12 +36,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
 from live2d_tui.ui import images, montage
+from live2d_tui.ui.widgets.halfcell import HalfcellStrip, halfcell_lines
 
 
 def compact_count(count: int) -> str:
@@ -126,6 +132,62 @@ class GridData:
         return cls(cycle, stack, tuple(counts), montage.shared_scale(stack, empty), empty)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class GridPage:
+    """One page of a cycle as it goes on screen, built off the loop by :func:`build_grid_page`."""
+
+    data: GridData
+    slices: tuple[int, ...]
+    """0-based slices on the page, in display order."""
+    geometry: montage.GridGeometry
+    strips: tuple[Image.Image, ...]
+    """The montage cut into one image per tile row."""
+    lines: tuple[list[Strip], ...] | None
+    """Each strip already encoded as half-cell lines, or None (Sixel, TGP and unicode images
+    are encoded by their textual-image widget)."""
+
+    def shows(self, data: GridData, slices: Sequence[int], geometry: montage.GridGeometry) -> bool:
+        """Whether this page is ``slices`` of ``data`` laid out as ``geometry``."""
+        return self.data is data and self.slices == tuple(slices) and self.geometry == geometry
+
+
+def build_grid_page(
+    data: GridData, slices: Sequence[int], geometry: montage.GridGeometry, mode: ImageMode
+) -> GridPage:
+    """Build (and for half-cell images encode) one page: pure numpy/PIL/Rich, call off the loop."""
+    strips = montage.build_page(data.stack, slices, geometry, empty=data.empty, scale=data.scale)
+    lines = None
+    if mode is ImageMode.HALFCELL:
+        width = geometry.columns * geometry.tile_cols
+        lines = tuple(halfcell_lines(strip, width, geometry.tile_rows) for strip in strips)
+    return GridPage(data, tuple(slices), geometry, tuple(strips), lines)
+
+
+@dataclass(frozen=True, slots=True)
+class GridView:
+    """What decides which page of a cycle the grid shows, read on the loop (:meth:`ClassGrid.view`)
+    so that a thread can build the page of a cycle it has just read."""
+
+    width: int
+    """Cells available for the strips and label rows."""
+    height: int
+    cell_px: tuple[int, int]
+    by_count: bool
+    selected: int | None
+    """The slice under the cursor, kept under it in the new cycle."""
+    mode: ImageMode
+
+    def page_for(self, data: GridData) -> GridPage:
+        """The page :meth:`ClassGrid.set_data` will want for ``data`` (call off the loop)."""
+        order = montage.sort_order(data.counts, data.stack.shape[0], by_count=self.by_count)
+        cursor = order.index(self.selected) if self.selected in order else 0
+        geometry = montage.GridGeometry.fit(
+            self.width, self.height, self.cell_px, n_classes=len(order) or None
+        )
+        start = cursor // geometry.per_page * geometry.per_page
+        return build_grid_page(data, order[start : start + geometry.per_page], geometry, self.mode)
+
+
 class ClassGrid(Widget, can_focus=True):
     """Class averages of one cycle, a page at a time, with a keyboard/mouse cursor."""
 
@@ -170,11 +232,14 @@ class ClassGrid(Widget, can_focus=True):
         self._data: GridData | None = None
         self._order: list[int] = []
         self._geometry: montage.GridGeometry | None = None
-        self._page_shown: int | None = None
-        self._strips: list[Image.Image] = []
+        """The layout for the current size (the page on screen may still have an older one)."""
+        self._shown: GridPage | None = None
+        """The page whose images are on screen."""
+        self._building: tuple[GridData, tuple[int, ...], montage.GridGeometry] | None = None
+        """The page a worker is building."""
         self._header = ""
         self.image_generation = 0
-        """Counts image uploads (new image widgets); tests check cursor moves keep it."""
+        """Counts pictures sent to the screen (new page, new widgets); cursor moves keep it."""
 
     def compose(self) -> ComposeResult:
         yield TextRow(id="grid-header")
@@ -201,17 +266,38 @@ class ClassGrid(Widget, can_focus=True):
     def show_message(self, text: str) -> None:
         """Show a message instead of classes (e.g. before the first cycle)."""
         self.workers.cancel_group(self, "grid-page")
+        self.workers.cancel_group(self, "grid-mount")
         self._data = None
         self._order = []
-        self._strips = []
-        self._page_shown = None
+        self._shown = None
+        self._building = None
         self.query_one("#grid-header", TextRow).set_text(Text())
         self.query_one("#grid-message", Static).update(text)
         self.query_one("#grid-message").display = True
         self.query_one("#grid-body").remove_children()
 
-    def set_data(self, data: GridData, header: str, *, keep_cursor: bool = True) -> None:
-        """Show a cycle's classes. The cursor stays on the same class number when it can."""
+    def view(self) -> GridView:
+        """What decides the page of a new cycle (for :meth:`GridView.page_for` in a thread)."""
+        width, height = self._area()
+        return GridView(width, height, images.cell_size(), self.by_count, self.selected, self._mode)
+
+    def set_data(
+        self,
+        data: GridData,
+        header: str,
+        *,
+        page: GridPage | None = None,
+        keep_cursor: bool = True,
+    ) -> None:
+        """Show a cycle's classes. The cursor stays on the same class number when it can.
+
+        Args:
+            data: The cycle.
+            header: Its metadata line.
+            page: The page built for it off the loop (:meth:`GridView.page_for`); used when it is
+                still the page wanted, otherwise the page is built in a worker.
+            keep_cursor: Keep the class under the cursor (else the first class).
+        """
         previous = self.selected if keep_cursor else None
         self._data = data
         self._header = header
@@ -219,8 +305,7 @@ class ClassGrid(Widget, can_focus=True):
         self.query_one("#grid-message").display = False
         pos = self._order.index(previous) if previous in self._order else 0
         self.set_reactive(ClassGrid.cursor, pos)
-        self._page_shown = None
-        self._refresh_page()
+        self._refresh_page(page)
 
     def set_header(self, header: str) -> None:
         """Replace the metadata line."""
@@ -229,9 +314,11 @@ class ClassGrid(Widget, can_focus=True):
 
     # ---------------------------------------------------------------- layout
 
+    def _area(self) -> tuple[int, int]:
+        return max(10, self.size.width), max(4, self.size.height - 2)
+
     def _fit(self) -> montage.GridGeometry:
-        width = max(10, self.size.width)
-        height = max(4, self.size.height - 2)
+        width, height = self._area()
         n = len(self._order) or None
         return montage.GridGeometry.fit(width, height, images.cell_size(), n_classes=n)
 
@@ -252,71 +339,111 @@ class ClassGrid(Widget, can_focus=True):
         if self._data is not None:
             self.redraw_images()
 
-    def _refresh_page(self) -> None:
+    def _wanted(self) -> tuple[GridData, tuple[int, ...], montage.GridGeometry] | None:
+        """The page the cursor and the size ask for: (cycle, slices, geometry)."""
+        if self._data is None or self._geometry is None:
+            return None
+        per = self._geometry.per_page
+        start = self.page * per
+        return self._data, tuple(self._order[start : start + per]), self._geometry
+
+    def _refresh_page(self, built: GridPage | None = None) -> None:
+        """Bring the screen to the wanted page: labels only if its images are shown, ``built``
+        if it is that page, else a build in a worker (one at a time; a newer one cancels)."""
         if self._data is None or not self.size.width:
             self._update_header()
             return
         self._geometry = self._fit()
-        if self._page_shown != self.page:
-            self._page_shown = self.page
-            per = self._geometry.per_page
-            start = self.page * per
-            self._build_page(self._data, self._order[start : start + per], self._geometry)
-        self._update_labels()
-        self._update_header()
+        wanted = self._wanted()
+        assert wanted is not None
+        if self._shown is not None and self._shown.shows(*wanted):
+            self._update_labels()
+            self._update_header()
+        elif built is not None and built.shows(*wanted):
+            self._show_page(built)
+        elif self._building is None or not (
+            self._building[0] is wanted[0] and self._building[1:] == wanted[1:]
+        ):
+            self._building = wanted
+            self._build_page(*wanted)
 
     @work(thread=True, exclusive=True, group="grid-page", exit_on_error=False)
-    def _build_page(self, data: GridData, order: list[int], geometry: montage.GridGeometry) -> None:
-        strips = montage.build_page(data.stack, order, geometry, empty=data.empty, scale=data.scale)
-        if not get_current_worker().is_cancelled:
-            self.app.call_from_thread(self._schedule_mount, strips, geometry)
-
-    def _schedule_mount(self, strips: list[Image.Image], geometry: montage.GridGeometry) -> None:
-        self.run_worker(self._mount_strips(strips, geometry), group="grid-mount", exclusive=True)
-
-    async def _mount_strips(
-        self, strips: list[Image.Image], geometry: montage.GridGeometry
+    def _build_page(
+        self, data: GridData, slices: tuple[int, ...], geometry: montage.GridGeometry
     ) -> None:
-        self._strips = strips
-        body = self.query_one("#grid-body")
-        await body.remove_children()
+        page = build_grid_page(data, slices, geometry, self._mode)
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self._page_built, page)
+
+    def _page_built(self, page: GridPage) -> None:
+        self._building = None
+        self._refresh_page(page)  # shown if still wanted; else the wanted page is built
+
+    def _show_page(self, page: GridPage) -> None:
+        """Put ``page`` on screen: half-cell lines go into the strips already mounted when the
+        layout is unchanged (one repaint, no layout); otherwise new image widgets."""
+        self._building = None
+        shown, self._shown = self._shown, page
+        strips = list(self.query(".grid-strip").results(HalfcellStrip))
+        if (
+            page.lines is not None
+            and shown is not None
+            and shown.geometry == page.geometry
+            and len(strips) == len(page.lines) == len(shown.strips)
+        ):
+            for widget, lines in zip(strips, page.lines, strict=True):
+                widget.set_lines(lines)
+            self.image_generation += 1
+            self._update_labels()
+            self._update_header()
+        else:
+            self.run_worker(self._mount_page(page), group="grid-mount", exclusive=True)
+
+    async def _mount_page(self, page: GridPage) -> None:
+        geometry = page.geometry
         widgets: list[Widget] = []
-        for strip in strips:
-            image = images.make_image_widget(self._mode, classes="grid-strip")
+        for n, strip in enumerate(page.strips):
+            image: Widget
+            if page.lines is not None:
+                image = HalfcellStrip(page.lines[n], classes="grid-strip")
+            else:
+                image = images.make_image_widget(self._mode, classes="grid-strip")
+                image.image = strip  # type: ignore[attr-defined]
             image.styles.width = geometry.columns * geometry.tile_cols
             image.styles.height = geometry.tile_rows
-            image.image = strip  # type: ignore[attr-defined]
             widgets.append(image)
             widgets.append(TextRow(classes="grid-label"))
-        await body.mount_all(widgets)
-        self.image_generation += 1
-        self._update_labels()
+        body = self.query_one("#grid-body")
+        with self.app.batch_update():  # no frame shows the body empty between the two
+            await body.remove_children()
+            await body.mount_all(widgets)
+            self.image_generation += 1
+            self._update_labels()
+            self._update_header()
 
     def redraw_images(self) -> None:
         """Re-send the images (after a resize, reattach or ctrl+l): new widgets, same pixels."""
         images.remeasure_cell_size()
         if self._data is None:
             return
-        if self._fit() != self._geometry or not self._strips:
-            self._page_shown = None
+        if self._shown is None or self._fit() != self._shown.geometry:
             self._refresh_page()
-        elif self._geometry is not None:
-            self._schedule_mount(self._strips, self._geometry)
+        else:
+            self.run_worker(self._mount_page(self._shown), group="grid-mount", exclusive=True)
 
     def _update_labels(self, rows: set[int] | None = None) -> None:
-        """Set the label rows of the page (only ``rows``, 0-based, when given)."""
-        if self._data is None or self._geometry is None:
+        """Set the label rows under the images on screen (only ``rows``, 0-based, when given)."""
+        shown = self._shown
+        if self._data is None or shown is None or shown.data is not self._data:
             return
-        per = self._geometry.per_page
-        start = self.page * per
-        shown = self._order[start : start + per]
+        columns, selected = shown.geometry.columns, self.selected
         labels = list(self.query(".grid-label").results(TextRow))
         for r, label in enumerate(labels):
             if rows is not None and r not in rows:
                 continue
-            classes = shown[r * self._geometry.columns : (r + 1) * self._geometry.columns]
+            classes = shown.slices[r * columns : (r + 1) * columns]
             label.set_text(
-                label_row(classes, self._data.counts, self._geometry.tile_cols, self.selected)
+                label_row(classes, self._data.counts, shown.geometry.tile_cols, selected)
             )
 
     def _update_header(self) -> None:
@@ -333,13 +460,18 @@ class ClassGrid(Widget, can_focus=True):
     # --------------------------------------------------------------- actions
 
     def watch_cursor(self, old: int, new: int) -> None:
-        per = self._geometry.per_page if self._geometry else 0
-        if not per or self._page_shown != self.page or old // per != new // per:
+        shown, wanted = self._shown, self._wanted()
+        if shown is None or wanted is None or not shown.shows(*wanted):
             self._refresh_page()  # another page: new images
             return
         # same page: restyle the label rows of the old and the new position, nothing else
-        columns = self._geometry.columns if self._geometry else 1
-        self._update_labels(rows={(old % per) // columns, (new % per) // columns})
+        columns = shown.geometry.columns
+        rows = {
+            shown.slices.index(self._order[p]) // columns
+            for p in (old, new)
+            if p < len(self._order) and self._order[p] in shown.slices
+        }
+        self._update_labels(rows=rows)
 
     def watch_by_count(self, value: bool) -> None:
         if self._data is not None:
