@@ -55,7 +55,8 @@ from live2d_tui.ui.screens.dialogs import (
     WarpFolderScreen,
 )
 from live2d_tui.ui.screens.main import MainScreen
-from live2d_tui.ui.widgets.class_grid import ClassGrid, GridData, GridPage, GridView
+from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.grid_page import GridData, GridPage, GridView
 from live2d_tui.ui.widgets.job_bar import JobBar
 from live2d_tui.ui.widgets.job_output import JobOutput
 from live2d_tui.ui.widgets.session_panel import SessionPanel

@@ -22,7 +22,7 @@ from live2d_tui.config import ImageMode
 from live2d_tui.state import CycleRecord
 from live2d_tui.ui import images, montage
 from live2d_tui.ui.text import class_caption
-from live2d_tui.ui.widgets.class_grid import GridData
+from live2d_tui.ui.widgets.grid_page import GridData
 
 
 class ClassDetailScreen(Screen[int]):

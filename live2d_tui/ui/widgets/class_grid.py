@@ -14,7 +14,7 @@ Invariants:
   (ctrl+l, focus regained) replaces the images.
 - Pages are built in a thread worker (montage, and for half-cell images the encoding too:
   numpy/PIL/Rich off the event loop); a newer build cancels an older one (exclusive worker
-  group). A new cycle's first page is built by the app's load worker (:meth:`GridView.page_for`).
+  group). Pages and cycles: :mod:`live2d_tui.ui.widgets.grid_page`.
 - A finished page goes on screen in one step: half-cell lines are swapped into the strips
   already mounted when the layout is unchanged (a repaint, no layout); otherwise new image
   widgets replace the old inside one batch update. Header, labels and images change together.
@@ -24,11 +24,8 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import ClassVar
 
-import numpy as np
-from PIL import Image
 from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
@@ -36,14 +33,14 @@ from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
 from textual.reactive import reactive
-from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
 from live2d_tui.ui import images, montage
-from live2d_tui.ui.widgets.halfcell import HalfcellStrip, halfcell_lines
+from live2d_tui.ui.widgets.grid_page import GridData, GridPage, GridView, build_grid_page
+from live2d_tui.ui.widgets.halfcell import HalfcellStrip
 
 
 def compact_count(count: int) -> str:
@@ -111,81 +108,6 @@ class TextRow(Widget):
         for line in lines:
             line.truncate(width, overflow="ellipsis")
         return Text("\n").join(lines)
-
-
-@dataclass(frozen=True, slots=True)
-class GridData:
-    """One cycle's classes as the grid shows them."""
-
-    cycle: int
-    stack: np.ndarray
-    """``(K, ny, nx)`` float32 class averages."""
-    counts: tuple[int, ...]
-    """Members per slice (``counts[k]`` for class ``k + 1``)."""
-    scale: tuple[float, float]
-    empty: frozenset[int]
-
-    @classmethod
-    def from_stack(cls, cycle: int, stack: np.ndarray, counts: Sequence[int]) -> GridData:
-        """Compute the empty set and the shared scale once per cycle (call off the loop)."""
-        empty = montage.empty_classes(stack, counts)
-        return cls(cycle, stack, tuple(counts), montage.shared_scale(stack, empty), empty)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class GridPage:
-    """One page of a cycle as it goes on screen, built off the loop by :func:`build_grid_page`."""
-
-    data: GridData
-    slices: tuple[int, ...]
-    """0-based slices on the page, in display order."""
-    geometry: montage.GridGeometry
-    strips: tuple[Image.Image, ...]
-    """The montage cut into one image per tile row."""
-    lines: tuple[list[Strip], ...] | None
-    """Each strip already encoded as half-cell lines, or None (Sixel, TGP and unicode images
-    are encoded by their textual-image widget)."""
-
-    def shows(self, data: GridData, slices: Sequence[int], geometry: montage.GridGeometry) -> bool:
-        """Whether this page is ``slices`` of ``data`` laid out as ``geometry``."""
-        return self.data is data and self.slices == tuple(slices) and self.geometry == geometry
-
-
-def build_grid_page(
-    data: GridData, slices: Sequence[int], geometry: montage.GridGeometry, mode: ImageMode
-) -> GridPage:
-    """Build (and for half-cell images encode) one page: pure numpy/PIL/Rich, call off the loop."""
-    strips = montage.build_page(data.stack, slices, geometry, empty=data.empty, scale=data.scale)
-    lines = None
-    if mode is ImageMode.HALFCELL:
-        width = geometry.columns * geometry.tile_cols
-        lines = tuple(halfcell_lines(strip, width, geometry.tile_rows) for strip in strips)
-    return GridPage(data, tuple(slices), geometry, tuple(strips), lines)
-
-
-@dataclass(frozen=True, slots=True)
-class GridView:
-    """What decides which page of a cycle the grid shows, read on the loop (:meth:`ClassGrid.view`)
-    so that a thread can build the page of a cycle it has just read."""
-
-    width: int
-    """Cells available for the strips and label rows."""
-    height: int
-    cell_px: tuple[int, int]
-    by_count: bool
-    selected: int | None
-    """The slice under the cursor, kept under it in the new cycle."""
-    mode: ImageMode
-
-    def page_for(self, data: GridData) -> GridPage:
-        """The page :meth:`ClassGrid.set_data` will want for ``data`` (call off the loop)."""
-        order = montage.sort_order(data.counts, data.stack.shape[0], by_count=self.by_count)
-        cursor = order.index(self.selected) if self.selected in order else 0
-        geometry = montage.GridGeometry.fit(
-            self.width, self.height, self.cell_px, n_classes=len(order) or None
-        )
-        start = cursor // geometry.per_page * geometry.per_page
-        return build_grid_page(data, order[start : start + geometry.per_page], geometry, self.mode)
 
 
 class ClassGrid(Widget, can_focus=True):

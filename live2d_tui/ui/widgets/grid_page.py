@@ -1,0 +1,96 @@
+"""A cycle's classes and the grid pages built from them, off the event loop.
+
+:class:`GridData` is one cycle as the grid shows it (computed once per cycle); a
+:class:`GridPage` is one page of it, montage cut into strips and, for half-cell images, already
+encoded. Everything here is pure (numpy, PIL, Rich) and runs in thread workers: the app's load
+worker builds a new cycle's first page (:meth:`GridView.page_for`), the grid's page worker any
+other page. The class grid only puts finished pages on screen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from textual.strip import Strip
+
+from live2d_tui.config import ImageMode
+from live2d_tui.ui import montage
+from live2d_tui.ui.widgets.halfcell import halfcell_lines
+
+
+@dataclass(frozen=True, slots=True)
+class GridData:
+    """One cycle's classes as the grid shows them."""
+
+    cycle: int
+    stack: np.ndarray
+    """``(K, ny, nx)`` float32 class averages."""
+    counts: tuple[int, ...]
+    """Members per slice (``counts[k]`` for class ``k + 1``)."""
+    scale: tuple[float, float]
+    empty: frozenset[int]
+
+    @classmethod
+    def from_stack(cls, cycle: int, stack: np.ndarray, counts: Sequence[int]) -> GridData:
+        """Compute the empty set and the shared scale once per cycle (call off the loop)."""
+        empty = montage.empty_classes(stack, counts)
+        return cls(cycle, stack, tuple(counts), montage.shared_scale(stack, empty), empty)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class GridPage:
+    """One page of a cycle as it goes on screen, built off the loop by :func:`build_grid_page`."""
+
+    data: GridData
+    slices: tuple[int, ...]
+    """0-based slices on the page, in display order."""
+    geometry: montage.GridGeometry
+    strips: tuple[Image.Image, ...]
+    """The montage cut into one image per tile row."""
+    lines: tuple[list[Strip], ...] | None
+    """Each strip already encoded as half-cell lines, or None (Sixel, TGP and unicode images
+    are encoded by their textual-image widget)."""
+
+    def shows(self, data: GridData, slices: Sequence[int], geometry: montage.GridGeometry) -> bool:
+        """Whether this page is ``slices`` of ``data`` laid out as ``geometry``."""
+        return self.data is data and self.slices == tuple(slices) and self.geometry == geometry
+
+
+def build_grid_page(
+    data: GridData, slices: Sequence[int], geometry: montage.GridGeometry, mode: ImageMode
+) -> GridPage:
+    """Build (and for half-cell images encode) one page: pure numpy/PIL/Rich, call off the loop."""
+    strips = montage.build_page(data.stack, slices, geometry, empty=data.empty, scale=data.scale)
+    lines = None
+    if mode is ImageMode.HALFCELL:
+        width = geometry.columns * geometry.tile_cols
+        lines = tuple(halfcell_lines(strip, width, geometry.tile_rows) for strip in strips)
+    return GridPage(data, tuple(slices), geometry, tuple(strips), lines)
+
+
+@dataclass(frozen=True, slots=True)
+class GridView:
+    """What decides which page of a cycle the grid shows, read on the loop (:meth:`ClassGrid.view`)
+    so that a thread can build the page of a cycle it has just read."""
+
+    width: int
+    """Cells available for the strips and label rows."""
+    height: int
+    cell_px: tuple[int, int]
+    by_count: bool
+    selected: int | None
+    """The slice under the cursor, kept under it in the new cycle."""
+    mode: ImageMode
+
+    def page_for(self, data: GridData) -> GridPage:
+        """The page :meth:`ClassGrid.set_data` will want for ``data`` (call off the loop)."""
+        order = montage.sort_order(data.counts, data.stack.shape[0], by_count=self.by_count)
+        cursor = order.index(self.selected) if self.selected in order else 0
+        geometry = montage.GridGeometry.fit(
+            self.width, self.height, self.cell_px, n_classes=len(order) or None
+        )
+        start = cursor // geometry.per_page * geometry.per_page
+        return build_grid_page(data, order[start : start + geometry.per_page], geometry, self.mode)
