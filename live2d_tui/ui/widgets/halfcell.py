@@ -35,23 +35,29 @@ def halfcell_lines(image: Image.Image, width: int, height: int) -> list[Strip]:
     """
     width, height = max(1, width), max(1, height)
     # the resize textual-image's half-cell renderer uses (Pillow's default filter)
-    pixels = np.asarray(image.convert("RGB").resize((width, 2 * height)))
-    styles: dict[tuple[int, ...], Style] = {}
+    rgb = np.asarray(image.convert("RGB").resize((width, 2 * height))).astype(np.int64)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]  # one int per pixel
+    # a page holds a few thousand cells but far fewer distinct colours and pairs: build each
+    # Color and Style once (Color.from_triplet formats a hex name: most of the cost per cell)
+    colors: dict[int, Color] = {}
+    styles: dict[tuple[int, int], Style] = {}
+
+    def color(value: int) -> Color:
+        found = colors.get(value)
+        if found is None:
+            triplet = ColorTriplet(value >> 16, (value >> 8) & 0xFF, value & 0xFF)
+            found = colors[value] = Color.from_triplet(triplet)
+        return found
+
     lines: list[Strip] = []
     for row in range(height):
-        upper, lower = pixels[2 * row], pixels[2 * row + 1]
         segments: list[Segment] = []
-        for up, low in zip(upper.tolist(), lower.tolist(), strict=True):
-            key = (*up, *low)
-            style = styles.get(key)
+        for pair in zip(packed[2 * row].tolist(), packed[2 * row + 1].tolist(), strict=True):
+            style = styles.get(pair)
             if style is None:
-                style = Style(
-                    color=Color.from_triplet(ColorTriplet(*up)),
-                    bgcolor=Color.from_triplet(ColorTriplet(*low)),
-                )
-                styles[key] = style
+                style = styles[pair] = Style(color=color(pair[0]), bgcolor=color(pair[1]))
             segments.append(Segment(HALF_BLOCK, style))
-        lines.append(Strip(segments, width).simplify())
+        lines.append(Strip(segments, width))
     return lines
 
 
