@@ -146,7 +146,7 @@ class Live2DApp(App[None]):
             self._started = True
         except SupervisorError as exc:
             self.notify(str(exc), title="Cannot open the session", severity="error", timeout=15)
-            self._main.query_one(SessionPanel).update(
+            self._main.query_one(SessionPanel).show_message(
                 f"⚠ {exc}\n\nPress w to choose a Warp folder."
             )
             return

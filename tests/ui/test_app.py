@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from live2d_tui.ui.screens.dialogs import (
     WarpFolderScreen,
 )
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.session_panel import SessionPanel
 from live2d_tui.ui.widgets.settings_form import SettingsForm
 
 SIZE = (150, 45)
@@ -153,6 +155,28 @@ async def test_new_cycle_swaps_images_into_the_same_strips(session_copy: Path) -
         after = [list(strip.render_line(1)) for strip in strips]  # type: ignore[attr-defined]
         assert after != before  # the other cycle's pixels
         assert f"Cycle {cycles[-2].number} ·" in str(grid.query_one("#grid-header").render())
+
+
+async def test_session_panel_updates_only_when_its_text_changes(session_copy: Path) -> None:
+    # each core event brings a snapshot; an unchanged panel must not ask for a layout pass
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        panel = app.query_one(SessionPanel)
+        updates: list[object] = []
+        update = panel.update
+
+        def spy(*args: object, **kwargs: object) -> None:
+            updates.append(args)
+            update(*args, **kwargs)  # type: ignore[arg-type]
+
+        panel.update = spy  # type: ignore[method-assign]
+        snap = app.supervisor.snapshot()
+        panel.show(snap)
+        assert updates == []
+        panel.show(replace(snap, status=SessionStatus.WAITING))
+        assert len(updates) == 1
+        assert "Waiting" in str(panel.render())
 
 
 async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:

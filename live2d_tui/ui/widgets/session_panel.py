@@ -60,6 +60,18 @@ class SessionPanel(Static):
     SessionPanel { height: auto; padding: 0 1; }
     """
 
+    _shown: Text | None = None
+
     def show(self, snap: SupervisorSnapshot) -> None:
-        """Render a new snapshot."""
-        self.update(session_text(snap))
+        """Render a new snapshot (nothing when its text is what the panel already shows)."""
+        # every core event brings a snapshot, most with the same text; an update asks for a
+        # layout pass of the whole screen (tens of ms while a cycle loads the CPUs)
+        text = session_text(snap)
+        if text != self._shown:
+            self._shown = text
+            self.update(text)
+
+    def show_message(self, message: str) -> None:
+        """Show ``message`` instead of a session (e.g. it could not be opened)."""
+        self._shown = None
+        self.update(message)
