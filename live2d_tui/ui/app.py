@@ -164,6 +164,7 @@ class Live2DApp(App[None]):
     async def on_unmount(self) -> None:
         # however the app ends (q, ctrl+c, a test harness), the core closes and unlocks
         await self._close_supervisor(abort=False)
+        gc.unfreeze()  # what on_ready froze may be collected again (several apps in one process)
 
     def _on_bus_event(self, event: Event) -> None:
         # may run on the supervisor's loop or a worker thread: post_message is thread-safe
