@@ -61,25 +61,17 @@ from live2d_tui.engine.split import fill_empty_slots
 from live2d_tui.imaging import soft_circular_mask
 
 VERSION = "1.02"
-PRIOR_PSEUDO_COUNT = 0.01
-"""Pseudo-count added to every class's membership in the class prior. Small on purpose: a class
-that lost (nearly) all its particles keeps losing the ambiguous ones and empties, instead of
-lingering as a tiny, noisy duplicate of a view (on the reference-shaped session: ARI 0.945 →
-0.969, median FRC0.5 8.2 → 8.0 Å, 20 → 16 classes in use; views differ by far more than the
-prior's few log units, so it never decides between different views)."""
 MIN_CLASS_FRACTION = 0.05
 """A class whose current membership is below this fraction of the mean membership of the
-classes in use is emptied before the search, and its particles go to the other classes. Such a
-class is a few particles split off a view: the class prior makes it shrink cycle after cycle,
-and it cannot reach the resolution limit. All jobs of a cycle read the same star, so they empty
-the same classes. Measured on the reference-shaped session (6,175 particles, 20 classes, mean
-about 330 members): without a floor the classes left at the end with 2, 2, 12 members reached
-FRC0.5 96, 21 and 10 Å while every class from 32 members up reached 7.7-8.0 Å; 5 % removes
-those, but a class of 20-24 members (9.6-10.7 Å) was still left in two runs of two. 10 % from
-the first cycle was too much: at 40 Å, while memberships still move, it emptied the only class
-of a view, whose particles then joined a similar view's class for good (purity 0.92, 11/12
-views); hence :data:`MIN_CLASS_FRACTION_FINE` only once the search works at
-:data:`FINE_RESOLUTION` or finer, where the classes have formed."""
+classes in use is emptied before the search: its particles go to the other classes, and its slot
+is refilled by splitting the largest class (:mod:`.split`). Such a class is a few particles split
+off a view, and it cannot reach the resolution limit: on the reference-shaped session (6,175
+particles, 20 classes, mean about 330 members) the classes left at the end without a floor held
+2, 2 and 12 members and reached FRC0.5 96, 21 and 10 Å, while every class from 32 members up
+reached 7.7-8.0 Å. All jobs of a cycle read the same star, so they empty the same classes. The
+floor is lower while the search works coarser than :data:`FINE_RESOLUTION`, where memberships
+still move a lot from cycle to cycle and a small class may be a view still gathering its
+particles."""
 MIN_CLASS_FRACTION_FINE = 0.1
 FINE_RESOLUTION = 15.0
 """Å: at this high-resolution limit or finer the floor is :data:`MIN_CLASS_FRACTION_FINE`."""
@@ -126,13 +118,6 @@ def memberships(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
     if len(members) == 0:
         return None
     return np.bincount(members - 1, minlength=k).astype(np.float64)
-
-
-def class_prior(counts: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Log prior of each class from its membership, plus :data:`PRIOR_PSEUDO_COUNT`."""
-    weights = counts + PRIOR_PSEUDO_COUNT
-    prior: npt.NDArray[np.float64] = np.log(weights / weights.sum())
-    return prior
 
 
 def class_floor_fraction(high_res: float) -> float:
@@ -284,13 +269,7 @@ def refine(
                 f"{split.parent + 1} and {split.slot + 1} ({100 * split.fraction_to_slot:.0f} % "
                 f"to {split.slot + 1})\n"
             )
-    search = ClassSearch(
-        references,
-        params,
-        whitening,
-        rng,
-        log_prior=None if counts is None else class_prior(counts),
-    )
+    search = ClassSearch(references, params, whitening, rng)
     use = rng.random(len(rows)) < s.fraction
     old_class = rows["best_class"].copy()
     old_score = rows["score"].copy()

@@ -24,8 +24,9 @@ Coarse-to-fine, all in batches of particles (no per-particle Python loop):
    the correlation is re-evaluated exactly there (a direct Fourier sum), so the angle choice is
    not biased by the integer translation grid; psi gets a parabolic sub-step too.
 
-Class probabilities are a softmax of smoothing × logP marginalised over the rotations searched,
-plus the log class prior (current memberships, see ``refine2d.class_prior``);
+Class probabilities are a softmax of smoothing × logP marginalised over the rotations searched
+(all classes equally likely a priori: a prior from the memberships made big classes grow and
+blur on continuous orientations; ``refine2d`` and :mod:`.split` keep the class sizes useful);
 each particle contributes to every class within 20 log units of its best (as cisTEM), at that
 class's best pose, weighted by the probability. Contributions are accumulated per (class, fine
 angle) in the particle frame, and each bin is rotated back into the class frame once, at the end:
@@ -127,7 +128,6 @@ class ClassSearch:
         params: SearchParams,
         whitening: npt.NDArray[np.float64],
         rng: np.random.Generator,
-        log_prior: npt.NDArray[np.float64] | None = None,
     ) -> None:
         """Prepare rotated reference spectra.
 
@@ -137,11 +137,9 @@ class ClassSearch:
             params: sampling.
             whitening: W on the (nb, nb//2+1) grid.
             rng: draws the random offsets of the angle grids.
-            log_prior: (K,) log prior probability of each class (None = uniform).
         """
         p = self.params = params
         self.n_classes = len(references)
-        self.log_prior = None if log_prior is None else np.asarray(log_prior, dtype=np.float64)
         self.nonzero = np.flatnonzero(np.abs(references).reshape(len(references), -1).max(1) > 0)
         if len(self.nonzero) == 0:
             raise ValueError("all class averages are empty")
@@ -309,8 +307,6 @@ class ClassSearch:
         lbest = smooth.argmax(axis=2)
         top = smooth.max(axis=2, keepdims=True)
         class_lp = top[..., 0] + np.log(np.exp(smooth - top).sum(axis=2))
-        if self.log_prior is not None:
-            class_lp = class_lp + self.log_prior[self.nonzero][cand]
         prob = np.exp(class_lp - class_lp.max(axis=1, keepdims=True))
         prob /= prob.sum(axis=1, keepdims=True)
         keep = class_lp >= class_lp.max(axis=1, keepdims=True) - LOGP_WINDOW

@@ -17,8 +17,8 @@ class (bisecting, as in bisecting k-means):
    (:func:`averages.class_averages`), whitened as the search whitens, so the two new references
    are on the same footing as the others.
 
-The parent keeps the larger half and the empty slot gets the smaller; the class prior then counts
-each half's share of the parent. Everything here is a deterministic function of the star, the stack
+The parent keeps the larger half and the empty slot gets the smaller; for the next split of the
+same round, each half counts with its share of the parent's members. Everything here is a deterministic function of the star, the stack
 and the references, so every job of a cycle makes the same split (merge2d sums their dumps).
 """
 
@@ -71,7 +71,7 @@ def fill_empty_slots(
     mask_radius: float,
 ) -> list[Split]:
     """Split the largest classes into the empty slots of ``references`` (in place), updating
-    ``counts`` (the memberships the class prior uses) to each half's share."""
+    ``counts`` (the memberships that choose the next class to split) to each half's share."""
     k = len(references)
     empty = np.flatnonzero(np.abs(references).reshape(k, -1).max(axis=1) == 0)
     splits: list[Split] = []

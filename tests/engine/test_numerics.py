@@ -190,15 +190,12 @@ def test_resample_changes_pixel_size_in_the_same_box() -> None:
     assert np.abs(out - expected).max() < 0.02
 
 
-def test_class_prior_from_whole_star_memberships() -> None:
+def test_memberships_count_the_whole_star() -> None:
     from live2d_tui.dataset.cistem_star import empty_rows
-    from live2d_tui.engine.refine2d import PRIOR_PSEUDO_COUNT, class_prior, memberships
+    from live2d_tui.engine.refine2d import memberships
 
     rows = empty_rows(6)
-    assert memberships(rows, 3) is None  # nothing assigned yet: uniform
+    assert memberships(rows, 3) is None  # nothing assigned yet
     rows["best_class"] = [1, 1, -1, 2, 0, -2]  # unused rows count with |k|
     counts = memberships(rows, 3)
     assert counts is not None and list(counts) == [3, 2, 0]
-    prior = class_prior(counts)
-    expected = np.array([3.0, 2.0, 0.0]) + PRIOR_PSEUDO_COUNT
-    assert np.allclose(np.exp(prior), expected / expected.sum())
