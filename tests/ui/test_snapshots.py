@@ -139,6 +139,9 @@ def test_settings_expert_open(snap_compare: Any, snapshot_session: Path) -> None
     async def run_before(pilot: Any) -> None:
         await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
         await pilot.click("#group-expert CollapsibleTitle")
+        # the group scrolls into view after the next refresh (Collapsible.call_after_refresh):
+        # one pause is not always enough on a busy machine
+        await wait_until(pilot, lambda: app.query_one("#left").scroll_y > 0)  # type: ignore[attr-defined]
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
