@@ -18,8 +18,9 @@ class (bisecting, as in bisecting k-means):
    are on the same footing as the others.
 
 The parent keeps the larger half and the empty slot gets the smaller; for the next split of the
-same round, each half counts with its share of the parent's members. Everything here is a deterministic function of the star, the stack
-and the references, so every job of a cycle makes the same split (merge2d sums their dumps).
+same round, each half counts with its share of the parent's members. Everything here is a
+deterministic function of the star, the stack and the references, so every job of a cycle makes
+the same split (merge2d sums their dumps).
 """
 
 from __future__ import annotations
