@@ -9,6 +9,12 @@ not the *outer* terminal can show Sixel. We therefore also ask tmux what the att
 supports (``tmux display -p '#{client_termfeatures}'``) and only keep Sixel when ``sixel`` is in
 that list.
 
+textual-image draws kitty graphics (TGP) with Unicode placeholders (``U=1``), which kitty has
+only from 0.28.0; an older kitty (Debian 12 ships 0.26.5) answers the plain ``a=q`` probe OK but
+rejects every placement, and the grid fills with placeholder boxes. Outside tmux we therefore
+ask the terminal its name and version (XTVERSION, ``CSI > q``) and do not choose TGP for a kitty
+older than that. Inside tmux XTVERSION names tmux, so there the check cannot be made.
+
 Invariants:
 - :func:`resolve_image_mode` is pure (all facts are arguments), so every branch is testable.
 - The resolved mode is never ``auto``.
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -38,6 +45,15 @@ TMUX_HINT = (
     "`set -g allow-passthrough on` (kitty, ghostty)."
 )
 """One line shown when tmux leaves only half-cell images."""
+
+KITTY_PLACEHOLDERS = (0, 28, 0)
+"""The first kitty with Unicode placeholders, which textual-image's TGP renderer needs."""
+KITTY_HINT = (
+    "Half-cell images only: kitty < 0.28 has no Unicode placeholders; update kitty for images."
+)
+"""One line shown when the kitty is too old for the images."""
+_XTVERSION_RE = re.compile(r"\x1bP>\|([^\x1b]*)\x1b\\")
+_KITTY_VERSION_RE = re.compile(r"^kitty\((\d+)\.(\d+)\.(\d+)\)")
 
 SIXEL_COLORS = 128
 """Gray levels per Sixel image: class averages need few, and fewer colours keep one encoded
@@ -88,6 +104,7 @@ def resolve_image_mode(
     terminal_sixel: bool,
     terminal_tgp: bool,
     client_features: frozenset[str] | None,
+    terminal_version: str | None = None,
 ) -> ImageChoice:
     """Decide the renderer from the facts gathered by :func:`prepare_images`.
 
@@ -98,6 +115,8 @@ def resolve_image_mode(
         terminal_sixel: textual-image's DA1 probe answered Sixel.
         terminal_tgp: textual-image's kitty query answered OK.
         client_features: ``#{client_termfeatures}`` of the attached tmux client (None outside).
+        terminal_version: The terminal's XTVERSION answer, e.g. ``kitty(0.26.5)`` (None if not
+            asked or not answered).
     """
     if requested is not ImageMode.AUTO:
         return ImageChoice(requested, f"--images {requested.value}")
@@ -114,6 +133,12 @@ def resolve_image_mode(
                 "tmux claims Sixel but the attached client does not list it",
                 TMUX_HINT,
             )
+    if terminal_tgp and kitty_without_placeholders(terminal_version):
+        return ImageChoice(
+            ImageMode.HALFCELL,
+            f"{terminal_version} predates kitty's Unicode placeholders",
+            KITTY_HINT,
+        )
     if terminal_tgp:
         where = "through tmux passthrough" if in_tmux else "by the terminal"
         return ImageChoice(ImageMode.TGP, f"kitty graphics query answered {where}")
@@ -122,6 +147,34 @@ def resolve_image_mode(
         "no Sixel or kitty graphics support detected",
         TMUX_HINT if in_tmux else "",
     )
+
+
+def kitty_without_placeholders(version: str | None) -> bool:
+    """Whether an XTVERSION answer names a kitty older than :data:`KITTY_PLACEHOLDERS`."""
+    match = _KITTY_VERSION_RE.match(version or "")
+    if match is None:
+        return False
+    return tuple(int(part) for part in match.groups()) < KITTY_PLACEHOLDERS
+
+
+def query_terminal_version(timeout: float = 1.0) -> str | None:
+    """The terminal's XTVERSION answer (``CSI > q``), or None; must run before the app starts.
+
+    DA1 follows the query, so a terminal that ignores XTVERSION ends the wait at once.
+    """
+    from textual_image._terminal import TerminalError, capture_until_primary_da
+
+    stream = sys.__stdout__
+    if stream is None or not stream.isatty():
+        return None
+    try:
+        with capture_until_primary_da(timeout) as response:
+            stream.write("\x1b[>q\x1b[c")
+            stream.flush()
+    except (TerminalError, TimeoutError, OSError):
+        return None
+    match = _XTVERSION_RE.search(response.sequence)
+    return match.group(1) if match else None
 
 
 def prepare_images(requested: ImageMode) -> ImageChoice:
@@ -134,6 +187,7 @@ def prepare_images(requested: ImageMode) -> ImageChoice:
     caps = probe_terminal()
     is_tty = bool(sys.__stdout__ and sys.__stdout__.isatty())
     in_tmux = bool(os.environ.get("TMUX"))
+    ask_version = requested is ImageMode.AUTO and bool(caps.tgp) and is_tty and not in_tmux
     return resolve_image_mode(
         requested,
         is_tty=is_tty,
@@ -141,6 +195,7 @@ def prepare_images(requested: ImageMode) -> ImageChoice:
         terminal_sixel=bool(caps.sixel),
         terminal_tgp=bool(caps.tgp),
         client_features=tmux_client_features() if in_tmux else None,
+        terminal_version=query_terminal_version() if ask_version else None,
     )
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from live2d_tui.config import ImageMode
 from live2d_tui.ui.images import (
+    KITTY_HINT,
     TMUX_HINT,
     cell_size,
     pin_cell_size,
@@ -68,6 +69,25 @@ def test_auto_decisions() -> None:
         is ImageMode.TGP
     )
     assert _resolve(in_tmux=True, client_features=frozenset()) == (ImageMode.HALFCELL, TMUX_HINT)
+
+
+def test_kitty_before_unicode_placeholders_gets_halfcell() -> None:
+    """kitty < 0.28 answers the TGP probe but cannot show textual-image's placements."""
+    old = _resolve(terminal_tgp=True, terminal_version="kitty(0.26.5)")
+    assert old == (ImageMode.HALFCELL, KITTY_HINT)
+    for version in ("kitty(0.28.0)", "kitty(0.35.2)", "ghostty 1.1.3", "WezTerm 2024", None):
+        assert _resolve(terminal_tgp=True, terminal_version=version)[0] is ImageMode.TGP
+    # a requested mode is still honoured
+    forced = resolve_image_mode(
+        ImageMode.TGP,
+        is_tty=True,
+        in_tmux=False,
+        terminal_sixel=False,
+        terminal_tgp=True,
+        client_features=None,
+        terminal_version="kitty(0.26.5)",
+    )
+    assert forced.mode is ImageMode.TGP
 
 
 def test_pin_cell_size() -> None:
