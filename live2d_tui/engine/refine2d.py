@@ -127,13 +127,12 @@ def class_floor_fraction(high_res: float) -> float:
 
 
 def small_classes(
-    star: StarRows, references: npt.NDArray[Any], fraction: float
+    counts: npt.NDArray[np.float64] | None, references: npt.NDArray[Any], fraction: float
 ) -> npt.NDArray[np.int64]:
-    """0-based indices of the non-empty references whose current membership |Best2DClass| in the
-    WHOLE star is below ``fraction`` of the mean over the classes with members; none when no
-    particle is assigned yet (the first round after a random start)."""
+    """0-based indices of the non-empty references whose membership (:func:`memberships`) is
+    below ``fraction`` of the mean over the classes with members; none when no particle is
+    assigned yet (``counts`` is None: the first round after a random start)."""
     k = len(references)
-    counts = memberships(star, k)
     if counts is None:
         return np.zeros(0, dtype=np.int64)
     floor = fraction * counts.sum() / np.count_nonzero(counts)
@@ -210,8 +209,9 @@ def refine(
         autocenter=s.autocenter,
         automask=s.automask,
     )
+    counts = memberships(star, len(references))
     floor_fraction = class_floor_fraction(high)
-    emptied = small_classes(star, references, floor_fraction)
+    emptied = small_classes(counts, references, floor_fraction)
     references[emptied] = 0.0
     # rotations beyond the box edge do not matter: the step follows the smaller of the two
     auto = auto_step(pixel_b, min(s.mask_radius, 0.5 * box * s.pixel_size))
@@ -257,7 +257,6 @@ def refine(
         raise EngineError(
             "the star has particles without a microscope voltage (needed for the CTF)"
         )
-    counts = memberships(star, len(references))
     if counts is not None:
         counts[emptied] = 0.0
         splits = fill_empty_slots(

@@ -355,15 +355,17 @@ def test_a_class_of_two_views_is_split_into_an_empty_slot(tmp_path: Path) -> Non
 
 def test_small_classes_rule() -> None:
     from live2d_tui.dataset.cistem_star import empty_rows
-    from live2d_tui.engine.refine2d import class_floor_fraction, small_classes
+    from live2d_tui.engine.refine2d import class_floor_fraction, memberships, small_classes
 
     references = np.ones((4, 8, 8), dtype=np.float32)
     rows = empty_rows(100)
-    assert len(small_classes(rows, references, 0.05)) == 0  # nothing assigned yet
+    assert len(small_classes(memberships(rows, 4), references, 0.05)) == 0  # nothing assigned yet
     rows["best_class"] = np.r_[[1] * 60, [-2] * 34, [-3] * 6]  # |k| counts; 4 has no members
-    assert list(small_classes(rows, references, 0.05)) == [3]  # floor 0.05 · 100/3 = 1.7
-    assert list(small_classes(rows, references, 0.2)) == [2, 3]  # floor 6.7
+    assert list(small_classes(memberships(rows, 4), references, 0.05)) == [
+        3
+    ]  # floor 0.05 · 100/3 = 1.7
+    assert list(small_classes(memberships(rows, 4), references, 0.2)) == [2, 3]  # floor 6.7
     references[3] = 0.0  # already empty: not reported again
-    assert list(small_classes(rows, references, 0.2)) == [2]
+    assert list(small_classes(memberships(rows, 4), references, 0.2)) == [2]
     # stricter once the search works at 15 Å or finer, where the classes have formed
     assert class_floor_fraction(40.0) == 0.05 and class_floor_fraction(15.0) == 0.1
