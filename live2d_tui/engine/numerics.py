@@ -105,6 +105,20 @@ def phase_ramp(n: int, dx: AnyArray, dy: AnyArray) -> C64:
     return np.exp(1j * phase).astype(np.complex64)
 
 
+def _rotation_sources(shape: tuple[int, ...], angle_deg: float) -> tuple[F64, F64]:
+    """(y, x) input coordinates of every output pixel of a rotation by ``angle_deg`` about
+    (N//2, N//2): the inverse map of ``ndimage.rotate``, input = R(−a) · output, in (x, y) with
+    y pointing down the rows."""
+    ny, nx = shape
+    cy, cx = ny // 2, nx // 2
+    a = np.deg2rad(angle_deg)
+    c, s = np.cos(a), np.sin(a)
+    y, x = np.indices((ny, nx), dtype=np.float64)
+    y -= cy
+    x -= cx
+    return s * x + c * y + cy, c * x - s * y + cx
+
+
 def rotate_image(image: AnyArray, angle_deg: float, *, order: int = 3) -> F64:
     """Rotate one [y, x] image by ``angle_deg`` (``ndimage.rotate`` sense) about (N//2, N//2).
 
@@ -112,16 +126,7 @@ def rotate_image(image: AnyArray, angle_deg: float, *, order: int = 3) -> F64:
     """
     from scipy import ndimage  # imported here: 0.2 s that merge2d and most calls never need
 
-    ny, nx = image.shape
-    cy, cx = ny // 2, nx // 2
-    a = np.deg2rad(angle_deg)
-    c, s = np.cos(a), np.sin(a)
-    y, x = np.indices((ny, nx), dtype=np.float64)
-    y -= cy
-    x -= cx
-    # inverse map of ndimage.rotate: input = R(-a) · output, in (x, y) with y pointing down rows
-    xin = c * x - s * y + cx
-    yin = s * x + c * y + cy
+    yin, xin = _rotation_sources(image.shape, angle_deg)
     out: F64 = ndimage.map_coordinates(
         np.asarray(image, dtype=np.float64), [yin, xin], order=order, mode="constant", cval=0.0
     )
@@ -155,14 +160,7 @@ def rotate_bilinear(image: AnyArray, angle_deg: float) -> F64:
     short-lived process); zero where the source point lies outside the input grid, as
     ``map_coordinates(mode="constant")``."""
     ny, nx = image.shape
-    cy, cx = ny // 2, nx // 2
-    a = np.deg2rad(angle_deg)
-    c, s = np.cos(a), np.sin(a)
-    y, x = np.indices((ny, nx), dtype=np.float64)
-    y -= cy
-    x -= cx
-    xin = c * x - s * y + cx
-    yin = s * x + c * y + cy
+    yin, xin = _rotation_sources(image.shape, angle_deg)
     x0 = np.floor(xin).astype(np.int64)
     y0 = np.floor(yin).astype(np.int64)
     fx = xin - x0
