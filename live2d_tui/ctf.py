@@ -81,3 +81,28 @@ def ctf_2d(
     if bfactor:
         ctf = ctf * np.exp(-bfactor * k2 / 4.0)
     return ctf.astype(dtype, copy=False)
+
+
+def star_ctfs(
+    rows: npt.NDArray[Any], box: int, pixel_size: float, *, isotropic: bool = False
+) -> npt.NDArray[np.floating[Any]]:
+    """Per-particle CTFs (B, box, box//2+1) of cisTEM star rows (``dataset.cistem_star``
+    columns: defocus 1/2 and angle, phase shift in degrees, voltage, Cs, amplitude contrast); a
+    row without a voltage (≤ 0) counts as 300 kV. ``isotropic``: at the mean defocus without
+    astigmatism, so the same after any in-plane rotation (the CTF² of a class-frame average)."""
+    if isotropic:
+        mean = 0.5 * (rows["defocus_1"] + rows["defocus_2"])
+        defocus_u, defocus_v, angle = mean, mean, np.zeros(len(rows))
+    else:
+        defocus_u, defocus_v, angle = rows["defocus_1"], rows["defocus_2"], rows["defocus_angle"]
+    return ctf_2d(
+        box,
+        pixel_size,
+        defocus_u,
+        defocus_v,
+        angle,
+        voltage_kv=np.where(rows["voltage"] > 0, rows["voltage"], 300.0),
+        cs_mm=rows["cs"],
+        amplitude_contrast=rows["amplitude_contrast"],
+        phase_shift_deg=rows["phase_shift"],
+    )

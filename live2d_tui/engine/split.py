@@ -32,7 +32,7 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui import imaging
-from live2d_tui.ctf import ctf_2d
+from live2d_tui.ctf import star_ctfs
 from live2d_tui.dataset.cistem_star import StarRows
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages
@@ -120,16 +120,7 @@ def _split_class(
     pixel_b = box * pixel / nb
     images, _ = prep.apply(read_images(stack, rows["position"]), rows["pixel_size"])
     spectra = nm.crop_half(np.fft.rfft2(images.astype(np.float64)), nb)
-    voltage = np.where(rows["voltage"] > 0, rows["voltage"], 300.0)
-    ctf_args: dict[str, Any] = {
-        "voltage_kv": voltage,
-        "cs_mm": rows["cs"],
-        "amplitude_contrast": rows["amplitude_contrast"],
-        "phase_shift_deg": rows["phase_shift"],
-    }
-    ctf = ctf_2d(
-        nb, pixel_b, rows["defocus_1"], rows["defocus_2"], rows["defocus_angle"], **ctf_args
-    )
+    ctf = star_ctfs(rows, nb, pixel_b)
     # as the search accumulates: y = c·X_w with c = W·CTF and X_w = W·X
     weighted = np.fft.irfft2(spectra * ctf * whitening**2, s=(nb, nb))
     framed = imaging.to_class_frame(
@@ -150,9 +141,7 @@ def _split_class(
     if min(share, 1.0 - share) < MIN_HALF:
         return None
     # CTF² in the class frame: the isotropic CTF at the mean defocus (rotation-invariant)
-    mean_defocus = 0.5 * (rows["defocus_1"] + rows["defocus_2"])
-    ctf_iso = ctf_2d(nb, pixel_b, mean_defocus, mean_defocus, np.zeros(len(rows)), **ctf_args)
-    ctf2 = (ctf_iso * whitening) ** 2
+    ctf2 = (star_ctfs(rows, nb, pixel_b, isotropic=True) * whitening) ** 2
     sums = np.stack([framed_spectra[~side].sum(axis=0), framed_spectra[side].sum(axis=0)])
     data = ClassSums(
         box=box,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from live2d_tui import imaging
-from live2d_tui.ctf import ctf_2d
+from live2d_tui.ctf import star_ctfs
 from live2d_tui.dataset.cistem_star import StarRows
 from live2d_tui.simulate.metrics import F64
 
@@ -70,34 +70,12 @@ def wiener_average(images: F64, rows: StarRows, pixel_size: float, *, constant: 
     """CTF-corrected average of particles in their class frame, from the star's psi, shifts
     (Å) and CTF: Σ to_class_frame(CTF·F) / (Σ CTF²_isotropic + constant)."""
     n = images.shape[-1]
-    voltage = np.where(rows["voltage"] > 0, rows["voltage"], 300.0)
-    ctf = ctf_2d(
-        n,
-        pixel_size,
-        rows["defocus_1"],
-        rows["defocus_2"],
-        rows["defocus_angle"],
-        voltage_kv=voltage,
-        cs_mm=rows["cs"],
-        amplitude_contrast=rows["amplitude_contrast"],
-        phase_shift_deg=rows["phase_shift"],
-    )
+    ctf = star_ctfs(rows, n, pixel_size)
     weighted = np.fft.irfft2(np.fft.rfft2(images) * ctf, s=(n, n))
     framed = imaging.to_class_frame(
         weighted, rows["psi"], rows["x_shift"] / pixel_size, rows["y_shift"] / pixel_size
     )
-    mean_defocus = 0.5 * (rows["defocus_1"] + rows["defocus_2"])
-    ctf_iso = ctf_2d(
-        n,
-        pixel_size,
-        mean_defocus,
-        mean_defocus,
-        np.zeros(len(rows)),
-        voltage_kv=voltage,
-        cs_mm=rows["cs"],
-        amplitude_contrast=rows["amplitude_contrast"],
-        phase_shift_deg=rows["phase_shift"],
-    )
+    ctf_iso = star_ctfs(rows, n, pixel_size, isotropic=True)
     denominator = (np.asarray(ctf_iso) ** 2).sum(axis=0) + constant
     out: F64 = np.fft.irfft2(np.fft.rfft2(framed.sum(axis=0)) / denominator, s=(n, n))
     return out
