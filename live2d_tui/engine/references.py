@@ -21,6 +21,12 @@ from live2d_tui.engine.averages import MASK_FALLOFF
 from live2d_tui.imaging import fourier_shift, soft_circular_mask
 
 
+def filled(references: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+    """(K,) which references hold a class average; an all-zero slice is an empty class."""
+    mask: npt.NDArray[np.bool_] = np.abs(references).reshape(len(references), -1).max(axis=1) > 0
+    return mask
+
+
 def _lowpass(image: npt.NDArray[np.float64], pixel: float, high: float) -> npt.NDArray[np.float64]:
     n = image.shape[-1]
     r = nm.radius_half(n)

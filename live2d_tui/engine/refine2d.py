@@ -55,7 +55,7 @@ from live2d_tui.engine.particles import (
 )
 from live2d_tui.engine.program import run_program
 from live2d_tui.engine.progress import ProgressBar
-from live2d_tui.engine.references import prepare_references
+from live2d_tui.engine.references import filled, prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
 from live2d_tui.engine.split import fill_empty_slots
 from live2d_tui.imaging import soft_circular_mask
@@ -132,12 +132,10 @@ def small_classes(
     """0-based indices of the non-empty references whose membership (:func:`memberships`) is
     below ``fraction`` of the mean over the classes with members; none when no particle is
     assigned yet (``counts`` is None: the first round after a random start)."""
-    k = len(references)
     if counts is None:
         return np.zeros(0, dtype=np.int64)
     floor = fraction * counts.sum() / np.count_nonzero(counts)
-    filled = np.abs(references).reshape(k, -1).max(axis=1) > 0
-    return np.flatnonzero(filled & (counts < floor)).astype(np.int64)
+    return np.flatnonzero(filled(references) & (counts < floor)).astype(np.int64)
 
 
 def random_start(
@@ -233,7 +231,7 @@ def refine(
         coarse_step=coarse_step,
         fine_step=fine_step,
     )
-    nonzero = int(np.count_nonzero(np.abs(references).reshape(len(references), -1).max(1) > 0))
+    nonzero = int(np.count_nonzero(filled(references)))
     out.write(
         f"Number of classes = {len(references)}, nonzero classes = {nonzero}, box size = {box}, "
         f"binning factor = {box / nb:.3f}, new pixel size = {pixel_b:.3f}, resolution limit = "

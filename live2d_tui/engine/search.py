@@ -43,6 +43,7 @@ import numpy.typing as npt
 
 from live2d_tui.ctf import ctf_2d
 from live2d_tui.engine import numerics as nm
+from live2d_tui.engine.references import filled
 
 LOGP_WINDOW = 20.0
 """A particle contributes to every class whose (smoothed) logP is within this of its best."""
@@ -140,7 +141,7 @@ class ClassSearch:
         """
         p = self.params = params
         self.n_classes = len(references)
-        self.nonzero = np.flatnonzero(np.abs(references).reshape(len(references), -1).max(1) > 0)
+        self.nonzero = np.flatnonzero(filled(references))
         if len(self.nonzero) == 0:
             raise ValueError("all class averages are empty")
         k = len(self.nonzero)

@@ -38,6 +38,7 @@ from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages
 from live2d_tui.engine.dumpfile import ClassSums
 from live2d_tui.engine.particles import Preprocess, read_images
+from live2d_tui.engine.references import filled
 
 MAX_SPLITS = 2
 """Splits per refine2d round: each costs every job a read of :data:`SPLIT_SAMPLE` particles."""
@@ -73,8 +74,7 @@ def fill_empty_slots(
 ) -> list[Split]:
     """Split the largest classes into the empty slots of ``references`` (in place), updating
     ``counts`` (the memberships that choose the next class to split) to each half's share."""
-    k = len(references)
-    empty = np.flatnonzero(np.abs(references).reshape(k, -1).max(axis=1) == 0)
+    empty = np.flatnonzero(~filled(references))
     splits: list[Split] = []
     touched: set[int] = set()
     for slot in empty[:MAX_SPLITS]:
