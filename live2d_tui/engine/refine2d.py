@@ -57,7 +57,7 @@ from live2d_tui.engine.program import run_program
 from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.engine.references import filled, prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
-from live2d_tui.engine.split import fill_empty_slots
+from live2d_tui.engine.split import SplitSource, fill_empty_slots
 from live2d_tui.imaging import soft_circular_mask
 
 VERSION = "1.02"
@@ -257,9 +257,8 @@ def refine(
         )
     if counts is not None:
         counts[emptied] = 0.0
-        splits = fill_empty_slots(
-            references, counts, star, stack, prep, whitening, high, s.mask_radius
-        )
+        source = SplitSource(star, stack, prep, whitening, high, s.mask_radius)
+        splits = fill_empty_slots(references, counts, source)
         for split in splits:
             out.write(
                 f"Split class {split.parent + 1} ({split.members} members) into classes "

@@ -62,15 +62,22 @@ class Split:
     fraction_to_slot: float
 
 
+@dataclass(frozen=True)
+class SplitSource:
+    """What a split reads: the particles, how they are prepared, and the search's grid."""
+
+    star: StarRows
+    """The WHOLE star of the round (classes, psi, shifts, CTF)."""
+    stack: Any
+    prep: Preprocess
+    whitening: npt.NDArray[np.float64]
+    """W on the working (nb, nb//2+1) grid, as the search whitens."""
+    high_res: float
+    mask_radius: float
+
+
 def fill_empty_slots(
-    references: npt.NDArray[np.float32],
-    counts: npt.NDArray[np.float64],
-    star: StarRows,
-    stack: Any,
-    prep: Preprocess,
-    whitening: npt.NDArray[np.float64],
-    high_res: float,
-    mask_radius: float,
+    references: npt.NDArray[np.float32], counts: npt.NDArray[np.float64], source: SplitSource
 ) -> list[Split]:
     """Split the largest classes into the empty slots of ``references`` (in place), updating
     ``counts`` (the memberships that choose the next class to split) to each half's share."""
@@ -82,9 +89,7 @@ def fill_empty_slots(
         parent = next((c for c in order if counts[c] >= MIN_SPLIT_MEMBERS), None)
         if parent is None or not np.any(references[parent]):
             break
-        halves = _split_class(
-            references.shape[-1], parent, star, stack, prep, whitening, high_res, mask_radius
-        )
+        halves = _split_class(references.shape[-1], parent, source)
         touched.add(parent)
         if halves is None:
             continue
@@ -99,17 +104,11 @@ def fill_empty_slots(
 
 
 def _split_class(
-    box: int,
-    parent: int,
-    star: StarRows,
-    stack: Any,
-    prep: Preprocess,
-    whitening: npt.NDArray[np.float64],
-    high_res: float,
-    mask_radius: float,
+    box: int, parent: int, source: SplitSource
 ) -> tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]], float] | None:
     """The two half averages of class ``parent`` (0-based) and the share of the second, or
     ``None`` when the members do not split into two usable halves."""
+    star, prep, whitening = source.star, source.prep, source.whitening
     members = np.flatnonzero(np.abs(star["best_class"]) == parent + 1)
     if len(members) < MIN_SPLIT_MEMBERS:
         return None
@@ -118,7 +117,7 @@ def _split_class(
     pixel = prep.pixel_size
     nb = whitening.shape[0]
     pixel_b = box * pixel / nb
-    images, _ = prep.apply(read_images(stack, rows["position"]), rows["pixel_size"])
+    images, _ = prep.apply(read_images(source.stack, rows["position"]), rows["pixel_size"])
     spectra = nm.crop_half(np.fft.rfft2(images.astype(np.float64)), nb)
     ctf = star_ctfs(rows, nb, pixel_b)
     # as the search accumulates: y = c·X_w with c = W·CTF and X_w = W·X
@@ -126,8 +125,8 @@ def _split_class(
     framed = imaging.to_class_frame(
         weighted, rows["psi"], rows["x_shift"] / pixel_b, rows["y_shift"] / pixel_b
     )
-    mask = imaging.soft_circular_mask(nb, mask_radius / pixel_b, MASK_FALLOFF / pixel_b)
-    low = nm.radius_half(nb) <= nb * pixel_b / max(SPLIT_RESOLUTION, high_res)
+    mask = imaging.soft_circular_mask(nb, source.mask_radius / pixel_b, MASK_FALLOFF / pixel_b)
+    low = nm.radius_half(nb) <= nb * pixel_b / max(SPLIT_RESOLUTION, source.high_res)
     framed_spectra = np.fft.rfft2(framed)
     shapes = np.fft.irfft2(framed_spectra * low, s=(nb, nb)) * mask
     flat = shapes.reshape(len(rows), -1)
@@ -147,7 +146,7 @@ def _split_class(
         box=box,
         binned_box=nb,
         pixel_size=pixel,
-        mask_radius=mask_radius,
+        mask_radius=source.mask_radius,
         nonzero=np.ones(2, dtype=bool),
         sums=sums,
         ctf2=np.stack([ctf2[~side].sum(axis=0), ctf2[side].sum(axis=0)]),

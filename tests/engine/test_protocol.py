@@ -325,7 +325,7 @@ def test_a_class_of_two_views_is_split_into_an_empty_slot(tmp_path: Path) -> Non
     """Both views in class 1, slot 2 empty: the split gives each slot one view's average, and
     one round of refinement then keeps the views apart."""
     from live2d_tui.engine.particles import Preprocess, noise_spectrum, open_stack
-    from live2d_tui.engine.split import fill_empty_slots
+    from live2d_tui.engine.split import SplitSource, fill_empty_slots
 
     data = make_set(tmp_path, n_particles=240, box=32, n_views=2, seed=11)
     star_path = _aligned_star(data, tmp_path / "previous.star", np.ones(240, dtype=np.int64))
@@ -336,7 +336,8 @@ def test_a_class_of_two_views_is_split_into_an_empty_slot(tmp_path: Path) -> Non
     noise = noise_spectrum(stack, star["position"], star["pixel_size"], prep, 16)
     references = np.stack([mixed, np.zeros_like(mixed)]).astype(np.float32)
     counts = np.array([240.0, 0.0])
-    splits = fill_empty_slots(references, counts, star, stack, prep, noise**-0.5, 12.0, 80.0)
+    source = SplitSource(star, stack, prep, noise**-0.5, 12.0, 80.0)
+    splits = fill_empty_slots(references, counts, source)
     assert [(s.parent, s.slot, s.members) for s in splits] == [(0, 1, 240)]
     assert counts.sum() == 240 and min(counts) > 0.3 * 240
     match = np.array([[_ncc(r, v) for v in data.views] for r in references])
