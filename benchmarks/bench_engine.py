@@ -38,11 +38,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live2d_tui.classify.engines import EnginePrograms
+from live2d_tui.classify.engines import builtin_programs
 from live2d_tui.classify.inputs import CycleInputs
 from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
-from live2d_tui.config import EngineKind, JobSettings
+from live2d_tui.config import JobSettings
 from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.dataset.ingest import Dataset
 from live2d_tui.simulate import SimulationOptions, simulate_session
@@ -90,15 +90,6 @@ HARD_FULL = {**HARD, "micrographs": 240, "particles_per_micrograph": 83}
 # ---------------------------------------------------------------- running
 
 
-def builtin_programs() -> EnginePrograms:
-    """The built-in pair, run as ``python -m`` with this interpreter."""
-    return EnginePrograms(
-        EngineKind.BUILTIN,
-        [sys.executable, "-m", "live2d_tui.engine.refine2d"],
-        [sys.executable, "-m", "live2d_tui.engine.merge2d"],
-    )
-
-
 def prepare(work: Path, shape: dict[str, float], seed: int) -> Dataset:
     """Simulate the session (once) and ingest it into ``work/out``."""
     session = work / "session"
@@ -106,14 +97,7 @@ def prepare(work: Path, shape: dict[str, float], seed: int) -> Dataset:
         opts = SimulationOptions(seed=seed, **shape)  # type: ignore[arg-type]
         simulate_session(session, opts)
     dataset = Dataset(session, work / "out", settle_seconds=0.0)
-    last = -1
-    for _ in range(50):  # poll until the count is stable (stable-file checks need two passes)
-        dataset.poll()
-        count = dataset.particle_count()
-        if count > 0 and count == last:
-            break
-        last = count
-        time.sleep(0.1)
+    dataset.poll_until_settled(30.0, interval=0.1)
     return dataset
 
 

@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import signal
 import sys
-import time
 from pathlib import Path
 
 from live2d_tui.commands.common import add_config_arguments, config_from_args
@@ -82,28 +81,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"ingesting {args.warp_folder} ({source.value}) into {out}", flush=True)
     try:
         if args.once:
-            print(format_counts(_ingest_once(dataset, args.settle)), flush=True)
+            print(format_counts(dataset.poll_until_settled(args.settle)), flush=True)
         else:
             asyncio.run(_follow(dataset, config.server.interval))
     finally:
         dataset.close()
     return 0
-
-
-def _ingest_once(dataset: Dataset, settle: float) -> IngestReport:
-    """Poll until the snapshot is loaded and nothing is settling, or ``settle`` s passed."""
-    deadline = time.monotonic() + settle
-    missing = 0
-    report = dataset.poll()
-    while time.monotonic() < deadline:
-        if dataset.snapshot_loaded and not report.pending:
-            break
-        missing = missing + 1 if dataset.source_missing else 0
-        if missing >= 3:
-            break
-        time.sleep(1.1)
-        report = dataset.poll()
-    return report
 
 
 async def _follow(dataset: Dataset, interval: float) -> None:

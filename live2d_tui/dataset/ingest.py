@@ -188,6 +188,23 @@ class Dataset:
         with self._poll_lock:
             self._ledger.close()
 
+    def poll_until_settled(self, timeout: float, interval: float = 1.1) -> IngestReport:
+        """Poll until Warp's snapshot is loaded and no file is still settling, Warp's table
+        has been missing for three polls running, or ``timeout`` s passed; the last report.
+        ``interval`` must exceed the settle time (stability takes two polls that far apart)."""
+        deadline = time.monotonic() + timeout
+        missing = 0
+        report = self.poll()
+        while time.monotonic() < deadline:
+            if self.snapshot_loaded and not report.pending:
+                break
+            missing = missing + 1 if self.source_missing else 0
+            if missing >= 3:
+                break
+            time.sleep(interval)
+            report = self.poll()
+        return report
+
     async def follow(
         self,
         stop: asyncio.Event,

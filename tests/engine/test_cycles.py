@@ -8,50 +8,34 @@
 
 from __future__ import annotations
 
-import sys
-import time
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 import pytest
 
-from live2d_tui.classify.engines import EnginePrograms
+from live2d_tui.classify.engines import builtin_programs
 from live2d_tui.classify.inputs import CycleInputs
 from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
-from live2d_tui.config import EngineKind, JobSettings
+from live2d_tui.config import JobSettings
 from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.dataset.ingest import Dataset
 from live2d_tui.simulate import SimulationOptions, simulate_session
 from live2d_tui.simulate.score import original_names_from_relion_star, score_classes
 
 
-def _programs() -> EnginePrograms:
-    return EnginePrograms(
-        EngineKind.BUILTIN,
-        [sys.executable, "-m", "live2d_tui.engine.refine2d"],
-        [sys.executable, "-m", "live2d_tui.engine.merge2d"],
-    )
-
-
 def _ingest(tmp_path: Path, opts: SimulationOptions) -> Dataset:
     session = tmp_path / "session"
     simulate_session(session, opts)
     dataset = Dataset(session, tmp_path / "out", settle_seconds=0.0)
-    last = -1
-    for _ in range(50):
-        dataset.poll()
-        count = dataset.particle_count()
-        if count > 0 and count == last:
-            return dataset
-        last = count
-        time.sleep(0.05)
-    raise AssertionError("ingest did not settle")
+    dataset.poll_until_settled(10.0, interval=0.05)
+    assert dataset.particle_count() > 0, "ingest did not settle"
+    return dataset
 
 
 async def _run_job(dataset: Dataset, settings: JobSettings) -> int:
-    runner = CycleRunner(dataset.output_folder, _programs(), pool_size=2, jobs_per_cycle=2)
+    runner = CycleRunner(dataset.output_folder, builtin_programs(), pool_size=2, jobs_per_cycle=2)
     pixel = float(read_star(dataset.star_path)["pixel_size"][0])
     positions = dataset.active_positions()
     previous: int | None = None
