@@ -39,7 +39,15 @@ from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
 from live2d_tui.ui import images, montage
-from live2d_tui.ui.widgets.grid_page import GridData, GridPage, GridView, build_grid_page
+from live2d_tui.ui.widgets.grid_page import (
+    GridData,
+    GridPage,
+    GridView,
+    build_grid_page,
+    cursor_for,
+    fit_geometry,
+    page_slices,
+)
 from live2d_tui.ui.widgets.halfcell import HalfcellStrip
 
 
@@ -225,8 +233,7 @@ class ClassGrid(Widget, can_focus=True):
         self._header = header
         self._order = montage.sort_order(data.counts, data.stack.shape[0], by_count=self.by_count)
         self.query_one("#grid-message").display = False
-        pos = self._order.index(previous) if previous in self._order else 0
-        self.set_reactive(ClassGrid.cursor, pos)
+        self.set_reactive(ClassGrid.cursor, cursor_for(self._order, previous))
         self._refresh_page(page)
 
     def set_header(self, header: str) -> None:
@@ -241,8 +248,7 @@ class ClassGrid(Widget, can_focus=True):
 
     def _fit(self) -> montage.GridGeometry:
         width, height = self._area()
-        n = len(self._order) or None
-        return montage.GridGeometry.fit(width, height, images.cell_size(), n_classes=n)
+        return fit_geometry(width, height, images.cell_size(), self._order)
 
     @property
     def page(self) -> int:
@@ -265,9 +271,7 @@ class ClassGrid(Widget, can_focus=True):
         """The page the cursor and the size ask for: (cycle, slices, geometry)."""
         if self._data is None or self._geometry is None:
             return None
-        per = self._geometry.per_page
-        start = self.page * per
-        return self._data, tuple(self._order[start : start + per]), self._geometry
+        return self._data, page_slices(self._order, self.cursor, self._geometry), self._geometry
 
     def _refresh_page(self, built: GridPage | None = None) -> None:
         """Bring the screen to the wanted page: labels only if its images are shown, ``built``

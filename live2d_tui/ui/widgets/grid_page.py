@@ -59,6 +59,27 @@ class GridPage:
         return self.data is data and self.slices == tuple(slices) and self.geometry == geometry
 
 
+def fit_geometry(
+    width: int, height: int, cell_px: tuple[int, int], order: Sequence[int]
+) -> montage.GridGeometry:
+    """The grid layout of ``order``'s classes in ``width × height`` cells."""
+    return montage.GridGeometry.fit(width, height, cell_px, n_classes=len(order) or None)
+
+
+def cursor_for(order: Sequence[int], selected: int | None) -> int:
+    """The cursor position (index into ``order``) of slice ``selected``, else the first."""
+    return order.index(selected) if selected in order else 0
+
+
+def page_slices(
+    order: Sequence[int], cursor: int, geometry: montage.GridGeometry
+) -> tuple[int, ...]:
+    """The slices of the page that holds position ``cursor`` of ``order``."""
+    per = max(1, geometry.per_page)
+    start = cursor // per * per
+    return tuple(order[start : start + per])
+
+
 def build_grid_page(
     data: GridData, slices: Sequence[int], geometry: montage.GridGeometry, mode: ImageMode
 ) -> GridPage:
@@ -88,9 +109,6 @@ class GridView:
     def page_for(self, data: GridData) -> GridPage:
         """The page :meth:`ClassGrid.set_data` will want for ``data`` (call off the loop)."""
         order = montage.sort_order(data.counts, data.stack.shape[0], by_count=self.by_count)
-        cursor = order.index(self.selected) if self.selected in order else 0
-        geometry = montage.GridGeometry.fit(
-            self.width, self.height, self.cell_px, n_classes=len(order) or None
-        )
-        start = cursor // geometry.per_page * geometry.per_page
-        return build_grid_page(data, order[start : start + geometry.per_page], geometry, self.mode)
+        geometry = fit_geometry(self.width, self.height, self.cell_px, order)
+        slices = page_slices(order, cursor_for(order, self.selected), geometry)
+        return build_grid_page(data, slices, geometry, self.mode)
