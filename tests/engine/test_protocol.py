@@ -370,3 +370,21 @@ def test_small_classes_rule() -> None:
     assert list(small_classes(memberships(rows, 4), references, 0.2)) == [2]
     # stricter once the search works at 15 Å or finer, where the classes have formed
     assert class_floor_fraction(40.0) == 0.05 and class_floor_fraction(15.0) == 0.1
+
+
+def test_a_split_follows_structure_not_defocus(tmp_path: Path) -> None:
+    """A class of ONE view over a wide defocus range (0.8-2.5 µm): CTF-weighted members differ
+    most by their defocus, but the split looks at what the parent's average does not explain,
+    so its halves are not near and far focus (the first version split exactly that way)."""
+    from live2d_tui.engine.particles import Preprocess, noise_spectrum, open_stack
+    from live2d_tui.engine.split import SplitSource, split_members
+
+    data = make_set(tmp_path, n_particles=240, box=32, n_views=1, snr=0.3, seed=3)
+    star_path = _aligned_star(data, tmp_path / "previous.star", np.ones(240, dtype=np.int64))
+    star, stack = read_star(star_path), open_stack(str(data.stack))
+    prep = Preprocess(32, 3.0, 40.0 / 3.0, invert=True, normalize=True)
+    noise = noise_spectrum(stack, star["position"], star["pixel_size"], prep, 16)
+    source = SplitSource(star, stack, prep, noise**-0.5, 12.0, 40.0)
+    split = split_members(32, 0, data.views[0].astype(np.float32), source)
+    assert split is not None and len(split.side) == 240
+    assert abs(np.corrcoef(split.side, split.rows["defocus_1"])[0, 1]) < 0.3
