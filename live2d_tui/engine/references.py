@@ -99,3 +99,49 @@ def prepare_references(
 
 
 _automask = automask
+
+
+def aligned_similarity(
+    references: npt.NDArray[np.float32],
+    which: npt.NDArray[np.int64],
+    pixel: float,
+    band: tuple[float, float],
+    *,
+    step: float = 3.0,
+    max_shift: float = 3.0,
+) -> npt.NDArray[np.float64]:
+    """How alike classes are, whatever their in-plane pose: (len(which), K), the largest
+    normalised correlation of class ``which[i]`` with class j, in the resolution ``band`` (low,
+    high) Å, over rotations of j every ``step`` degrees (a fixed grid, so every job of a cycle
+    gets the same numbers) and shifts up to ``max_shift`` pixels of that band's working box;
+    −1 for j itself and for empty classes."""
+    k, n = len(references), references.shape[-1]
+    low, high = band
+    nb = nm.binned_box(n, pixel, high)
+    pixel_b = n * pixel / nb
+    r = nm.radius_half(nb)
+    keep = (r <= nb * pixel_b / high) & (r >= nb * pixel_b / low)
+    whole = nm.crop_half(np.fft.rfft2(references.astype(np.float64)), nb)
+    weights = nm.half_weights(nb)
+    norm = np.sqrt((np.abs(whole * keep) ** 2 * weights).sum(axis=(-2, -1)))
+    full = filled(references) & (norm > 0)
+    whole[full] /= norm[full, None, None]
+    out = np.full((len(which), k), -1.0)
+    others = np.flatnonzero(full)
+    if len(others) == 0 or len(which) == 0:
+        return out
+    angles = np.arange(0.0, 360.0, step)
+    # rotated before the band is applied: a band-passed image rings over the whole box, and
+    # rotating it would wrap its corners around
+    turned = nm.rotate_half_spectra(whole[others][:, None], angles) * keep  # (J, R, nb, ...)
+    spectra = whole * keep
+    t = np.fft.fftfreq(nb) * nb
+    window = np.flatnonzero((np.hypot(t[None, :], t[:, None]) <= max_shift).ravel())
+    for row, i in enumerate(which):
+        if not full[i]:
+            continue
+        maps = np.fft.irfft2(spectra[i] * np.conj(turned), s=(nb, nb)) * float(nb * nb)
+        best = maps.reshape(len(others), len(angles), -1)[:, :, window].max(axis=(1, 2))
+        out[row, others] = best
+        out[row, i] = -1.0
+    return out

@@ -20,10 +20,12 @@ from live2d_tui.classify.prompts import (
 from live2d_tui.classify.protocol import Merge2dRequest, check_echo
 from live2d_tui.dataset.cistem_star import COLUMNS, read_star, write_star
 from live2d_tui.engine.answers import ProgramExit, read_answers
+from live2d_tui.engine.numerics import rotate_image
 from live2d_tui.engine.progress import ProgressBar
+from live2d_tui.imaging import fourier_shift
 
 from .helpers import merge_lines, ok, refine_lines, refine_ok, request, run_program
-from .synth import SynthSet, make_set
+from .synth import SynthSet, make_set, make_views
 
 
 @pytest.fixture(scope="module")
@@ -388,3 +390,44 @@ def test_a_split_follows_structure_not_defocus(tmp_path: Path) -> None:
     split = split_members(32, 0, data.views[0].astype(np.float32), source)
     assert split is not None and len(split.side) == 240
     assert abs(np.corrcoef(split.side, split.rows["defocus_1"])[0, 1]) < 0.3
+
+
+def test_a_small_copy_of_a_class_is_emptied_but_a_small_distinct_class_is_kept(
+    tmp_path: Path,
+) -> None:
+    """At 15 Å or finer, a class under 25 % of the mean membership that looks like a larger
+    class (whatever its in-plane pose) is emptied; a small class unlike any other (a rare
+    view) keeps its slot."""
+    data = make_set(tmp_path, n_particles=300, box=64, n_views=3, seed=19)
+    best = data.labels + 1
+    best[np.flatnonzero(data.labels == 0)[:10]] = 4  # 10 members of view 0 in their own class
+    best[np.flatnonzero(data.labels == 2)[12:]] = 0  # view 2 is rare: 12 members assigned
+    star = _aligned_star(data, tmp_path / "previous.star", best)
+    turned = fourier_shift(rotate_image(data.views[0], 36.0), 2.0, -2.0)
+    classes = _write_classes(tmp_path / "previous.mrc", [*data.views, turned], 3.0)
+    result = refine_ok(data.stack, star, classes=str(classes), high_res=12.0)
+    copy = re.search(
+        r"Emptied class 4 \(10 members, under 25% of the mean membership\): a copy of class 1 "
+        r"\(correlation (0\.\d+)\)",
+        result.stdout,
+    )
+    assert copy is not None, result.stdout
+    assert float(copy.group(1)) > 0.95
+    assert "Emptied class 3" not in result.stdout
+    assert "nonzero classes = 3" in result.stdout
+    # at 20 Å the classes are still forming: nothing is emptied as a copy
+    early = refine_ok(data.stack, star, classes=str(classes), high_res=20.0)
+    assert "a copy of class" not in early.stdout and "nonzero classes = 4" in early.stdout
+
+
+def test_aligned_similarity_sees_through_rotation_and_shift() -> None:
+    from live2d_tui.engine.references import aligned_similarity
+
+    views = make_views(3, 64, np.random.default_rng(4))
+    turned = fourier_shift(rotate_image(views[0], 123.0), -2.0, 4.0)
+    references = np.stack([*views, turned, np.zeros_like(turned)]).astype(np.float32)
+    similarity = aligned_similarity(references, np.array([3, 1]), 3.0, (100.0, 12.0), step=3.0)
+    assert similarity.shape == (2, 5)
+    assert similarity[0, 0] > 0.95 and similarity[0, 3] == -1.0 and similarity[0, 4] == -1.0
+    assert similarity[0, 1] < 0.9 and similarity[0, 2] < 0.9
+    assert abs(similarity[1, 3] - similarity[0, 1]) < 0.05  # about symmetric
