@@ -158,17 +158,27 @@ def join_stars(input_rows: StarRows, parts: list[tuple[Path, int, int]]) -> Star
     return joined
 
 
+def join_and_write(
+    input_rows: StarRows, parts: list[tuple[Path, int, int]], star_tmp: Path, comment: str
+) -> StarRows:
+    """:func:`join_stars`, written (durably) to ``star_tmp`` for :func:`install`."""
+    rows = join_stars(input_rows, parts)
+    write_star(star_tmp, rows, [comment])
+    return rows
+
+
 def install(
     output_folder: Path,
     number: int,
     classes_tmp: Path,
-    rows: StarRows,
+    star_tmp: Path,
     *,
     box: int,
     class_count: int,
     pixel_size: float,
 ) -> tuple[Path, Path]:
-    """Check and stamp the class averages, then move ``cycle_<N>.mrc``/``.star`` into place.
+    """Check and stamp the class averages, then move them and the cycle's star (written to
+    ``star_tmp`` in the same file system) into place as ``cycle_<N>.mrc``/``.star``.
 
     Raises:
         CycleInputError: The averages do not have the expected box and K.
@@ -184,17 +194,13 @@ def install(
     classes_path = output_folder / f"cycle_{number}.mrc"
     star_path = output_folder / f"cycle_{number}.star"
     classes_tmp.replace(classes_path)
-    fsync_dir(output_folder)
     try:
-        write_star(
-            star_path,
-            rows,
-            [f"live2d-tui cycle {number}: {len(rows)} particles, {class_count} classes"],
-        )
+        star_tmp.replace(star_path)
     except BaseException:
         with contextlib.suppress(OSError):
             classes_path.unlink()
         raise
+    fsync_dir(output_folder)
     return classes_path, star_path
 
 

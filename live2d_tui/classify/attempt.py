@@ -168,23 +168,36 @@ class CycleAttempt:
                 raise CycleFailed(failed[0].message, failed[0].last_lines) from None
             raise CycleFailed(f"a job could not run: {failures.exceptions[0]}") from None
         t_merge = time.monotonic()
-        occupancy: list[float] = []
-        if not seed:
-            occupancy = await self.merge_job(classes_tmp, dump_seed, len(ranges))
-        t_join = time.monotonic()
-        self.publish(CycleStage.FINISHING, force=True)
+        star_tmp = self.scratch_path("joined", ".star")
+        comment = f"live2d-tui cycle {plan.number}: {n} particles, {class_count} classes"
         if seed:
             star_rows = rows
+            occupancy: list[float] = []
+            await asyncio.to_thread(write_star, star_tmp, star_rows, [comment])
         else:
+            # merge2d (a child on one core) and the join of the jobs' stars (this process)
+            # overlap: both only read the jobs' outputs
             parts = [(folder / r.output_star, r.first_particle, r.last_particle) for r in requests]
-            star_rows = await asyncio.to_thread(assemble.join_stars, rows, parts)
+            merge = asyncio.create_task(self.merge_job(classes_tmp, dump_seed, len(ranges)))
+            try:
+                star_rows = await asyncio.to_thread(
+                    assemble.join_and_write, rows, parts, star_tmp, comment
+                )
+            except BaseException:
+                merge.cancel()
+                await asyncio.gather(merge, return_exceptions=True)
+                raise
+            t_joined = time.monotonic()
+            occupancy = await merge
+        t_join = time.monotonic()
+        self.publish(CycleStage.FINISHING, force=True)
         counts = class_counts(star_rows["best_class"], class_count)
         classes_path, star_path = await asyncio.to_thread(
             assemble.install,
             folder,
             plan.number,
             classes_tmp,
-            star_rows,
+            star_tmp,
             box=box,
             class_count=class_count,
             pixel_size=inputs.pixel_size,
@@ -192,8 +205,9 @@ class CycleAttempt:
         finished = datetime.now(UTC)
         log(
             f"Cycle {plan.number} done in {time.monotonic() - self.clock:.1f} s "
-            f"(refine2d {t_merge - t_jobs:.1f} s, merge2d {t_join - t_merge:.1f} s, "
-            f"join {time.monotonic() - t_join:.1f} s)"
+            f"(refine2d {t_merge - t_jobs:.1f} s, merge2d {t_join - t_merge:.1f} s"
+            + ("" if seed else f" beside the join's {t_joined - t_merge:.1f} s")
+            + f", install {time.monotonic() - t_join:.1f} s)"
         )
         if seed:
             log(f"Cycle {plan.number}: {class_count} random starting classes")

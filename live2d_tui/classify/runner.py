@@ -9,8 +9,10 @@ A cycle (../shared/reference/cistem-protocol.md §9, original-live2d.md §3):
 3. runs the jobs through an executor (by default the local pool: at most ``pool_size`` at once,
    all inside one ``asyncio.TaskGroup`` so no job outlives its cycle); a failed job is retried
    once inside its own task, so its siblings keep running;
-4. runs ``merge2d`` on the dumps, joins the per-job stars (each must hold exactly its slice of the
-   input rows; CTF columns are restored from the input so phase shift stays in degrees), stamps
+4. runs ``merge2d`` on the dumps while it joins the per-job stars (each must hold exactly its
+   slice of the input rows; CTF columns are restored from the input so phase shift stays in
+   degrees) and writes the joined star to scratch: merge2d uses one core, so the join costs
+   the cycle no wall time (a failed join stops merge2d); then it stamps
    the real pixel size into the class averages and moves ``cycle_<N>.mrc`` and
    ``cycle_<N>.star`` into the output folder atomically — only when everything succeeded.
 

@@ -371,6 +371,11 @@ async def test_a_job_star_missing_a_row_fails_the_cycle(
         await runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
     assert not (dataset.folder / "cycle_1.mrc").exists()
     assert not (dataset.folder / "cycle_1.star").exists()
+    # merge2d ran beside the join; it was stopped (or had finished) and left nothing behind
+    assert ProcessRegistry(dataset.folder).load() == []
+    assert_no_processes(fake_state)
+    left = sorted(p.name for p in (dataset.folder / "cycles" / "cycle_1").iterdir())
+    assert all(name.endswith(".log") for name in left), left
 
 
 async def test_a_missing_program_fails_clearly(dataset: Dataset, fake_state: Path) -> None:
