@@ -1,7 +1,8 @@
 """Filling empty class slots by splitting the largest classes in two.
 
 A random start leaves some classes without particles, and :func:`refine2d.small_classes` empties
-strays; left alone, those slots stay empty for the rest of the job. Worse, a random start can put
+strays; left alone, those slots stay empty for the rest of the job. (``refine2d`` refills slots
+only while its limit is coarser than ``refine2d.FINE_RESOLUTION``.) Worse, a random start can put
 two similar views into one class that no other class ever claims back (measured on the
 reference-shaped session: 2 runs of 4 ended with one class holding two views, purity 0.92).
 Here each empty slot, up to :data:`MAX_SPLITS` per round, takes one half of the currently largest

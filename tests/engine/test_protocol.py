@@ -347,8 +347,8 @@ def test_a_class_of_two_views_is_split_into_an_empty_slot(tmp_path: Path) -> Non
     # as a program: the same split, then the search
     classes = _write_classes(tmp_path / "previous.mrc", [mixed, np.zeros_like(mixed)], 3.0)
     out_star = tmp_path / "c1.star"
-    result = refine_ok(
-        data.stack, star_path, classes=str(classes), output_star=str(out_star), high_res=12.0
+    result = refine_ok(  # slots are refilled only while the limit is coarser than 15 Å
+        data.stack, star_path, classes=str(classes), output_star=str(out_star), high_res=16.0
     )
     assert "Split class 1 (240 members) into classes 1 and 2" in result.stdout
     assigned = read_star(out_star)["best_class"]
@@ -405,7 +405,10 @@ def test_a_small_copy_of_a_class_is_emptied_but_a_small_distinct_class_is_kept(
     star = _aligned_star(data, tmp_path / "previous.star", best)
     turned = fourier_shift(rotate_image(data.views[0], 36.0), 2.0, -2.0)
     classes = _write_classes(tmp_path / "previous.mrc", [*data.views, turned], 3.0)
-    result = refine_ok(data.stack, star, classes=str(classes), high_res=12.0)
+    out_star = tmp_path / "c1.star"
+    result = refine_ok(
+        data.stack, star, classes=str(classes), output_star=str(out_star), high_res=12.0
+    )
     copy = re.search(
         r"Emptied class 4 \(10 members, under 25% of the mean membership\): a copy of class 1 "
         r"\(correlation (0\.\d+)\)",
@@ -415,6 +418,9 @@ def test_a_small_copy_of_a_class_is_emptied_but_a_small_distinct_class_is_kept(
     assert float(copy.group(1)) > 0.95
     assert "Emptied class 3" not in result.stdout
     assert "nonzero classes = 3" in result.stdout
+    # from 15 Å on, the slot stays empty: no split makes a half-size copy of a view
+    assert "Split class" not in result.stdout
+    assert 4 not in set(read_star(out_star)["best_class"])
     # at 20 Å the classes are still forming: nothing is emptied as a copy
     early = refine_ok(data.stack, star, classes=str(classes), high_res=20.0)
     assert "a copy of class" not in early.stdout and "nonzero classes = 4" in early.stdout
