@@ -15,11 +15,11 @@ round looks for at most one blend:
    most symmetric first, at most :data:`MAX_TRIES` a round;
 2. the candidate's members are split on what the reflection turns over
    (:func:`.split.split_members` with ``reflection``), and the halves are averaged;
-3. the split is kept only when each half is closer to the other's mirror image than to the
-   other, by :data:`MIRROR_MARGIN` in aligned correlation from :data:`DETAIL_RESOLUTION` to the
-   limit (the blob's outline left out): a blend of P and its mirror splits into P and
-   mirror(P); a class that is merely symmetric (a side view of a symmetric particle, a round
-   blob) splits into two copies of itself, as alike turned over as not, and is left alone;
+3. the split is kept only when the halves are two different images (aligned correlation under
+   the copy threshold) and each is closer to the other's mirror image than to the other
+   (by :data:`MIRROR_MARGIN`): a blend of P and its mirror splits into P and mirror(P); a class
+   that is merely symmetric (a side view of a symmetric particle, a round blob) splits into two
+   copies of itself and is left alone;
 4. the second half goes into an empty slot, or else into the slot of the class most like another
    class (the smaller of the most alike pair, compared to :data:`REDUNDANCY_RESOLUTION`), whose
    members go to their next-best classes.
@@ -41,13 +41,8 @@ from live2d_tui.engine.split import MIN_SPLIT_MEMBERS, SplitSource, half_average
 MIRROR_CORRELATION = 0.85
 """Aligned correlation of a class with its own mirror image from which it is a candidate. On the
 harder session at 8 Å: the blends 0.86-0.96; other classes mostly under 0.83, a few to 0.86."""
-MIRROR_MARGIN = 0.1
-"""How much closer each half must be to the other's mirror image than to the other. Harder
-session at 8 Å, splits of the most symmetric classes: blends +0.12, +0.37, +0.50; classes of
-neighbouring views −0.21 and −0.24."""
-DETAIL_RESOLUTION = 20.0
-"""Å: the halves are compared from here to the working limit (between 100 Å and the limit, the
-halves of one blend correlated 0.945 plain and 0.982 turned over: the outline dominates)."""
+MIRROR_MARGIN = 0.05
+"""How much closer each half must be to the other's mirror image than to the other."""
 MAX_TRIES = 2
 """Candidates split per round (each reads up to ``split.SPLIT_SAMPLE`` members)."""
 MIRROR_STEP = 5.0
@@ -67,9 +62,7 @@ class MirrorSplit:
     symmetry: float
     """The parent's correlation with its own mirror image."""
     halves: float
-    """Aligned correlation of the two halves with each other (from :data:`DETAIL_RESOLUTION`)."""
-    turned_over: float
-    """... and of one half with the other's mirror image."""
+    """Aligned correlation of the two halves with each other."""
     freed_members: int
     """Members of the class emptied to make room (0 when the slot was empty)."""
 
@@ -81,6 +74,7 @@ def separate_mirror_blend(
     *,
     pixel: float,
     band: tuple[float, float],
+    copy_correlation: float,
 ) -> MirrorSplit | None:
     """Find and separate at most one blend (module docstring) in ``references`` (in place),
     updating ``counts``; ``band`` is (low, high) Å with high the working limit."""
@@ -105,20 +99,18 @@ def separate_mirror_blend(
         if halves is None:
             continue
         keep, give = halves
-        detail = (DETAIL_RESOLUTION, band[1])
-        plain = float(
-            aligned_similarity(np.stack([keep, give]), np.array([0]), pixel, detail)[0, 1]
-        )
+        pair = np.stack([keep, give])
+        plain = float(aligned_similarity(pair, np.array([0]), pixel, band)[0, 1])
         flipped_pair = np.stack([keep, mirror(give)])
-        flipped = float(aligned_similarity(flipped_pair, np.array([0]), pixel, detail)[0, 1])
-        if flipped < plain + MIRROR_MARGIN:
+        flipped = float(aligned_similarity(flipped_pair, np.array([0]), pixel, band)[0, 1])
+        if plain >= copy_correlation or flipped < plain + MIRROR_MARGIN:
             continue
         slot, freed = _free_slot(references, counts, parent, pixel, band)
         share = float(split.side.mean())
         total = counts[parent]
         references[parent], references[slot] = keep, give
         counts[parent], counts[slot] = total * (1.0 - share), total * share
-        return MirrorSplit(parent, slot, int(total), share, axis.correlation, plain, flipped, freed)
+        return MirrorSplit(parent, slot, int(total), share, axis.correlation, plain, freed)
     return None
 
 

@@ -350,6 +350,7 @@ def refine(
                 source,
                 pixel=s.pixel_size,
                 band=(COPY_LOW_RESOLUTION, high),
+                copy_correlation=COPY_CORRELATION,
             )
             if blend is not None:
                 freed = (
@@ -363,8 +364,7 @@ def refine(
                     f"{blend.symmetry:.2f} with its mirror image) into classes "
                     f"{blend.parent + 1} and {blend.slot + 1} "
                     f"({100 * blend.fraction_to_slot:.0f} % to {blend.slot + 1}; the halves "
-                    f"correlate {blend.halves:.2f}, {blend.turned_over:.2f} turned over): a view "
-                    f"and its opposite{freed}\n"
+                    f"correlate {blend.halves:.2f}): a view and its opposite{freed}\n"
                 )
     search = ClassSearch(references, params, whitening, rng)
     use = rng.random(len(rows)) < s.fraction

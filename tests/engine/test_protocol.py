@@ -477,14 +477,13 @@ def test_a_class_of_a_view_and_its_opposite_is_separated(tmp_path: Path) -> None
     )
     separated = re.search(
         r"Separated class 1 \((\d+) members, correlation ([01]\.\d+) with its mirror image\) into "
-        r"classes 1 and 3 \((\d+) % to 3; the halves correlate (-?0\.\d+), (0\.\d+) turned "
-        r"over\): a view and its opposite\n",
+        r"classes 1 and 3 \((\d+) % to 3; the halves correlate (-?0\.\d+)\): a view and its "
+        r"opposite\n",
         result.stdout,
     )
     assert separated is not None, result.stdout
     assert int(separated.group(1)) == int(np.sum(best == 1))
     assert float(separated.group(2)) > 0.9 and 30 <= int(separated.group(3)) <= 50
-    assert float(separated.group(5)) > float(separated.group(4)) + 0.1
     assigned = read_star(out_star)["best_class"]
     blend = data.labels < 2
     agreement = np.mean((assigned[blend] == 1) == (data.labels[blend] == 0))
