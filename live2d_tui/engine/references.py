@@ -13,9 +13,6 @@ Empty (all-zero) classes stay zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
@@ -104,54 +101,6 @@ def prepare_references(
 _automask = automask
 
 
-@dataclass(frozen=True)
-class _Band:
-    """References on the working box of a resolution band, normalised inside the band."""
-
-    nb: int
-    keep: npt.NDArray[np.bool_]
-    whole: npt.NDArray[np.complex128]
-    """Unfiltered spectra (K, nb, nb//2+1), scaled so the band holds unit power."""
-    full: npt.NDArray[np.bool_]
-    """Which classes hold an average with power in the band."""
-
-    @classmethod
-    def of(cls, images: npt.NDArray[np.floating], pixel: float, band: tuple[float, float]) -> _Band:
-        n = images.shape[-1]
-        low, high = band
-        nb = nm.binned_box(n, pixel, high)
-        pixel_b = n * pixel / nb
-        r = nm.radius_half(nb)
-        keep = (r <= nb * pixel_b / high) & (r >= nb * pixel_b / low)
-        whole = nm.crop_half(np.fft.rfft2(images.astype(np.float64)), nb)
-        norm = np.sqrt((np.abs(whole * keep) ** 2 * nm.half_weights(nb)).sum(axis=(-2, -1)))
-        full = filled(images) & (norm > 0)
-        whole[full] /= norm[full, None, None]
-        return cls(nb, keep, whole, full)
-
-    def turned(self, which: npt.NDArray[np.int64], angles: npt.NDArray[np.float64]) -> Any:
-        """Band-passed spectra of ``which`` rotated by every angle, (J, R, nb, nb//2+1):
-        rotated before the band is applied, because a band-passed image rings over the whole
-        box and rotating it would wrap its corners around."""
-        return nm.rotate_half_spectra(self.whole[which][:, None], angles) * self.keep
-
-    def peaks(
-        self, spectrum: npt.NDArray[Any], turned: npt.NDArray[Any], max_shift: float
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int64], npt.NDArray[np.int64]]:
-        """For each of the J rotated sets, the largest correlation with ``spectrum`` (band-passed)
-        over the R angles and the shifts within ``max_shift``: (value, angle index, flat shift
-        index into the nb × nb map), each (J,)."""
-        nb = self.nb
-        t = np.fft.fftfreq(nb) * nb
-        window = np.flatnonzero((np.hypot(t[None, :], t[:, None]) <= max_shift).ravel())
-        maps = np.fft.irfft2(spectrum * np.conj(turned), s=(nb, nb)) * float(nb * nb)
-        inside = maps.reshape(*maps.shape[:2], -1)[:, :, window]
-        flat = inside.reshape(len(inside), -1).argmax(axis=1)
-        angle, where = np.divmod(flat, len(window))
-        value = inside.reshape(len(inside), -1)[np.arange(len(inside)), flat]
-        return value.astype(np.float64), angle.astype(np.int64), window[where].astype(np.int64)
-
-
 def aligned_similarity(
     references: npt.NDArray[np.float32],
     which: npt.NDArray[np.int64],
@@ -166,62 +115,33 @@ def aligned_similarity(
     high) Å, over rotations of j every ``step`` degrees (a fixed grid, so every job of a cycle
     gets the same numbers) and shifts up to ``max_shift`` pixels of that band's working box;
     −1 for j itself and for empty classes."""
-    prepared = _Band.of(references, pixel, band)
-    out = np.full((len(which), len(references)), -1.0)
-    others = np.flatnonzero(prepared.full)
+    k, n = len(references), references.shape[-1]
+    low, high = band
+    nb = nm.binned_box(n, pixel, high)
+    pixel_b = n * pixel / nb
+    r = nm.radius_half(nb)
+    keep = (r <= nb * pixel_b / high) & (r >= nb * pixel_b / low)
+    whole = nm.crop_half(np.fft.rfft2(references.astype(np.float64)), nb)
+    weights = nm.half_weights(nb)
+    norm = np.sqrt((np.abs(whole * keep) ** 2 * weights).sum(axis=(-2, -1)))
+    full = filled(references) & (norm > 0)
+    whole[full] /= norm[full, None, None]
+    out = np.full((len(which), k), -1.0)
+    others = np.flatnonzero(full)
     if len(others) == 0 or len(which) == 0:
         return out
-    turned = prepared.turned(others, np.arange(0.0, 360.0, step))
-    for row, i in enumerate(which):
-        if prepared.full[i]:
-            value, _, _ = prepared.peaks(prepared.whole[i] * prepared.keep, turned, max_shift)
-            out[row, others] = value
-            out[row, i] = -1.0
-    return out
-
-
-def mirror(images: npt.NDArray[Any]) -> npt.NDArray[Any]:
-    """Images mirrored left-right about the centre column N//2 (x → N − x)."""
-    return np.roll(images[..., ::-1], 1, axis=-1)
-
-
-@dataclass(frozen=True)
-class MirrorAxis:
-    """How close a class is to its own mirror image, and the reflection that maps it onto
-    itself best: S(X) = shift(rotate(mirror(X), angle), dx, dy) ≈ X at the band's box."""
-
-    correlation: float
-    angle: float
-    dx: float
-    dy: float
-    box: int
-    """The box S works on (the band's working box)."""
-
-
-def mirror_axes(
-    references: npt.NDArray[np.float32],
-    pixel: float,
-    band: tuple[float, float],
-    *,
-    step: float = 3.0,
-    max_shift: float = 3.0,
-) -> list[MirrorAxis | None]:
-    """:class:`MirrorAxis` of every class (``None`` for empty ones). A projection of a chiral
-    particle is not its own mirror image, but an average of a view d and of the opposite view
-    −d (whose projection is d's mirror image, turned) is symmetric about some axis."""
-    prepared = _Band.of(references, pixel, band)
-    mirrored = _Band.of(mirror(references), pixel, band)
     angles = np.arange(0.0, 360.0, step)
-    nb = prepared.nb
-    out: list[MirrorAxis | None] = []
-    for i in range(len(references)):
-        if not prepared.full[i]:
-            out.append(None)
+    # rotated before the band is applied: a band-passed image rings over the whole box, and
+    # rotating it would wrap its corners around
+    turned = nm.rotate_half_spectra(whole[others][:, None], angles) * keep  # (J, R, nb, ...)
+    spectra = whole * keep
+    t = np.fft.fftfreq(nb) * nb
+    window = np.flatnonzero((np.hypot(t[None, :], t[:, None]) <= max_shift).ravel())
+    for row, i in enumerate(which):
+        if not full[i]:
             continue
-        turned = mirrored.turned(np.array([i]), angles)
-        value, angle, where = prepared.peaks(prepared.whole[i] * prepared.keep, turned, max_shift)
-        ty, tx = divmod(int(where[0]), nb)
-        dy = ty - nb if ty > nb // 2 else ty
-        dx = tx - nb if tx > nb // 2 else tx
-        out.append(MirrorAxis(float(value[0]), float(angles[angle[0]]), dx, dy, nb))
+        maps = np.fft.irfft2(spectra[i] * np.conj(turned), s=(nb, nb)) * float(nb * nb)
+        best = maps.reshape(len(others), len(angles), -1)[:, :, window].max(axis=(1, 2))
+        out[row, others] = best
+        out[row, i] = -1.0
     return out

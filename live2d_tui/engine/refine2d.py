@@ -45,7 +45,6 @@ from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star,
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
-from live2d_tui.engine.mirror import separate_mirror_blend
 from live2d_tui.engine.particles import (
     EngineError,
     Preprocess,
@@ -332,40 +331,16 @@ def refine(
         raise EngineError(
             "the star has particles without a microscope voltage (needed for the CTF)"
         )
-    if counts is not None:
+    if counts is not None and high > FINE_RESOLUTION:  # see FINE_RESOLUTION
         counts[emptied] = 0.0
-        counts[[copy.cls for copy in copies]] = 0.0
         source = SplitSource(star, stack, prep, whitening, high, s.mask_radius)
-        if high > FINE_RESOLUTION:  # see FINE_RESOLUTION
-            for split in fill_empty_slots(references, counts, source):
-                out.write(
-                    f"Split class {split.parent + 1} ({split.members} members) into classes "
-                    f"{split.parent + 1} and {split.slot + 1} "
-                    f"({100 * split.fraction_to_slot:.0f} % to {split.slot + 1})\n"
-                )
-        else:
-            blend = separate_mirror_blend(
-                references,
-                counts,
-                source,
-                pixel=s.pixel_size,
-                band=(COPY_LOW_RESOLUTION, high),
-                copy_correlation=COPY_CORRELATION,
+        splits = fill_empty_slots(references, counts, source)
+        for split in splits:
+            out.write(
+                f"Split class {split.parent + 1} ({split.members} members) into classes "
+                f"{split.parent + 1} and {split.slot + 1} ({100 * split.fraction_to_slot:.0f} % "
+                f"to {split.slot + 1})\n"
             )
-            if blend is not None:
-                freed = (
-                    f"; class {blend.slot + 1} ({blend.freed_members} members), the class most "
-                    "like another, was emptied for it"
-                    if blend.freed_members
-                    else ""
-                )
-                out.write(
-                    f"Separated class {blend.parent + 1} ({blend.members} members, correlation "
-                    f"{blend.symmetry:.2f} with its mirror image) into classes "
-                    f"{blend.parent + 1} and {blend.slot + 1} "
-                    f"({100 * blend.fraction_to_slot:.0f} % to {blend.slot + 1}; the halves "
-                    f"correlate {blend.halves:.2f}): a view and its opposite{freed}\n"
-                )
     search = ClassSearch(references, params, whitening, rng)
     use = rng.random(len(rows)) < s.fraction
     old_class = rows["best_class"].copy()

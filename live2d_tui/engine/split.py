@@ -43,7 +43,7 @@ from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages
 from live2d_tui.engine.dumpfile import ClassSums
 from live2d_tui.engine.particles import Preprocess, read_images
-from live2d_tui.engine.references import MirrorAxis, filled, mirror
+from live2d_tui.engine.references import filled
 
 MAX_SPLITS = 2
 """Splits per refine2d round: each costs every job a read of :data:`SPLIT_SAMPLE` particles."""
@@ -136,20 +136,10 @@ class MemberSplit:
 
 
 def split_members(
-    box: int,
-    parent: int,
-    parent_reference: npt.NDArray[np.float32],
-    source: SplitSource,
-    *,
-    reflection: MirrorAxis | None = None,
+    box: int, parent: int, parent_reference: npt.NDArray[np.float32], source: SplitSource
 ) -> MemberSplit | None:
     """Steps 1-2 of the module docstring for class ``parent`` (0-based) whose average is
-    ``parent_reference``; ``None`` when it has fewer than :data:`MIN_SPLIT_MEMBERS` members.
-
-    With a ``reflection`` (the parent's :class:`MirrorAxis`, on the working box), the members are
-    split on the part of their residuals that the reflection turns over (X − S(X)): in an
-    average of a view and its opposite, the two groups differ there with opposite signs, while
-    the variation they share (a tilt across the class) largely cancels."""
+    ``parent_reference``; ``None`` when it has fewer than :data:`MIN_SPLIT_MEMBERS` members."""
     star, prep, whitening = source.star, source.prep, source.whitening
     members = np.flatnonzero(np.abs(star["best_class"]) == parent + 1)
     if len(members) < MIN_SPLIT_MEMBERS:
@@ -174,10 +164,6 @@ def split_members(
     parent_spectrum = nm.crop_half(np.fft.rfft2(parent_reference.astype(np.float64)), nb)
     residuals = framed_spectra - _fitted(framed_spectra, ctf2 * parent_spectrum, low)
     shapes = np.fft.irfft2(residuals * low, s=(nb, nb)) * mask
-    if reflection is not None:
-        if reflection.box != nb:
-            raise ValueError(f"reflection on a {reflection.box} box, members on {nb}")
-        shapes = shapes - reflect(shapes, reflection)
     flat = shapes.reshape(len(rows), -1)
     flat = flat - flat.mean(axis=0)
     _, _, vt = np.linalg.svd(flat, full_matrices=False)
@@ -188,12 +174,6 @@ def split_members(
     return MemberSplit(rows, framed_spectra, ctf2, side)
 
 
-def reflect(images: npt.NDArray[Any], axis: MirrorAxis) -> npt.NDArray[Any]:
-    """S(X) = shift(rotate(mirror(X), angle), dx, dy) of (B, n, n) images on the axis's box."""
-    turned = imaging.rotate(mirror(images), axis.angle)
-    return imaging.fourier_shift(turned, axis.dx, axis.dy)
-
-
 def _split_class(
     box: int, parent: int, parent_reference: npt.NDArray[np.float32], source: SplitSource
 ) -> tuple[tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]], float] | None:
@@ -202,16 +182,6 @@ def _split_class(
     split = split_members(box, parent, parent_reference, source)
     if split is None:
         return None
-    halves = half_averages(split, box, source)
-    return None if halves is None else (halves, float(split.side.mean()))
-
-
-def half_averages(
-    split: MemberSplit, box: int, source: SplitSource
-) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]] | None:
-    """The class averages (larger half, smaller half) of a split, made as merge2d makes them;
-    ``None`` when the smaller half holds under :data:`MIN_HALF` of the sample or an average
-    comes out empty."""
     side, spectra, ctf2 = split.side, split.spectra, split.ctf2
     share = float(side.mean())
     if min(share, 1.0 - share) < MIN_HALF:
@@ -231,4 +201,4 @@ def half_averages(
     averages = class_averages(data)
     if not (np.any(averages[0]) and np.any(averages[1])):
         return None
-    return averages[0], averages[1]
+    return (averages[0], averages[1]), share

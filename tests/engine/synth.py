@@ -58,13 +58,9 @@ def make_set(
     seed: int = 0,
     max_shift: float = 3.0,
     ctf: bool = True,
-    views: npt.NDArray[np.float64] | None = None,
 ) -> SynthSet:
-    """``views`` replaces the generated ones (``n_views`` is then ignored)."""
     rng = np.random.default_rng(seed)
-    generated = make_views(n_views, box, rng)
-    views = generated if views is None else np.asarray(views, dtype=np.float64)
-    n_views = len(views)
+    views = make_views(n_views, box, rng)
     labels = rng.integers(0, n_views, n_particles)
     psi = rng.uniform(0, 360, n_particles)
     shifts = rng.uniform(-max_shift, max_shift, (n_particles, 2))

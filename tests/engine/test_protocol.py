@@ -20,9 +20,8 @@ from live2d_tui.classify.prompts import (
 from live2d_tui.classify.protocol import Merge2dRequest, check_echo
 from live2d_tui.dataset.cistem_star import COLUMNS, read_star, write_star
 from live2d_tui.engine.answers import ProgramExit, read_answers
-from live2d_tui.engine.numerics import crop_half, rotate_image
+from live2d_tui.engine.numerics import rotate_image
 from live2d_tui.engine.progress import ProgressBar
-from live2d_tui.engine.references import mirror
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import merge_lines, ok, refine_lines, refine_ok, request, run_program
@@ -438,100 +437,3 @@ def test_aligned_similarity_sees_through_rotation_and_shift() -> None:
     assert similarity[0, 0] > 0.95 and similarity[0, 3] == -1.0 and similarity[0, 4] == -1.0
     assert similarity[0, 1] < 0.9 and similarity[0, 2] < 0.9
     assert abs(similarity[1, 3] - similarity[0, 1]) < 0.05  # about symmetric
-
-
-def _letter_f(box: int) -> np.ndarray:
-    """A chiral 2D image (a letter F of blobs): no turn of it is its mirror image."""
-    y, x = np.indices((box, box), dtype=np.float64) - box // 2
-    points = [(-0.12, t) for t in np.linspace(-0.22, 0.22, 7)]
-    points += [(t, -0.22) for t in np.linspace(-0.05, 0.16, 4)]
-    points += [(t, 0.0) for t in np.linspace(-0.05, 0.06, 2)]
-    sigma = 0.04 * box
-    image = np.zeros((box, box))
-    for px, py in points:
-        image += np.exp(-((x - px * box) ** 2 + (y - py * box) ** 2) / (2 * sigma**2))
-    return image
-
-
-def _blend_set(tmp_path: Path) -> tuple[SynthSet, np.ndarray, np.ndarray]:
-    """A class of a view P and of its opposite view Q = P's mirror image turned by 40°, each
-    posed in the frame where the blend (P + Q)/2 sits (symmetric about an axis), and a
-    second, different view; class 3 empty."""
-    other, p = make_views(1, 64, np.random.default_rng(19))[0], _letter_f(64)
-    q = rotate_image(mirror(p), 40.0)
-    data = make_set(tmp_path, n_particles=360, box=64, views=np.stack([p, q, other]), seed=2)
-    best = np.where(data.labels == 2, 2, 1)
-    return data, best, np.stack([0.5 * (p + q), other, np.zeros_like(p)]).astype(np.float32)
-
-
-def test_a_class_of_a_view_and_its_opposite_is_separated(tmp_path: Path) -> None:
-    """At 15 Å or finer, a class whose average is symmetric because it blends a view with its
-    mirror image is split on what the reflection turns over: one half takes P, the empty slot
-    its opposite Q; a round of refinement then keeps them apart."""
-    data, best, references = _blend_set(tmp_path)
-    star = _aligned_star(data, tmp_path / "previous.star", best)
-    classes = _write_classes(tmp_path / "previous.mrc", list(references), 3.0)
-    out_star = tmp_path / "c1.star"
-    result = refine_ok(
-        data.stack, star, classes=str(classes), output_star=str(out_star), high_res=12.0
-    )
-    separated = re.search(
-        r"Separated class 1 \((\d+) members, correlation ([01]\.\d+) with its mirror image\) into "
-        r"classes 1 and 3 \((\d+) % to 3; the halves correlate (-?0\.\d+)\): a view and its "
-        r"opposite\n",
-        result.stdout,
-    )
-    assert separated is not None, result.stdout
-    assert int(separated.group(1)) == int(np.sum(best == 1))
-    assert float(separated.group(2)) > 0.9 and 30 <= int(separated.group(3)) <= 50
-    assigned = read_star(out_star)["best_class"]
-    blend = data.labels < 2
-    agreement = np.mean((assigned[blend] == 1) == (data.labels[blend] == 0))
-    assert max(agreement, 1.0 - agreement) >= 0.9  # P and Q apart, either way round
-    assert set(assigned[~blend]) == {2}
-
-
-def test_a_symmetric_class_of_one_view_is_not_separated(tmp_path: Path) -> None:
-    """A class that is symmetric because its view is (P = its own mirror image) splits into two
-    copies of itself: that split is not kept."""
-    symmetric = _letter_f(64) + mirror(_letter_f(64))
-    other = make_views(1, 64, np.random.default_rng(3))[0]
-    data = make_set(tmp_path, n_particles=300, box=64, views=np.stack([symmetric, other]), seed=4)
-    star = _aligned_star(data, tmp_path / "previous.star", data.labels + 1)
-    references = [symmetric, other, np.zeros_like(other)]
-    classes = _write_classes(tmp_path / "previous.mrc", references, 3.0)
-    result = refine_ok(data.stack, star, classes=str(classes), high_res=12.0)
-    assert "Separated class" not in result.stdout
-    assert "nonzero classes = 2" in result.stdout
-
-
-def test_mirror_axis_maps_a_symmetric_image_onto_itself() -> None:
-    from live2d_tui.engine.references import mirror_axes
-    from live2d_tui.engine.split import reflect
-
-    p = _letter_f(64)
-    blend = 0.5 * (p + fourier_shift(rotate_image(mirror(p), 40.0), 2.0, 0.0))
-    references = np.stack([blend, p, np.zeros_like(p)]).astype(np.float32)
-    axes = mirror_axes(references, 3.0, (100.0, 8.0))
-    assert axes[2] is None
-    assert axes[0] is not None and axes[1] is not None
-    assert axes[0].correlation > 0.95 > axes[1].correlation
-    image = blend[None]  # on the 8 Å box of a 3 Å, 64 px image: 48 px
-    small = np.fft.irfft2(crop_half(np.fft.rfft2(image), axes[0].box), s=(axes[0].box,) * 2)
-    turned = reflect(small, axes[0])
-    assert _ncc(turned[0], small[0]) > 0.95
-
-
-def test_without_an_empty_slot_the_class_most_like_another_makes_room(tmp_path: Path) -> None:
-    data, best, references = _blend_set(tmp_path)
-    best[np.flatnonzero(data.labels == 2)[:45]] = 3  # class 3: a second copy of the other view
-    references[2] = references[1]
-    star = _aligned_star(data, tmp_path / "previous.star", best)
-    classes = _write_classes(tmp_path / "previous.mrc", list(references), 3.0)
-    result = refine_ok(data.stack, star, classes=str(classes), high_res=12.0)
-    assert "Emptied class" not in result.stdout  # 45 members: not a small copy
-    assert re.search(
-        r"Separated class 1 .* into classes 1 and 3 .*: a view and its opposite; class 3 "
-        r"\(45 members\), the class most like another, was emptied for it\n",
-        result.stdout,
-    ), result.stdout
