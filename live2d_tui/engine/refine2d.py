@@ -13,6 +13,8 @@ Modes (../shared/reference/cistem-protocol.md §2-4, §8):
 
 How some answers are honoured:
 
+- #2 input star: a text star, or cisTEM's binary parameter file when the name ends in
+  ``.cistem`` (cisTEM's rule; :mod:`live2d_tui.dataset.cistem_binary`), as cisTEM's GUI sends it;
 - #10 pixel size: particles whose star pixel size differs by more than 0.1 % are resampled; the
   work happens at the binned box whose Nyquist is #13 (binned pixel = high limit / 2);
 - #14 angular step: the global search step (0 = cisTEM's automatic rad2deg(binned pixel / mask
@@ -41,6 +43,7 @@ import numpy.typing as npt
 
 from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.classify.protocol import DEV_NULL, Answer, Refine2dRequest
+from live2d_tui.dataset.cistem_binary import is_binary_star, read_binary_star
 from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
@@ -412,10 +415,11 @@ def refine(
 
 def run(s: Refine2dRequest, out: TextIO) -> None:
     """Run one refine2d calculation (raises on failure)."""
-    if s.input_star.endswith(".cistem"):
-        raise EngineError("binary .cistem star files are not supported; give a text star")
     rng = make_rng()
-    star = read_star(Path(s.input_star))
+    if is_binary_star(s.input_star):  # cisTEM's rule (as its GUI sends them)
+        star = read_binary_star(Path(s.input_star))
+    else:
+        star = read_star(Path(s.input_star))
     stack = open_stack(s.input_stack)
     rows = _select_rows(s, star, stack.shape[0])
     shifts = np.stack([rows["x_shift"], rows["y_shift"]]) if len(rows) else np.zeros((2, 1))

@@ -437,3 +437,35 @@ def test_aligned_similarity_sees_through_rotation_and_shift() -> None:
     assert similarity[0, 0] > 0.95 and similarity[0, 3] == -1.0 and similarity[0, 4] == -1.0
     assert similarity[0, 1] < 0.9 and similarity[0, 2] < 0.9
     assert abs(similarity[1, 3] - similarity[0, 1]) < 0.05  # about symmetric
+
+
+def test_a_binary_cistem_input_star_gives_what_its_text_star_gives(tmp_path: Path) -> None:
+    """Answer #2 ending in .cistem is read as cisTEM's binary parameter file (as its GUI sends
+    it); the same rows as text give the same output star (same seed)."""
+    from live2d_tui.dataset.cistem_binary import write_binary_star
+
+    data = make_set(tmp_path, n_particles=60, box=32, n_views=2, seed=6)
+    rows = read_star(_aligned_star(data, tmp_path / "text.star", data.labels + 1))
+    rows["phase_shift"] = 0.0
+    binary = tmp_path / "input.cistem"
+    write_binary_star(binary, rows)
+    classes = _write_classes(tmp_path / "previous.mrc", list(data.views), 3.0)
+    outputs = []
+    for name, star in (("from_text", tmp_path / "text.star"), ("from_binary", binary)):
+        out_star = tmp_path / f"{name}.star"
+        refine_ok(data.stack, star, classes=str(classes), output_star=str(out_star))
+        outputs.append(read_star(out_star))
+    for field in ("best_class", "psi", "x_shift", "y_shift"):
+        np.testing.assert_allclose(outputs[0][field], outputs[1][field], atol=0.02)
+
+
+def test_a_truncated_binary_input_star_fails_clearly(tmp_path: Path) -> None:
+    from live2d_tui.dataset.cistem_binary import write_binary_star
+
+    data = make_set(tmp_path, n_particles=20, box=32, n_views=2, seed=6)
+    binary = tmp_path / "input.cistem"
+    write_binary_star(binary, read_star(data.star))
+    binary.write_bytes(binary.read_bytes()[:-10])
+    result = run_program("refine2d", refine_lines(request(data.stack, binary)))
+    assert result.returncode != 0
+    assert "input.cistem: cut short: 20 lines of 88 bytes" in result.stdout + result.stderr
