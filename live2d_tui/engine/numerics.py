@@ -71,6 +71,19 @@ def radius_half(n: int) -> F64:
     return np.hypot(kx[None, :], ky[:, None])
 
 
+def band_mask(
+    n: int, box_angstrom: float, low_res: float, high_res: float
+) -> npt.NDArray[np.bool_]:
+    """Half-plane coefficients of an n-pixel box (``box_angstrom`` wide) from ``low_res`` to
+    ``high_res`` Å (no low cut when ``low_res`` ≤ 0; never past n/2; never the mean)."""
+    r = radius_half(n)
+    band = r <= min(n / 2.0, box_angstrom / high_res)
+    if low_res > 0:
+        band &= r >= box_angstrom / low_res
+    band[0, 0] = False
+    return band
+
+
 def half_weights(n: int) -> F64:
     """Weight of each half-plane coefficient in a full-plane sum (1 on the self-conjugate
     columns 0 and n/2, 2 elsewhere)."""

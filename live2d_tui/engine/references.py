@@ -118,9 +118,7 @@ def aligned_similarity(
     k, n = len(references), references.shape[-1]
     low, high = band
     nb = nm.binned_box(n, pixel, high)
-    pixel_b = n * pixel / nb
-    r = nm.radius_half(nb)
-    keep = (r <= nb * pixel_b / high) & (r >= nb * pixel_b / low)
+    keep = nm.band_mask(nb, n * pixel, low, high)
     whole = nm.crop_half(np.fft.rfft2(references.astype(np.float64)), nb)
     weights = nm.half_weights(nb)
     norm = np.sqrt((np.abs(whole * keep) ** 2 * weights).sum(axis=(-2, -1)))

@@ -104,15 +104,6 @@ class BatchResult:
     score: npt.NDArray[np.float64]
 
 
-def _band(n: int, box_angstrom: float, low_res: float, high_res: float) -> npt.NDArray[np.bool_]:
-    r = nm.radius_half(n)
-    band = r <= min(n / 2.0, box_angstrom / high_res)
-    if low_res > 0:
-        band &= r >= box_angstrom / low_res
-    band[0, 0] = False
-    return band
-
-
 def _window(n: int, radius: float) -> npt.NDArray[np.int64]:
     """Flat indices of the translations (wrapped) within ``radius`` pixels."""
     t = np.fft.fftfreq(n) * n
@@ -146,8 +137,8 @@ class ClassSearch:
             raise ValueError("all class averages are empty")
         k = len(self.nonzero)
         box_a = p.box * p.pixel_size
-        self.band_b = _band(p.nb, box_a, p.low_res, p.high_res)
-        self.band_c = _band(p.nc, box_a, p.low_res, p.high_res)
+        self.band_b = nm.band_mask(p.nb, box_a, p.low_res, p.high_res)
+        self.band_c = nm.band_mask(p.nc, box_a, p.low_res, p.high_res)
         self.accumulate = nm.radius_half(p.nb) <= p.nb / 2.0
         self.wt_b = (nm.half_weights(p.nb) * self.band_b).astype(np.float32)
         self.wt_c = (nm.half_weights(p.nc) * self.band_c).astype(np.float32)
