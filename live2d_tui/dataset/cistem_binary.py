@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,12 +33,18 @@ from live2d_tui.dataset.cistem_star import (
     empty_rows,
 )
 
-FIXED_SIZES = {2: 4, 9: 4, 3: 4, 5: 8, 6: 8, 4: 1, 7: 1}
-"""Bytes per value of each fixed-size type code."""
+FIXED_TYPES: dict[int, np.dtype[Any]] = {
+    2: np.dtype("<i4"),
+    9: np.dtype("<u4"),
+    3: np.dtype("<f4"),
+    5: np.dtype("<i8"),
+    6: np.dtype("<f8"),
+    4: np.dtype("u1"),
+    7: np.dtype("i1"),
+}
+"""The value of each fixed-size type code."""
 VARIABLE_TYPES = (1, 8)
 """Type codes stored as an int32 length and that many bytes."""
-NUMPY_TYPES = {2: "<i4", 9: "<u4", 3: "<f4", 5: "<i8", 6: "<f8", 4: "u1", 7: "i1"}
-STRUCT_TYPES = {2: "<i", 9: "<I", 3: "<f", 5: "<q", 6: "<d", 4: "<B", 7: "<b"}
 
 IDENTIFIERS: dict[str, tuple[int, int]] = {
     "position": (1, 9),
@@ -93,7 +100,7 @@ def read_binary_star(path: Path) -> StarRows:
     for _ in range(columns):
         identifier, code = struct.unpack_from("<qB", data, offset)
         offset += 9
-        if code not in FIXED_SIZES and code not in VARIABLE_TYPES:
+        if code not in FIXED_TYPES and code not in VARIABLE_TYPES:
             raise CistemStarError(f"{path}: column {identifier} has unknown type code {code}")
         layout.append((identifier, code))
     rows = empty_rows(lines)
@@ -116,7 +123,7 @@ def _read_fixed(
     data: bytes, offset: int, layout: list[tuple[int, int]], lines: int, path: Path
 ) -> tuple[dict[int, np.ndarray], int]:
     """All columns fixed-size: one structured view of the whole table."""
-    dtype = np.dtype([(f"c{i}", NUMPY_TYPES[code]) for i, (_, code) in enumerate(layout)])
+    dtype = np.dtype([(f"c{i}", FIXED_TYPES[code]) for i, (_, code) in enumerate(layout)])
     end = offset + dtype.itemsize * lines
     if len(data) < end:
         raise CistemStarError(
@@ -142,10 +149,10 @@ def _read_variable(
                         raise struct.error("string past the end")
                     offset += 4 + length
                 else:
-                    (value,) = struct.unpack_from(STRUCT_TYPES[code], data, offset)
-                    values[identifier][line] = value
-                    offset += FIXED_SIZES[code]
-    except struct.error:
+                    kind = FIXED_TYPES[code]
+                    values[identifier][line] = np.frombuffer(data, kind, 1, offset)[0]
+                    offset += kind.itemsize
+    except (struct.error, ValueError):
         raise CistemStarError(f"{path}: cut short inside line {line + 1} of {lines}") from None
     return values, offset
 
@@ -155,7 +162,7 @@ def write_binary_star(path: Path, rows: StarRows) -> None:
     names = [c.name for c in COLUMNS]
     header = struct.pack("<ii", len(names), len(rows))
     header += b"".join(struct.pack("<qB", *IDENTIFIERS[name]) for name in names)
-    dtype = np.dtype([(name, NUMPY_TYPES[IDENTIFIERS[name][1]]) for name in names])
+    dtype = np.dtype([(name, FIXED_TYPES[IDENTIFIERS[name][1]]) for name in names])
     table = np.zeros(len(rows), dtype=dtype)
     for name in names:
         column = rows[name]
