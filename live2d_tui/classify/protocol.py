@@ -32,6 +32,7 @@ from live2d_tui.classify.prompts import (
     AnswerKind,
     Prompt,
 )
+from live2d_tui.dataset.cistem_binary import is_binary_star
 
 DEV_NULL = "/dev/null"
 _MAX_NAME = 999  # cisTEM reads answers into a 1000-byte buffer
@@ -228,9 +229,9 @@ def validate_refine2d(request: Refine2dRequest, *, cwd: Path | None = None) -> l
             problems.append(
                 f"last particle {request.last_particle} is before first {request.first_particle}"
             )
-        if request.input_star.endswith(".cistem"):
+        if is_binary_star(request.input_star):
             problems.append(f"input star {request.input_star}: '.cistem' means binary to refine2d")
-        if request.output_star.endswith(".cistem"):
+        if is_binary_star(request.output_star):
             problems.append(
                 f"output star {request.output_star}: refine2d writes text; a '.cistem' name "
                 "would be read back as binary"
