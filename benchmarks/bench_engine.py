@@ -266,6 +266,7 @@ def main() -> int:
         "median_frc05_A": card.median_frc05,
         "weighted_median_frc05_A": card.weighted_median_frc05,
         "median_half_frc0143_A": card.median_half_frc0143,
+        "median_pose_frc05_A": card.median_pose_frc05,
         "median_angular_spread_deg": card.median_angular_spread,
         "classes": len(card.classes),
     }

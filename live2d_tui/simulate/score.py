@@ -16,6 +16,11 @@
   psi, shifts and CTF (Wiener-style Σ CTF·F / (Σ CTF² + 1) in the :mod:`live2d_tui.imaging`
   convention: each CTF-weighted particle is brought into the class frame by
   ``to_class_frame(image, psi, x/px, y/px)``; the denominator uses the astigmatism-free CTF);
+- **pose-limited FRC₀.₅**: the same, for the noise-free average of the members' clean
+  projections (true orientation and shift; no CTF, no noise) brought into the class frame by the
+  star's psi and shifts — the resolution the class's membership and poses allow with unlimited
+  particles. Near FRC₀.₅, the class is limited by who its members are and how they are aligned,
+  not by noise or the reconstruction;
 - run-wide purity, adjusted Rand index and views recovered (discrete views), and per-class
   angular spread of members' true viewing directions.
 
@@ -70,6 +75,9 @@ class ClassScore:
     """Å, same curve at 0.143 (for information)."""
     half_frc0143: float | None
     """Å, odd vs even members re-averaged from the star (None below 4 members)."""
+    pose_frc05: float
+    """Å, the members' clean projections averaged in the class frame by the star's poses vs
+    the same reference: what the membership and poses allow (see the module docstring)."""
     angular_spread: float
     """Median angle (degrees) of members' true viewing directions to their mean."""
     within_15: float
@@ -92,6 +100,7 @@ class Scorecard:
     weighted_median_frc05: float
     """Median over particles (each class weighted by its size)."""
     median_half_frc0143: float | None
+    median_pose_frc05: float
     median_angular_spread: float
     nyquist: float
     box: int
@@ -107,14 +116,15 @@ class Scorecard:
             f"{self.particles} particles in {len(self.classes)} classes, {self.box} px at "
             f"{self.pixel_size:g} Å/px (Nyquist {self.nyquist:.1f} Å), true views: "
             f"{self.true_views or 'continuous'}",
-            " class  members  view  purity  match  ncc    FRC0.5  FRC0.143  half0.143  spread",
+            " class  members  view  purity  match  ncc    FRC0.5  FRC0.143  half0.143  poses"
+            "  spread",
         ]
         for c in self.classes:
             half = f"{c.half_frc0143:9.1f}" if c.half_frc0143 is not None else "        -"
             lines.append(
                 f"{c.class_number:6d} {c.members:8d} {c.majority_view:5d} {c.purity:7.2f} "
                 f"{c.matched_view:6d} {c.match_ncc:5.2f} {c.frc05:8.1f} {c.frc0143_truth:9.1f} "
-                f"{half} {c.angular_spread:7.1f}"
+                f"{half} {c.pose_frc05:6.1f} {c.angular_spread:7.1f}"
             )
 
         def opt(value: float | None, fmt: str) -> str:
@@ -125,7 +135,8 @@ class Scorecard:
             f"recovered {opt(self.views_recovered, '.2f')}, median FRC0.5 "
             f"{self.median_frc05:.1f} Å (size-weighted {self.weighted_median_frc05:.1f} Å), "
             f"median half-set FRC0.143 {opt(self.median_half_frc0143, '.1f')} Å, median "
-            f"angular spread {self.median_angular_spread:.1f}°"
+            f"pose-limited FRC0.5 {self.median_pose_frc05:.1f} Å, median angular spread "
+            f"{self.median_angular_spread:.1f}°"
         )
         return "\n".join(lines)
 
@@ -302,6 +313,10 @@ def _score_class(
         ]  # fmt: skip
         half_curve = metrics.frc(halves[0] * mask, halves[1] * mask)
         half = metrics.crossing_resolution(half_curve, 0.143, n, pixel_size)
+    posed = _pose_average(rows[member_rows], t.take(member_rows), refs, pixel_size)
+    result = align_reference(posed, best_reference, max_shift=max_shift)
+    posed_reference = imaging.fourier_shift(imaging.rotate(best_reference, result[1]), *result[2:])
+    pose_curve = metrics.frc(posed * mask, posed_reference * mask)
     spread, within = metrics.angular_spread(directions[members], fold_mirrors=fold_mirrors)
     return ClassScore(
         class_number=c,
@@ -315,10 +330,41 @@ def _score_class(
         frc05=metrics.crossing_resolution(curve, 0.5, n, pixel_size),
         frc0143_truth=metrics.crossing_resolution(curve, 0.143, n, pixel_size),
         half_frc0143=half,
+        pose_frc05=metrics.crossing_resolution(pose_curve, 0.5, n, pixel_size),
         angular_spread=spread,
         within_15=within,
         frc_curve=[float(v) for v in curve],
     )
+
+
+def _pose_average(
+    rows: StarRows, t: TruthTable, refs: _References, pixel_size: float, chunk: int = 256
+) -> F64:
+    """Mean of the members' clean projections (true orientation and shift, no CTF, no noise),
+    each brought into the class frame by the star's psi and shifts."""
+    total = np.zeros((refs.box, refs.box))
+    for start in range(0, len(rows), chunk):
+        part = slice(start, start + chunk)
+        clean = project(
+            refs.phantom,
+            t.rot[part],
+            t.tilt[part],
+            t.psi[part],
+            box=refs.box,
+            pixel_size=refs.pixel_size,
+            shift_x=-t.origin_x[part],
+            shift_y=-t.origin_y[part],
+            bfactor=refs.bfactor,
+        )
+        framed = imaging.to_class_frame(
+            clean,
+            rows["psi"][part],
+            rows["x_shift"][part] / pixel_size,
+            rows["y_shift"][part] / pixel_size,
+        )
+        total += np.asarray(framed, dtype=np.float64).sum(axis=0)
+    out: F64 = total / max(len(rows), 1)
+    return out
 
 
 def _summarise(
@@ -348,6 +394,9 @@ def _summarise(
         median_frc05=float(np.median(frc05)) if len(scores) else float("nan"),
         weighted_median_frc05=weighted,
         median_half_frc0143=float(np.median(halves)) if halves else None,
+        median_pose_frc05=float(np.median([c.pose_frc05 for c in scores]))
+        if scores
+        else float("nan"),
         median_angular_spread=float(np.median([c.angular_spread for c in scores]))
         if scores
         else float("nan"),

@@ -171,3 +171,29 @@ def test_small_and_unassigned_classes(small_warp_session: Path, tmp_path: Path) 
     assert by_class[3].members == 1 and by_class[3].half_frc0143 is None
     assert card.particles == int((rows["best_class"] > 0).sum())
     assert by_class[2].purity < 1.0 and card.purity is not None and card.purity < 1.0
+
+
+def test_pose_limited_frc_follows_the_stars_poses(small_warp_session: Path, tmp_path: Path) -> None:
+    """True poses give a pose-limited FRC near Nyquist; scrambled psi in the star makes it much
+    worse while the class averages (and so FRC0.5) are unchanged."""
+    from live2d_tui.dataset.cistem_star import read_star, write_star
+
+    files = oracle_classification(small_warp_session, tmp_path / "o")
+    names = original_names_from_relion_star(files.relion_star)
+
+    def card():  # type: ignore[no-untyped-def]
+        return score_classes(
+            files.classes, files.star, files.stack, names, small_warp_session / "truth",
+            pixel_size=files.pixel_size,
+        )  # fmt: skip
+
+    true_poses = card()
+    nyquist = 2.0 * files.pixel_size
+    assert true_poses.median_pose_frc05 <= 1.5 * nyquist
+    assert all(c.pose_frc05 <= c.frc05 + 1e-9 for c in true_poses.classes)
+    rows = read_star(files.star)
+    rows["psi"] += np.random.default_rng(0).normal(0.0, 30.0, len(rows))
+    write_star(files.star, rows)
+    scrambled = card()
+    assert scrambled.median_frc05 == true_poses.median_frc05
+    assert scrambled.median_pose_frc05 > 1.5 * true_poses.median_pose_frc05
