@@ -204,14 +204,24 @@ class _References:
         view: F64 = self._views[k]
         return view
 
-    def project(self, rot: F64, tilt: F64) -> F64:
+    def project(
+        self,
+        rot: F64,
+        tilt: F64,
+        psi: F64 | None = None,
+        origin_x: F64 | None = None,
+        origin_y: F64 | None = None,
+    ) -> F64:
+        """Clean projections at (rot, tilt, psi = 0 unless given), moved by −origin (Å)."""
         out: F64 = project(
             self.phantom,
             rot,
             tilt,
-            np.zeros(len(rot)),
+            np.zeros(len(rot)) if psi is None else psi,
             box=self.box,
             pixel_size=self.pixel_size,
+            shift_x=0.0 if origin_x is None else -origin_x,
+            shift_y=0.0 if origin_y is None else -origin_y,
             bfactor=self.bfactor,
         )
         return out
@@ -300,9 +310,8 @@ def _score_class(
             best_reference = reference
     ncc, angle, dx, dy = best
     n = average.shape[0]
-    aligned = imaging.fourier_shift(imaging.rotate(best_reference, angle), dx, dy)
     mask = imaging.soft_circular_mask(n, 0.45 * n, 3.0)
-    curve = metrics.frc(average * mask, aligned * mask)
+    curve = _frc_to(average, best_reference, best, mask)
     half = None
     member_rows = np.flatnonzero(members)
     if len(member_rows) >= 4:
@@ -314,9 +323,8 @@ def _score_class(
         half_curve = metrics.frc(halves[0] * mask, halves[1] * mask)
         half = metrics.crossing_resolution(half_curve, 0.143, n, pixel_size)
     posed = _pose_average(rows[member_rows], t.take(member_rows), refs, pixel_size)
-    result = align_reference(posed, best_reference, max_shift=max_shift)
-    posed_reference = imaging.fourier_shift(imaging.rotate(best_reference, result[1]), *result[2:])
-    pose_curve = metrics.frc(posed * mask, posed_reference * mask)
+    posed_alignment = align_reference(posed, best_reference, max_shift=max_shift)
+    pose_curve = _frc_to(posed, best_reference, posed_alignment, mask)
     spread, within = metrics.angular_spread(directions[members], fold_mirrors=fold_mirrors)
     return ClassScore(
         class_number=c,
@@ -337,6 +345,16 @@ def _score_class(
     )
 
 
+def _frc_to(
+    image: F64, reference: F64, alignment: tuple[float, float, float, float], mask: F64
+) -> F64:
+    """FRC of ``image`` with ``reference`` turned and shifted by ``alignment`` (an
+    :func:`align_reference` result), both masked."""
+    _, angle, dx, dy = alignment
+    aligned = np.asarray(imaging.from_class_frame(reference, angle, dx, dy), dtype=np.float64)
+    return metrics.frc(image * mask, aligned * mask)
+
+
 def _pose_average(
     rows: StarRows, t: TruthTable, refs: _References, pixel_size: float, chunk: int = 256
 ) -> F64:
@@ -345,16 +363,8 @@ def _pose_average(
     total = np.zeros((refs.box, refs.box))
     for start in range(0, len(rows), chunk):
         part = slice(start, start + chunk)
-        clean = project(
-            refs.phantom,
-            t.rot[part],
-            t.tilt[part],
-            t.psi[part],
-            box=refs.box,
-            pixel_size=refs.pixel_size,
-            shift_x=-t.origin_x[part],
-            shift_y=-t.origin_y[part],
-            bfactor=refs.bfactor,
+        clean = refs.project(
+            t.rot[part], t.tilt[part], t.psi[part], t.origin_x[part], t.origin_y[part]
         )
         framed = imaging.to_class_frame(
             clean,
