@@ -84,6 +84,14 @@ def band_mask(
     return band
 
 
+def shift_window(n: int, radius: float) -> npt.NDArray[np.int64]:
+    """Flat indices, in an (n, n) correlation map, of the translations (wrapped) within
+    ``radius`` pixels."""
+    t = np.fft.fftfreq(n) * n
+    inside = np.hypot(t[None, :], t[:, None]) <= radius + 1e-6
+    return np.flatnonzero(inside.ravel())
+
+
 def half_weights(n: int) -> F64:
     """Weight of each half-plane coefficient in a full-plane sum (1 on the self-conjugate
     columns 0 and n/2, 2 elsewhere)."""

@@ -133,8 +133,7 @@ def aligned_similarity(
     # rotating it would wrap its corners around
     turned = nm.rotate_half_spectra(whole[others][:, None], angles) * keep  # (J, R, nb, ...)
     spectra = whole * keep
-    t = np.fft.fftfreq(nb) * nb
-    window = np.flatnonzero((np.hypot(t[None, :], t[:, None]) <= max_shift).ravel())
+    window = nm.shift_window(nb, max_shift)
     for row, i in enumerate(which):
         if not full[i]:
             continue

@@ -104,13 +104,6 @@ class BatchResult:
     score: npt.NDArray[np.float64]
 
 
-def _window(n: int, radius: float) -> npt.NDArray[np.int64]:
-    """Flat indices of the translations (wrapped) within ``radius`` pixels."""
-    t = np.fft.fftfreq(n) * n
-    inside = np.hypot(t[None, :], t[:, None]) <= radius + 1e-6
-    return np.flatnonzero(inside.ravel())
-
-
 class ClassSearch:
     """Search particles against fixed references and accumulate new class sums."""
 
@@ -166,8 +159,8 @@ class ClassSearch:
         else:
             self.fine_angles = self.coarse_angles
             self.half_width = 0
-        self.win_c = _window(p.nc, self._range_px(p.nc))
-        self.win_b = _window(p.nb, self._range_px(p.nb))
+        self.win_c = nm.shift_window(p.nc, self._range_px(p.nc))
+        self.win_b = nm.shift_window(p.nb, self._range_px(p.nb))
         nr = len(self.fine_angles)
         self.sums = np.zeros(
             (k * nr, p.nb, p.nb // 2 + 1), dtype=np.complex64
