@@ -259,6 +259,7 @@ def main() -> int:
         pixel_size=float(read_star(dataset.star_path)["pixel_size"][0]),
     )
     print(card.format())
+    limit_ring = round(card.box * card.pixel_size / settings.high_res_final)
     scores = {
         "purity": card.purity,
         "ari": card.ari,
@@ -268,6 +269,14 @@ def main() -> int:
         "median_half_frc0143_A": card.median_half_frc0143,
         "median_pose_frc05_A": card.median_pose_frc05,
         "median_angular_spread_deg": card.median_angular_spread,
+        # the classes' mean FRC at the last rings inside the final limit (a class's FRC0.5
+        # crossing moves in whole rings; this mean moves continuously)
+        "mean_frc_near_limit": {
+            f"{card.box * card.pixel_size / ring:.2f}": round(
+                card.mean_frc_at(card.box * card.pixel_size / ring), 4
+            )
+            for ring in range(limit_ring - 2, limit_ring + 1)
+        },
         "classes": len(card.classes),
     }
     summary = {

@@ -116,6 +116,11 @@ def test_true_grouping_scores_near_the_limit_and_random_does_not(
     assert random.purity is not None and random.purity <= 1.5 / views
     assert random.ari is not None and abs(random.ari) < 0.05
     assert random.median_frc05 > 4.0 * limit
+    # the continuous measure at one ring: by hand from the curves, and far apart for the two
+    ring = round(oracle.box * oracle.pixel_size / (2.0 * limit))
+    by_hand = np.mean([c.frc_curve[ring] for c in oracle.classes])
+    assert oracle.mean_frc_at(2.0 * limit) == pytest.approx(by_hand)
+    assert oracle.mean_frc_at(2.0 * limit) > 0.5 > random.mean_frc_at(2.0 * limit)
     assert random.median_angular_spread > 30.0
 
 
