@@ -259,7 +259,9 @@ def main() -> int:
         pixel_size=float(read_star(dataset.star_path)["pixel_size"][0]),
     )
     print(card.format())
-    limit_ring = round(card.box * card.pixel_size / settings.high_res_final)
+    field_of_view = card.box * card.pixel_size
+    limit_ring = round(field_of_view / settings.high_res_final)
+    near_limit = [field_of_view / ring for ring in range(limit_ring - 2, limit_ring + 1)]
     scores = {
         "purity": card.purity,
         "ari": card.ari,
@@ -271,12 +273,7 @@ def main() -> int:
         "median_angular_spread_deg": card.median_angular_spread,
         # the classes' mean FRC at the last rings inside the final limit (a class's FRC0.5
         # crossing moves in whole rings; this mean moves continuously)
-        "mean_frc_near_limit": {
-            f"{card.box * card.pixel_size / ring:.2f}": round(
-                card.mean_frc_at(card.box * card.pixel_size / ring), 4
-            )
-            for ring in range(limit_ring - 2, limit_ring + 1)
-        },
+        "mean_frc_near_limit": {f"{a:.2f}": round(card.mean_frc_at(a), 4) for a in near_limit},
         "classes": len(card.classes),
     }
     summary = {
