@@ -17,9 +17,10 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from live2d_tui.classify import assemble
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, JobFailed
@@ -53,6 +54,36 @@ if TYPE_CHECKING:
 
 PUBLISH_INTERVAL = 0.25
 """Seconds between progress events while jobs run (stage changes and job ends always publish)."""
+
+
+async def write_in_thread[T](
+    func: Callable[..., T],
+    /,
+    *args: Any,
+    undo: Callable[[T], None] | None = None,
+    **kwargs: Any,
+) -> T:
+    """``asyncio.to_thread`` for a call that writes files: a worker thread cannot be stopped, so
+    if the cycle is cancelled meanwhile, the cancellation goes on only once the thread has
+    ended (and after ``undo`` of its result, when it succeeded). The attempt's cleanup then
+    finds the file the thread wrote; it used to run first, and the file the thread finished
+    afterwards stayed behind."""
+    work = asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await asyncio.wait([work])
+        if undo is not None and not work.cancelled() and work.exception() is None:
+            undo(work.result())
+        raise
+
+
+def _uninstall(paths: tuple[Path, Path]) -> None:
+    """Remove a cycle's installed files: the cycle was aborted as they went into place, and an
+    aborted cycle leaves no ``cycle_<N>`` files (nothing records them)."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            path.unlink()
 
 
 class CycleAttempt:
@@ -125,7 +156,7 @@ class CycleAttempt:
         n = len(rows)
         fraction = plan.fraction(n)
         input_star = self.scratch_path("input", ".star")
-        await asyncio.to_thread(write_star, input_star, rows, [f"live2d-tui cycle {plan.number}"])
+        await write_in_thread(write_star, input_star, rows, [f"live2d-tui cycle {plan.number}"])
         classes_tmp = self.scratch_path("classes", ".mrc")
         dump_seed = self.scratch_path("dump", "_.dat")
         ranges = [(0, n)] if seed else assemble.split_rows(n, self.runner.jobs_per_cycle)
@@ -173,14 +204,14 @@ class CycleAttempt:
         if seed:
             star_rows = rows
             occupancy: list[float] = []
-            await asyncio.to_thread(write_star, star_tmp, star_rows, [comment])
+            await write_in_thread(write_star, star_tmp, star_rows, [comment])
         else:
             # merge2d (a child on one core) and the join of the jobs' stars (this process)
             # overlap: both only read the jobs' outputs
             parts = [(folder / r.output_star, r.first_particle, r.last_particle) for r in requests]
             merge = asyncio.create_task(self.merge_job(classes_tmp, dump_seed, len(ranges)))
             try:
-                star_rows = await asyncio.to_thread(
+                star_rows = await write_in_thread(
                     assemble.join_and_write, rows, parts, star_tmp, comment
                 )
             except BaseException:
@@ -192,7 +223,7 @@ class CycleAttempt:
         t_join = time.monotonic()
         self.publish(CycleStage.FINISHING, force=True)
         counts = class_counts(star_rows["best_class"], class_count)
-        classes_path, star_path = await asyncio.to_thread(
+        classes_path, star_path = await write_in_thread(
             assemble.install,
             folder,
             plan.number,
@@ -201,6 +232,7 @@ class CycleAttempt:
             box=box,
             class_count=class_count,
             pixel_size=inputs.pixel_size,
+            undo=_uninstall,
         )
         finished = datetime.now(UTC)
         log(
