@@ -78,14 +78,6 @@ async def write_in_thread[T](
         raise
 
 
-def _uninstall(paths: tuple[Path, Path]) -> None:
-    """Remove a cycle's installed files: the cycle was aborted as they went into place, and an
-    aborted cycle leaves no ``cycle_<N>`` files (nothing records them)."""
-    for path in paths:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
 class CycleAttempt:
     """One attempt at one cycle (see the module docstring)."""
 
@@ -232,7 +224,9 @@ class CycleAttempt:
             box=box,
             class_count=class_count,
             pixel_size=inputs.pixel_size,
-            undo=_uninstall,
+            # aborted as they went into place: the files become scratch, which the cleanup
+            # removes (an aborted cycle leaves no cycle_<N> files; nothing records them)
+            undo=self.scratch.extend,
         )
         finished = datetime.now(UTC)
         log(
