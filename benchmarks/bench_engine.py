@@ -8,7 +8,9 @@ Pipeline: ``simulate_session`` → ``Dataset.poll`` (combined stack + cisTEM sta
 ingests) → ``CycleRunner`` with the built-in engine (pool 2, 2 jobs per cycle), cycle after
 cycle as the supervisor runs them. Per cycle it records wall time, the children's CPU time
 (``RUSAGE_CHILDREN``), particle-passes per CPU-second (particles processed / children CPU) and
-pool utilisation (children CPU / (wall × cores)); at the end it scores the classes against the
+pool utilisation (children CPU / (wall × cores)) and the runner's own CPU time
+(``RUSAGE_SELF``: what the pool's cores spend on the runner rather than the jobs); at the end it
+scores the classes against the
 simulator's truth with the simulator's scorer (``live2d_tui.simulate.score.score_classes``:
 purity, ARI, views recovered, FRC 0.5 against the true projections, half-set FRC 0.143).
 
@@ -106,6 +108,13 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def own_cpu() -> float:
+    """CPU time of this process: the cycle runner's own work (star writes, joins, installs,
+    reading the programs' output), which the pool's cores share with the jobs."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_cycles(
     dataset: Dataset, settings: JobSettings, pool: int, jobs: int, log: list[str]
 ) -> list[dict[str, float]]:
@@ -134,10 +143,11 @@ async def run_cycles(
             previous_classes=None if previous is None else folder / f"cycle_{previous}.mrc",
             pixel_size=pixel,
         )
-        cpu0, wall0 = children_cpu(), time.monotonic()
+        cpu0, own0, wall0 = children_cpu(), own_cpu(), time.monotonic()
         result = await runner.run_cycle(cycle, inputs, settings)
         wall = time.monotonic() - wall0
         cpu = children_cpu() - cpu0
+        own = own_cpu() - own0
         processed = len(positions) * (result.fraction_used if cycle.class_number == 0 else 0)
         row = {
             "cycle": cycle.number,
@@ -149,13 +159,15 @@ async def run_cycles(
             "fraction": result.fraction_used,
             "passes_per_cpu_s": processed / cpu if cpu > 0 and processed else 0.0,
             "pool_utilisation": cpu / (wall * pool) if wall > 0 else 0.0,
+            "runner_cpu_s": own,
             "load_average_1min": os.getloadavg()[0],
         }
         out.append(row)
         print(
             f"cycle {cycle.number:2d}  hi {cycle.high_res_limit:6.2f} Å  wall {wall:6.1f} s  "
             f"cpu {cpu:6.1f} s  passes/cpu-s {row['passes_per_cpu_s']:7.1f}  "
-            f"util {row['pool_utilisation']:.2f}  load {row['load_average_1min']:.1f}",
+            f"util {row['pool_utilisation']:.2f}  runner cpu {own:4.2f} s  "
+            f"load {row['load_average_1min']:.1f}",
             flush=True,
         )
         for line in log[logged:]:
