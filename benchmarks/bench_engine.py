@@ -284,7 +284,8 @@ def main() -> int:
         "median_pose_frc05_A": card.median_pose_frc05,
         "median_angular_spread_deg": card.median_angular_spread,
         # the classes' mean FRC at the last rings inside the final limit (a class's FRC0.5
-        # crossing moves in whole rings; this mean moves continuously)
+        # crossing moves in whole rings; this mean moves continuously, beside the median, which
+        # it does not predict: see Scorecard.mean_frc_at)
         "mean_frc_near_limit": {f"{a:.2f}": round(card.mean_frc_at(a), 4) for a in near_limit},
         "classes": len(card.classes),
     }

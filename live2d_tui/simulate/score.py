@@ -117,8 +117,11 @@ class Scorecard:
         A class's FRC0.5 crossing moves in whole rings, so near a limit two runs of one engine
         can differ by a ring in several classes and shift the median by chance (on the harder
         simulated session, 8.35 or 8.73 Å); this mean moves continuously with the averages'
-        agreement with the truth there, and tells small changes apart in fewer runs. NaN when
-        the ring lies beyond Nyquist."""
+        agreement with the truth there. It complements the median and does not predict it: the
+        crossing is the first ring BELOW 0.5 (a class "at 8.35 Å" passes the 8.73 Å ring), and
+        the mean weighs how far each class is from 0.5 where the median only counts sides (on
+        the harder session, the run with the highest mean at the 8.73 Å ring, 0.533, had a
+        median of 8.73 Å). NaN when the ring lies beyond Nyquist."""
         ring = round(self.box * self.pixel_size / resolution)
         values = [c.frc_curve[ring] for c in self.classes if ring < len(c.frc_curve)]
         return float(np.mean(values)) if values else float("nan")
