@@ -10,9 +10,9 @@ cycle as the supervisor runs them. Per cycle it records wall time, the children'
 (``RUSAGE_CHILDREN``), particle-passes per CPU-second (particles processed / children CPU) and
 pool utilisation (children CPU / (wall × cores)) and the runner's own CPU time
 (``RUSAGE_SELF``: what the pool's cores spend on the runner rather than the jobs); at the end it
-scores the classes against the
-simulator's truth with the simulator's scorer (``live2d_tui.simulate.score.score_classes``:
-purity, ARI, views recovered, FRC 0.5 against the true projections, half-set FRC 0.143).
+scores the classes against the simulator's truth with the simulator's scorer
+(``live2d_tui.simulate.score.score_classes``: purity, ARI, views recovered, FRC 0.5 against the
+true projections, half-set FRC 0.143).
 
 Usage::
 
