@@ -9,7 +9,9 @@ Modes (../shared/reference/cistem-protocol.md §2-4, §8):
 - **refinement** (#6 = 0): references = slices of #3 (optionally auto-centred/auto-masked); the
   particles in [first, last] are each used with probability #9 (the others get class −|previous|),
   searched over every non-empty class × rotation × translation (:mod:`.search`), and their
-  CTF-weighted sums either dumped (#23 = Yes, to #24) or turned into class averages (#5).
+  CTF-weighted sums either dumped (#23 = Yes, to #24) or turned into class averages (#5). The
+  sums leave out the lowest-scoring 30 % of every class of the input star
+  (:func:`core_members`); those particles are still searched and written with their new class.
 
 How some answers are honoured:
 
@@ -101,6 +103,11 @@ reference-shaped session (12 views, 20 classes): copies of one view 0.92-0.97 at
 enough to be a candidate)."""
 COPY_LOW_RESOLUTION = 100.0
 """Å: classes are compared from here to the working limit (the overall blob is left out)."""
+CORE_DROP = 0.3
+"""Fraction of each class's members, the lowest-scoring, left out of its class sums
+(:func:`core_members`)."""
+CORE_MIN = 10
+"""Classes with fewer members keep them all in their sums (too few to rank)."""
 SEED_ENV = "LIVE2D_ENGINE_SEED"
 """If set, seeds the run's random numbers (grid offsets, percent-used draws, random start)."""
 
@@ -345,6 +352,7 @@ def refine(
                 f"to {split.slot + 1})\n"
             )
     search = ClassSearch(references, params, whitening, rng)
+    core = core_members(star, rows)
     use = rng.random(len(rows)) < s.fraction
     old_class = rows["best_class"].copy()
     old_score = rows["score"].copy()
@@ -376,7 +384,9 @@ def refine(
         idx = chosen[start : start + batch]
         sub = rows[idx]
         images, sigma = prep.apply(read_images(stack, sub["position"]), sub["pixel_size"])
-        result = search.run(images, {n: np.asarray(sub[n], dtype=np.float64) for n in ctf_names})
+        result = search.run(
+            images, {n: np.asarray(sub[n], dtype=np.float64) for n in ctf_names}, core[idx]
+        )
         rows["best_class"][idx] = result.best_class + 1
         rows["psi"][idx] = np.mod(result.psi, 360.0)
         rows["x_shift"][idx] = result.x_shift
@@ -411,6 +421,31 @@ def refine(
     out.write(f"\nTotal logP = {search.total_logp:.6g}\n")
     if s.output_star != DEV_NULL:
         write_star(Path(s.output_star), rows, _comments(s))
+
+
+def core_members(star: StarRows, rows: StarRows) -> npt.NDArray[np.bool_]:
+    """Which of ``rows`` the class sums take: all but the lowest-scoring ``CORE_DROP`` of
+    every class of the input ``star`` (its class and score columns, i.e. the previous cycle's).
+
+    A class's outer members, the particles whose views lie furthest from its centre, score
+    lowest, and leaving them out sharpens the average more than the fewer members blur it
+    (the note of #5 gives the measurements). The ranking is the input star's, which every job
+    reads whole, so the jobs of a cycle agree and their merged dumps equal one process. Rows
+    of classes with fewer than ``CORE_MIN`` members, and rows without a class (a random
+    start, unused or unassigned particles), are all taken.
+    """
+    core = np.ones(len(rows), dtype=bool)
+    assigned = star[star["best_class"] > 0]
+    if len(assigned) == 0:
+        return core
+    classes, counts = np.unique(assigned["best_class"], return_counts=True)
+    threshold = np.full(int(classes.max()) + 1, -np.inf)
+    for k in classes[counts >= CORE_MIN]:
+        threshold[k] = np.quantile(assigned["score"][assigned["best_class"] == k], CORE_DROP)
+    labels = rows["best_class"]
+    inside = (labels > 0) & (labels < len(threshold))
+    core[inside] = rows["score"][inside] >= threshold[labels[inside]]
+    return core
 
 
 def run(s: Refine2dRequest, out: TextIO) -> None:

@@ -31,6 +31,8 @@ each particle contributes to every class within 20 log units of its best (as cis
 class's best pose, weighted by the probability. Contributions are accumulated per (class, fine
 angle) in the particle frame, and each bin is rotated back into the class frame once, at the end:
 the class sums are S_k = Σ w·c·X shifted by −t and rotated by −ψ, and C_k = Σ w·c² rotated by −ψ.
+The caller may leave particles out of the sums (``into_sums``); they still count in the class
+weights.
 """
 
 from __future__ import annotations
@@ -187,12 +189,17 @@ class ClassSearch:
         return int(max(1, min(256, 4_000_000 // max(per, 1))))
 
     def run(
-        self, images: npt.NDArray[np.float32], ctf: dict[str, npt.NDArray[np.float64]]
+        self,
+        images: npt.NDArray[np.float32],
+        ctf: dict[str, npt.NDArray[np.float64]],
+        into_sums: npt.NDArray[np.bool_] | None = None,
     ) -> BatchResult:
         """Search a batch of preprocessed particles (B, N, N); update the class sums.
 
         ``ctf`` holds per-particle arrays: defocus_1, defocus_2, defocus_angle, phase_shift
-        (degrees), voltage, cs, amplitude_contrast.
+        (degrees), voltage, cs, amplitude_contrast. Particles whose ``into_sums`` is False
+        (default: all True) are searched and counted in the class weights (occupancy) but left
+        out of the class sums.
         """
         p = self.params
         nbatch = len(images)
@@ -303,10 +310,13 @@ class ClassSearch:
         bins = cand * len(self.fine_angles) + best_j
         rows, cols = np.nonzero(keep)
         weights = prob[rows, cols]
+        np.add.at(self.class_weight, self.nonzero[cand[rows, cols]], weights)
+        if into_sums is not None:
+            summed = into_sums[rows]
+            rows, cols, weights = rows[summed], cols[summed], weights[summed]
         ramps = nm.phase_ramp(nb, -sx[rows, cols] * scale_b, -sy[rows, cols] * scale_b)
         np.add.at(self.sums, bins[rows, cols], weights[:, None, None] * y[rows] * ramps)
         np.add.at(self.ctf2, bins[rows, cols], weights[:, None, None] * c2[rows])
-        np.add.at(self.class_weight, self.nonzero[cand[rows, cols]], weights)
         # per-particle results at the most probable class
         best_m = prob.argmax(axis=1)
         pick = (np.arange(nbatch), best_m)

@@ -356,6 +356,60 @@ def test_a_class_of_two_views_is_split_into_an_empty_slot(tmp_path: Path) -> Non
     assert max(agreement, 1.0 - agreement) >= 0.85  # either way round
 
 
+def test_a_class_average_leaves_out_its_lowest_scoring_members(tmp_path: Path) -> None:
+    """One class holding both views: the members that scored lowest in the input star (the
+    lowest 30 %) are searched and keep their class but are left out of the average, so the
+    average leans towards the view that scored higher, whichever that is."""
+    from live2d_tui.engine.references import aligned_similarity
+    from live2d_tui.engine.refine2d import CORE_MIN
+
+    assert CORE_MIN <= 200  # the class below is large enough for the rule
+    data = make_set(tmp_path, n_particles=200, box=32, n_views=2, snr=0.5, seed=13)
+    rows = read_star(_aligned_star(data, tmp_path / "previous.star", np.ones(200, np.int64)))
+    reference = _write_classes(tmp_path / "previous.mrc", [data.views[0]], 3.0)
+    lean = []
+    for low_view in (1, 0):
+        rows["score"] = np.where(data.labels == low_view, 10.0, 50.0) + np.arange(200) / 200
+        star = tmp_path / f"low_{low_view}.star"
+        write_star(star, rows, [])
+        out_classes, out_star = tmp_path / f"c_{low_view}.mrc", tmp_path / f"c_{low_view}.star"
+        refine_ok(
+            data.stack,
+            star,
+            classes=str(reference),
+            output_classes=str(out_classes),
+            output_star=str(out_star),
+            high_res=12.0,
+        )
+        assert np.all(read_star(out_star)["best_class"] == 1)  # everyone keeps the class
+        average = mrcfile.read(out_classes).reshape(32, 32)  # one class: one slice
+        # view 1 enters the average turned to fit view 0: compare at its best rotation
+        images = np.stack([average, *data.views]).astype(np.float32)
+        match = aligned_similarity(images, np.array([0]), 3.0, (100.0, 8.0))[0]
+        lean.append(match[1] - match[2])
+    assert lean[0] > lean[1] + 0.05  # 0.09 apart; without the rule the two are equal
+
+
+def test_core_members_rule() -> None:
+    from live2d_tui.dataset.cistem_star import empty_rows
+    from live2d_tui.engine.refine2d import CORE_DROP, CORE_MIN, core_members
+
+    n = 2 * CORE_MIN
+    star = empty_rows(n)
+    star["best_class"] = [1] * CORE_MIN + [2] * (CORE_MIN - 1) + [-1]
+    star["score"] = np.arange(float(n))
+    core = core_members(star, star)
+    cut = int(np.ceil(np.quantile(np.arange(float(CORE_MIN)), CORE_DROP)))
+    assert CORE_DROP == 0.3 and cut == int(np.ceil(0.3 * (CORE_MIN - 1)))
+    assert not core[:cut].any() and core[cut:CORE_MIN].all()  # the lowest 30 % of class 1
+    assert core[CORE_MIN:].all()  # a class under CORE_MIN members, and an unused particle
+    # a job's rows are judged by the whole star's ranking
+    part = slice(1, CORE_MIN + 2)
+    assert np.array_equal(core_members(star, star[part]), core[part])
+    fresh = empty_rows(5)  # a random start's star: no classes yet
+    assert core_members(fresh, fresh).all()
+
+
 def test_small_classes_rule() -> None:
     from live2d_tui.dataset.cistem_star import empty_rows
     from live2d_tui.engine.refine2d import class_floor_fraction, memberships, small_classes
