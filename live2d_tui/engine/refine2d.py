@@ -442,8 +442,8 @@ def core_members(star: StarRows, rows: StarRows) -> npt.NDArray[np.bool_]:
     threshold = np.full(int(classes.max()) + 1, -np.inf)
     for k in classes[counts >= CORE_MIN]:
         threshold[k] = np.quantile(assigned["score"][assigned["best_class"] == k], CORE_DROP)
-    labels = rows["best_class"]
-    inside = (labels > 0) & (labels < len(threshold))
+    labels = rows["best_class"]  # rows are lines of star: a class > 0 is one of its classes
+    inside = labels > 0
     core[inside] = rows["score"][inside] >= threshold[labels[inside]]
     return core
 
