@@ -8,12 +8,12 @@ archive written atomically under the exact name the caller gave (no ``.npz`` is 
 | ``format`` | str | ``"live2d-engine-dump"`` |
 | ``version`` | int | :data:`FORMAT_VERSION` |
 | ``box`` | int | particle box N (working pixel size) |
-| ``binned_box`` | int | box nb of the Fourier sums (Nyquist = high-resolution limit) |
+| ``binned_box`` | int | box na of the sums: the run's average band (past the search limit) |
 | ``pixel_size`` | float | working pixel size (Å) |
 | ``mask_radius`` | float | mask radius (Å) for the final averages |
 | ``nonzero`` | bool (K,) | which input classes were non-empty (searched) |
-| ``sums`` | complex128 (K, nb, nb//2+1) | Σ w·c·X, class frame (c = whitened CTF, X whitened) |
-| ``ctf2`` | float64 (K, nb, nb//2+1) | Σ w·c², class frame |
+| ``sums`` | complex128 (K, na, na//2+1) | Σ w·c·X, class frame (c = whitened CTF, X whitened) |
+| ``ctf2`` | float64 (K, na, na//2+1) | Σ w·c², class frame |
 | ``class_weight`` | float64 (K,) | Σ of class probabilities |
 | ``processed`` | int | particles processed |
 | ``total_logp`` | float | Σ of per-particle logP |

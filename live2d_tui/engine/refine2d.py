@@ -12,6 +12,9 @@ Modes (../shared/reference/cistem-protocol.md §2-4, §8):
   CTF-weighted sums either dumped (#23 = Yes, to #24) or turned into class averages (#5). The
   sums leave out the lowest-scoring 30 % of every class of the input star
   (:func:`core_members`); those particles are still searched and written with their new class.
+  As in cisTEM, the sums reach past the search limit (to at least 7 Å, with a cosine edge:
+  :func:`~live2d_tui.engine.numerics.average_band`), so the averages show what the alignment
+  resolves and the ring at the limit is whole.
 
 How some answers are honoured:
 
@@ -334,7 +337,8 @@ def refine(
     prep = Preprocess(box, s.pixel_size, s.mask_radius / s.pixel_size, s.invert, s.normalize)
     out.write("Calculating noise power spectrum...\n\n")
     bar = ProgressBar(2, out)
-    whitening = 1.0 / np.sqrt(noise_spectrum(stack, star["position"], star["pixel_size"], prep, nb))
+    na = params.average.box
+    whitening = 1.0 / np.sqrt(noise_spectrum(stack, star["position"], star["pixel_size"], prep, na))
     bar.update(2, force=True)
     bar.finish()
     if len(rows) and np.any(rows["voltage"] <= 0):
@@ -343,7 +347,7 @@ def refine(
         )
     if counts is not None and high > FINE_RESOLUTION:  # see FINE_RESOLUTION
         counts[emptied] = 0.0
-        source = SplitSource(star, stack, prep, whitening, high, s.mask_radius)
+        source = SplitSource(star, stack, prep, nm.crop_half(whitening, nb), high, s.mask_radius)
         splits = fill_empty_slots(references, counts, source)
         for split in splits:
             out.write(
@@ -401,7 +405,7 @@ def refine(
     sums, ctf2 = search.class_sums()
     data = ClassSums(
         box=box,
-        binned_box=nb,
+        binned_box=na,
         pixel_size=s.pixel_size,
         mask_radius=s.mask_radius,
         nonzero=np.isin(np.arange(len(references)), search.nonzero),

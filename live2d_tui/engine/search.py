@@ -31,7 +31,9 @@ each particle contributes to every class within 20 log units of its best (as cis
 class's best pose, weighted by the probability. Contributions are accumulated per (class, fine
 angle) in the particle frame, and each bin is rotated back into the class frame once, at the end:
 the class sums are S_k = Σ w·c·X shifted by −t and rotated by −ψ, and C_k = Σ w·c² rotated by −ψ.
-The caller may leave particles out of the sums (``into_sums``); they still count in the class
+The sums are held past the search limit, in the grid of the run's
+:class:`~live2d_tui.engine.numerics.AverageBand`, and S is tapered by its cosine edge. The
+caller may leave particles out of the sums (``into_sums``); they still count in the class
 weights.
 """
 
@@ -88,6 +90,11 @@ class SearchParams:
     """Classes carried from the coarse to the fine stage."""
 
     @property
+    def average(self) -> nm.AverageBand:
+        """Where the class sums keep data (a function of box, pixel size and limit)."""
+        return nm.average_band(self.box, self.pixel_size, self.high_res)
+
+    @property
     def fine_needed(self) -> bool:
         return self.nc < self.nb or self.fine_step < self.coarse_step - 1e-9
 
@@ -122,7 +129,7 @@ class ClassSearch:
             references: (K, N, N) class averages in the particle frame convention, already
                 masked/centred; all-zero slices are empty classes (never searched).
             params: sampling.
-            whitening: W on the (nb, nb//2+1) grid.
+            whitening: W on the (na, na//2+1) grid of ``params.average`` (na ≥ nb).
             rng: draws the random offsets of the angle grids.
         """
         p = self.params = params
@@ -134,10 +141,16 @@ class ClassSearch:
         box_a = p.box * p.pixel_size
         self.band_b = nm.band_mask(p.nb, box_a, p.low_res, p.high_res)
         self.band_c = nm.band_mask(p.nc, box_a, p.low_res, p.high_res)
-        self.accumulate = nm.radius_half(p.nb) <= p.nb / 2.0
+        band = p.average
+        self.na = band.box
+        if whitening.shape != (self.na, self.na // 2 + 1):
+            raise ValueError(f"whitening must be on the {self.na}-pixel grid of the class sums")
+        self.taper = band.taper()
+        self.inside = nm.radius_half(self.na) <= band.edge
         self.wt_b = (nm.half_weights(p.nb) * self.band_b).astype(np.float32)
         self.wt_c = (nm.half_weights(p.nc) * self.band_c).astype(np.float32)
-        self.whiten = whitening.astype(np.float32)
+        self.whiten_a = whitening.astype(np.float32)
+        self.whiten = nm.crop_half(self.whiten_a, p.nb)
         spectra = nm.crop_half(np.fft.rfft2(references[self.nonzero].astype(np.float64)), p.nb)
         power = np.abs(spectra) ** 2
         rings = nm.ring_index(p.nb)
@@ -164,10 +177,11 @@ class ClassSearch:
         self.win_c = nm.shift_window(p.nc, self._range_px(p.nc))
         self.win_b = nm.shift_window(p.nb, self._range_px(p.nb))
         nr = len(self.fine_angles)
+        na = self.na
         self.sums = np.zeros(
-            (k * nr, p.nb, p.nb // 2 + 1), dtype=np.complex64
+            (k * nr, na, na // 2 + 1), dtype=np.complex64
         )  # per-bin sums: single precision is ample
-        self.ctf2 = np.zeros((k * nr, p.nb, p.nb // 2 + 1), dtype=np.float32)
+        self.ctf2 = np.zeros((k * nr, na, na // 2 + 1), dtype=np.float32)
         self.class_weight = np.zeros(self.n_classes)
         self.processed = 0
         self.total_logp = 0.0
@@ -203,12 +217,11 @@ class ClassSearch:
         """
         p = self.params
         nbatch = len(images)
-        nb, nc = p.nb, p.nc
-        pixel_b = p.box * p.pixel_size / nb
-        spectra = nm.crop_half(np.fft.rfft2(images), nb).astype(np.complex64)
-        ctf_b = ctf_2d(
-            nb,
-            pixel_b,
+        nb, nc, na = p.nb, p.nc, self.na
+        spectra_a = nm.crop_half(np.fft.rfft2(images), na).astype(np.complex64)
+        ctf_a = ctf_2d(
+            na,
+            p.box * p.pixel_size / na,
             ctf["defocus_1"],
             ctf["defocus_2"],
             ctf["defocus_angle"],
@@ -217,11 +230,16 @@ class ClassSearch:
             amplitude_contrast=np.maximum(ctf["amplitude_contrast"], 0.001),
             phase_shift_deg=ctf["phase_shift"],
             dtype=np.float32,
-        ).reshape(nbatch, nb, nb // 2 + 1)
-        xw = spectra * self.whiten
-        c = ctf_b * self.whiten
-        y = (xw * c).astype(np.complex64)
-        c2 = (c * c).astype(np.float32)
+        ).reshape(nbatch, na, na // 2 + 1)
+        # at the sums' grid; the search takes the central nb × nb of it (the same frequencies)
+        xw_a = spectra_a * self.whiten_a
+        c_a = ctf_a * self.whiten_a
+        y_a = (xw_a * c_a).astype(np.complex64)
+        c2_a = (c_a * c_a).astype(np.float32)
+        # (a crop is laid out rows first; the products and reshapes below want C order)
+        xw = np.ascontiguousarray(nm.crop_half(xw_a, nb))
+        y = np.ascontiguousarray(nm.crop_half(y_a, nb))
+        c2 = np.ascontiguousarray(nm.crop_half(c2_a, nb))
         xsq_b = np.einsum("bij,ij->b", np.abs(xw) ** 2, self.wt_b)
         norm_b = (c2 * self.wt_b).reshape(nbatch, -1) @ self.power_b.reshape(
             len(self.nonzero), -1
@@ -304,8 +322,8 @@ class ClassSearch:
         keep = class_lp >= class_lp.max(axis=1, keepdims=True) - LOGP_WINDOW
         sx = np.take_along_axis(sx_all, lbest[..., None], axis=2)[..., 0]
         sy = np.take_along_axis(sy_all, lbest[..., None], axis=2)[..., 0]
-        # accumulate at the working box: shift back by −t, bin by (class, angle)
-        scale_b = nb / n_stage
+        # accumulate at the sums' grid: shift back by −t, bin by (class, angle)
+        scale_a = na / n_stage
         best_j = np.take_along_axis(jidx, lbest[..., None], axis=2)[..., 0]
         bins = cand * len(self.fine_angles) + best_j
         rows, cols = np.nonzero(keep)
@@ -314,9 +332,9 @@ class ClassSearch:
         if into_sums is not None:
             summed = into_sums[rows]
             rows, cols, weights = rows[summed], cols[summed], weights[summed]
-        ramps = nm.phase_ramp(nb, -sx[rows, cols] * scale_b, -sy[rows, cols] * scale_b)
-        np.add.at(self.sums, bins[rows, cols], weights[:, None, None] * y[rows] * ramps)
-        np.add.at(self.ctf2, bins[rows, cols], weights[:, None, None] * c2[rows])
+        ramps = nm.phase_ramp(na, -sx[rows, cols] * scale_a, -sy[rows, cols] * scale_a)
+        _add_by_bin(self.sums, bins[rows, cols], weights[:, None, None] * y_a[rows] * ramps)
+        _add_by_bin(self.ctf2, bins[rows, cols], weights[:, None, None] * c2_a[rows])
         # per-particle results at the most probable class
         best_m = prob.argmax(axis=1)
         pick = (np.arange(nbatch), best_m)
@@ -350,36 +368,49 @@ class ClassSearch:
         )
 
     def class_sums(self) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
-        """Sums rotated into the class frame: (S, C), each (K, nb, nb//2+1) for ALL K classes."""
-        p = self.params
+        """Sums rotated into the class frame: (S, C), each (K, na, na//2+1) for ALL K classes;
+        S tapered by the average band's edge, both zero past it."""
+        na, band = self.na, self.params.average
         nr = len(self.fine_angles)
-        sums = np.zeros((self.n_classes, p.nb, p.nb // 2 + 1), dtype=np.complex128)
-        ctf2 = np.zeros((self.n_classes, p.nb, p.nb // 2 + 1))
+        sums = np.zeros((self.n_classes, na, na // 2 + 1), dtype=np.complex128)
+        ctf2 = np.zeros((self.n_classes, na, na // 2 + 1))
         k = len(self.nonzero)
-        grid = self.sums.reshape(k, nr, p.nb, p.nb // 2 + 1)
+        grid = self.sums.reshape(k, nr, na, na // 2 + 1)
         for start in range(0, nr, 16):
             part = slice(start, min(nr, start + 16))
-            rotated = nm.rotate_half_spectra(grid[:, part], -self.fine_angles[part])
+            rotated = nm.rotate_half_spectra(grid[:, part], -self.fine_angles[part], band.edge)
             sums[self.nonzero] += rotated.sum(axis=1)
         used = np.flatnonzero(self.ctf2.reshape(len(self.ctf2), -1).max(axis=1) > 0)
         for flat in used:
             ki, j = divmod(int(flat), nr)
             angle = -float(self.fine_angles[j])
-            rotated_c2 = nm.rotate_half_real(self.ctf2[flat], p.nb, angle)
+            rotated_c2 = nm.rotate_half_real(self.ctf2[flat], na, angle)
             ctf2[self.nonzero[ki]] += np.maximum(rotated_c2, 0.0)
-        return sums * self.accumulate, ctf2 * self.accumulate
+        return sums * self.taper, ctf2 * self.inside
 
 
 def _rotated_set(
     spectra: npt.NDArray[Any], angles: npt.NDArray[np.float64], chunk: int = 16
 ) -> npt.NDArray[np.complex64]:
-    """(K, R, n, n//2+1): every spectrum rotated by every angle (in chunks of angles)."""
+    """(K, R, n, n//2+1): every spectrum rotated by every angle (in chunks of angles), inside
+    the disc of radius n/2 (the search bands never reach past it)."""
     k, n = len(spectra), spectra.shape[-2]
     out = np.empty((k, len(angles), n, n // 2 + 1), dtype=np.complex64)
     for start in range(0, len(angles), chunk):
         part = angles[start : start + chunk]
-        out[:, start : start + len(part)] = nm.rotate_half_spectra(spectra[:, None], part)
+        out[:, start : start + len(part)] = nm.rotate_half_spectra(spectra[:, None], part, n / 2)
     return out
+
+
+def _add_by_bin(target: npt.NDArray[Any], bins: npt.NDArray[Any], values: npt.NDArray[Any]) -> None:
+    """``target[bins[i]] += values[i]`` for every i, repeated bins included (as ``np.add.at``,
+    but summed per bin first by a sort and ``reduceat``, several times faster on image rows)."""
+    if len(bins) == 0:
+        return
+    order = np.argsort(bins, kind="stable")
+    ordered = bins[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    target[ordered[starts]] += np.add.reduceat(values[order], starts, axis=0)
 
 
 def _correlation_at(
