@@ -25,7 +25,7 @@ How some answers are honoured:
 - #14 angular step: the global search step (0 = cisTEM's automatic rad2deg(binned pixel / mask
   radius), with a coarser global step); the best angles are then refined locally down to the
   automatic step, which is what the resolution needs;
-- #17 padding: accepted; rotations are exact Fourier shears of 2× oversampled images anyway;
+- #17 padding: accepted; rotations are exact Fourier shears of oversampled images anyway;
 - #25 threads: accepted; the engine always computes on one thread (the runner's pool gives the
   parallelism).
 
