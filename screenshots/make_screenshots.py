@@ -105,11 +105,12 @@ async def main_async(args: argparse.Namespace) -> None:
         print("running one job with the built-in engine …", file=sys.stderr)
         await run_job(warp, config, settings)
 
+    # largest classes first: however many classes the run fills, they lead the grid
     async def classes(app: Any, pilot: Any) -> None:
-        await pilot.press("right", "right")
+        await pilot.press("o", "right")
 
     async def detail(app: Any, pilot: Any) -> None:
-        await pilot.press("right", "right", "enter")
+        await pilot.press("o", "enter")
         for _ in range(100):
             if app.screen.query("#detail-image"):
                 break
