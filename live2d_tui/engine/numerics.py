@@ -44,9 +44,9 @@ def binned_box(box: int, pixel_size: float, high_res: float, *, minimum: int = 8
 
 
 KEEP_RESOLUTION = 7.0
-"""Class sums keep every particle at full weight to at least this resolution (Å), whatever the
-search limit, as cisTEM's refine2d does (it filters a particle's whitened image for the sums
-with a cosine edge at max(1/limit, 1/7 Å + 1/falloff))."""
+"""cisTEM's refine2d keeps every particle in its class sums at full weight to this resolution
+(Å), whatever the search limit: it filters the particle's whitened image with a cosine edge
+that ends at max(1/limit, 1/7 Å + 1/falloff). :func:`average_band` follows it."""
 KEEP_FALLOFF = 20.0
 """Width (Å, as 1/width in Å⁻¹) of that cosine edge: cisTEM's mask falloff."""
 KEEP_EXTEND = 1.5
@@ -310,7 +310,10 @@ disc of spectrum of radius R past R·SHEAR_GROWTH on either axis."""
 
 
 def fast_even(n: int) -> int:
-    """Smallest even integer ≥ ``n`` without prime factors above 7 (a quick FFT length)."""
+    """Smallest even integer ≥ ``n`` without prime factors above 7 (a quick FFT length).
+
+    Not ``scipy.fft.next_fast_len``: importing it costs every job about 0.2 s, and it may
+    return an odd length."""
     m = max(2, n + n % 2)
     while True:
         rest = m

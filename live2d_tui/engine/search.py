@@ -141,12 +141,10 @@ class ClassSearch:
         box_a = p.box * p.pixel_size
         self.band_b = nm.band_mask(p.nb, box_a, p.low_res, p.high_res)
         self.band_c = nm.band_mask(p.nc, box_a, p.low_res, p.high_res)
-        band = p.average
-        self.na = band.box
-        if whitening.shape != (self.na, self.na // 2 + 1):
-            raise ValueError(f"whitening must be on the {self.na}-pixel grid of the class sums")
-        self.taper = band.taper()
-        self.inside = nm.radius_half(self.na) <= band.edge
+        self.band = p.average
+        na = self.band.box
+        if whitening.shape != (na, na // 2 + 1):
+            raise ValueError(f"whitening must be on the {na}-pixel grid of the class sums")
         self.wt_b = (nm.half_weights(p.nb) * self.band_b).astype(np.float32)
         self.wt_c = (nm.half_weights(p.nc) * self.band_c).astype(np.float32)
         self.whiten_a = whitening.astype(np.float32)
@@ -177,7 +175,6 @@ class ClassSearch:
         self.win_c = nm.shift_window(p.nc, self._range_px(p.nc))
         self.win_b = nm.shift_window(p.nb, self._range_px(p.nb))
         nr = len(self.fine_angles)
-        na = self.na
         self.sums = np.zeros(
             (k * nr, na, na // 2 + 1), dtype=np.complex64
         )  # per-bin sums: single precision is ample
@@ -217,7 +214,7 @@ class ClassSearch:
         """
         p = self.params
         nbatch = len(images)
-        nb, nc, na = p.nb, p.nc, self.na
+        nb, nc, na = p.nb, p.nc, self.band.box
         spectra_a = nm.crop_half(np.fft.rfft2(images), na).astype(np.complex64)
         ctf_a = ctf_2d(
             na,
@@ -370,7 +367,8 @@ class ClassSearch:
     def class_sums(self) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.float64]]:
         """Sums rotated into the class frame: (S, C), each (K, na, na//2+1) for ALL K classes;
         S tapered by the average band's edge, both zero past it."""
-        na, band = self.na, self.params.average
+        band = self.band
+        na = band.box
         nr = len(self.fine_angles)
         sums = np.zeros((self.n_classes, na, na // 2 + 1), dtype=np.complex128)
         ctf2 = np.zeros((self.n_classes, na, na // 2 + 1))
@@ -386,7 +384,7 @@ class ClassSearch:
             angle = -float(self.fine_angles[j])
             rotated_c2 = nm.rotate_half_real(self.ctf2[flat], na, angle)
             ctf2[self.nonzero[ki]] += np.maximum(rotated_c2, 0.0)
-        return sums * self.taper, ctf2 * self.inside
+        return sums * band.taper(), ctf2 * (nm.radius_half(na) <= band.edge)
 
 
 def _rotated_set(
