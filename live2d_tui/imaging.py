@@ -88,15 +88,21 @@ def radius_grid(box: int) -> npt.NDArray[np.float64]:
     return np.hypot(x - c, y - c)
 
 
+def raised_cosine_edge(
+    r: npt.NDArray[np.float64], inner: float, width: float
+) -> npt.NDArray[np.float64]:
+    """Weights of radii ``r``: 1 up to ``inner``, a raised-cosine fall to 0 over ``width``
+    beyond it, 0 from ``inner + width`` on (``width`` 0: a step, 1 up to ``inner``)."""
+    if width <= 0:
+        return (r <= inner).astype(np.float64)
+    t = np.clip((r - inner) / width, 0.0, 1.0)
+    out: npt.NDArray[np.float64] = 0.5 * (1.0 + np.cos(np.pi * t))
+    return out
+
+
 def soft_circular_mask(box: int, radius_px: float, edge_px: float = 3.0) -> npt.NDArray[np.float64]:
     """1 inside ``radius_px``, a raised-cosine fall to 0 over ``edge_px`` pixels outside."""
-    r = radius_grid(box)
-    mask = np.ones((box, box))
-    if edge_px > 0:
-        ramp = (r > radius_px) & (r < radius_px + edge_px)
-        mask[ramp] = 0.5 * (1 + np.cos(np.pi * (r[ramp] - radius_px) / edge_px))
-    mask[r >= radius_px + edge_px] = 0.0
-    return mask
+    return raised_cosine_edge(radius_grid(box), radius_px, edge_px)
 
 
 def fourier_crop(images: Array, new_box: int) -> Array:

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui.imaging import raised_cosine_edge
+
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 C64 = npt.NDArray[np.complex64]
@@ -70,12 +72,7 @@ class AverageBand:
 
     def taper(self) -> F64:
         """Weights on the (box, box//2+1) half plane."""
-        r = radius_half(self.box)
-        width = max(self.edge - self.full, 1e-9)
-        t = np.clip((r - self.full) / width, 0.0, 1.0)
-        out: F64 = 0.5 * (1.0 + np.cos(np.pi * t))
-        out[r > self.edge] = 0.0
-        return out
+        return raised_cosine_edge(radius_half(self.box), self.full, self.edge - self.full)
 
 
 def average_band(box: int, pixel_size: float, high_res: float) -> AverageBand:
