@@ -34,6 +34,20 @@ def _params(box: int, nb: int, nc: int, **changes: float) -> SearchParams:
     )
 
 
+def _ctf_values(defocus: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-particle CTF arrays for ``ClassSearch.run``: no astigmatism, 300 kV, Cs 2.7 mm."""
+    count = len(defocus)
+    return {
+        "defocus_1": defocus,
+        "defocus_2": defocus,
+        "defocus_angle": np.zeros(count),
+        "phase_shift": np.zeros(count),
+        "voltage": np.full(count, 300.0),
+        "cs": np.full(count, 2.7),
+        "amplitude_contrast": np.full(count, 0.07),
+    }
+
+
 def test_crop_pad_keep_scale_and_rotation_matches_ndimage_centre() -> None:
     rng = np.random.default_rng(0)
     image = make_views(1, 32, rng)[0]
@@ -73,16 +87,7 @@ def test_search_recovers_known_rotation_and_shift(psi: float, dx: float, dy: flo
     particle = np.fft.irfft2(np.fft.rfft2(particle) * ctf, s=(box, box))
     params = _params(box, nb=box, nc=24)
     search = ClassSearch(view[None].astype(np.float32), params, np.ones((box, box // 2 + 1)), rng)
-    ctf_values = {
-        "defocus_1": np.array([defocus]),
-        "defocus_2": np.array([defocus]),
-        "defocus_angle": np.zeros(1),
-        "phase_shift": np.zeros(1),
-        "voltage": np.array([300.0]),
-        "cs": np.array([2.7]),
-        "amplitude_contrast": np.array([0.07]),
-    }
-    result = search.run(particle[None].astype(np.float32), ctf_values)
+    result = search.run(particle[None].astype(np.float32), _ctf_values(np.array([defocus])))
     error = (result.psi[0] - psi + 180.0) % 360.0 - 180.0
     assert abs(error) <= 1.5  # fine step 2° (±1°) plus interpolation
     assert result.x_shift[0] / 3.0 == pytest.approx(dx, abs=0.35)
@@ -119,18 +124,7 @@ def test_class_sums_reach_past_the_search_limit() -> None:
         moved = fourier_shift(nm.rotate_image(view, psi[i]), shifts[i, 0], shifts[i, 1])
         ctf = ctf_2d(box, 3.0, defocus[i], defocus[i], 0.0)
         particles[i] = np.fft.irfft2(np.fft.rfft2(moved) * ctf, s=(box, box))
-    result = search.run(
-        particles,
-        {
-            "defocus_1": defocus,
-            "defocus_2": defocus,
-            "defocus_angle": np.zeros(count),
-            "phase_shift": np.zeros(count),
-            "voltage": np.full(count, 300.0),
-            "cs": np.full(count, 2.7),
-            "amplitude_contrast": np.full(count, 0.07),
-        },
-    )
+    result = search.run(particles, _ctf_values(defocus))
     error = (result.psi - psi + 180.0) % 360.0 - 180.0
     assert np.abs(error).max() < 3.0  # the poses are right: what follows tests the sums
     sums, ctf2 = search.class_sums()
