@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual.geometry import Region
 from textual.widgets import Button, Input, Log, OptionList, Select, TabbedContent
-from ui_helpers import copy_session, make_app, wait_until
+from ui_helpers import copy_session, lengthen_job, make_app, wait_until
 
 from live2d_tui.events import SessionStatus
 from live2d_tui.ui.app import Live2DApp
@@ -356,6 +356,7 @@ async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: _grid_ready(app))
         form = app.query_one(SettingsForm)
+        lengthen_job(app)  # running until the test stops it
         await pilot.click("#start-now")
         await wait_until(pilot, lambda: _status(app) is SessionStatus.RUNNING)
         assert form.locked and form.query_one("#set-mask_radius").disabled
@@ -388,6 +389,7 @@ async def test_abort_key_and_quit_abort(session_copy: Path) -> None:
     app = _app(session_copy)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: _grid_ready(app))
+        lengthen_job(app)  # running until the test aborts it
         await pilot.press("g")
         await wait_until(pilot, lambda: app.supervisor.job_running)
         await pilot.press("X")
@@ -454,6 +456,7 @@ async def test_quit_stop_after_cycle(session_copy: Path) -> None:
     app = _app(session_copy)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: _grid_ready(app))
+        lengthen_job(app)  # still running when quit asks
         await pilot.press("g")
         await wait_until(pilot, lambda: _status(app) is SessionStatus.RUNNING)
         await pilot.press("q")

@@ -61,6 +61,15 @@ async def run_one_job(warp: Path) -> None:
         await sup.close()
 
 
+def lengthen_job(app: object) -> None:
+    """Give the form's next job 200 refinement cycles (minutes of work, where the small job
+    takes seconds), so a test that acts on a running job never races its natural end; stop
+    and abort still end it within a cycle."""
+    from textual.widgets import Input
+
+    app.query_one("#set-run_count_refine", Input).value = "200"  # type: ignore[attr-defined]
+
+
 def copy_session(source: Path, dest: Path) -> Path:
     """A private copy of a session (warp folder with its classification folder), lock removed."""
     shutil.copytree(source, dest)
