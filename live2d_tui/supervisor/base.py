@@ -31,10 +31,10 @@ from live2d_tui.events import (
 )
 from live2d_tui.paths import output_folder_for, read_last_session
 from live2d_tui.paths import write_last_session as _write_pointer
-from live2d_tui.state import JobRecord, save_state
 from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.model import SupervisorError
 from live2d_tui.supervisor.session import Session
+from live2d_tui.supervisor.state import JobRecord, save_state
 
 
 class SupervisorBase:

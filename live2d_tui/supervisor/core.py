@@ -29,10 +29,10 @@ from pathlib import Path
 from live2d_tui.config import JobSettings
 from live2d_tui.events import IngestCounts, SessionChanged, SessionStatus
 from live2d_tui.paths import output_folder_for, resolve_warp_folder
-from live2d_tui.state import JobRecord
 from live2d_tui.supervisor.loops import IngestTriggerLoops
 from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot
 from live2d_tui.supervisor.session import Session, close_session, open_session
+from live2d_tui.supervisor.state import JobRecord
 
 SETTLE_PASSES = 12
 """At most this many ingest passes (≥ 1 s apart) before ``--once`` starts its job."""

@@ -1,6 +1,6 @@
 """Running a job: its plan's cycles one after another, with stop, abort, retry and failure.
 
-A job is described by a persisted :class:`~live2d_tui.state.JobRecord` (settings, the
+A job is described by a persisted :class:`~live2d_tui.supervisor.state.JobRecord` (settings, the
 ``last_cycle_number`` its plan was made from, the next cycle to run), so the same code starts a
 job, retries it after a failure and continues it after a crash: it rebuilds the plan with
 ``plan_job`` and skips the cycles already completed.
@@ -22,11 +22,11 @@ from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
 from live2d_tui.events import BlockType, CycleFinished, CycleStarted, JobFinished, SessionStatus
-from live2d_tui.state import CycleRecord, JobRecord, now_iso
 from live2d_tui.supervisor.base import SupervisorBase
 from live2d_tui.supervisor.jobs import JobOutcome, describe_failure, record_from_result
 from live2d_tui.supervisor.model import SupervisorError
 from live2d_tui.supervisor.session import Session, remove_partial_outputs
+from live2d_tui.supervisor.state import CycleRecord, JobRecord, now_iso
 from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, retry_delay
 
 
