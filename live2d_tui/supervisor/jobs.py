@@ -1,4 +1,4 @@
-"""Small pure helpers of the job loop: cycle records from results, failure wording."""
+"""Small pure helpers of the job runner: cycle records from results, failure wording."""
 
 from __future__ import annotations
 

@@ -223,3 +223,12 @@ async def job_parts(session: Session, config: Config | None = None) -> JobParts:
     started, ready = Calls(), Calls()
     jobs = JobRunner(store.ctx, store, on_start=started, on_ready=ready)
     return JobParts(store, jobs, started, ready, Recorder(store.ctx.bus))
+
+
+async def job_at_hold(out: Path, script: list[str]) -> tuple[Session, JobParts]:
+    """An automatic job on ``out`` whose runner follows ``script``, waiting in its ``"hold"``."""
+    session = make_session(out, runner=ScriptedRunner(out, script), automatic=True)
+    parts = await job_parts(session)
+    parts.jobs.launch_new(automatic=True, generation=0)
+    await scripted_runner(session).holding.wait()
+    return session, parts

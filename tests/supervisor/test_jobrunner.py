@@ -27,7 +27,14 @@ from live2d_tui.supervisor.state import load_state
 from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, retry_delay
 
 from .conftest import tiny_config
-from .fakes import ScriptedRunner, fake_dataset, job_parts, make_session, scripted_runner
+from .fakes import (
+    ScriptedRunner,
+    fake_dataset,
+    job_at_hold,
+    job_parts,
+    make_session,
+    scripted_runner,
+)
 
 
 async def test_a_job_runs_its_cycles_and_saves_each_before_announcing_it(tmp_path: Path) -> None:
@@ -83,10 +90,7 @@ async def test_never_two_jobs(tmp_path: Path) -> None:
 
 async def test_stop_ends_the_job_after_the_running_cycle(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    session = make_session(out, runner=ScriptedRunner(out, ["ok", "hold"]), automatic=True)
-    parts = await job_parts(session)
-    parts.jobs.launch_new(automatic=True, generation=0)
-    await scripted_runner(session).holding.wait()
+    session, parts = await job_at_hold(out, ["ok", "hold"])
     parts.jobs.request_stop()
     scripted_runner(session).release()
     await parts.jobs.wait()
@@ -102,10 +106,7 @@ async def test_stop_ends_the_job_after_the_running_cycle(tmp_path: Path) -> None
 
 async def test_abort_removes_the_partial_cycle_and_keeps_earlier_ones(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    session = make_session(out, runner=ScriptedRunner(out, ["ok", "hold"]), automatic=True)
-    parts = await job_parts(session)
-    parts.jobs.launch_new(automatic=True, generation=0)
-    await scripted_runner(session).holding.wait()
+    _, parts = await job_at_hold(out, ["ok", "hold"])
     assert (out / "cycle_1.mrc").exists()  # the running cycle's partial output
     await parts.jobs.abort()
 
@@ -128,10 +129,7 @@ async def test_a_closed_job_continues_at_its_next_cycle(tmp_path: Path) -> None:
     """Closing (like a crash) ends the running cycle and leaves the job on disk; a new runner on
     the reloaded state runs the remaining cycles only."""
     out = tmp_path / "out"
-    session = make_session(out, runner=ScriptedRunner(out, ["ok", "hold"]), automatic=True)
-    parts = await job_parts(session)
-    parts.jobs.launch_new(automatic=True, generation=0)
-    await scripted_runner(session).holding.wait()
+    _, parts = await job_at_hold(out, ["ok", "hold"])
     await parts.jobs.close(abort_running=False)
 
     assert parts.jobs.closing and not parts.jobs.running
@@ -213,10 +211,7 @@ async def test_a_new_stack_generation_ends_the_job_and_the_next_is_ab_initio(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "out"
-    session = make_session(out, runner=ScriptedRunner(out, ["hold"]), automatic=True)
-    parts = await job_parts(session)
-    parts.jobs.launch_new(automatic=True, generation=0)
-    await scripted_runner(session).holding.wait()
+    session, parts = await job_at_hold(out, ["hold"])
     fake_dataset(session).generation = 1  # a new stack while cycle 0 runs
     scripted_runner(session).release()
     await parts.jobs.wait()
