@@ -192,7 +192,12 @@ class CycleAttempt:
             raise CycleFailed(f"a job could not run: {failures.exceptions[0]}") from None
         t_merge = time.monotonic()
         star_tmp = self.scratch_path("joined", ".star")
-        comment = f"live2d-tui cycle {plan.number}: {n} particles, {class_count} classes"
+        # "psi and shifts as cisTEM refine2d" marks stars whose shifts follow cisTEM's convention
+        # whatever the engine (the built-in engine wrote them negated before; README)
+        comment = (
+            f"live2d-tui cycle {plan.number}: {n} particles, {class_count} classes; "
+            "psi and shifts as cisTEM refine2d"
+        )
         if seed:
             star_rows = rows
             occupancy: list[float] = []

@@ -50,6 +50,7 @@ from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.classify.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.dataset.cistem_binary import is_binary_star, read_binary_star
 from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
+from live2d_tui.engine import ENGINE_VERSION
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
@@ -123,7 +124,8 @@ def make_rng() -> np.random.Generator:
 
 def _comments(s: Refine2dRequest) -> list[str]:
     lines = [
-        f"Written by live2d-refine2d (Refine2D {VERSION}) on {time.strftime('%Y-%m-%d %H:%M:%S')}",
+        f"Written by live2d-refine2d (Refine2D {VERSION}, live2d-engine {ENGINE_VERSION}) on "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S')}; psi and shifts as cisTEM's refine2d writes them",
         f"Input particle images: {s.input_stack}",
         f"Input star file: {s.input_star}",
         f"Input class averages: {s.input_classes}",

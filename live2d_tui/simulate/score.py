@@ -367,7 +367,9 @@ def _frc_to(
     """FRC of ``image`` with ``reference`` turned and shifted by ``alignment`` (an
     :func:`align_reference` result), both masked."""
     _, angle, dx, dy = alignment
-    aligned = np.asarray(imaging.from_class_frame(reference, angle, dx, dy), dtype=np.float64)
+    aligned = np.asarray(
+        imaging.fourier_shift(imaging.rotate(reference, angle), dx, dy), dtype=np.float64
+    )
     return metrics.frc(image * mask, aligned * mask)
 
 

@@ -90,8 +90,9 @@ def test_search_recovers_known_rotation_and_shift(psi: float, dx: float, dy: flo
     result = search.run(particle[None].astype(np.float32), _ctf_values(np.array([defocus])))
     error = (result.psi[0] - psi + 180.0) % 360.0 - 180.0
     assert abs(error) <= 1.5  # fine step 2° (±1°) plus interpolation
-    assert result.x_shift[0] / 3.0 == pytest.approx(dx, abs=0.35)
-    assert result.y_shift[0] / 3.0 == pytest.approx(dy, abs=0.35)
+    # cisTEM's convention: a particle moved by +d from its turned class has star shift −d
+    assert result.x_shift[0] / 3.0 == pytest.approx(-dx, abs=0.35)
+    assert result.y_shift[0] / 3.0 == pytest.approx(-dy, abs=0.35)
     assert result.best_class[0] == 0 and result.probability[0] == pytest.approx(1.0)
     assert result.score[0] > 90.0  # noise-free: normalised correlation close to 100
 

@@ -25,7 +25,7 @@ from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import merge_lines, ok, refine_lines, refine_ok, request, run_program
-from .synth import SynthSet, make_set, make_views
+from .synth import SynthSet, make_set, make_views, true_star_shifts
 
 
 @pytest.fixture(scope="module")
@@ -284,8 +284,7 @@ def _aligned_star(data: SynthSet, path: Path, best_class: np.ndarray) -> Path:
     rows = read_star(data.star)
     rows["best_class"] = best_class
     rows["psi"] = data.psi
-    rows["x_shift"] = data.shifts[:, 0] * data.pixel_size
-    rows["y_shift"] = data.shifts[:, 1] * data.pixel_size
+    rows["x_shift"], rows["y_shift"] = true_star_shifts(data)
     write_star(path, rows, [])
     return path
 
