@@ -31,12 +31,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live2d_tui.dataset import ingest, relion_star
-from live2d_tui.dataset.cistem_star import empty_rows, format_rows
+from live2d_tui.dataset import ingest
 from live2d_tui.dataset.ledger import Ledger, NewRange
 from live2d_tui.dataset.micrographs import Params
 from live2d_tui.dataset.stack import build_header
 from live2d_tui.dataset.writer import Defaults, GenerationFiles
+from live2d_tui.formats import relion_star
+from live2d_tui.formats.cistem_star import empty_rows, format_rows
 from live2d_tui.simulate.documents import PARTICLE_COLUMNS
 from live2d_tui.simulate.warp_writer import star_text
 from live2d_tui.warp.star import parse_warp_star

@@ -46,8 +46,8 @@ from live2d_tui.classify.protocol import (
 )
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
-from live2d_tui.dataset.cistem_star import write_star
 from live2d_tui.events import BlockType, CycleProgress, CycleStage
+from live2d_tui.formats.cistem_star import write_star
 
 if TYPE_CHECKING:
     from live2d_tui.classify.runner import CycleRunner

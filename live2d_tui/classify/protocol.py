@@ -32,7 +32,7 @@ from live2d_tui.classify.prompts import (
     AnswerKind,
     Prompt,
 )
-from live2d_tui.dataset.cistem_binary import is_binary_star
+from live2d_tui.formats.cistem_binary import is_binary_star
 
 DEV_NULL = "/dev/null"
 _MAX_NAME = 999  # cisTEM reads answers into a 1000-byte buffer

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.dataset import relion_star
-from live2d_tui.dataset.cistem_star import append_rows, empty_rows, write_star
 from live2d_tui.dataset.ledger import Generation, NewRange
 from live2d_tui.dataset.micrographs import Params
 from live2d_tui.dataset.stack import CombinedStack, SliceSource, StackError, ensure_folder
+from live2d_tui.formats import relion_star
+from live2d_tui.formats.cistem_star import append_rows, empty_rows, write_star
 from live2d_tui.warp.star import VALUE_INDEX, MicrographRows
 
 STACK_NAME = "combined_stack.mrcs"

@@ -277,8 +277,8 @@ def test_resample_changes_pixel_size_in_the_same_box() -> None:
 
 
 def test_memberships_count_the_whole_star() -> None:
-    from live2d_tui.dataset.cistem_star import empty_rows
     from live2d_tui.engine.refine2d import memberships
+    from live2d_tui.formats.cistem_star import empty_rows
 
     rows = empty_rows(6)
     assert memberships(rows, 3) is None  # nothing assigned yet

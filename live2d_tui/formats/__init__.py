@@ -1,0 +1,10 @@
+"""File formats and the refine2d/merge2d protocol: the ground floor every other package uses.
+
+One module per format, reader and writer together, so a format's rules live in one place:
+
+- :mod:`.cistem_star`: cisTEM's 22-column text star (refine2d's input and output);
+- :mod:`.cistem_binary`: cisTEM's binary ``.cistem`` parameter file;
+- :mod:`.relion_star`: the RELION 3.1 star beside the combined stack.
+
+Nothing here imports a package above it (only :mod:`live2d_tui.atomic` for durable writes).
+"""
