@@ -28,14 +28,18 @@ from live2d_tui.classify.counts import class_counts
 from live2d_tui.classify.executors import JobOutcome, JobSpec
 from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
-from live2d_tui.classify.prompts import (
+from live2d_tui.classify.schedule import CyclePlan
+from live2d_tui.config import JobSettings
+from live2d_tui.events import BlockType, CycleProgress, CycleStage
+from live2d_tui.formats.cistem_star import write_star
+from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
     MERGE2D_TERMINATION,
     REFINE2D_PROMPTS,
     REFINE2D_TERMINATION,
     dump_file_name,
 )
-from live2d_tui.classify.protocol import (
+from live2d_tui.formats.protocol import (
     DEV_NULL,
     Merge2dRequest,
     Refine2dRequest,
@@ -44,10 +48,6 @@ from live2d_tui.classify.protocol import (
     validate_merge2d,
     validate_refine2d,
 )
-from live2d_tui.classify.schedule import CyclePlan
-from live2d_tui.config import JobSettings
-from live2d_tui.events import BlockType, CycleProgress, CycleStage
-from live2d_tui.formats.cistem_star import write_star
 
 if TYPE_CHECKING:
     from live2d_tui.classify.runner import CycleRunner

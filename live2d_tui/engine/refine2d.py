@@ -46,8 +46,6 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
-from live2d_tui.classify.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
@@ -67,6 +65,8 @@ from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParam
 from live2d_tui.engine.split import SplitSource, fill_empty_slots
 from live2d_tui.formats.cistem_binary import is_binary_star, read_binary_star
 from live2d_tui.formats.cistem_star import CistemStarError, StarRows, read_star, write_star
+from live2d_tui.formats.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
+from live2d_tui.formats.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.imaging import soft_circular_mask
 
 VERSION = "1.02"

@@ -4,7 +4,10 @@ One module per format, reader and writer together, so a format's rules live in o
 
 - :mod:`.cistem_star`: cisTEM's 22-column text star (refine2d's input and output);
 - :mod:`.cistem_binary`: cisTEM's binary ``.cistem`` parameter file;
-- :mod:`.relion_star`: the RELION 3.1 star beside the combined stack.
+- :mod:`.relion_star`: the RELION 3.1 star beside the combined stack;
+- :mod:`.prompts` / :mod:`.protocol`: cisTEM's stdin protocol: the prompt tables, and the
+  answer lists, validated — spoken by the cycle runner (:mod:`live2d_tui.classify`) and
+  answered by the built-in engine (:mod:`live2d_tui.engine`), which never import each other.
 
 Nothing here imports a package above it (only :mod:`live2d_tui.atomic` for durable writes).
 """

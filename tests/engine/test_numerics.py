@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from live2d_tui.classify.prompts import MERGE2D_TERMINATION
 from live2d_tui.ctf import ctf_2d
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.search import ClassSearch, SearchParams
+from live2d_tui.formats.prompts import MERGE2D_TERMINATION
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import ok, refine_ok, run_program

@@ -11,17 +11,17 @@ import mrcfile
 import numpy as np
 import pytest
 
-from live2d_tui.classify.prompts import (
+from live2d_tui.engine.answers import ProgramExit, read_answers
+from live2d_tui.engine.numerics import rotate_image
+from live2d_tui.engine.progress import ProgressBar
+from live2d_tui.formats.cistem_star import COLUMNS, read_star, write_star
+from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
     MERGE2D_TERMINATION,
     REFINE2D_PROMPTS,
     REFINE2D_TERMINATION,
 )
-from live2d_tui.classify.protocol import Merge2dRequest, check_echo
-from live2d_tui.engine.answers import ProgramExit, read_answers
-from live2d_tui.engine.numerics import rotate_image
-from live2d_tui.engine.progress import ProgressBar
-from live2d_tui.formats.cistem_star import COLUMNS, read_star, write_star
+from live2d_tui.formats.protocol import Merge2dRequest, check_echo
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import merge_lines, ok, refine_lines, refine_ok, request, run_program
