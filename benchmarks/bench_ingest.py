@@ -38,9 +38,8 @@ from live2d_tui.dataset.stack import build_header
 from live2d_tui.dataset.writer import Defaults, GenerationFiles
 from live2d_tui.formats import relion_star
 from live2d_tui.formats.cistem_star import empty_rows, format_rows
+from live2d_tui.formats.warp_star import parse_warp_star, star_text
 from live2d_tui.simulate.documents import PARTICLE_COLUMNS
-from live2d_tui.simulate.warp_writer import star_text
-from live2d_tui.warp.star import parse_warp_star
 
 MODEL = "BoxNet2Mask_20180918"
 PIXEL = 2.0

@@ -38,13 +38,13 @@ from live2d_tui.dataset.micrographs import NotReady, Params, Ready, check_stack,
 from live2d_tui.dataset.report import IngestError, IngestReport
 from live2d_tui.dataset.stack import SliceSource, StackError
 from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
+from live2d_tui.formats.warp_star import MicrographRows, WarpTable
+from live2d_tui.formats.warp_xml import WarpFileError
 from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
 from live2d_tui.warp.settings import WarpSettings
 from live2d_tui.warp.snapshot import StabilityTracker, file_signature
 from live2d_tui.warp.source import WarpSource
-from live2d_tui.warp.star import MicrographRows, WarpTable
-from live2d_tui.warp.xmlutil import WarpFileError
 
 __all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource"]
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from live2d_tui.dataset.stack import MrcHeader, StackError, read_header
+from live2d_tui.formats.warp_star import VALUE_INDEX, MicrographRows
 from live2d_tui.warp.movie import MovieInfo
 from live2d_tui.warp.settings import WarpSettings
 from live2d_tui.warp.snapshot import Signature, StabilityTracker
-from live2d_tui.warp.star import VALUE_INDEX, MicrographRows
 
 PIXEL_TOLERANCE = 1e-3
 """Relative pixel-size difference still counted as equal (Warp prints 5 decimals)."""

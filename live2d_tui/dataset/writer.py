@@ -24,7 +24,7 @@ from live2d_tui.dataset.micrographs import Params
 from live2d_tui.dataset.stack import CombinedStack, SliceSource, StackError, ensure_folder
 from live2d_tui.formats import relion_star
 from live2d_tui.formats.cistem_star import append_rows, empty_rows, write_star
-from live2d_tui.warp.star import VALUE_INDEX, MicrographRows
+from live2d_tui.formats.warp_star import VALUE_INDEX, MicrographRows
 
 STACK_NAME = "combined_stack.mrcs"
 STAR_NAME = "combined_stack.star"
