@@ -8,5 +8,5 @@ The runner speaks the refine2d/merge2d protocol of :mod:`live2d_tui.formats.prot
 - :mod:`.runner` (with :mod:`.attempt`, :mod:`.assemble`): one cycle, jobs → merge → join;
 - :mod:`.executors`: where jobs run (:mod:`.executors.local`: a bounded subprocess pool);
 - :mod:`.procs`: process groups, the running-job registry, orphans after a crash;
-- :mod:`.progress`, :mod:`.counts`, :mod:`.mrcheader`: progress bars, class counts, MRC headers.
+- :mod:`.progress`, :mod:`.counts`: progress bars, class counts.
 """

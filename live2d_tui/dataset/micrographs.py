@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from live2d_tui.dataset.stack import MrcHeader, StackError, read_header
+from live2d_tui.formats.mrc import MrcError, MrcHeader, read_header
 from live2d_tui.formats.warp_star import VALUE_INDEX, MicrographRows
 from live2d_tui.warp.movie import MovieInfo
 from live2d_tui.warp.settings import WarpSettings
@@ -109,12 +109,17 @@ def check_stack(
         header = read_header(path)
     except FileNotFoundError:
         return NotReady(f"{path}: stack vanished")
-    except StackError as exc:
+    except MrcError as exc:
         if signature[0] < 1024:
             return NotReady(str(exc))
         return NotReady(str(exc), malformed=stable)
     except OSError as exc:
         return NotReady(f"{path}: cannot read ({exc})")
+    if header.byte_order != "<":
+        # Warp writes little endian, and slices are appended to the float32 stack as they are
+        return NotReady(
+            f"{path}: a big-endian MRC; Warp's stacks are little endian", malformed=stable
+        )
     if header.expected_size != signature[0]:
         return NotReady(
             f"{path}: {signature[0]} bytes, header expects {header.expected_size} (being written)",

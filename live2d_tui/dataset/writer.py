@@ -110,6 +110,7 @@ class GenerationFiles:
 
         Raises:
             StackError: a file is missing or shorter than the ledger records.
+            MrcError: the stack's header is not an MRC header.
         """
         repaired = []
         if self.stack.reconcile(self.generation.nz):

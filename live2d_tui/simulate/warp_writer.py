@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui.formats.mrc import MODE_FLOAT16, MODE_FLOAT32, build_header
+
 # ---------------------------------------------------------------------------------------------
 # XML
 
@@ -45,52 +47,20 @@ def write_in_place(path: Path, data: bytes, *, torn_hook: Callable[[], None] | N
 # ---------------------------------------------------------------------------------------------
 # MRC stacks
 
-MRC_MODE_FLOAT32 = 2
-MRC_MODE_FLOAT16 = 12
-
 
 def mrc_header(
     shape: tuple[int, ...], pixel_size: float, data: npt.NDArray[np.floating[Any]]
 ) -> bytes:
     """The 1024-byte MRC2014 header of a stack (nz, ny, nx) with statistics of ``data``."""
-    nz, ny, nx = shape
-    mode = MRC_MODE_FLOAT16 if data.dtype == np.float16 else MRC_MODE_FLOAT32
-    header = np.zeros(1, dtype=_HEADER_DTYPE)[0]
-    header["nx"], header["ny"], header["nz"] = nx, ny, nz
-    header["mode"] = mode
-    header["mx"], header["my"], header["mz"] = nx, ny, nz
-    header["cella"] = (nx * pixel_size, ny * pixel_size, nz * pixel_size)
-    header["cellb"] = (90.0, 90.0, 90.0)
-    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
+    mode = MODE_FLOAT16 if data.dtype == np.float16 else MODE_FLOAT32
     values = data.astype(np.float32) if data.size else np.zeros(1, np.float32)
-    header["dmin"] = float(values.min())
-    header["dmax"] = float(values.max())
-    header["dmean"] = float(values.mean(dtype=np.float64))
-    header["rms"] = float(values.std(dtype=np.float64))
-    header["ispg"] = 0
-    header["nsymbt"] = 0
-    header["exttyp"] = b"MRCO"
-    header["nversion"] = 20140
-    header["map"] = b"MAP "
-    header["machst"] = (0x44, 0x44, 0x00, 0x00)
-    return bytes(header.tobytes())
-
-
-_HEADER_DTYPE = np.dtype(
-    [
-        ("nx", "<i4"), ("ny", "<i4"), ("nz", "<i4"), ("mode", "<i4"),
-        ("nxstart", "<i4"), ("nystart", "<i4"), ("nzstart", "<i4"),
-        ("mx", "<i4"), ("my", "<i4"), ("mz", "<i4"),
-        ("cella", "<f4", (3,)), ("cellb", "<f4", (3,)),
-        ("mapc", "<i4"), ("mapr", "<i4"), ("maps", "<i4"),
-        ("dmin", "<f4"), ("dmax", "<f4"), ("dmean", "<f4"),
-        ("ispg", "<i4"), ("nsymbt", "<i4"), ("extra1", "V8"), ("exttyp", "S4"),
-        ("nversion", "<i4"), ("extra2", "V84"), ("origin", "<f4", (3,)),
-        ("map", "S4"), ("machst", "u1", (4,)), ("rms", "<f4"), ("nlabl", "<i4"),
-        ("label", "S80", (10,)),
-    ]
-)  # fmt: skip
-assert _HEADER_DTYPE.itemsize == 1024
+    statistics = (
+        float(values.min()),
+        float(values.max()),
+        float(values.mean(dtype=np.float64)),
+        float(values.std(dtype=np.float64)),
+    )
+    return build_header(shape, pixel_size, mode=mode, statistics=statistics, exttyp=b"MRCO")
 
 
 def write_stack(

@@ -1,0 +1,191 @@
+"""The one MRC header reader/writer, checked against mrcfile in both byte orders."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from contextlib import redirect_stdout
+from pathlib import Path
+
+import mrcfile
+import numpy as np
+import pytest
+from mrcfile.dtypes import HEADER_DTYPE
+
+from live2d_tui.dataset.stack import combined_header
+from live2d_tui.formats.mrc import (
+    MODE_FLOAT16,
+    MrcError,
+    build_header,
+    read_header,
+    read_shape,
+    read_slices,
+    stamp_pixel_size,
+    voxel_size,
+)
+from live2d_tui.simulate.warp_writer import mrc_header
+
+ORDERS = pytest.mark.parametrize("order", ["<", ">"])
+
+
+def _mrcfile_header(order: str, **fields: object) -> bytes:
+    """An MRC2014 header laid out by mrcfile's own dtype: zeros except ``fields``."""
+    header = np.zeros(1, dtype=HEADER_DTYPE.newbyteorder(order))[0]
+    for name, value in fields.items():
+        header[name] = value
+    return bytes(header.tobytes())
+
+
+def _write_with_mrcfile(path: Path, data: np.ndarray, voxel: float) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        with mrcfile.new(path, overwrite=True) as handle:
+            handle.set_data(data)
+            handle.set_image_stack()
+            handle.voxel_size = voxel
+
+
+def _valid(path: Path) -> bool:
+    with redirect_stdout(io.StringIO()):
+        return bool(mrcfile.validate(str(path)))
+
+
+@ORDERS
+def test_written_header_is_the_mrc2014_layout(order: str) -> None:
+    common = {
+        "mapc": 1,
+        "mapr": 2,
+        "maps": 3,
+        "cellb": (90.0, 90.0, 90.0),
+        "nversion": 20140,
+        "map": b"MAP ",
+        "machst": (0x44, 0x44, 0, 0) if order == "<" else (0x11, 0x11, 0, 0),
+    }
+    stats = (-1.5, 2.25, 0.125, 0.75)
+    assert build_header(
+        (7, 24, 32), 1.25, mode=MODE_FLOAT16, statistics=stats, exttyp=b"MRCO", order=order
+    ) == _mrcfile_header(
+        order,
+        nx=32,
+        ny=24,
+        nz=7,
+        mode=12,
+        mx=32,
+        my=24,
+        mz=7,
+        cella=(40.0, 30.0, 8.75),
+        dmin=-1.5,
+        dmax=2.25,
+        dmean=0.125,
+        rms=0.75,
+        exttyp=b"MRCO",
+        **common,
+    )
+    # the combined stack's header: statistics not computed, MZ ≥ 1 while empty
+    assert build_header((0, 16, 16), 2.0, mz=1, order=order) == _mrcfile_header(
+        order,
+        nx=16,
+        ny=16,
+        mode=2,
+        mx=16,
+        my=16,
+        mz=1,
+        cella=(32.0, 32.0, 2.0),
+        dmin=0.0,
+        dmax=-1.0,
+        dmean=-2.0,
+        rms=-1.0,
+        **common,
+    )
+
+
+@ORDERS
+def test_a_stack_we_write_is_valid_for_mrcfile_and_reads_back(tmp_path: Path, order: str) -> None:
+    data = np.random.default_rng(0).standard_normal((3, 8, 10)).astype(np.float32)
+    path = tmp_path / "s.mrcs"
+    stats = (float(data.min()), float(data.max()), float(data.mean()), float(data.std()))
+    header = build_header(data.shape, 1.5, statistics=stats, order=order)
+    path.write_bytes(header + data.astype(np.dtype("f4").newbyteorder(order)).tobytes())
+    assert _valid(path)
+    with mrcfile.open(path, permissive=False) as handle:
+        assert handle.data.shape == (3, 8, 10)
+        np.testing.assert_array_equal(handle.data, data)
+        assert handle.voxel_size.x == pytest.approx(1.5)
+    parsed = read_header(path)
+    assert (parsed.nx, parsed.ny, parsed.nz, parsed.mode) == (10, 8, 3, 2)
+    assert parsed.byte_order == order and parsed.pixel_size == pytest.approx(1.5)
+    assert parsed.expected_size == path.stat().st_size
+    slices = read_slices(path, parsed, np.array([3, 1], dtype=np.int64), flip=True)
+    assert slices.dtype == np.float32 and slices.dtype.isnative
+    np.testing.assert_array_equal(slices, -data[[2, 0]])
+
+
+@ORDERS
+@pytest.mark.parametrize("dtype", ["i1", "i2", "f4", "u2", "f2"])
+def test_mrcfile_stacks_of_every_mode_read_the_same(tmp_path: Path, order: str, dtype: str) -> None:
+    data = (np.arange(2 * 6 * 4).reshape(2, 6, 4) % 100).astype(np.dtype(dtype).newbyteorder(order))
+    path = tmp_path / "m.mrcs"
+    _write_with_mrcfile(path, data, 3.0)
+    header = read_header(path)
+    # bytes have no order: mrcfile stamps an int8 stack with this machine's (little endian)
+    assert header.byte_order == (order if data.dtype.itemsize > 1 else "<")
+    assert header.pixel_size == pytest.approx(3.0)
+    got = read_slices(path, header, np.arange(1, 3, dtype=np.int64))
+    np.testing.assert_array_equal(got, data.astype(np.float32))
+    assert (read_shape(path).nx, read_shape(path).nz) == (4, 2)
+
+
+@ORDERS
+def test_stamped_pixel_size_is_what_mrcfile_reads(tmp_path: Path, order: str) -> None:
+    path = tmp_path / "classes.mrc"
+    data = np.zeros((3, 8, 8), dtype=np.dtype("f4").newbyteorder(order))
+    _write_with_mrcfile(path, data, 1.0)  # cisTEM's dummy cell
+    stamp_pixel_size(path, 2.75)
+    assert voxel_size(path) == pytest.approx((2.75, 2.75, 2.75))
+    assert read_header(path).pixel_size == pytest.approx(2.75)
+    with mrcfile.open(path) as handle:
+        assert handle.voxel_size.x == pytest.approx(2.75)
+        assert handle.voxel_size.z == pytest.approx(2.75)
+    assert _valid(path)
+
+
+def test_bad_files_are_refused_naming_the_file(tmp_path: Path) -> None:
+    short = tmp_path / "short.mrc"
+    short.write_bytes(b"\0" * 100)
+    with pytest.raises(MrcError, match=r"short\.mrc"):
+        read_header(short)
+    mode = tmp_path / "mode.mrc"
+    mode.write_bytes(_mrcfile_header("<", nx=4, ny=4, nz=1, mode=4))  # complex: not an image
+    with pytest.raises(MrcError, match="mode 4"):
+        read_header(mode)
+    empty = tmp_path / "empty.mrc"
+    empty.write_bytes(build_header((0, 4, 4), 1.0))
+    assert read_header(empty).nz == 0
+    with pytest.raises(MrcError, match="4×4×0"):
+        read_shape(empty)
+    cut = tmp_path / "cut.mrc"
+    cut.write_bytes(build_header((2, 4, 4), 1.0) + bytes(4 * 4 * 4))
+    assert read_shape(cut, check_size=False).nz == 2
+    with pytest.raises(MrcError, match="truncated"):
+        read_shape(cut)
+    with pytest.raises(MrcError, match="shorter than the header"):
+        read_slices(cut, read_header(cut), np.array([2], dtype=np.int64))
+
+
+def test_warp_and_combined_headers(tmp_path: Path) -> None:
+    """The simulator's Warp header and the combined stack's header through the one writer."""
+    data = np.random.default_rng(1).standard_normal((5, 6, 6)).astype(np.float16)
+    path = tmp_path / "w.mrcs"
+    path.write_bytes(mrc_header(data.shape, 2.0, data) + data.tobytes())
+    assert _valid(path)
+    with mrcfile.open(path) as handle:
+        assert handle.header.mode == 12 and bytes(handle.header.exttyp) == b"MRCO"
+        assert handle.header.dmax == pytest.approx(float(data.max()))
+        assert handle.header.rms == pytest.approx(float(data.astype(np.float32).std()), rel=1e-5)
+    assert read_header(path).expected_size == path.stat().st_size
+    assert combined_header(6, 0, 2.0) == build_header((0, 6, 6), 2.0, mz=1)
+    grown = read_header(tmp_path / "w.mrcs")
+    stack = tmp_path / "combined.mrcs"
+    stack.write_bytes(combined_header(6, 3, 2.0) + bytes(3 * 6 * 6 * 4))
+    assert _valid(stack)
+    assert (read_header(stack).nz, read_header(stack).pixel_size) == (3, grown.pixel_size)
