@@ -15,6 +15,8 @@ from mrcfile.dtypes import HEADER_DTYPE
 from live2d_tui.dataset.stack import combined_header
 from live2d_tui.formats.mrc import (
     MODE_FLOAT16,
+    NOT_COMPUTED,
+    ByteOrder,
     MrcError,
     build_header,
     read_header,
@@ -26,13 +28,32 @@ from live2d_tui.formats.mrc import (
 from live2d_tui.simulate.warp_writer import mrc_header
 
 ORDERS = pytest.mark.parametrize("order", ["<", ">"])
+"""Both byte orders (``struct``'s and numpy's characters)."""
 
 
-def _mrcfile_header(order: str, **fields: object) -> bytes:
-    """An MRC2014 header laid out by mrcfile's own dtype: zeros except ``fields``."""
+def _reference_header(
+    order: str,
+    n: tuple[int, int, int],
+    m: tuple[int, int, int],
+    *,
+    mode: int,
+    cella: tuple[float, float, float],
+    stats: tuple[float, float, float, float],
+    exttyp: bytes = b"",
+) -> bytes:
+    """An MRC2014 image-stack header laid out by mrcfile's own dtype (labels and origin zero)."""
     header = np.zeros(1, dtype=HEADER_DTYPE.newbyteorder(order))[0]
-    for name, value in fields.items():
-        header[name] = value
+    header["nx"], header["ny"], header["nz"] = n
+    header["mx"], header["my"], header["mz"] = m
+    header["mode"] = mode
+    header["cella"] = cella
+    header["cellb"] = (90.0, 90.0, 90.0)
+    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
+    header["dmin"], header["dmax"], header["dmean"], header["rms"] = stats
+    header["exttyp"] = exttyp
+    header["nversion"] = 20140
+    header["map"] = b"MAP "
+    header["machst"] = (0x44, 0x44, 0, 0) if order == "<" else (0x11, 0x11, 0, 0)
     return bytes(header.tobytes())
 
 
@@ -51,52 +72,21 @@ def _valid(path: Path) -> bool:
 
 
 @ORDERS
-def test_written_header_is_the_mrc2014_layout(order: str) -> None:
-    common = {
-        "mapc": 1,
-        "mapr": 2,
-        "maps": 3,
-        "cellb": (90.0, 90.0, 90.0),
-        "nversion": 20140,
-        "map": b"MAP ",
-        "machst": (0x44, 0x44, 0, 0) if order == "<" else (0x11, 0x11, 0, 0),
-    }
+def test_written_header_is_the_mrc2014_layout(order: ByteOrder) -> None:
     stats = (-1.5, 2.25, 0.125, 0.75)
-    assert build_header(
+    warp_like = build_header(
         (7, 24, 32), 1.25, mode=MODE_FLOAT16, statistics=stats, exttyp=b"MRCO", order=order
-    ) == _mrcfile_header(
-        order,
-        nx=32,
-        ny=24,
-        nz=7,
-        mode=12,
-        mx=32,
-        my=24,
-        mz=7,
-        cella=(40.0, 30.0, 8.75),
-        dmin=-1.5,
-        dmax=2.25,
-        dmean=0.125,
-        rms=0.75,
-        exttyp=b"MRCO",
-        **common,
     )
-    # the combined stack's header: statistics not computed, MZ ≥ 1 while empty
-    assert build_header((0, 16, 16), 2.0, mz=1, order=order) == _mrcfile_header(
-        order,
-        nx=16,
-        ny=16,
-        mode=2,
-        mx=16,
-        my=16,
-        mz=1,
-        cella=(32.0, 32.0, 2.0),
-        dmin=0.0,
-        dmax=-1.0,
-        dmean=-2.0,
-        rms=-1.0,
-        **common,
+    cella = (40.0, 30.0, 8.75)
+    assert warp_like == _reference_header(
+        order, (32, 24, 7), (32, 24, 7), mode=12, cella=cella, stats=stats, exttyp=b"MRCO"
     )
+    # the combined stack's: statistics not computed, MZ 1 while it is empty
+    empty = build_header((0, 16, 16), 2.0, mz=1, order=order)
+    assert empty == _reference_header(
+        order, (16, 16, 0), (16, 16, 1), mode=2, cella=(32.0, 32.0, 2.0), stats=NOT_COMPUTED
+    )
+    assert NOT_COMPUTED[0] > NOT_COMPUTED[1] and NOT_COMPUTED[3] < 0  # MRC2014's "not computed"
 
 
 @ORDERS
@@ -155,7 +145,7 @@ def test_bad_files_are_refused_naming_the_file(tmp_path: Path) -> None:
     with pytest.raises(MrcError, match=r"short\.mrc"):
         read_header(short)
     mode = tmp_path / "mode.mrc"
-    mode.write_bytes(_mrcfile_header("<", nx=4, ny=4, nz=1, mode=4))  # complex: not an image
+    mode.write_bytes(build_header((1, 4, 4), 1.0, mode=4))  # complex: not an image
     with pytest.raises(MrcError, match="mode 4"):
         read_header(mode)
     empty = tmp_path / "empty.mrc"
