@@ -106,7 +106,7 @@ def check_stack(
         return NotReady(f"{path}: stack does not exist yet")
     stable = tracker.check(str(path), signature)
     try:
-        header = read_header(path)
+        header = read_header(path, "<")  # Warp writes little endian, whatever its stamp says
     except FileNotFoundError:
         return NotReady(f"{path}: stack vanished")
     except MrcError as exc:
@@ -115,11 +115,6 @@ def check_stack(
         return NotReady(str(exc), malformed=stable)
     except OSError as exc:
         return NotReady(f"{path}: cannot read ({exc})")
-    if header.byte_order != "<":
-        # Warp writes little endian, and slices are appended to the float32 stack as they are
-        return NotReady(
-            f"{path}: a big-endian MRC; Warp's stacks are little endian", malformed=stable
-        )
     if header.expected_size != signature[0]:
         return NotReady(
             f"{path}: {signature[0]} bytes, header expects {header.expected_size} (being written)",

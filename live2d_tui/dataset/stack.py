@@ -26,7 +26,7 @@ from live2d_tui.formats.mrc import HEADER_BYTES, MrcHeader, build_header, read_h
 
 
 class StackError(ValueError):
-    """A particle stack does not fit the dataset, or the combined stack is damaged; the message
+    """A particle stack does not fit the dataset, or the dataset's files are damaged; the message
     names the file. (A malformed MRC file raises :class:`~live2d_tui.formats.mrc.MrcError`.)"""
 
 
@@ -91,17 +91,11 @@ class CombinedStack:
             MrcError: its header is not an MRC header.
         """
         try:
-            header = read_header(self.path)
+            header = read_header(self.path, "<")  # ours: always little endian
             size = self.path.stat().st_size
         except FileNotFoundError:
             raise StackError(f"{self.path}: combined stack is missing") from None
-        if (
-            header.mode != 2
-            or header.nx != self.box
-            or header.ny != self.box
-            or header.nsymbt
-            or header.byte_order != "<"
-        ):
+        if header.mode != 2 or header.nx != self.box or header.ny != self.box or header.nsymbt:
             raise StackError(
                 f"{self.path}: header {header.nx}×{header.ny} mode {header.mode} does not match "
                 f"the ledger (box {self.box}, float32)"

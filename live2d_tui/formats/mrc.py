@@ -15,8 +15,9 @@ Header words used (MRC2014): nx, ny, nz, mode (bytes 0–16), mx, my, mz (28–4
 (92), exttyp (104), nversion (108), map (208), machine stamp (212), rms (216).
 
 Byte order: the machine stamp says it (first byte 0x44 little endian, 0x11 big endian; any other
-stamp is read as little endian). Headers are read and written in either order, and data blocks
-are read in the file's order and returned as native float32.
+stamp is read as little endian), unless the caller knows the writer's order (Warp writes with
+.NET's ``BinaryWriter``, always little endian). Headers are read and written in either order,
+and data blocks are read in the file's order and returned as native float32.
 """
 
 from __future__ import annotations
@@ -98,21 +99,22 @@ def byte_order(header: bytes) -> ByteOrder:
     return ">" if header[212] == 0x11 else "<"
 
 
-def parse_header(raw: bytes, source: str) -> MrcHeader:
-    """Decode a 1024-byte MRC header (either byte order).
+def parse_header(raw: bytes, source: str, order: ByteOrder | None = None) -> MrcHeader:
+    """Decode a 1024-byte MRC header in ``order`` (default: the machine stamp's).
 
     Raises:
         MrcError: too short, unknown mode, or impossible dimensions.
     """
     if len(raw) < HEADER_BYTES:
         raise MrcError(f"{source}: {len(raw)} bytes, shorter than an MRC header")
-    order = byte_order(raw)
+    order = order or byte_order(raw)
     nx, ny, nz, mode = struct.unpack_from(f"{order}4i", raw, 0)
     mx = struct.unpack_from(f"{order}i", raw, 28)[0]
     cell_x = struct.unpack_from(f"{order}f", raw, 40)[0]
     nsymbt = struct.unpack_from(f"{order}i", raw, 92)[0]
     if mode not in MODE_DTYPES:
-        raise MrcError(f"{source}: unsupported MRC mode {mode} (or not an MRC file)")
+        endian = "little" if order == "<" else "big"
+        raise MrcError(f"{source}: unsupported MRC mode {mode} (or not a {endian}-endian MRC)")
     if nx <= 0 or ny <= 0 or nz < 0 or nsymbt < 0:
         raise MrcError(f"{source}: impossible MRC dimensions {nx}×{ny}×{nz}, NSYMBT {nsymbt}")
     pixel = float(cell_x) / mx if mx > 0 and np.isfinite(cell_x) and cell_x > 0 else 0.0
@@ -121,11 +123,11 @@ def parse_header(raw: bytes, source: str) -> MrcHeader:
     )
 
 
-def read_header(path: Path) -> MrcHeader:
-    """Read and decode the header of an MRC file (1024 bytes only)."""
+def read_header(path: Path, order: ByteOrder | None = None) -> MrcHeader:
+    """Read and decode the header of an MRC file (1024 bytes only; see :func:`parse_header`)."""
     with open(path, "rb") as handle:
         raw = handle.read(HEADER_BYTES)
-    return parse_header(raw, str(path))
+    return parse_header(raw, str(path), order)
 
 
 def read_shape(path: Path, *, check_size: bool = True) -> MrcHeader:

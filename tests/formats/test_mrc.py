@@ -162,6 +162,19 @@ def test_bad_files_are_refused_naming_the_file(tmp_path: Path) -> None:
         read_slices(cut, read_header(cut), np.array([2], dtype=np.int64))
 
 
+def test_a_writer_known_to_be_little_endian_overrides_the_stamp(tmp_path: Path) -> None:
+    """Warp writes with .NET's BinaryWriter (always little endian): ingest reads its stacks so,
+    whatever the stamp says; without that knowledge the stamp decides."""
+    path = tmp_path / "stamped_big.mrcs"
+    raw = bytearray(build_header((2, 4, 4), 1.5))
+    raw[212:216] = b"\x11\x11\x00\x00"
+    path.write_bytes(bytes(raw) + bytes(2 * 4 * 4 * 4))
+    with pytest.raises(MrcError, match="not a big-endian MRC"):
+        read_header(path)
+    header = read_header(path, "<")
+    assert (header.nx, header.nz, header.byte_order, header.pixel_size) == (4, 2, "<", 1.5)
+
+
 def test_warp_and_combined_headers(tmp_path: Path) -> None:
     """The simulator's Warp header and the combined stack's header through the one writer."""
     data = np.random.default_rng(1).standard_normal((5, 6, 6)).astype(np.float16)
