@@ -19,8 +19,8 @@ from live2d_tui.events import (
     StatusChanged,
 )
 from live2d_tui.formats.cistem_star import read_star
-from live2d_tui.state import STATE_NAME, load_state
 from live2d_tui.supervisor import Supervisor, SupervisorError
+from live2d_tui.supervisor.state import STATE_NAME, load_state
 
 from .conftest import TINY_JOB, Recorder, engine_processes, tiny_config
 
