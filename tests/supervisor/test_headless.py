@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import threading
 from pathlib import Path
@@ -16,6 +17,8 @@ from live2d_tui.state import STATE_NAME
 
 from .conftest import engine_processes
 from .headless import Headless, check_history, load_json_state, write_config
+
+SLOW = pytest.mark.slow
 
 
 @pytest.mark.slow
@@ -93,6 +96,43 @@ def test_once_exit_status_and_sigterm(tmp_path: Path, make_warp_session) -> None
     assert engine_processes(warp / "classification") == []
     state = load_json_state(warp / "classification")
     assert state["job"] is None and state["job_status"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    "umask", [pytest.param(0o002, id="umask002"), pytest.param(0o022, id="umask022", marks=SLOW)]
+)
+def test_every_file_written_follows_the_umask(
+    tmp_path: Path,
+    make_warp_session,  # type: ignore[no-untyped-def]
+    umask: int,
+) -> None:
+    # colleagues and warp_to_cistem read the results: cycle files, stack, stars, state, lock and
+    # log (atomic writes included) get the mode the umask gives a new file, never 0600
+    warp = make_warp_session(micrographs=3, particles_per_micrograph=40, box=64, seed=1)
+    config = write_config(tmp_path, pool_size=1)
+    run = Headless([str(warp), "--once", "--config", str(config)], umask=umask)
+    assert run.finish(150) == 0, run.text()
+    out = warp / "classification"
+    expected = 0o666 & ~umask
+    modes = {
+        str(path.relative_to(out)): stat.S_IMODE(path.stat().st_mode)
+        for path in out.rglob("*")
+        if path.is_file()
+    }
+    for name in (
+        "cycle_1.mrc",
+        "cycle_1.star",
+        "combined_stack.mrcs",
+        "combined_stack.star",
+        "combined_stack_relion.star",
+        "latest_run.json",
+        "ledger.sqlite",
+        "live2d.log",
+        ".live2d.lock",
+    ):
+        assert name in modes, sorted(modes)
+    wrong = {name: oct(mode) for name, mode in modes.items() if mode != expected}
+    assert not wrong, f"expected {oct(expected)}: {wrong}"
 
 
 def test_second_sigint_aborts(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
