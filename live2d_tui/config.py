@@ -553,6 +553,17 @@ def render_toml(config: Config) -> str:
     return "\n".join(out)
 
 
+def write_default_config() -> bool:
+    """Write the commented default configuration to :func:`config_path` if there is none yet;
+    returns whether it was written."""
+    path = config_path()
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, render_toml(Config()))
+    return True
+
+
 def load_config(path: Path | None = None, *, create: bool = True) -> Config:
     """Read the configuration file; write a commented default first if it does not exist.
 

@@ -53,7 +53,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, job: bool = True) -
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """The configuration file with the command line's overrides applied (validated)."""
-    config = load_config(getattr(args, "config", None))
+    path = getattr(args, "config", None)
+    # the default file is written once a session opens (Supervisor), not by a start that is
+    # refused: a refused start leaves the disk as it was
+    config = load_config(path, create=path is not None)
     server_changes = {
         name: getattr(args, f"server_{name}")
         for name in SERVER_FLAGS.values()

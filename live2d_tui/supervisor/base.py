@@ -18,7 +18,13 @@ from dataclasses import replace
 from pathlib import Path
 
 from live2d_tui.classify.schedule import CyclePlan
-from live2d_tui.config import ClassificationType, Config, ConfigError, JobSettings
+from live2d_tui.config import (
+    ClassificationType,
+    Config,
+    ConfigError,
+    JobSettings,
+    write_default_config,
+)
 from live2d_tui.dataset.ingest import IngestReport
 from live2d_tui.events import (
     ErrorRaised,
@@ -120,6 +126,10 @@ class SupervisorBase:
             _write_pointer(warp, out)
         except OSError as exc:
             self._log_threadsafe(f"Cannot update the last-session pointer: {exc}")
+        try:
+            write_default_config()  # first use: the commented configuration file, if missing
+        except OSError as exc:
+            self._log_threadsafe(f"Cannot write the configuration file: {exc}")
 
     def _with_dataset[T](self, func: Callable[[], T]) -> T:
         with self._ds_lock:

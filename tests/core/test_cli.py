@@ -1,9 +1,11 @@
-"""The ``live2d`` command line: help, version, configuration errors."""
+"""The ``live2d`` command line: help, version, configuration errors, refused starts."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +34,61 @@ def test_every_subcommand_has_help(name: str, capsys: pytest.CaptureFixture[str]
         main([name, "--help"])
     assert exc.value.code == 0
     assert "usage: live2d" in capsys.readouterr().out
+
+
+def _tree(root: Path) -> dict[str, tuple[bool, int, int]]:
+    """Every path under ``root``: (is a folder, size, mtime), what a refused start must keep."""
+    return {
+        str(p.relative_to(root)): (p.is_dir(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(root.rglob("*"))
+    }
+
+
+def _live2d(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "live2d_tui", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.mark.parametrize("case", ["not-warp", "not-warp-out", "output-folder", "no-engine"])
+def test_a_refused_start_writes_nothing(tmp_path: Path, make_warp_session, case: str) -> None:  # type: ignore[no-untyped-def]
+    # nothing may be created by a start that is refused: not classification/, not the --out
+    # folder, not a lock file, not the configuration file in LIVE2D_HOME
+    home = Path(os.environ["LIVE2D_HOME"])
+    plain = tmp_path / "data"
+    plain.mkdir()
+    (plain / "notes.txt").write_text("not a Warp folder\n")
+    args = [str(plain), "--once"]
+    env: dict[str, str] = {}
+    if case == "not-warp-out":
+        args += ["--out", str(tmp_path / "results" / "session")]
+    elif case == "output-folder":  # an output folder given where the Warp folder belongs
+        (plain / "latest_run.json").write_text("{}\n")
+        (plain / "combined_stack.star").write_text("")
+    elif case == "no-engine":  # a real Warp folder, but cisTEM is asked for and not installed
+        plain = make_warp_session(micrographs=1, particles_per_micrograph=5, box=64, seed=1)
+        args = [str(plain), "--once", "--engine", "cistem"]
+        env = {"PATH": str(tmp_path / "empty-bin")}
+    before, home_before = _tree(tmp_path), _tree(home)
+    warp_before = _tree(plain)
+    result = _live2d("run", *args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") <= 2, result.stderr  # one clear line, no traceback
+    assert "Traceback" not in result.stderr
+    assert _tree(tmp_path) == before
+    assert _tree(plain) == warp_before
+    assert _tree(home) == home_before
+
+
+def test_the_configuration_file_is_written_once_a_session_opens(tmp_path: Path) -> None:
+    from live2d_tui.config import config_path, load_config, write_default_config
+
+    assert not config_path().exists()
+    assert load_config(create=False) == load_config(create=False)
+    assert not config_path().exists()
+    assert write_default_config() and config_path().exists()
+    assert not write_default_config()  # an existing file is never replaced
