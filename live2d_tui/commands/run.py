@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -118,14 +119,21 @@ ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)
 
 
 class _Printer:
-    """Prints events; coalesces progress to stage changes and 10 % steps."""
+    """Prints events; coalesces progress to stage changes and 10 % steps.
+
+    When the reader goes away (``live2d run … | head``), printing stops quietly and the run
+    carries on: the job is not ended because nobody reads its output (the session log keeps
+    every line).
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._progress: tuple[int, str, int] | None = None
+        self.closed = False
+        """The reader closed the pipe: nothing more is printed."""
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ALSO_LOGGED):
+        if self.closed or isinstance(event, ALSO_LOGGED):
             return
         if isinstance(event, CycleProgress):
             key = (event.number, event.stage.value, int(event.percent // 10))
@@ -136,9 +144,27 @@ class _Printer:
         if line is None:
             return
         stamp = datetime.now().strftime("%H:%M:%S")
-        for part in line.splitlines() or [""]:
-            self.stream.write(f"{stamp} {part}\n")
-        self.stream.flush()
+        try:
+            for part in line.splitlines() or [""]:
+                self.stream.write(f"{stamp} {part}\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            _discard_output(self.stream)
+
+
+def _discard_output(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null, so that what is still buffered (flushed at
+    exit) does not raise a second BrokenPipeError."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -133,6 +134,33 @@ def test_every_file_written_follows_the_umask(
         assert name in modes, sorted(modes)
     wrong = {name: oct(mode) for name, mode in modes.items() if mode != expected}
     assert not wrong, f"expected {oct(expected)}: {wrong}"
+
+
+def test_a_closed_stdout_ends_the_output_quietly(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
+    # live2d run … | head -3: the reader goes away after three lines; the job carries on to its
+    # end (exit 0), without a BrokenPipeError traceback per event on stderr
+    warp = make_warp_session(micrographs=3, particles_per_micrograph=40, box=64, seed=1)
+    config = write_config(tmp_path, pool_size=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "live2d_tui", "run", str(warp), "--once", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()
+    try:
+        err = proc.stderr.read()
+        assert proc.wait(150) == 0, err
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert all(line.endswith("\n") for line in head), head
+    assert err == ""
+    cycles = check_history(warp / "classification")
+    assert len(cycles) == 4  # the job ran to its end
 
 
 def test_second_sigint_aborts(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
