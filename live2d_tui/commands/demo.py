@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -87,6 +88,21 @@ def run(args: argparse.Namespace) -> int:
         daemon=True,
     )
     print(f"live2d demo: simulating a Warp session in {warp}", file=sys.stderr)
+    ended_by: int | None = None
+
+    def cleanup(*, print_kept: bool) -> None:
+        stop.set()
+        sim.join(timeout=30)
+        if args.folder is None and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        elif print_kept:
+            print(f"live2d demo: session kept in {root}", file=sys.stderr)
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # before the app runs: leave through the cleanup below
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, terminated)
     sim.start()
     try:
         if not wait_for(warp / "previous.settings", sim):
@@ -98,12 +114,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"live2d demo: {exc}", file=sys.stderr)
             return 1
         choice = prepare_images(config.server.images)
-        Live2DApp(supervisor, images=choice, start_automatic=True).run()
+        app = Live2DApp(supervisor, images=choice, start_automatic=True)
+        app.exit_cleanups.append(lambda: cleanup(print_kept=False))
+        app.run()
+        ended_by = app.ended_by_signal
     finally:
-        stop.set()
-        sim.join(timeout=30)
-        if args.folder is None and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"live2d demo: session kept in {root}", file=sys.stderr)
-    return 0
+        for signum in (signal.SIGHUP, signal.SIGTERM):  # a second signal must not stop cleanup
+            signal.signal(signum, signal.SIG_IGN)
+        cleanup(print_kept=True)
+    return 0 if ended_by is None else 128 + ended_by

@@ -53,5 +53,6 @@ def run(args: argparse.Namespace) -> int:
             )
         return 2
     choice = prepare_images(config.server.images)
-    Live2DApp(supervisor, images=choice).run()
-    return 0
+    app = Live2DApp(supervisor, images=choice)
+    app.run()
+    return 0 if app.ended_by_signal is None else 128 + app.ended_by_signal

@@ -14,12 +14,17 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import os
+import signal
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -69,8 +74,25 @@ LOG_POLL_SECONDS = 0.5
 CACHE_CYCLES = 4
 """Cycles kept decoded in memory, so stepping back and forth with [ ] is instant."""
 
+TERMINATING_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+"""Signals that quit the app cleanly (see :meth:`Live2DApp._watch_signals`)."""
+
+HANGUP_EXIT_SECONDS = 10.0
+"""After a hangup and the core's close, the process ends at the latest this much later."""
+
 LOCKED_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.STOPPING, SessionStatus.WAITING})
 """The settings form is read-only in these states (the original allowed edits only when idle)."""
+
+
+def _output_to_devnull() -> None:
+    """Point stdout and stderr (Textual draws on stderr) at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 class CoreEvent(Message):
@@ -127,6 +149,13 @@ class Live2DApp(App[None]):
         self._quit_after_cycle = False
         self._exit_requested = False
         self._started = False
+        self._previous_handlers: dict[int, Any] = {}
+        """Handlers of :data:`TERMINATING_SIGNALS` before the app's, restored when it ends."""
+        self.ended_by_signal: int | None = None
+        """The signal (SIGHUP, SIGTERM) that ended the app, or None."""
+        self.exit_cleanups: list[Callable[[], None]] = []
+        """Run before the process is ended after a hangup whose shutdown hung (see
+        :meth:`_exit_if_stuck`); the caller's own cleanup would not run then."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -139,6 +168,7 @@ class Live2DApp(App[None]):
 
     async def on_ready(self) -> None:
         # Ready (not Mount): the main screen's widgets exist, so the form can take the settings
+        self._watch_signals()
         self._unsubscribe.append(self.supervisor.bus.subscribe(self._on_bus_event))
         self.set_interval(LOG_POLL_SECONDS, self._poll_log)
         try:
@@ -163,8 +193,62 @@ class Live2DApp(App[None]):
 
     async def on_unmount(self) -> None:
         # however the app ends (q, ctrl+c, a test harness), the core closes and unlocks
+        self._unwatch_signals()
         await self._close_supervisor(abort=False)
         gc.unfreeze()  # what on_ready froze may be collected again (several apps in one process)
+
+    def _watch_signals(self) -> None:
+        """SIGHUP (the terminal or tmux session went away) and SIGTERM quit like ``q`` does: the
+        core closes (a running job stays recorded and continues at the next start) and
+        :meth:`run` returns, so the caller cleans up (``live2d demo`` removes its folder).
+
+        SIGHUP gets a plain signal handler, which Python runs before any other pending one: the
+        kernel sends SIGCONT with a hangup, and Textual's SIGCONT handler would otherwise start
+        drawing again on the dead terminal. The handler points the output at /dev/null first
+        and keeps Textual from resuming; should Textual's shutdown still hang on the dead
+        terminal, :meth:`_exit_if_stuck` ends the process once the core is closed.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread (tests may run apps elsewhere)
+        loop = asyncio.get_running_loop()
+
+        def hangup(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGCONT, signal.SIG_DFL)
+            _output_to_devnull()
+            loop.call_soon_threadsafe(self._on_terminating_signal, signum)
+
+        self._previous_handlers = {s: signal.getsignal(s) for s in TERMINATING_SIGNALS}
+        signal.signal(signal.SIGHUP, hangup)
+        loop.add_signal_handler(signal.SIGTERM, self._on_terminating_signal, signal.SIGTERM)
+
+    def _unwatch_signals(self) -> None:
+        if not self._previous_handlers:
+            return
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    def _on_terminating_signal(self, signum: int) -> None:
+        if self.ended_by_signal is not None:
+            return
+        self.ended_by_signal = signum
+        self.run_worker(self._quit_now(abort=False), group="quit")
+
+    def _exit_if_stuck(self) -> None:
+        """After a hangup, once the core is closed: end the process if it has not ended within
+        :data:`HANGUP_EXIT_SECONDS` (the caller's :attr:`exit_cleanups` run first)."""
+        assert self.ended_by_signal is not None
+        code = 128 + self.ended_by_signal
+
+        def watchdog() -> None:
+            time.sleep(HANGUP_EXIT_SECONDS)
+            for cleanup in self.exit_cleanups:
+                with contextlib.suppress(Exception):
+                    cleanup()
+            os._exit(code)
+
+        threading.Thread(target=watchdog, name="live2d-hangup-exit", daemon=True).start()
 
     def _on_bus_event(self, event: Event) -> None:
         # may run on the supervisor's loop or a worker thread: post_message is thread-safe
@@ -583,4 +667,6 @@ class Live2DApp(App[None]):
     async def _quit_now(self, *, abort: bool) -> None:
         self._exit_requested = True
         await self._close_supervisor(abort=abort)
+        if self.ended_by_signal == signal.SIGHUP:
+            self._exit_if_stuck()
         self.exit()
