@@ -42,6 +42,9 @@ from live2d_tui.events import (
 )
 from live2d_tui.paths import resolve_warp_folder
 from live2d_tui.supervisor import Supervisor, SupervisorError
+from live2d_tui.supervisor.model import mask_radius_problem
+from live2d_tui.warp.source import initial_settings
+from live2d_tui.warp.xmlutil import WarpFileError
 
 HELP = "Run the live classification headless (one log line per event)"
 
@@ -176,9 +179,25 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"live2d run: {exc}", file=sys.stderr)
         return 2
+    problem = _mask_problem(warp, overrides)
+    if problem:  # before the session opens: a refused start writes nothing
+        print(f"live2d run: {problem}", file=sys.stderr)
+        return 2
     return asyncio.run(
         _main(config, warp, args.out, overrides, once=bool(args.once), reimport=args.reimport)
     )
+
+
+def _mask_problem(warp: Path, overrides: dict[str, str]) -> str:
+    """Whether ``--set mask_radius=…`` exceeds half the box of the Warp folder's particles."""
+    if "mask_radius" not in overrides:
+        return ""
+    try:
+        settings = initial_settings(warp)
+    except WarpFileError:
+        return ""  # the session's opening says what is wrong with the folder
+    radius = JobSettings().with_changes(mask_radius=overrides["mask_radius"]).mask_radius
+    return mask_radius_problem(radius, settings.box_size, settings.pixel_size)
 
 
 async def _main(
@@ -269,8 +288,10 @@ async def _main(
             if settings is not None:
                 spawn(_stage_later(sup, settings))
         elif once:
+            if settings is not None:  # refused now rather than after the ingest
+                await sup.update_settings(settings)
             await sup.ingest_now(settle=True)
-            await sup.start_job_now(settings, continue_automatic=False)
+            await sup.start_job_now(continue_automatic=False)
         elif not sup.job_running and sup.status is not SessionStatus.WAITING:
             await sup.start_automatic(settings)
         elif settings is not None:

@@ -39,7 +39,7 @@ from live2d_tui.paths import output_folder_for, read_last_session
 from live2d_tui.paths import write_last_session as _write_pointer
 from live2d_tui.state import JobRecord, save_state
 from live2d_tui.supervisor.jobs import disk_note
-from live2d_tui.supervisor.model import SupervisorError
+from live2d_tui.supervisor.model import SupervisorError, mask_radius_problem
 from live2d_tui.supervisor.session import Session
 
 
@@ -148,7 +148,18 @@ class SupervisorBase:
             settings.validate()
         except ConfigError as exc:
             raise SupervisorError(f"invalid settings: {exc}") from None
+        problem = self._mask_problem(settings)
+        if problem:
+            raise SupervisorError(f"invalid settings: {problem}")
         self.session.state = replace(self.session.state, settings=settings)
+
+    def _mask_problem(self, settings: JobSettings) -> str:
+        """Why the mask radius does not fit the particles' box (empty if it fits or the box is
+        not known yet)."""
+        warp = self.session.warp_summary()
+        if warp is None:
+            return ""
+        return mask_radius_problem(settings.mask_radius, warp.box_size, warp.pixel_size)
 
     async def _stage(self, settings: JobSettings) -> None:
         self._stage_now(settings)

@@ -54,6 +54,9 @@ class JobLoop(SupervisorBase):
             )
         except ConfigError as exc:
             raise SupervisorError(f"cannot plan the job: {exc}") from None
+        problem = self._mask_problem(settings)  # staged before Warp changed the box
+        if problem:
+            self._log(f"{problem} (the job runs with it)", "warning")
         # the job's own settings name the macro that actually runs (ab initio when forced), so
         # every cycle record says truthfully how it was made
         own = settings.to_dict() | {"classification_type": plan.kind.value}

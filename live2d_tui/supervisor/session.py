@@ -39,7 +39,7 @@ from live2d_tui.paths import session_name
 from live2d_tui.sessionlog import SessionLog
 from live2d_tui.state import SessionState, StateError, load_state
 from live2d_tui.supervisor.jobs import disk_note
-from live2d_tui.supervisor.model import SupervisorError, WarpSummary
+from live2d_tui.supervisor.model import OutputFolderInUse, SupervisorError, WarpSummary
 from live2d_tui.warp.source import initial_settings
 from live2d_tui.warp.xmlutil import WarpFileError
 
@@ -148,7 +148,8 @@ def open_session(
     try:
         lock.acquire()
     except LockHeldError as exc:
-        raise SupervisorError(str(exc)) from None
+        holder = exc.holder.describe() if exc.holder else "another live2d (holder unknown)"
+        raise OutputFolderInUse(str(exc), output_folder, holder) from None
     except OSError as exc:
         _remove_created(created, None)
         raise SupervisorError(f"cannot lock output folder {output_folder}: {exc}") from None

@@ -176,9 +176,7 @@ class Live2DApp(App[None]):
             self._started = True
         except SupervisorError as exc:
             self.notify(str(exc), title="Cannot open the session", severity="error", timeout=15)
-            self._main.query_one(SessionPanel).show_message(
-                f"⚠ {exc}\n\nPress w to choose a Warp folder."
-            )
+            self._main.query_one(SessionPanel).show_message(text.open_failed_message(exc))
             return
         self._session_changed()
         # The objects of startup (Textual, Rich, numpy, the session: ~150,000) live as long as the

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from live2d_tui.events import IngestCounts, SessionStatus
 from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor.model import OutputFolderInUse, SupervisorError
 
 
 def short_time(iso: str) -> str:
@@ -74,3 +75,15 @@ def waiting_message(
     if next_trigger and status is SessionStatus.FAILED:
         lines.append(next_trigger)
     return "\n".join(lines)
+
+
+def open_failed_message(exc: SupervisorError) -> str:
+    """What the session panel says when the session could not be opened, and what to do."""
+    if isinstance(exc, OutputFolderInUse):
+        return (
+            f"⚠ The output folder {exc.folder} is in use by {exc.holder}.\n\n"
+            "One live2d works on an output folder at a time. To watch that session, attach to "
+            "its tmux session (tmux attach). To take it over, stop that live2d (q there), then "
+            "start this one again. Or quit (q) and start with --out OTHER_FOLDER."
+        )
+    return f"⚠ {exc}\n\nPress w to choose another Warp folder."

@@ -92,3 +92,27 @@ def test_the_configuration_file_is_written_once_a_session_opens(tmp_path: Path) 
     assert not config_path().exists()
     assert write_default_config() and config_path().exists()
     assert not write_default_config()  # an existing file is never replaced
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "class_number=abc"], "class_number must be a whole number (got 'abc')"),
+        (["--pool-size", "abc"], "pool_size must be a whole number (got 'abc')"),
+        (["--set", "mask_radius=100000"], "mask_radius 100000 Å is larger than half the particle"),
+    ],
+)
+def test_bad_values_are_refused_with_one_clear_line(
+    tmp_path: Path,
+    make_warp_session,  # type: ignore[no-untyped-def]
+    args: list[str],
+    message: str,
+) -> None:
+    # a 64 px box of 3 Å/px: half the box is 96 Å
+    warp = make_warp_session(micrographs=1, particles_per_micrograph=5, box=64, seed=1)
+    before = _tree(warp)
+    result = _live2d("run", str(warp), "--once", "--engine", "builtin", *args)
+    assert result.returncode == 2
+    assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
+    assert "could not convert" not in result.stderr
+    assert _tree(warp) == before  # refused before anything was written

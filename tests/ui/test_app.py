@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from textual.widgets import Button, Input, Log, OptionList, Select, TabbedConten
 from ui_helpers import copy_session, lengthen_job, make_app, wait_until
 
 from live2d_tui.events import SessionStatus
+from live2d_tui.lock import OutputLock
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.screens.detail import ClassDetailScreen
 from live2d_tui.ui.screens.dialogs import (
@@ -328,6 +330,23 @@ async def test_before_first_cycle_says_when(fresh_session: Path, tmp_path: Path)
         await wait_until(pilot, lambda: "No classes yet" in str(message.render()))
         await wait_until(pilot, lambda: "so far" in str(message.render()))
         assert "100" in str(message.render())  # the configured first-job threshold
+
+
+async def test_a_locked_output_folder_says_who_holds_it(session_copy: Path) -> None:
+    # not "Press w to choose a Warp folder": the folder is fine, another live2d has it
+    lock = OutputLock(session_copy / "classification")
+    lock.acquire()
+    try:
+        app = _app(session_copy)
+        async with app.run_test(size=SIZE) as pilot:
+            panel = app.query_one(SessionPanel)
+            await wait_until(pilot, lambda: "in use" in str(panel.render()))
+            text = " ".join(str(panel.render()).split())
+            assert f"pid {os.getpid()}" in text
+            assert "tmux attach" in text and "--out" in text
+            assert "choose a Warp folder" not in text
+    finally:
+        lock.release()
 
 
 async def test_settings_form_validates_and_greys_out(session_copy: Path) -> None:
