@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from live2d_tui import __version__
@@ -36,7 +37,9 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         prog="live2d",
         description=(
             "Live 2D classification of cryo-EM particles while Warp collects. "
-            "Without a subcommand, opens the last session in the terminal UI."
+            "Without a subcommand, opens the last session in the terminal UI; "
+            "`live2d FOLDER [options]` (an existing Warp folder, or a session name under "
+            "warp_prefix) is short for `live2d open FOLDER [options]`."
         ),
     )
     parser.add_argument("--version", action="version", version=f"live2d-tui {__version__}")
@@ -49,12 +52,30 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def opens_by_default(first: str) -> bool:
+    """Whether ``live2d FIRST …`` means ``live2d open FIRST …``: an option of ``open``, an
+    existing folder, or a session name under ``warp_prefix``. Anything else is left to
+    argparse, which answers a mistyped subcommand with "invalid choice" and the list."""
+    if first in COMMANDS or first in {"-h", "--help", "--version"}:
+        return False
+    if first.startswith("-"):
+        return True
+    from live2d_tui.config import load_config
+    from live2d_tui.paths import resolve_warp_folder
+
+    if Path(first).expanduser().is_dir():
+        return True
+    try:
+        server = load_config(create=False).server
+        return resolve_warp_folder(first, server).is_dir()
+    except (ConfigError, ValueError, OSError):
+        return False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``live2d``; returns the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (
-        args_list[0] not in COMMANDS and args_list[0] not in {"-h", "--help", "--version"}
-    ):
+    if not args_list or opens_by_default(args_list[0]):
         args_list = ["open", *args_list]
     parser = build_parser(args_list)
     args = parser.parse_args(args_list)

@@ -116,3 +116,37 @@ def test_bad_values_are_refused_with_one_clear_line(
     assert message in result.stderr and result.stderr.count("\n") == 1, result.stderr
     assert "could not convert" not in result.stderr
     assert _tree(warp) == before  # refused before anything was written
+
+
+def test_a_mistyped_subcommand_is_an_invalid_choice(tmp_path: Path) -> None:
+    # not the UI on a folder named "frobnicate": argparse's line with the list of subcommands
+    result = subprocess.run(
+        [sys.executable, "-m", "live2d_tui", "frobnicate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+    assert all(name in result.stderr for name in COMMANDS), result.stderr
+
+
+def test_a_folder_or_session_name_is_short_for_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from live2d_tui.cli import opens_by_default
+    from live2d_tui.config import Config, ServerConfig, config_path, render_toml
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    sessions = tmp_path / "warp"
+    (sessions / "20261126_krios").mkdir(parents=True)
+    config_path().parent.mkdir(parents=True, exist_ok=True)
+    config_path().write_text(render_toml(Config(server=ServerConfig(warp_prefix=str(sessions)))))
+    assert opens_by_default(str(tmp_path / "here"))  # a path
+    assert opens_by_default("here")  # a folder in the current directory
+    assert opens_by_default("20261126_krios")  # a session name under warp_prefix
+    assert opens_by_default("--out")  # an option of open
+    assert not opens_by_default("frobnicate")
+    assert not opens_by_default("run") and not opens_by_default("--version")
