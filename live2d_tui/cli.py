@@ -2,7 +2,7 @@
 when used, so ``live2d run`` never imports the UI and ``live2d --help`` stays fast.
 
 Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
-``run(args) -> int`` (the exit status).
+``run(args) -> int`` (the exit status), and may define ``EPILOG`` (text after the options).
 """
 
 from __future__ import annotations
@@ -31,6 +31,27 @@ def _load(name: str) -> ModuleType:
     return importlib.import_module(f"live2d_tui.commands.{name}")
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Help with every option's default: ``(default: X)`` is added where the help text does not
+    already say it (options that default to nothing or off say nothing more); descriptions and
+    epilogs keep their line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or not action.option_strings
+            or action.nargs == 0  # a switch: its help says what it turns on or off
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or default == []
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     """The argument parser; only the module of the subcommand being run is imported."""
     parser = argparse.ArgumentParser(
@@ -46,9 +67,13 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     wanted = next((a for a in argv if a in COMMANDS), None)
     for name, help_text in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, formatter_class=HelpFormatter
+        )
         if name == wanted:
-            _load(name).add_arguments(p)
+            module = _load(name)
+            module.add_arguments(p)
+            p.epilog = getattr(module, "EPILOG", None)
     return parser
 
 

@@ -15,6 +15,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -37,11 +38,32 @@ DEMO_JOB = {
 """Small thresholds: the first job starts after ~10 micrographs, a new one every ~15."""
 
 
+EPILOG = textwrap.fill(
+    "The demo always uses the built-in engine and looks at the simulated folder every 2 s, "
+    f"with small job settings ({', '.join(f'{k} {v}' for k, v in DEMO_JOB.items())}); "
+    "--set KEY=VALUE overrides them. Quit with q (or ctrl+q); closing the terminal or SIGTERM "
+    "quits too, and the temporary folder is removed in every case unless --keep or --folder "
+    "is given.",
+    width=78,
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--folder`` (keep the session there), ``--micrographs``, ``--rate``, config options."""
-    parser.add_argument("--folder", type=Path, default=None, help="where to write (default: temp)")
-    parser.add_argument("--micrographs", type=int, default=200, help="movies to simulate")
-    parser.add_argument("--rate", type=float, default=3.0, help="seconds between movies")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write the session and its classification, kept afterwards (default: a "
+        "new live2d-demo-* folder in the temporary folder, removed when the demo ends)",
+    )
+    parser.add_argument(
+        "--micrographs", type=int, default=200, metavar="N", help="movies to simulate"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=3.0, metavar="SECONDS", help="seconds between movies"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     add_config_arguments(parser)
 

@@ -25,7 +25,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from live2d_tui.commands.common import add_config_arguments, config_from_args, job_overrides
+from live2d_tui.commands.common import (
+    OUT_RULE,
+    add_config_arguments,
+    config_from_args,
+    job_overrides,
+)
 from live2d_tui.config import Config, ConfigError, JobSettings
 from live2d_tui.events import (
     CycleFinished,
@@ -48,6 +53,17 @@ from live2d_tui.warp.xmlutil import WarpFileError
 
 HELP = "Run the live classification headless (one log line per event)"
 
+EPILOG = """\
+exit status: 0 success or a clean stop; 1 the job failed, or automatic jobs ended failed;
+  2 the session could not be opened (one line on stderr, nothing written);
+  128 + the signal's number after an abort by signal.
+signals: the first Ctrl-C stops after the running cycle, a second one aborts now;
+  SIGTERM and SIGHUP abort cleanly (jobs ended, partial outputs removed).
+output: one line per event on stdout; every line is also in live2d.log in the output folder.
+  When stdout is closed (e.g. `live2d run ... | head`), printing stops quietly and the run
+  carries on (the job is not ended; --once still exits with the job's status).
+"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``live2d run``."""
@@ -57,7 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Warp session folder: a path, or a session name under warp_prefix",
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: the configured rule)"
+        "--out", type=Path, default=None, metavar="DIR", help=f"output folder (default: {OUT_RULE})"
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(

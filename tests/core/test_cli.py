@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from live2d_tui import __version__
-from live2d_tui.cli import COMMANDS, main
+from live2d_tui.cli import COMMANDS, HelpFormatter, build_parser, main
 
 
 def test_version_and_help_run_as_a_real_program() -> None:
@@ -150,3 +151,41 @@ def test_a_folder_or_session_name_is_short_for_open(
     assert opens_by_default("--out")  # an option of open
     assert not opens_by_default("frobnicate")
     assert not opens_by_default("run") and not opens_by_default("--version")
+
+
+def _subparser(name: str) -> argparse.ArgumentParser:
+    parser = build_parser([name])
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub = action.choices[name]
+    assert isinstance(sub, argparse.ArgumentParser)
+    return sub
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_help_gives_every_options_default_and_choices(name: str) -> None:
+    sub = _subparser(name)
+    text = " ".join(sub.format_help().split())
+    formatter = HelpFormatter(f"live2d {name}")
+    for action in sub._actions:
+        if not action.option_strings or action.nargs == 0:
+            continue  # positionals and switches
+        help_text = formatter._get_help_string(action) or ""
+        assert "default" in help_text, (action.option_strings, help_text)
+    if name in {"open", "run", "demo"}:  # the server settings' choices, spelled out
+        for choices in (
+            "{auto,builtin,cistem}",
+            "{auto,sixel,tgp,halfcell,unicode}",
+            "{local}",
+            "{goodparticles,allparticles}",
+        ):
+            assert choices in text, choices
+        assert "(default: auto, or [server] engine" in text
+    if name in {"open", "run", "ingest"}:  # the output-folder rule, not "rule"
+        assert "else WARP_FOLDER/classification" in text
+
+
+def test_run_help_says_what_a_closed_stdout_does(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "exit status" in out and "printing stops quietly and the run carries on" in out
