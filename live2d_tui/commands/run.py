@@ -2,7 +2,9 @@
 
 Modes: ``--auto`` (the default) waits for particles and runs jobs until stopped; ``--once``
 ingests what is there, runs one job now and exits when it ends (exit status 0 only when the job
-succeeded). ``--set KEY=VALUE`` overrides a job setting (canonical names) for this run, on top of
+succeeded). The mode given here wins over the one saved in the output folder: ``--once`` after
+an ``--auto`` run restores no automatic jobs, and finishes an interrupted job instead of
+starting one. ``--set KEY=VALUE`` overrides a job setting (canonical names) for this run, on top of
 the session's saved settings.
 
 Signals: the first SIGINT (Ctrl-C) stops after the running cycle, a second one aborts now;
@@ -84,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument(
         "--once",
         action="store_true",
-        help="ingest what is there, run one job now, exit with its status",
+        help="ingest what is there, run one job now (or finish an interrupted one), exit with "
+        "its status; automatic jobs saved by an earlier --auto are not restored",
     )
     parser.add_argument(
         "--reimport",
@@ -251,7 +254,8 @@ async def _main(
     stopping = False
     sup.bus.subscribe(on_event)
     try:
-        await sup.start()
+        # the mode given here wins over the saved one: --once restores no automatic jobs
+        await sup.start(automatic=False if once else None)
     except SupervisorError as exc:
         print(f"live2d run: {exc}", file=sys.stderr)
         return 2

@@ -41,10 +41,15 @@ SETTLE_PASSES = 12
 class Supervisor(IngestTriggerLoops):
     """The live classification of one Warp session (see the module docstring)."""
 
-    async def start(self) -> None:
+    async def start(self, *, automatic: bool | None = None) -> None:
         """Lock the output folder, reload or recover the session, start ingest and triggers.
 
         Resumes an interrupted automatic job (``resume_automatic``) at its next cycle.
+
+        Args:
+            automatic: The saved mode (None) or one the caller chose for this run: False
+                (``live2d run --once``) restores no automatic jobs; an interrupted automatic
+                job is still continued, and nothing starts after it.
 
         Raises:
             SupervisorError: the lock is held, the folder is not a Warp folder, the state cannot
@@ -54,7 +59,13 @@ class Supervisor(IngestTriggerLoops):
             return
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        await self._open(self._warp_folder, self._output_folder, resume=True, reguess=False)
+        await self._open(
+            self._warp_folder,
+            self._output_folder,
+            resume=True,
+            reguess=False,
+            automatic=automatic,
+        )
         self._tasks = [
             asyncio.create_task(self._ingest_loop(), name="live2d-ingest"),
             asyncio.create_task(self._trigger_loop(), name="live2d-trigger"),
@@ -257,6 +268,7 @@ class Supervisor(IngestTriggerLoops):
         resume: bool,
         reguess: bool,
         previous: Session | None = None,
+        automatic: bool | None = None,
     ) -> None:
         session = await asyncio.to_thread(
             open_session,
@@ -302,6 +314,10 @@ class Supervisor(IngestTriggerLoops):
                 )
                 status = SessionStatus.WAITING
                 resume_job = job
+                if automatic is False:  # this run's mode wins: no automatic job after this one
+                    resume_job = replace(job, automatic=False)
+                    state = replace(state, job=resume_job, automatic=False)
+                    self._log("No automatic jobs after it (this run runs one job)")
             else:
                 why = (
                     "automatic jobs were off"
@@ -317,7 +333,11 @@ class Supervisor(IngestTriggerLoops):
                 )
                 state = replace(state, job=None, automatic=False)
         elif state.automatic and resume and self.config.server.resume_automatic:
-            status = SessionStatus.WAITING
+            if automatic is False:
+                state = replace(state, automatic=False)
+                self._log("Automatic jobs were on: not restored (this run runs one job)")
+            else:
+                status = SessionStatus.WAITING
         else:
             state = replace(state, automatic=False)
         session.state = state

@@ -163,6 +163,46 @@ def test_a_closed_stdout_ends_the_output_quietly(tmp_path: Path, make_warp_sessi
     assert len(cycles) == 4  # the job ran to its end
 
 
+@pytest.mark.parametrize("interrupted", [False, True], ids=["waiting", "mid-job"])
+def test_once_after_a_saved_auto_runs_one_job(
+    tmp_path: Path,
+    make_warp_session,  # type: ignore[no-untyped-def]
+    interrupted: bool,
+) -> None:
+    # an earlier --auto run was killed (waiting for particles, or in the middle of a job): the
+    # saved state has automatic jobs on. --once wins for its run: one job (or the interrupted
+    # one, finished), exit 0, and no automatic job started behind it
+    scenario = {"particles_per_micrograph": 40, "box": 64, "seed": 1}
+    warp = make_warp_session(micrographs=4, **scenario)
+    config = write_config(tmp_path)
+    auto = Headless([str(warp), "--auto", "--config", str(config)])
+    if interrupted:
+        auto.wait_for("Cycle 1 started", timeout=120)
+        auto.kill()
+    else:
+        auto.wait_for(" job finished", timeout=150)
+        auto.kill()
+        # Warp went on meanwhile: enough new particles that the restored automatic mode would
+        # start a job at the first look, while --once starts its own
+        simulate_session(warp, SimulationOptions(micrographs=8, **scenario))  # type: ignore[arg-type]
+    out = warp / "classification"
+    before = len(load_json_state(out)["cycles"])  # type: ignore[arg-type]
+    assert load_json_state(out)["automatic"] is True
+    once = Headless([str(warp), "--once", "--config", str(config)])
+    assert once.finish(150) == 0, once.text()
+    assert "cannot start a job while a job is running" not in once.text()
+    cycles = check_history(out)
+    state = load_json_state(out)
+    assert state["automatic"] is False and state["job"] is None
+    if interrupted:  # the interrupted job was finished: seed + 2 startup + 1 refinement
+        assert len(cycles) == 4, [c["number"] for c in cycles]
+    else:  # one more job from the first one's classes (seeded: 2 startup + 1 refinement)
+        assert len(cycles) == before + 3, [c["number"] for c in cycles]
+    finished = [line for line in once.text().splitlines() if line.endswith(" job finished")]
+    assert len(finished) == 1, once.text()
+    assert engine_processes(out) == []
+
+
 def test_second_sigint_aborts(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
     warp = make_warp_session(micrographs=4, particles_per_micrograph=40, box=64, seed=1)
     config = write_config(tmp_path)
