@@ -47,7 +47,7 @@ from live2d_tui.classify.protocol import (
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
 from live2d_tui.dataset.cistem_star import write_star
-from live2d_tui.events import BlockType, CycleProgress, CycleStage
+from live2d_tui.events import BlockType, CycleProgress, CycleStage, job_position
 
 if TYPE_CHECKING:
     from live2d_tui.classify.runner import CycleRunner
@@ -176,8 +176,9 @@ class CycleAttempt:
             CycleStage.SEEDING if seed else CycleStage.NOISE,
         )
         log(
-            f"Cycle {plan.number} ({plan.block_type.value}, {plan.index_in_job}/"
-            f"{plan.cycles_in_job}): {n} particles, high-res limit {plan.high_res_limit:.2f} Å, "
+            f"Cycle {plan.number} ({plan.block_type.label}, "
+            f"{job_position(plan.index_in_job, plan.cycles_in_job)}): {n} particles, "
+            f"high-res limit {plan.high_res_limit:.2f} Å, "
             f"fraction {fraction:.3g}, {len(ranges)} job(s)"
         )
         t_jobs = time.monotonic()

@@ -46,6 +46,7 @@ from live2d_tui.events import (
     SessionChanged,
     SessionStatus,
     StatusChanged,
+    job_position,
 )
 from live2d_tui.paths import resolve_warp_folder
 from live2d_tui.supervisor import Supervisor, SupervisorError
@@ -114,8 +115,9 @@ def format_event(event: Event) -> str | None:
             )
         case CycleStarted() as s:
             return (
-                f"[cycle {s.number}] started: {s.block_type.value} {s.index_in_job}/"
-                f"{s.cycles_in_job}, {s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
+                f"[cycle {s.number}] started: {s.block_type.label}, "
+                f"{job_position(s.index_in_job, s.cycles_in_job)}, "
+                f"{s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
             )
         case CycleProgress() as p:
             return (

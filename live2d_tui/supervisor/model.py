@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from live2d_tui.config import ClassificationType, JobSettings
-from live2d_tui.events import IngestCounts, SessionStatus
+from live2d_tui.events import IngestCounts, SessionStatus, job_position
 from live2d_tui.state import CycleRecord
 
 
@@ -83,5 +83,11 @@ class SupervisorSnapshot:
 
     @property
     def job_progress_text(self) -> str:
-        """``cycle x of y`` or an empty string."""
-        return f"cycle {self.job_cycle} of {self.job_cycles}" if self.job_cycles else ""
+        """``cycle 10 · 5th of 6 cycles in this job`` (the session's cycle number, then where
+        it is in the job), or an empty string."""
+        if not self.job_cycles:
+            return ""
+        position = job_position(self.job_cycle, self.job_cycles)
+        if self.running_cycle_number is None:
+            return position
+        return f"cycle {self.running_cycle_number} · {position}"

@@ -375,7 +375,12 @@ class Live2DApp(App[None]):
                 self._main.query_one(ClassGrid).show_message, f"Cannot read {path}: {exc}"
             )
             return
-        data = GridData.from_stack(record.number, stack, text.class_counts(record, stack.shape[0]))
+        data = GridData.from_stack(
+            record.number,
+            stack,
+            text.class_counts(record, stack.shape[0]),
+            members_known=not text.is_seed(record),
+        )
         if get_current_worker().is_cancelled:
             return
         page = view.page_for(data)

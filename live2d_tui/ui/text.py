@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from live2d_tui.events import IngestCounts, SessionStatus
+from live2d_tui.events import BlockType, IngestCounts, SessionStatus
 from live2d_tui.state import CycleRecord
 from live2d_tui.supervisor.model import OutputFolderInUse, SupervisorError
 
@@ -16,10 +16,19 @@ def short_time(iso: str) -> str:
     return iso.replace("T", " ")[:16] if iso else "—"
 
 
+SEED_NOTE = "each class averages a random subset; particles join classes from the next cycle"
+"""What the random start's classes are, and why they have no members."""
+
+
+def is_seed(record: CycleRecord) -> bool:
+    """The job's random start: classes from random subsets, no particle assigned yet."""
+    return record.block_type is BlockType.RANDOM_SEED
+
+
 def cycle_choice(record: CycleRecord) -> str:
-    """One line of the cycle picker: ``cycle N · type · particles · high-res limit · time``."""
+    """One line of the cycle picker: ``cycle N · kind · particles · high-res limit · time``."""
     return (
-        f"cycle {record.number} · {record.block_type.value} · "
+        f"cycle {record.number} · {record.block_type.label} · "
         f"{record.particle_count:,} particles · {record.high_res_limit:.1f} Å · "
         f"{short_time(record.time)}"
     )
@@ -27,13 +36,19 @@ def cycle_choice(record: CycleRecord) -> str:
 
 def cycle_metadata(record: CycleRecord, *, latest: bool, newer: int = 0) -> str:
     """The metadata line above the grid; says when newer cycles exist and are not followed."""
-    text = (
-        f"Cycle {record.number} · {record.block_type.value} · "
-        f"{record.particle_count:,} particles · high res {record.high_res_limit:.1f} Å · "
-        f"{short_time(record.time)}"
-    )
-    if record.fraction_used < 1.0:
-        text += f" · {record.fraction_used:.0%} used"
+    if is_seed(record):
+        text = (
+            f"Cycle {record.number} · {record.block_type.label}: {SEED_NOTE} · "
+            f"{record.particle_count:,} particles · {short_time(record.time)}"
+        )
+    else:
+        text = (
+            f"Cycle {record.number} · {record.block_type.label} · "
+            f"{record.particle_count:,} particles · high res {record.high_res_limit:.1f} Å · "
+            f"{short_time(record.time)}"
+        )
+        if record.fraction_used < 1.0:
+            text += f" · {record.fraction_used:.0%} of the particles used"
     if latest:
         return text + " · latest"
     if newer:
@@ -49,13 +64,13 @@ def class_counts(record: CycleRecord, n_classes: int) -> list[int]:
 
 def class_caption(record: CycleRecord, index: int, counts: Sequence[int]) -> str:
     """Caption of the detail view: class, members and their fraction of the assigned particles."""
+    head = f"Cycle {record.number} · class {index + 1} of {len(counts)}"
+    if is_seed(record):
+        return f"{head} · {record.block_type.label}: {SEED_NOTE}"
     count = counts[index] if index < len(counts) else 0
     assigned = sum(counts)
     fraction = count / assigned if assigned else 0.0
-    return (
-        f"Cycle {record.number} · class {index + 1} of {len(counts)} · "
-        f"{count:,} members · {fraction:.1%} of {assigned:,} assigned"
-    )
+    return f"{head} · {count:,} members · {fraction:.1%} of {assigned:,} assigned"
 
 
 def waiting_message(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -381,6 +382,15 @@ async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
         assert form.locked and form.query_one("#set-mask_radius").disabled
         assert app.query_one("#start-now", Button).disabled
         assert not app.query_one("#abort", Button).disabled
+        # the session's cycle number and the place in the job, worded apart
+        panel = app.query_one(SessionPanel)
+        await wait_until(pilot, lambda: "cycles in this job" in str(panel.render()))
+        last = app.snapshot.cycles[-1].number if app.snapshot and app.snapshot.cycles else 0
+        assert re.search(
+            r"Running · cycle (\d+) · (1st|2nd|3rd|\d+th) of 2\d\d cycles in this job",
+            str(panel.render()),
+        ), str(panel.render())
+        assert int(re.findall(r"cycle (\d+) ·", str(panel.render()))[0]) > last
         # quit while running asks; Esc keeps running
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))

@@ -61,21 +61,24 @@ def compact_count(count: int) -> str:
 
 
 def label_row(
-    classes: Sequence[int], counts: Sequence[int], tile_cols: int, selected: int | None
+    classes: Sequence[int], counts: Sequence[int] | None, tile_cols: int, selected: int | None
 ) -> Text:
     """The text row under a strip: ``#class count`` per tile, the selected tile reversed.
 
     Args:
         classes: 0-based slices shown in this strip, left to right.
-        counts: Members per slice.
+        counts: Members per slice, or None when classes have no members yet (a random start:
+            the label is the class number alone).
         tile_cols: Cells per tile (each label is cut to fit).
         selected: The slice under the cursor, or None.
     """
     row = Text(no_wrap=True, overflow="crop")
     for k in classes:
-        count = counts[k] if k < len(counts) else 0
-        label = f"#{k + 1} {compact_count(count)}"[: tile_cols - 1].ljust(tile_cols - 1)
-        style = "reverse bold" if k == selected else ("dim" if count <= 0 else "")
+        count = (counts[k] if k < len(counts) else 0) if counts is not None else None
+        text = f"#{k + 1}" if count is None else f"#{k + 1} {compact_count(count)}"
+        label = text[: tile_cols - 1].ljust(tile_cols - 1)
+        empty = count is not None and count <= 0
+        style = "reverse bold" if k == selected else ("dim" if empty else "")
         row.append(label, style=style)
         row.append(" ")
     return row
@@ -368,9 +371,8 @@ class ClassGrid(Widget, can_focus=True):
             if rows is not None and r not in rows:
                 continue
             classes = shown.slices[r * columns : (r + 1) * columns]
-            label.set_text(
-                label_row(classes, self._data.counts, shown.geometry.tile_cols, selected)
-            )
+            counts = self._data.counts if self._data.members_known else None
+            label.set_text(label_row(classes, counts, shown.geometry.tile_cols, selected))
 
     def _update_header(self) -> None:
         lines = [self._header] if self._header else []
