@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -84,6 +84,37 @@ LOCKED_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.STOPPING, Sess
 """The settings form is read-only in these states (the original allowed edits only when idle)."""
 
 
+_KEY_NAMES = {
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "question_mark": "?",
+    "escape": "esc",
+    "pagedown": "page down",
+    "pageup": "page up",
+    "left": "←",
+    "right": "→",
+}
+
+
+def _action(binding: BindingType) -> str:
+    return binding.action if isinstance(binding, Binding) else str(binding[1])
+
+
+def _binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    """(keys, description) of ``bindings``, one row per action: ``q`` and ``ctrl+q`` for the
+    same action are one row, keys spelled as a user types them."""
+    rows: dict[str, tuple[list[str], str]] = {}
+    for binding in bindings:
+        if not isinstance(binding, Binding) or binding.action.startswith("dismiss"):
+            continue
+        keys = [_KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(",")]
+        known, description = rows.get(binding.action, ([], binding.tooltip or binding.description))
+        rows[binding.action] = ([*known, *(k for k in keys if k not in known)], description)
+    return [
+        (", ".join(keys), description or action) for action, (keys, description) in rows.items()
+    ]
+
+
 def _output_to_devnull() -> None:
     """Point stdout and stderr (Textual draws on stderr) at /dev/null."""
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -108,23 +139,51 @@ class Live2DApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "live2d"
+    # fmt: off
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("g", "start_now", "Start now", id="job.start_now"),
-        Binding("a", "start_auto", "Automatic", id="job.start_auto"),
-        Binding("x", "stop", "Stop", id="job.stop"),
-        Binding("X", "abort", "Abort", id="job.abort"),
-        Binding("left_square_bracket", "cycle(-1)", "Older cycle", id="cycle.prev"),
-        Binding("right_square_bracket", "cycle(1)", "Newer cycle", id="cycle.next"),
-        Binding("c", "pick_cycle", "Cycles", id="cycle.pick"),
-        Binding("f", "follow_latest", "Latest", id="cycle.latest"),
-        Binding("w", "warp_folder", "Warp folder", id="session.warp"),
-        Binding("1", "tab('classes-tab')", "Classes", show=False, id="tab.classes"),
-        Binding("2", "tab('output-tab')", "Job Output", show=False, id="tab.output"),
-        Binding("ctrl+l", "redraw", "Redraw", show=False, id="view.redraw"),
-        Binding("question_mark", "help", "Keys", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
+        # first: the footer lists keys in this order and cuts what does not fit, and these two
+        # are the ones a newcomer needs (after the focused widget's own, e.g. ⏎ Open class)
+        Binding("question_mark", "help", "Keys", id="help", tooltip="This list of keys"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Quit (asks while a job runs)"),
+        Binding(
+            "g", "start_now", "Start now", id="job.start_now",
+            tooltip="Start a job now with the settings on the left",
+        ),
+        Binding(
+            "a", "start_auto", "Automatic", id="job.start_auto",
+            tooltip="Automatic jobs: a new job whenever enough new particles",
+        ),
+        Binding(
+            "x", "stop", "Stop", id="job.stop",
+            tooltip="Stop after the running cycle (and stop automatic jobs)",
+        ),
+        Binding("X", "abort", "Abort", id="job.abort", tooltip="Abort the running cycle (asks)"),
+        Binding(
+            "left_square_bracket", "cycle(-1)", "Older cycle", id="cycle.prev",
+            tooltip="Show the previous cycle",
+        ),
+        Binding(
+            "right_square_bracket", "cycle(1)", "Newer cycle", id="cycle.next",
+            tooltip="Show the next cycle",
+        ),
+        Binding("c", "pick_cycle", "Cycles", id="cycle.pick", tooltip="Pick a cycle from a list"),
+        Binding(
+            "f", "follow_latest", "Latest", id="cycle.latest",
+            tooltip="Show the latest cycle and follow new ones",
+        ),
+        Binding(
+            "w", "warp_folder", "Warp folder", id="session.warp",
+            tooltip="Open another Warp folder",
+        ),
+        Binding("1", "tab('classes-tab')", "Classes", show=False, id="tab.classes",
+                tooltip="Classes tab"),
+        Binding("2", "tab('output-tab')", "Job Output", show=False, id="tab.output",
+                tooltip="Job Output tab: the running cycle and the session log"),
+        Binding("ctrl+l", "redraw", "Redraw", show=False, id="view.redraw",
+                tooltip="Redraw the images (after a resize or a reattach)"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
+    # fmt: on
 
     def __init__(
         self, supervisor: Supervisor, *, images: ImageChoice, start_automatic: bool = False
@@ -588,29 +647,31 @@ class Live2DApp(App[None]):
         self._started = True
         self._session_changed()
 
-    def help_rows(self) -> Iterator[tuple[str, str]]:
-        """Every key: app, main screen and class grid (the help screen shows these)."""
-        seen: set[tuple[str, str]] = set()
-        sources: list[Iterable[BindingType]] = [
-            self.BINDINGS,
-            ClassGrid.BINDINGS,
-            ClassDetailScreen.BINDINGS,
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Every key, grouped by where it works: (heading, [(keys, what it does)]).
+
+        Built from the bindings themselves, so the help cannot drift from them; the class
+        grid's four moves are one row, and a key is listed once per screen.
+        """
+        main = _binding_rows(self.BINDINGS)
+        main += [
+            ("ctrl+p", "Command palette: search every command"),
+            ("tab, shift+tab", "Move between the classes, the settings and the buttons"),
         ]
-        for bindings in sources:
-            for binding in bindings:
-                if not isinstance(binding, Binding) or binding.action.startswith("dismiss"):
-                    continue
-                keys = (
-                    binding.key.replace("left_square_bracket", "[")
-                    .replace("right_square_bracket", "]")
-                    .replace("question_mark", "?")
-                )
-                row = (keys, binding.description or binding.action)
-                if row not in seen:
-                    seen.add(row)
-                    yield row
-        yield ("ctrl+p", "Command palette")
-        yield ("mouse", "Click a class to select it, double click to open; click buttons/tabs")
+        grid = [("arrows, h j k l", "Move between classes")]
+        grid += _binding_rows(b for b in ClassGrid.BINDINGS if not _action(b).startswith("move"))
+        grid.append(("mouse", "Click a class to select it, double click to open it"))
+        detail = _binding_rows(ClassDetailScreen.BINDINGS)
+        dialogs = [
+            ("esc", "Close the dialog (cancel, keep running)"),
+            ("enter", "The highlighted button (letters in brackets choose)"),
+        ]
+        return [
+            ("Main screen (everywhere unless a screen below says otherwise)", main),
+            ("Class grid (Classes tab)", grid),
+            ("One class (enter on a class)", detail),
+            ("Dialogs", dialogs),
+        ]
 
     def action_help(self) -> None:
         """Show every key."""
@@ -619,7 +680,7 @@ class Live2DApp(App[None]):
         ]
         if self.image_choice.hint:
             notes.append(self.image_choice.hint)
-        self.push_screen(HelpScreen(self.help_rows(), notes))
+        self.push_screen(HelpScreen(self.help_sections(), notes))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)

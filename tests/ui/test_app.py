@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from textual.geometry import Region
-from textual.widgets import Button, Input, Log, OptionList, Select, TabbedContent
+from textual.widgets import Button, Footer, Input, Log, OptionList, Select, TabbedContent
+from textual.widgets._footer import FooterKey
 from ui_helpers import copy_session, lengthen_job, make_app, wait_until
 
 from live2d_tui.events import SessionStatus
@@ -265,11 +266,57 @@ async def test_tabs_job_output_and_help(session_copy: Path) -> None:
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         help_text = str(app.screen.query_one("#help-text").render())
+        lines = [line.strip() for line in help_text.splitlines()]
         for key in ("g", "a", "x", "X", "[", "]", "c", "f", "w", "ctrl+l", "enter", "o", "q"):
-            assert f"\n{key} " in "\n" + help_text or help_text.startswith(key), key
+            assert any(line.startswith((f"{key} ", f"{key}, ")) for line in lines), key
         assert "Images: halfcell" in help_text
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_help_is_grouped_by_screen(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        sections = dict(app.help_sections())
+        titles = list(sections)
+        assert [t.split(" (")[0] for t in titles] == [
+            "Main screen", "Class grid", "One class", "Dialogs",
+        ]  # fmt: skip
+        main, grid, detail = (dict(sections[t]) for t in titles[:3])
+        # each key once per screen: q and ctrl+q quit together, one ctrl+l, one row of moves
+        for rows in sections.values():
+            keys = [k for row_keys, _ in rows for k in row_keys.split(", ")]
+            assert len(keys) == len(set(keys)), keys
+        assert "Quit" in main["q, ctrl+q"] and "Back" in detail["esc, q"]
+        assert (
+            "Previous class" in detail["←, h"] and "Move between classes" in grid["arrows, h j k l"]
+        )
+        assert not any("Previous class" in d or d == "Left" for d in main.values())
+        assert not any(k.startswith("left") for k in grid)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        widget = app.screen.query_one("#help-text")
+        text = str(widget.render())
+        assert all(title in text for title in titles)
+        assert max(len(line) for line in text.splitlines()) <= widget.size.width  # no wrapping
+        assert text.index("Main screen") < text.index("Class grid") < text.index("One class")
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+async def test_footer_keeps_help_and_quit_visible(session_copy: Path, width: int) -> None:
+    # the two keys a newcomer needs most: cut off at 120 columns before
+    app = _app(session_copy)
+    async with app.run_test(size=(width, 40)) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        await pilot.pause()
+        footer = app.screen.query_one(Footer)
+        keys = {key.key: key for key in footer.query(FooterKey)}
+        palette = next(k for k in keys.values() if k.has_class("-command-palette"))
+        for name in ("question_mark", "q"):
+            region = keys[name].region
+            assert region.width > 0 and region.right <= palette.region.x, (name, region)
+            assert region.right <= footer.region.right
 
 
 async def test_log_follows_appended_lines(session_copy: Path) -> None:

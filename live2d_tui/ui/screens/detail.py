@@ -35,7 +35,7 @@ class ClassDetailScreen(Screen[int]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "back", "Back"),
+        Binding("escape,q", "back", "Back", tooltip="Back to the class grid"),
         Binding("left,h", "step(-1)", "Previous class"),
         Binding("right,l", "step(1)", "Next class"),
         Binding("ctrl+l", "redraw", "Redraw images"),

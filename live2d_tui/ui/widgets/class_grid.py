@@ -138,10 +138,16 @@ class ClassGrid(Widget, can_focus=True):
         Binding("right,l", "move(1, 0)", "Right", show=False),
         Binding("up,k", "move(0, -1)", "Up", show=False),
         Binding("down,j", "move(0, 1)", "Down", show=False),
-        Binding("enter", "open", "Open class", id="grid.open"),
+        Binding("enter", "open", "Open class", id="grid.open", tooltip="Open the class full size"),
         Binding("pagedown,space", "page(1)", "Next page", show=False),
         Binding("pageup", "page(-1)", "Previous page", show=False),
-        Binding("o", "toggle_sort", "Sort", id="grid.sort"),
+        Binding(
+            "o",
+            "toggle_sort",
+            "Sort",
+            id="grid.sort",
+            tooltip="Sort by class number or by member count",
+        ),
     ]
 
     # repaint=False: a change repaints only the label rows it touches (a repaint of the whole
