@@ -558,3 +558,25 @@ async def test_tmux_hint_line_when_only_halfcell(session_copy: Path) -> None:
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert "tmux claims Sixel" in str(app.screen.query_one("#help-text").render())
+
+
+@pytest.mark.parametrize("width", [80, 100])
+async def test_tmux_hint_is_read_whole_at_80_columns(session_copy: Path, width: int) -> None:
+    # it was cut at the right edge ("…(sixel terminals), or `set"): it wraps instead
+    from ui_helpers import TEST_CONFIG
+
+    from live2d_tui.config import ImageMode
+    from live2d_tui.supervisor import Supervisor
+    from live2d_tui.ui.images import TMUX_HINT, ImageChoice
+
+    choice = ImageChoice(ImageMode.HALFCELL, "tmux claims Sixel, client lacks it", TMUX_HINT)
+    app = Live2DApp(Supervisor(TEST_CONFIG, warp_folder=session_copy), images=choice)
+    async with app.run_test(size=(width, 40)) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        hint = app.query_one("#image-hint")
+        size = hint.size
+        assert size.width < len(TMUX_HINT)  # the text is longer than one line here
+        lines = hint.render_lines(Region(0, 0, size.width, size.height))
+        shown = " ".join("".join(seg.text for seg in line).strip() for line in lines)
+        assert " ".join(shown.split()) == " ".join(TMUX_HINT.split())
+        assert hint.region.right <= app.screen.region.right
