@@ -25,6 +25,7 @@ from live2d_tui.ui.screens.dialogs import (
     WarpFolderScreen,
 )
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.job_bar import JobBar
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 from live2d_tui.ui.widgets.settings_form import SettingsForm
 
@@ -580,3 +581,90 @@ async def test_tmux_hint_is_read_whole_at_80_columns(session_copy: Path, width: 
         shown = " ".join("".join(seg.text for seg in line).strip() for line in lines)
         assert " ".join(shown.split()) == " ".join(TMUX_HINT.split())
         assert hint.region.right <= app.screen.region.right
+
+
+def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG contrast ratio of two sRGB colours."""
+
+    def luminance(rgb: tuple[int, int, int]) -> float:
+        def channel(c: int) -> float:
+            v = c / 255
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+        r, g, b = (channel(c) for c in rgb)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _label_contrasts(button: Button) -> dict[str, float]:
+    """The label's contrast after the terminal's colour system rounds it: true colour, 256
+    colours, 16 colours (where xterm draws bold in colours 0-7 with the bright colour)."""
+    from rich.color import Color, ColorSystem
+    from rich.terminal_theme import DEFAULT_TERMINAL_THEME
+
+    size = button.outer_size  # borders included: the label is on the middle line
+    segments = [
+        segment
+        for line in button.render_lines(Region(0, 0, size.width, size.height))
+        for segment in line
+        if any(c.isalnum() for c in segment.text) and segment.style is not None  # not borders
+    ]
+    assert segments, button
+    worst: dict[str, float] = {}
+    for segment in segments:
+        style = segment.style
+        assert style is not None and style.color is not None and style.bgcolor is not None
+        for name, system in (
+            ("truecolor", None),
+            ("256", ColorSystem.EIGHT_BIT),
+            ("16", ColorSystem.STANDARD),
+        ):
+            fg: Color = style.color if system is None else style.color.downgrade(system)
+            bg: Color = style.bgcolor if system is None else style.bgcolor.downgrade(system)
+            if system is ColorSystem.STANDARD and style.bold and (fg.number or 0) < 8:
+                fg = Color.from_ansi((fg.number or 0) + 8)
+            ratio = _contrast(
+                tuple(fg.get_truecolor(DEFAULT_TERMINAL_THEME)),  # type: ignore[arg-type]
+                tuple(bg.get_truecolor(DEFAULT_TERMINAL_THEME)),  # type: ignore[arg-type]
+            )
+            worst[name] = min(ratio, worst.get(name, ratio))
+    return worst
+
+
+async def test_every_button_label_is_legible_in_16_256_and_true_colour(
+    session_copy: Path,
+) -> None:
+    # TERM=xterm gave grey labels on bright green/red and blank grey boxes for disabled ones
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        bar = app.query_one(JobBar)
+        checked: list[str] = []
+
+        def check(buttons: list[Button]) -> None:
+            for button in buttons:
+                for system, ratio in _label_contrasts(button).items():
+                    where = f"{button.id} ({'disabled' if button.disabled else 'enabled'})"
+                    assert ratio >= 4.5, f"{where} in {system} colours: {ratio:.2f}"
+                checked.append(f"{button.id}:{button.disabled}")
+
+        for status in (SessionStatus.STOPPED, SessionStatus.RUNNING):
+            bar.set_status(status)  # every button enabled once and disabled once
+            await pilot.pause(0.3)  # the restyle after a change of :disabled
+            check(list(bar.query(Button)))
+        async def apply(text: str) -> str | None:
+            return None
+
+        for screen in (
+            QuitScreen(),
+            ConfirmScreen("Abort?", "Abort"),
+            WarpFolderScreen("/data", apply),
+        ):
+            app.push_screen(screen)
+            await pilot.pause(0.3)
+            check(list(screen.query(Button)))
+            app.pop_screen()
+            await pilot.pause()
+        assert len(checked) == 8 + 3 + 2 + 2
