@@ -654,6 +654,7 @@ async def test_every_button_label_is_legible_in_16_256_and_true_colour(
             bar.set_status(status)  # every button enabled once and disabled once
             await pilot.pause(0.3)  # the restyle after a change of :disabled
             check(list(bar.query(Button)))
+
         async def apply(text: str) -> str | None:
             return None
 
