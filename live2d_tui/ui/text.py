@@ -35,24 +35,24 @@ def cycle_choice(record: CycleRecord) -> str:
 
 
 def cycle_metadata(record: CycleRecord, *, latest: bool, newer: int = 0) -> str:
-    """The metadata line above the grid; says when newer cycles exist and are not followed."""
+    """The metadata line above the grid. Whether newer cycles exist and are not followed comes
+    right after the cycle number, so a narrow grid never cuts it off."""
+    head = f"Cycle {record.number}"
+    if latest:
+        head += " · latest"
+    elif newer:
+        head += f" · {newer} newer (press f to follow)"
     if is_seed(record):
-        text = (
-            f"Cycle {record.number} · {record.block_type.label}: {SEED_NOTE} · "
+        return (
+            f"{head} · {record.block_type.label}: {SEED_NOTE} · "
             f"{record.particle_count:,} particles · {short_time(record.time)}"
         )
-    else:
-        text = (
-            f"Cycle {record.number} · {record.block_type.label} · "
-            f"{record.particle_count:,} particles · high res {record.high_res_limit:.1f} Å · "
-            f"{short_time(record.time)}"
-        )
-        if record.fraction_used < 1.0:
-            text += f" · {record.fraction_used:.0%} of the particles used"
-    if latest:
-        return text + " · latest"
-    if newer:
-        return text + f" · {newer} newer (press f to follow)"
+    text = (
+        f"{head} · {record.block_type.label} · {record.particle_count:,} particles · "
+        f"high res {record.high_res_limit:.1f} Å · {short_time(record.time)}"
+    )
+    if record.fraction_used < 1.0:
+        text += f" · {record.fraction_used:.0%} of particles used"
     return text
 
 

@@ -30,7 +30,7 @@ from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -334,16 +334,41 @@ class ClassGrid(Widget, can_focus=True):
         else:
             self.run_worker(self._mount_page(page), group="grid-mount", exclusive=True)
 
+    def _strip_widget(self, page: GridPage, n: int) -> Widget:
+        """Strip ``n`` of ``page`` as one image widget, or as a row of pieces no wider than the
+        terminal draws a Sixel image; inside tmux each piece gets its share of the page's
+        byte budget (by area)."""
+        geometry = page.geometry
+        strip = page.strips[n]
+        if page.lines is not None:
+            return HalfcellStrip(page.lines[n], classes="grid-strip")
+        settings = images.sixel_settings() if self._mode is ImageMode.SIXEL else None
+        max_width = settings.max_size[0] if settings and settings.max_size else None
+        budget = settings.page_bytes if settings else None
+        page_area = sum(s.width * s.height for s in page.strips)
+        pieces: list[Widget] = []
+        for image, tiles in montage.split_strip(strip, geometry, max_width):
+            share = image.width * image.height / max(1, page_area)
+            piece = images.make_image_widget(
+                self._mode, max_bytes=int(budget * share) if budget else None
+            )
+            piece.image = image  # type: ignore[attr-defined]
+            piece.styles.width = tiles * geometry.tile_cols
+            piece.styles.height = geometry.tile_rows
+            pieces.append(piece)
+        if len(pieces) == 1:
+            pieces[0].add_class("grid-strip")
+            return pieces[0]
+        row = Horizontal(*pieces, classes="grid-strip")
+        row.styles.width = geometry.columns * geometry.tile_cols
+        row.styles.height = geometry.tile_rows
+        return row
+
     async def _mount_page(self, page: GridPage) -> None:
         geometry = page.geometry
         widgets: list[Widget] = []
-        for n, strip in enumerate(page.strips):
-            image: Widget
-            if page.lines is not None:
-                image = HalfcellStrip(page.lines[n], classes="grid-strip")
-            else:
-                image = images.make_image_widget(self._mode, classes="grid-strip")
-                image.image = strip  # type: ignore[attr-defined]
+        for n in range(len(page.strips)):
+            image = self._strip_widget(page, n)
             image.styles.width = geometry.columns * geometry.tile_cols
             image.styles.height = geometry.tile_rows
             widgets.append(image)
