@@ -102,3 +102,13 @@ def open_failed_message(exc: SupervisorError) -> str:
             "start this one again. Or quit (q) and start with --out OTHER_FOLDER."
         )
     return f"⚠ {exc}\n\nPress w to choose another Warp folder."
+
+
+def empty_classes_note(empty: int, classes: int) -> str:
+    """Why some tiles are crossed out (empty string when none is), for the grid's header."""
+    if not empty:
+        return ""
+    return (
+        f"{empty} of {classes} classes empty (crossed): no particle fits them better than "
+        "another class yet"
+    )

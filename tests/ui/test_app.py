@@ -15,6 +15,7 @@ from ui_helpers import copy_session, lengthen_job, make_app, wait_until
 
 from live2d_tui.events import SessionStatus
 from live2d_tui.lock import OutputLock
+from live2d_tui.state import load_state, save_state
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.screens.detail import ClassDetailScreen
 from live2d_tui.ui.screens.dialogs import (
@@ -206,6 +207,22 @@ async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, ClassDetailScreen))
         assert grid.selected == 1  # the grid follows the class last shown
+
+
+async def test_empty_classes_are_explained_on_screen(session_copy: Path) -> None:
+    # the demo's first job left 3-4 of 8 classes empty, with nothing on screen saying why
+    out = session_copy / "classification"
+    loaded = load_state(out)
+    assert loaded is not None
+    last = loaded.state.cycles[-1]
+    counts = (0, 0, *last.particle_count_per_class[2:])  # class 1 lost its members
+    cycles = (*loaded.state.cycles[:-1], replace(last, particle_count_per_class=counts))
+    save_state(out, replace(loaded.state, cycles=cycles))
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        header = str(app.query_one(ClassGrid).query_one("#grid-header").render())
+        assert "1 of 6 classes empty (crossed): no particle fits them" in header
 
 
 async def test_sort_by_count(session_copy: Path) -> None:

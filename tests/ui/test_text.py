@@ -136,3 +136,15 @@ def test_the_session_log_words_the_random_start() -> None:
     assert "populated" not in seed and "used" not in seed
     startup = _cycle_summary(RECORD)
     assert "2 of 3 classes populated" in startup and "50% of the particles used" in startup
+
+
+def test_empty_classes_are_explained() -> None:
+    assert text.empty_classes_note(0, 8) == ""
+    note = text.empty_classes_note(3, 8)
+    assert note.startswith("3 of 8 classes empty (crossed)") and "no particle fits them" in note
+
+
+def test_the_demo_has_as_many_views_as_classes() -> None:
+    from live2d_tui.commands.demo import DEMO_JOB, DEMO_VIEWS
+
+    assert DEMO_JOB["class_number"] == DEMO_VIEWS

@@ -39,6 +39,7 @@ from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
 from live2d_tui.ui import images, montage
+from live2d_tui.ui.text import empty_classes_note
 from live2d_tui.ui.widgets.grid_page import (
     GridData,
     GridPage,
@@ -408,9 +409,16 @@ class ClassGrid(Widget, can_focus=True):
     def _update_header(self) -> None:
         lines = [self._header] if self._header else []
         if self._data is not None:
+            data = self._data
+            note = (
+                empty_classes_note(len(data.empty), data.stack.shape[0])
+                if data.members_known
+                else ""
+            )
             lines.append(
                 f"page {self.page + 1}/{self.page_count} · "
-                f"{'by member count' if self.by_count else 'by class number'} (o) · "
+                + (f"{note} · " if note else "")
+                + f"{'by member count' if self.by_count else 'by class number'} (o) · "
                 "arrows/hjkl move · enter opens · [ ] cycles"
             )
         header = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
