@@ -108,7 +108,4 @@ def empty_classes_note(empty: int, classes: int) -> str:
     """Why some tiles are crossed out (empty string when none is), for the grid's header."""
     if not empty:
         return ""
-    return (
-        f"{empty} of {classes} classes empty (crossed): no particle fits them better than "
-        "another class yet"
-    )
+    return f"{empty} of {classes} classes empty (crossed): no particle fits them best"

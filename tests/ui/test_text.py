@@ -141,7 +141,7 @@ def test_the_session_log_words_the_random_start() -> None:
 def test_empty_classes_are_explained() -> None:
     assert text.empty_classes_note(0, 8) == ""
     note = text.empty_classes_note(3, 8)
-    assert note.startswith("3 of 8 classes empty (crossed)") and "no particle fits them" in note
+    assert note == "3 of 8 classes empty (crossed): no particle fits them best"
 
 
 def test_the_demo_has_as_many_views_as_classes() -> None:

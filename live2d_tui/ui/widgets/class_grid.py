@@ -417,9 +417,9 @@ class ClassGrid(Widget, can_focus=True):
             )
             lines.append(
                 f"page {self.page + 1}/{self.page_count} · "
+                f"{'by member count' if self.by_count else 'by class number'} (o) · "
                 + (f"{note} · " if note else "")
-                + f"{'by member count' if self.by_count else 'by class number'} (o) · "
-                "arrows/hjkl move · enter opens · [ ] cycles"
+                + "arrows/hjkl move · enter opens · [ ] cycles"
             )
         header = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
         self.query_one("#grid-header", TextRow).set_text(header)
