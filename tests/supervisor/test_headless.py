@@ -176,12 +176,11 @@ def test_once_after_a_saved_auto_runs_one_job(
     warp = make_warp_session(micrographs=4, **scenario)
     config = write_config(tmp_path)
     auto = Headless([str(warp), "--auto", "--config", str(config)])
-    if interrupted:
-        auto.wait_for("Cycle 1 started", timeout=120)
-        auto.kill()
-    else:
-        auto.wait_for(" job finished", timeout=150)
-        auto.kill()
+    try:
+        auto.wait_for("Cycle 1 started" if interrupted else " job finished", timeout=150)
+    finally:
+        auto.kill()  # killed as a crash would, and never left running by a failed wait
+    if not interrupted:
         # Warp went on meanwhile: enough new particles that the restored automatic mode would
         # start a job at the first look, while --once starts its own
         simulate_session(warp, SimulationOptions(micrographs=8, **scenario))  # type: ignore[arg-type]
