@@ -19,12 +19,13 @@ from typing import Any
 import mrcfile
 import numpy as np
 import pytest
-from ui_helpers import copy_session, make_app, wait_until
 
 from live2d_tui.supervisor.state import load_state, save_state
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.montage import load_class_stack
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+
+from .ui_helpers import copy_session, make_app, wait_until
 
 FIXED_ROOT = Path("/tmp/live2d-ui-snapshots")
 SIZE = (140, 42)
