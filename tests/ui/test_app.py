@@ -210,6 +210,28 @@ async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:
         assert grid.selected == 1  # the grid follows the class last shown
 
 
+async def test_main_screen_keys_work_in_the_class_view(session_copy: Path) -> None:
+    # they were app keys; now the main screen's, carried into the class view pushed over it
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        cycles = app.session.snapshot.cycles if app.session.snapshot else ()
+        app.query_one(ClassGrid).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ClassDetailScreen))
+        await pilot.press("left_square_bracket")  # acts on the grid below
+        assert app.main_screen.shown_cycle == cycles[-2].number
+        await pilot.press("2")
+        assert app.query_one(TabbedContent).active == "output-tab"
+        assert isinstance(app.screen, ClassDetailScreen)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await pilot.press("q")  # the class view's own q goes back, it does not quit
+        await wait_until(pilot, lambda: app.screen is app.main_screen)
+        assert app.is_running
+
+
 async def test_empty_classes_are_explained_on_screen(session_copy: Path) -> None:
     # the demo's first job left 3-4 of 8 classes empty, with nothing on screen saying why
     out = session_copy / "classification"
