@@ -1,4 +1,4 @@
-"""SVG snapshots of the main states (pytest-textual-snapshot), half-cell images pinned.
+"""SVG snapshots of every screen and state (pytest-textual-snapshot), half-cell images pinned.
 
 Determinism: the session sits at a fixed path (paths are on screen), cycle times are fixed, the
 class images are synthetic (fixed seed) instead of engine output, the session log is replaced
@@ -19,11 +19,16 @@ from typing import Any
 import mrcfile
 import numpy as np
 import pytest
+from textual.widgets import Input
 
+from live2d_tui.events import SessionStatus
+from live2d_tui.supervisor.lock import OutputLock
 from live2d_tui.supervisor.state import load_state, save_state
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.montage import load_class_stack
+from live2d_tui.ui.screens.dialogs import ConfirmScreen, CyclePicker, QuitScreen, WarpFolderScreen
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.session_panel import SessionPanel
 
 from .ui_helpers import copy_session, make_app, wait_until
 
@@ -154,6 +159,176 @@ def test_help_screen(snap_compare: Any, snapshot_session: Path) -> None:
     async def run_before(pilot: Any) -> None:
         await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
         await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# --- dialogs ----------------------------------------------------------------------------------
+
+
+def test_cycle_picker(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(snapshot_session)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, CyclePicker))  # type: ignore[attr-defined]
+        await pilot.press("down")  # the second newest, highlighted
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_quit_while_running_dialog(snap_compare: Any, snapshot_session: Path) -> None:
+    # q asks this only while a job runs; a running job would make the picture move, so the
+    # dialog is shown over the idle session as q would show it
+    app = make_app(snapshot_session)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
+        app.push_screen(QuitScreen())  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_abort_confirmation(snap_compare: Any, snapshot_session: Path) -> None:
+    # X asks this only while a cycle runs (see test_quit_while_running_dialog)
+    app = make_app(snapshot_session)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
+        app.push_screen(ConfirmScreen("Abort the running cycle now?", "Abort"))  # type: ignore[attr-defined]
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def _warp_dialog_input(app: Any) -> Input:
+    field: Input = app.screen.query_one("#warp-input", Input)
+    field.cursor_blink = False  # a blinking cursor is on or off depending on the moment
+    return field
+
+
+def test_warp_folder_dialog(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(snapshot_session)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, WarpFolderScreen))  # type: ignore[attr-defined]
+        _warp_dialog_input(app)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_warp_folder_dialog_refuses_a_folder(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(snapshot_session)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
+        await pilot.press("w")
+        await wait_until(pilot, lambda: isinstance(app.screen, WarpFolderScreen))  # type: ignore[attr-defined]
+        _warp_dialog_input(app).value = str(FIXED_ROOT / "no-such-session")
+        await pilot.press("enter")
+        error = app.screen.query_one("#warp-error")  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: "⚠" in str(error.render()))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# --- states before and around the classes -----------------------------------------------------
+
+
+def test_waiting_for_the_first_job(
+    snap_compare: Any, fresh_session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(_deterministic_copy(fresh_session, monkeypatch))
+
+    async def run_before(pilot: Any) -> None:
+        grid = app.query_one(ClassGrid)  # type: ignore[attr-defined]
+        message = grid.query_one("#grid-message")
+        panel = app.query_one(SessionPanel)  # type: ignore[attr-defined]
+        # the first look finds Warp's files unsettled, the second (1.1 s later) ingests them;
+        # then nothing changes for the hour-long interval
+        await wait_until(
+            pilot,
+            lambda: "active" in str(panel.render()) and " 0 active" not in str(panel.render()),
+        )
+        await wait_until(pilot, lambda: " 0 so far" not in str(message.render()))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_not_a_warp_folder(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("live2d_tui.supervisor.sessionlog.datetime", _FrozenDatetime)
+    if FIXED_ROOT.exists():
+        shutil.rmtree(FIXED_ROOT)
+    (FIXED_ROOT / "not-warp").mkdir(parents=True)
+    app = make_app(FIXED_ROOT / "not-warp")
+
+    async def run_before(pilot: Any) -> None:
+        panel = app.query_one(SessionPanel)  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: "⚠" in str(panel.render()))
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_output_folder_locked(
+    snap_compare: Any, snapshot_session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = snapshot_session / "classification"
+    lock = OutputLock(out)
+    lock.acquire()
+    # the holder as another live2d would have written it (ours names this process and host)
+    lock.path.write_text(
+        '{"user": "alice", "host": "em-workstation", "pid": 4242, '
+        '"since": "2026-01-02T03:00:00+00:00"}\n'
+    )
+    try:
+        app = make_app(snapshot_session)
+
+        async def run_before(pilot: Any) -> None:
+            panel = app.query_one(SessionPanel)  # type: ignore[attr-defined]
+            await wait_until(pilot, lambda: "in use" in str(panel.render()))
+            await pilot.pause()
+
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    finally:
+        lock.release()
+
+
+def test_failed_job(snap_compare: Any, snapshot_session: Path) -> None:
+    # automatic jobs stopped after repeated failures: saved as failed, shown as failed
+    out = snapshot_session / "classification"
+    loaded = load_state(out)
+    assert loaded is not None
+    error = (
+        "refine2d_2 failed twice: exit status 1 (log: "
+        f"{out}/cycles/cycle_4/refine2d_2_0a1b2c_try2.log) | Error: not enough memory"
+    )
+    save_state(
+        out,
+        dataclasses.replace(
+            loaded.state,
+            status=SessionStatus.FAILED,
+            automatic=False,
+            job=None,
+            consecutive_failures=3,
+            last_error=error,
+        ),
+    )
+    app = make_app(snapshot_session)
+
+    async def run_before(pilot: Any) -> None:
+        await wait_until(pilot, lambda: _ready(app))  # type: ignore[arg-type]
+        panel = app.query_one(SessionPanel)  # type: ignore[attr-defined]
+        await wait_until(pilot, lambda: "Failed" in str(panel.render()))
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
