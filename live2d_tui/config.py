@@ -273,7 +273,8 @@ def available_cpus() -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
-    """Settings of the workstation: where sessions live, how jobs run, how things look."""
+    """Settings of the workstation: where sessions live, how program runs are executed, how things
+    look."""
 
     microscope_name: str = field(
         default="", metadata=_doc("Shown in the title: 'Live 2D Classification on <name>'.")
@@ -302,7 +303,7 @@ class ServerConfig:
     )
     jobs_per_cycle: int = field(
         default=0,
-        metadata=_doc("refine2d jobs a cycle is split into. 0 = the pool size."),
+        metadata=_doc("refine2d program runs a cycle is split into. 0 = the pool size."),
     )
     engine: EngineKind = field(
         default=EngineKind.AUTO,
@@ -317,7 +318,8 @@ class ServerConfig:
         metadata=_doc("Path of the merge2d program matching refine2d. Empty: from PATH."),
     )
     executor: str = field(
-        default="local", metadata=_doc("Where jobs run: local (a process pool on this machine).")
+        default="local",
+        metadata=_doc("Where program runs are executed: local (a process pool on this machine)."),
     )
     interval: float = field(
         default=5.0,
@@ -336,7 +338,7 @@ class ServerConfig:
     )
     watchdog_minutes: float = field(
         default=10.0,
-        metadata=_doc("A job whose CPU time stops growing this long is treated as hung."),
+        metadata=_doc("A program run whose CPU time stops growing this long is treated as hung."),
     )
     resume_automatic: bool = field(
         default=True,
@@ -386,7 +388,7 @@ class ServerConfig:
         return self.pool_size or available_cpus()
 
     def effective_jobs_per_cycle(self) -> int:
-        """refine2d jobs per cycle: the configured number, or the pool size."""
+        """refine2d program runs per cycle: the configured number, or the pool size."""
         return self.jobs_per_cycle or self.effective_pool_size()
 
     def to_dict(self) -> dict[str, Any]:

@@ -84,7 +84,7 @@ class CycleStage(StrEnum):
     CLASSIFYING = "classifying"
     """refine2d: aligning particles and accumulating class sums."""
     MERGING = "merging"
-    """merge2d: summing the jobs' partial class sums."""
+    """merge2d: summing the refine2d runs' partial class sums."""
     FINISHING = "finishing"
     """Joining stars, counting classes, writing images and state."""
 
@@ -129,13 +129,13 @@ class CycleStarted:
 
 @dataclass(frozen=True, slots=True)
 class CycleProgress:
-    """Progress of the running cycle, aggregated over its jobs (weighted by rows)."""
+    """Progress of the running cycle, aggregated over its program runs (weighted by rows)."""
 
     number: int
     stage: CycleStage
     percent: float
-    jobs_done: int
-    jobs_total: int
+    runs_done: int
+    runs_total: int
     eta_seconds: float | None = None
 
 

@@ -7,7 +7,8 @@ here against the shared prompt table (:mod:`live2d_tui.formats.prompts`) before 
 - always 25 refine2d lines (the threads line is fatal when missing on OpenMP builds);
 - types as cisTEM parses them (an int is never a bool, floats are finite, no ``e``-notation);
 - ranges from the prompt table, plus pixel size and mask radius > 0 and fraction > 0;
-- files that must exist do exist (relative names are resolved against the job's working folder);
+- files that must exist do exist (relative names are resolved against the program run's working
+  folder);
 - paths free of cisTEM's pitfalls: ``data_``/``loop_`` anywhere in a path (refine2d echoes paths
   into its star's comments and its reader then starts the table there), a ``.cistem`` suffix on a
   text star, a merge2d dump seed whose base name has another dot, newlines in a name.

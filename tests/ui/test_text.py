@@ -124,7 +124,7 @@ def test_progress_text() -> None:
     progress = CycleProgress(7, CycleStage.CLASSIFYING, 42.0, 3, 8, 245.0)
     line = progress_text(started, progress)
     assert line.startswith("Cycle 7 (startup, 3rd of 21 cycles in this job)")
-    assert "classifying" in line and "jobs 3/8" in line and "ETA 4m 05s" in line
+    assert "classifying" in line and "runs 3/8" in line and "ETA 4m 05s" in line
     assert progress_text(None, None) == "No cycle running."
 
 

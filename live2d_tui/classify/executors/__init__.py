@@ -1,9 +1,9 @@
-"""Executors: where a cycle's jobs run. The runner only knows this interface.
+"""Executors: where a cycle's program runs are executed. The runner only knows this interface.
 
-An executor starts one program with an answer list on stdin, streams its output to a log file
-(and to a callback, for progress), and returns how it ended. It bounds its own concurrency, so the
-runner may hand it more jobs than slots. Cancelling :meth:`Executor.run` must stop the job and
-reap it before the cancellation propagates: no job outlives its cycle.
+An executor starts one program with an answer list on stdin, streams its output to a log file (and
+to a callback, for progress), and returns how it ended. It bounds its own concurrency, so the runner
+may hand it more program runs than slots. Cancelling :meth:`Executor.run` must stop the program run
+and reap it before the cancellation propagates: no program run outlives its cycle.
 
 Implemented: :class:`~live2d_tui.classify.executors.local.LocalExecutor` (a process pool on this
 machine). A SLURM executor would implement the same method.
@@ -18,7 +18,7 @@ from typing import Protocol
 
 
 @dataclass(frozen=True, slots=True)
-class JobSpec:
+class RunSpec:
     """One program run."""
 
     name: str
@@ -34,7 +34,7 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class JobOutcome:
+class RunOutcome:
     """How a run ended."""
 
     returncode: int | None
@@ -47,17 +47,18 @@ class JobOutcome:
 
 
 class Executor(Protocol):
-    """Runs jobs, at most its slot count at once."""
+    """Runs program runs, at most its slot count at once."""
 
     @property
     def slots(self) -> int:
-        """How many jobs run at the same time."""
+        """How many program runs go on at the same time."""
         ...
 
-    async def run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
-        """Run one job to its end; ``on_output`` receives decoded output chunks as they arrive.
+    async def run(self, spec: RunSpec, on_output: Callable[[str], None]) -> RunOutcome:
+        """Run one program run to its end; ``on_output`` receives decoded output chunks as they
+        arrive.
 
-        Cancellation ends the job's process group (SIGTERM, bounded wait, SIGKILL), reaps it and
-        re-raises.
+        Cancellation ends the program run's process group (SIGTERM, bounded wait, SIGKILL), reaps it
+        and re-raises.
         """
         ...
