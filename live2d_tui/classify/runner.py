@@ -1,6 +1,6 @@
 """The cycle runner: one classification cycle = J refine2d program runs → merge2d → joined star.
 
-A cycle (../shared/reference/cistem-protocol.md §9, original-live2d.md §3):
+A cycle (docs/architecture.md#a-cycle-step-by-step):
 
 1. builds its input star from the dataset (:mod:`~live2d_tui.classify.inputs`);
 2. a **seed** cycle runs one refine2d in random-start mode (K classes, ``/dev/null`` star);

@@ -1,9 +1,9 @@
 """Particle input: the stack, the star rows of a run, and per-particle preprocessing.
 
-Preprocessing follows cisTEM's refine2d (cistem-protocol.md §2-4): each particle is resampled
-from its star ``_cisTEMPixelSize`` to the working pixel size (Fourier crop/pad in the same box; a
-no-op within 0.1 %), its sign is flipped unless "Invert particle contrast" is Yes (so protein is
-white afterwards), and with "Normalize" it is normalised to zero mean and unit standard deviation
+Preprocessing follows cisTEM's refine2d (docs/engine.md#preparing-the-particles): each particle is
+resampled from its star ``_cisTEMPixelSize`` to the working pixel size (Fourier crop/pad in the same
+box; a no-op within 0.1 %), its sign is flipped unless "Invert particle contrast" is Yes (so protein
+is white afterwards), and with "Normalize" it is normalised to zero mean and unit standard deviation
 of the pixels outside the mask, then whitened by the radial noise spectrum estimated from a
 deterministic sample of the whole stack (so every program run of a cycle uses the same whitening).
 """

@@ -1,6 +1,7 @@
 """``live2d-refine2d``: a drop-in for cisTEM's ``refine2d`` (25 stdin answers, same files out).
 
-Modes (../shared/reference/cistem-protocol.md §2-4, §8):
+Modes (docs/engine.md#refinement-step-by-step; the answers:
+docs/protocol.md#refine2d-the-25-answers; progress: docs/protocol.md#progress):
 
 - **random start** (#6 = K > 0): cisTEM's block sampling of the star lines; each particle read is
   resampled, normalised, sign-set, and added to each class with probability 1/K after an
@@ -218,7 +219,7 @@ def copied_classes(
 def random_start(
     s: Refine2dRequest, stack: Any, rows: StarRows, out: TextIO, rng: np.random.Generator
 ) -> None:
-    """Generate K starting class averages as cisTEM does (§3)."""
+    """Generate K starting class averages as cisTEM does (docs/engine.md#random-start)."""
     box = stack.shape[-1]
     k = s.class_number
     out.write(f"Generating {k} starting class averages...\n\n")
@@ -270,7 +271,8 @@ def refine(
     out: TextIO,
     rng: np.random.Generator,
 ) -> None:
-    """Refinement against the input class averages (§4, §8)."""
+    """Refinement against the input class averages (docs/engine.md#refinement-step-by-step,
+    #fraction-used-negative-classes-blank-edges; progress: docs/protocol.md#progress)."""
     box = stack.shape[-1]
     references = load_references(s.input_classes, box)
     high = max(s.high_res, 2.0 * s.pixel_size)

@@ -1,7 +1,7 @@
 """Answer lists for ``refine2d`` (25 lines) and ``merge2d`` (3 lines), validated before launch.
 
 cisTEM reads one answer per stdin line in scripted mode and exits 255 on any wrong one — or, worse,
-silently misreads paths (../shared/reference/cistem-protocol.md §1-6). So every list is checked
+silently misreads paths (docs/protocol.md#scripted-mode-rules). So every list is checked
 here against the shared prompt table (:mod:`live2d_tui.formats.prompts`) before a process starts:
 
 - always 25 refine2d lines (the threads line is fatal when missing on OpenMP builds);
