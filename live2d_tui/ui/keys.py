@@ -5,10 +5,10 @@ dialog (the class view) answers them too, acting on the main screen below
 (:func:`carried`), as the help says: "Main screen (everywhere unless a screen below says
 otherwise)". Dialogs are modal: only their own keys and ctrl+q work there.
 
-To add a key to the main screen: a :class:`~textual.binding.Binding` here (with an ``id`` for
-keymaps and a ``tooltip`` for the help) and an ``action_…`` method on
-:class:`~live2d_tui.ui.screens.main.MainScreen`; the help, the footer and the class view pick it
-up from this list.
+To add a key to the main screen: a row of ``_MAIN_KEYS`` here (key, action, footer label, an
+``id`` for keymaps), what it does in ``_TOOLTIPS`` (the help shows it) and an ``action_…`` method
+on :class:`~live2d_tui.ui.screens.main.MainScreen`; the footer, the help and the class view pick
+it up from :data:`MAIN_BINDINGS`.
 """
 
 from __future__ import annotations
@@ -17,50 +17,49 @@ from collections.abc import Iterable, Sequence
 
 from textual.binding import Binding, BindingType
 
-# fmt: off
+_MAIN_KEYS: tuple[tuple[str, str, str, str], ...] = (
+    # (key, action, footer label, id), in footer order. First: the footer cuts what does not
+    # fit, and these two are the ones a newcomer needs (after the focused widget's own keys,
+    # e.g. ⏎ Open class)
+    ("question_mark", "app.help", "Keys", "help"),
+    ("q", "app.quit", "Quit", "quit"),
+    ("g", "start_now", "Start now", "job.start_now"),
+    ("a", "start_auto", "Automatic", "job.start_auto"),
+    ("x", "stop", "Stop", "job.stop"),
+    ("X", "abort", "Abort", "job.abort"),
+    ("left_square_bracket", "cycle(-1)", "Older cycle", "cycle.prev"),
+    ("right_square_bracket", "cycle(1)", "Newer cycle", "cycle.next"),
+    ("c", "pick_cycle", "Cycles", "cycle.pick"),
+    ("f", "follow_latest", "Latest", "cycle.latest"),
+    ("w", "warp_folder", "Warp folder", "session.warp"),
+    ("1", "tab('classes-tab')", "Classes", "tab.classes"),
+    ("2", "tab('output-tab')", "Job Output", "tab.output"),
+    ("ctrl+l", "redraw", "Redraw", "view.redraw"),
+)
+_TOOLTIPS = {
+    "help": "This list of keys",
+    "quit": "Quit (asks while a job runs)",
+    "job.start_now": "Start a job now with the settings on the left",
+    "job.start_auto": "Automatic jobs: a new job whenever enough new particles",
+    "job.stop": "Stop after the running cycle (and stop automatic jobs)",
+    "job.abort": "Abort the running cycle (asks)",
+    "cycle.prev": "Show the previous cycle",
+    "cycle.next": "Show the next cycle",
+    "cycle.pick": "Pick a cycle from a list",
+    "cycle.latest": "Show the latest cycle and follow new ones",
+    "session.warp": "Open another Warp folder",
+    "tab.classes": "Classes tab",
+    "tab.output": "Job Output tab: the running cycle and the session log",
+    "view.redraw": "Redraw the images (after a resize or a reattach)",
+}
+"""What each key does, in the help (by binding id)."""
+_HIDDEN = frozenset({"tab.classes", "tab.output", "view.redraw"})
+"""Keys the footer does not show (the help lists them)."""
+
 MAIN_BINDINGS: list[BindingType] = [
-    # first: the footer lists keys in this order and cuts what does not fit, and these two
-    # are the ones a newcomer needs (after the focused widget's own, e.g. ⏎ Open class)
-    Binding("question_mark", "app.help", "Keys", id="help", tooltip="This list of keys"),
-    Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit (asks while a job runs)"),
-    Binding(
-        "g", "start_now", "Start now", id="job.start_now",
-        tooltip="Start a job now with the settings on the left",
-    ),
-    Binding(
-        "a", "start_auto", "Automatic", id="job.start_auto",
-        tooltip="Automatic jobs: a new job whenever enough new particles",
-    ),
-    Binding(
-        "x", "stop", "Stop", id="job.stop",
-        tooltip="Stop after the running cycle (and stop automatic jobs)",
-    ),
-    Binding("X", "abort", "Abort", id="job.abort", tooltip="Abort the running cycle (asks)"),
-    Binding(
-        "left_square_bracket", "cycle(-1)", "Older cycle", id="cycle.prev",
-        tooltip="Show the previous cycle",
-    ),
-    Binding(
-        "right_square_bracket", "cycle(1)", "Newer cycle", id="cycle.next",
-        tooltip="Show the next cycle",
-    ),
-    Binding("c", "pick_cycle", "Cycles", id="cycle.pick", tooltip="Pick a cycle from a list"),
-    Binding(
-        "f", "follow_latest", "Latest", id="cycle.latest",
-        tooltip="Show the latest cycle and follow new ones",
-    ),
-    Binding(
-        "w", "warp_folder", "Warp folder", id="session.warp",
-        tooltip="Open another Warp folder",
-    ),
-    Binding("1", "tab('classes-tab')", "Classes", show=False, id="tab.classes",
-            tooltip="Classes tab"),
-    Binding("2", "tab('output-tab')", "Job Output", show=False, id="tab.output",
-            tooltip="Job Output tab: the running cycle and the session log"),
-    Binding("ctrl+l", "redraw", "Redraw", show=False, id="view.redraw",
-            tooltip="Redraw the images (after a resize or a reattach)"),
+    Binding(key, action, label, show=id not in _HIDDEN, id=id, tooltip=_TOOLTIPS[id])
+    for key, action, label, id in _MAIN_KEYS
 ]
-# fmt: on
 """Every key of the main screen, in footer order."""
 
 _KEY_NAMES = {

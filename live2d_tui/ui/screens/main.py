@@ -10,11 +10,10 @@ Invariants:
   (``shown_cycle is None``).
 
 Where to extend it: a tab is a ``TabPane`` in :meth:`MainScreen.compose` (with a key in
-:data:`~live2d_tui.ui.keys.MAIN_BINDINGS`); a key is a binding there and an ``action_…`` method
-here; a core event is a handler registered in :meth:`MainScreen._register_handlers`; a command
-to the supervisor is a method of :class:`~live2d_tui.ui.session.Session` sent with
-:meth:`MainScreen.run_command`; a dialog is a screen in :mod:`.dialogs` pushed by an action, its
-result handled in a callback.
+:mod:`~live2d_tui.ui.keys`); a key is a row there and an ``action_…`` method here; a core event is a
+handler registered in :meth:`MainScreen._register_handlers`; a command to the supervisor is a method
+of :class:`~live2d_tui.ui.session.Session` sent with :meth:`MainScreen.run_command`; a dialog is a
+screen in :mod:`.dialogs` pushed by an action, its result handled in a callback.
 """
 
 from __future__ import annotations
