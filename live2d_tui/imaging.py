@@ -1,12 +1,23 @@
 """Small image operations shared by the simulator, the engine and the scorer.
 
-**In-plane convention** (one place, used everywhere): arrays are indexed [y, x]; the rotation
-centre is (N//2, N//2). A particle with star values (psi, x_shift, y_shift) is its class average
-rotated by +psi degrees with ``scipy.ndimage.rotate`` semantics on a [y, x] array (which is how
-RELION's psi acts on a projection, ../shared/reference/simulation-and-scoring.md §2), then moved by
-(+x_shift, +y_shift) (shifts in pixels here; stars hold Å):
+**In-plane convention** (one place, used everywhere; it is cisTEM refine2d's, derived from its
+source in docs/conventions.md): arrays are indexed [y, x] (x the fast axis, y the slow one, as
+MRC stores them); the rotation centre is (N//2, N//2). ``rotate(image, a)`` has
+``scipy.ndimage.rotate`` semantics on a [y, x] array: rotated(p) = image(R(a)·p) about the
+centre, with R(a) = [[cos a, −sin a], [sin a, cos a]] acting on (x, y), which is what cisTEM's
+``Image::Rotate2DSample`` does with ``AnglesAndShifts::GenerateRotationMatrix2D(a)``. A particle
+with star values (psi, x_shift, y_shift), shifts s = (x_shift, y_shift) / pixel size, relates to
+its class average by
 
-    particle ≈ shift(rotate(class, psi), x, y)      class ≈ rotate(shift(particle, −x, −y), −psi)
+    class(r) = particle(R(−psi)·r − s)        particle(q) = class(R(psi)·(q + s))
+
+that is, in the operations below (shifts in pixels here; stars hold Å):
+
+    class ≈ rotate(shift(particle, +x, +y), −psi)      particle ≈ shift(rotate(class, psi), −x, −y)
+
+The particle's centre sits at −s in its box (cisTEM re-centres picks from 2D classes by
+subtracting the shifts), and psi turns the class into the particle. :func:`to_class_frame` and
+:func:`from_class_frame` are the only places that apply star values to images.
 """
 
 from __future__ import annotations
@@ -66,19 +77,21 @@ def rotate(images: Array, angle_deg: npt.ArrayLike, order: int = 3) -> Array:
 def to_class_frame(
     images: Array, psi_deg: npt.ArrayLike, x_px: npt.ArrayLike, y_px: npt.ArrayLike
 ) -> Array:
-    """Bring particles into their class average's frame: shift by (−x, −y), then rotate by −psi."""
-    shifted = fourier_shift(
-        images, -np.asarray(x_px, dtype=np.float64), -np.asarray(y_px, dtype=np.float64)
-    )
+    """Bring particles into their class average's frame from their star values (psi in degrees,
+    shifts in pixels): shift by (+x, +y), then rotate by −psi (the module's convention)."""
+    shifted = fourier_shift(images, x_px, y_px)
     return rotate(shifted, -np.asarray(psi_deg, dtype=np.float64))
 
 
 def from_class_frame(
     images: Array, psi_deg: npt.ArrayLike, x_px: npt.ArrayLike, y_px: npt.ArrayLike
 ) -> Array:
-    """Inverse of :func:`to_class_frame`: rotate by +psi, then shift by (+x, +y)."""
+    """Inverse of :func:`to_class_frame`: a class average as a particle with these star values
+    sees it: rotate by +psi, then shift by (−x, −y)."""
     rotated = rotate(images, np.asarray(psi_deg, dtype=np.float64))
-    return fourier_shift(rotated, x_px, y_px)
+    return fourier_shift(
+        rotated, -np.asarray(x_px, dtype=np.float64), -np.asarray(y_px, dtype=np.float64)
+    )
 
 
 def radius_grid(box: int) -> npt.NDArray[np.float64]:

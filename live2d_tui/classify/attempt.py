@@ -18,24 +18,30 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from live2d_tui.classify import assemble
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, JobFailed
 from live2d_tui.classify.counts import class_counts
-from live2d_tui.classify.executors import JobOutcome, JobSpec
+from live2d_tui.classify.engines import EnginePrograms
+from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec
 from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
-from live2d_tui.classify.prompts import (
+from live2d_tui.classify.schedule import CyclePlan
+from live2d_tui.config import JobSettings
+from live2d_tui.events import BlockType, CycleProgress, CycleStage, Event
+from live2d_tui.formats.cistem_star import write_star
+from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
     MERGE2D_TERMINATION,
     REFINE2D_PROMPTS,
     REFINE2D_TERMINATION,
     dump_file_name,
 )
-from live2d_tui.classify.protocol import (
+from live2d_tui.formats.protocol import (
     DEV_NULL,
     Merge2dRequest,
     Refine2dRequest,
@@ -44,13 +50,6 @@ from live2d_tui.classify.protocol import (
     validate_merge2d,
     validate_refine2d,
 )
-from live2d_tui.classify.schedule import CyclePlan
-from live2d_tui.config import JobSettings
-from live2d_tui.dataset.cistem_star import write_star
-from live2d_tui.events import BlockType, CycleProgress, CycleStage
-
-if TYPE_CHECKING:
-    from live2d_tui.classify.runner import CycleRunner
 
 PUBLISH_INTERVAL = 0.25
 """Seconds between progress events while jobs run (stage changes and job ends always publish)."""
@@ -78,21 +77,46 @@ async def write_in_thread[T](
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptContext:
+    """What an attempt uses of its runner (:class:`~live2d_tui.classify.runner.CycleRunner`)."""
+
+    output_folder: Path
+    """The session output folder (absolute): cycle files land here; jobs run in it."""
+    programs: EnginePrograms
+    jobs_per_cycle: int
+    executor: Executor
+    publish: Callable[[Event], None]
+    log: Callable[[str], None]
+
+    def relative(self, path: Path) -> str:
+        """A path as refine2d sees it: relative to the output folder (its cwd) when inside it.
+
+        Relative names keep the output folder's own path (which may contain ``data_``) out of
+        refine2d's star comments.
+        """
+        path = Path(path).absolute()
+        try:
+            return str(path.relative_to(self.output_folder))
+        except ValueError:
+            return str(path)
+
+
 class CycleAttempt:
     """One attempt at one cycle (see the module docstring)."""
 
     def __init__(
         self,
-        runner: CycleRunner,
+        context: AttemptContext,
         plan: CyclePlan,
         inputs: CycleInputs,
         settings: JobSettings,
     ) -> None:
-        self.runner = runner
+        self.context = context
         self.plan = plan
         self.inputs = inputs
         self.settings = settings
-        self.dir = runner.output_folder / "cycles" / f"cycle_{plan.number}"
+        self.dir = context.output_folder / "cycles" / f"cycle_{plan.number}"
         self.token = secrets.token_hex(3)
         self.scratch: list[Path] = []
         self.tracker = CycleProgressTracker.for_rows([1])
@@ -120,7 +144,7 @@ class CycleAttempt:
         if not force and now - self.last_publish < PUBLISH_INTERVAL:
             return
         self.last_publish = now
-        self.runner.publish(
+        self.context.publish(
             CycleProgress(
                 number=self.plan.number,
                 stage=stage or self.tracker.stage,
@@ -135,12 +159,12 @@ class CycleAttempt:
 
     async def run(self) -> CycleResult:
         """Run the cycle to its installed files (errors: see :meth:`CycleRunner.run_cycle`)."""
-        plan, inputs, log = self.plan, self.inputs, self.runner.log
+        plan, inputs, log = self.plan, self.inputs, self.context.log
         started = datetime.now(UTC)
         self.dir.mkdir(parents=True, exist_ok=True)
         seed = plan.block_type is BlockType.RANDOM_SEED
         expected = len(select_positions(inputs.active_positions, inputs.nz))
-        self.jobs_total = 1 if seed else max(1, min(self.runner.jobs_per_cycle, expected))
+        self.jobs_total = 1 if seed else max(1, min(self.context.jobs_per_cycle, expected))
         self.publish(CycleStage.PREPARING, force=True)
         rows = await asyncio.to_thread(load_input_rows, inputs, carry=not seed)
         seed_classes = plan.class_number if seed else None
@@ -151,7 +175,7 @@ class CycleAttempt:
         await write_in_thread(write_star, input_star, rows, [f"live2d-tui cycle {plan.number}"])
         classes_tmp = self.scratch_path("classes", ".mrc")
         dump_seed = self.scratch_path("dump", "_.dat")
-        ranges = [(0, n)] if seed else assemble.split_rows(n, self.runner.jobs_per_cycle)
+        ranges = [(0, n)] if seed else assemble.split_rows(n, self.context.jobs_per_cycle)
         positions = rows["position"]
         requests = [
             self.refine_request(
@@ -166,7 +190,7 @@ class CycleAttempt:
             )
             for j, (start, end) in enumerate(ranges, start=1)
         ]
-        folder = self.runner.output_folder
+        folder = self.context.output_folder
         answer_lists = [validate_refine2d(request, cwd=folder) for request in requests]
         for request in requests:
             self.scratch += [folder / p for p in request.output_paths()]
@@ -192,7 +216,12 @@ class CycleAttempt:
             raise CycleFailed(f"a job could not run: {failures.exceptions[0]}") from None
         t_merge = time.monotonic()
         star_tmp = self.scratch_path("joined", ".star")
-        comment = f"live2d-tui cycle {plan.number}: {n} particles, {class_count} classes"
+        # "psi and shifts as cisTEM refine2d" marks stars whose shifts follow cisTEM's convention
+        # whatever the engine (the built-in engine wrote them negated before; README)
+        comment = (
+            f"live2d-tui cycle {plan.number}: {n} particles, {class_count} classes; "
+            "psi and shifts as cisTEM refine2d"
+        )
         if seed:
             star_rows = rows
             occupancy: list[float] = []
@@ -271,7 +300,7 @@ class CycleAttempt:
         j: int,
     ) -> Refine2dRequest:
         """refine2d's answers for job ``j`` (random start for a seed, else dump mode)."""
-        plan, settings, rel = self.plan, self.settings, self.runner.relative
+        plan, settings, rel = self.plan, self.settings, self.context.relative
         previous = self.inputs.previous_classes
         return Refine2dRequest(
             input_stack=rel(self.inputs.stack_path),
@@ -300,10 +329,10 @@ class CycleAttempt:
 
     async def refine_job(self, j: int, request: Refine2dRequest, lines: list[str]) -> None:
         """Run refine2d job ``j``; retry once; raise :class:`JobFailed` after two failures."""
-        folder = self.runner.output_folder
+        folder = self.context.output_folder
         await self.run_program(
             name=f"refine2d_{j}",
-            argv=self.runner.programs.refine2d,
+            argv=self.context.programs.refine2d,
             lines=lines,
             outputs=[folder / p for p in request.output_paths()],
             termination=REFINE2D_TERMINATION,
@@ -314,16 +343,16 @@ class CycleAttempt:
     async def merge_job(self, classes_tmp: Path, dump_seed: Path, count: int) -> list[float]:
         """Run merge2d over ``count`` dumps; return its per-class occupancies."""
         request = Merge2dRequest(
-            output_classes=self.runner.relative(classes_tmp),
-            dump_seed=self.runner.relative(dump_seed),
+            output_classes=self.context.relative(classes_tmp),
+            dump_seed=self.context.relative(dump_seed),
             dump_count=count,
         )
-        lines = validate_merge2d(request, cwd=self.runner.output_folder)
+        lines = validate_merge2d(request, cwd=self.context.output_folder)
         self.publish(CycleStage.MERGING, force=True)
         try:
             log_path = await self.run_program(
                 name="merge2d",
-                argv=self.runner.programs.merge2d,
+                argv=self.context.programs.merge2d,
                 lines=lines,
                 outputs=[classes_tmp],
                 termination=MERGE2D_TERMINATION,
@@ -347,7 +376,7 @@ class CycleAttempt:
         echo_check: bool,
     ) -> Path:
         """Run one program, retrying once; return the successful run's log path."""
-        plan, log = self.plan, self.runner.log
+        plan, log = self.plan, self.context.log
         problem = ""
         log_path = self.dir / f"{name}_{self.token}.log"
         for attempt in (1, 2):
@@ -362,9 +391,9 @@ class CycleAttempt:
                 argv=list(argv),
                 stdin_text=stdin_text(lines),
                 log_path=log_path,
-                cwd=self.runner.output_folder,
+                cwd=self.context.output_folder,
             )
-            outcome = await self.runner.executor.run(spec, self._output_handler(progress))
+            outcome = await self.context.executor.run(spec, self._output_handler(progress))
             problem = await asyncio.to_thread(judge, outcome, termination, outputs)
             if not problem:
                 if progress is not None:
@@ -403,7 +432,7 @@ class _OutputHandler:
             if progress.update(piece):
                 changed = True
                 if progress is attempt.tracker.jobs[0] and len(progress.stage_lines) > stages:
-                    attempt.runner.log(f"Cycle {attempt.plan.number}: {piece.strip()}")
+                    attempt.context.log(f"Cycle {attempt.plan.number}: {piece.strip()}")
         if changed:
             attempt.publish()
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, split_rows
-from live2d_tui.classify.attempt import CycleAttempt
+from live2d_tui.classify.attempt import AttemptContext, CycleAttempt
 from live2d_tui.classify.engines import EnginePrograms
 from live2d_tui.classify.executors import Executor
 from live2d_tui.classify.executors.local import LocalExecutor
@@ -99,17 +99,16 @@ class CycleRunner:
         self.publish = publish
         self.log = log
 
-    def relative(self, path: Path) -> str:
-        """A path as refine2d sees it: relative to the output folder (its cwd) when inside it.
-
-        Relative names keep the output folder's own path (which may contain ``data_``) out of
-        refine2d's star comments.
-        """
-        path = Path(path).absolute()
-        try:
-            return str(path.relative_to(self.output_folder))
-        except ValueError:
-            return str(path)
+    def attempt_context(self) -> AttemptContext:
+        """What a cycle attempt uses of this runner."""
+        return AttemptContext(
+            output_folder=self.output_folder,
+            programs=self.programs,
+            jobs_per_cycle=self.jobs_per_cycle,
+            executor=self.executor,
+            publish=self.publish,
+            log=self.log,
+        )
 
     async def run_cycle(
         self, plan: CyclePlan, inputs: CycleInputs, settings: JobSettings
@@ -121,7 +120,7 @@ class CycleRunner:
                 twice; the message says why (also logged, with the program's last lines).
             asyncio.CancelledError: The cycle was aborted (all jobs ended, scratch removed).
         """
-        attempt = CycleAttempt(self, plan, inputs, settings)
+        attempt = CycleAttempt(self.attempt_context(), plan, inputs, settings)
         try:
             return await attempt.run()
         except CycleFailed as exc:

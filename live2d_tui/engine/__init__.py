@@ -45,5 +45,6 @@ def _keep_freed_memory() -> None:
 
 _keep_freed_memory()
 
-ENGINE_VERSION = "1.0"
-"""Version of the engine's numerics; printed in the banner and stored in dump files."""
+ENGINE_VERSION = "1.1"
+"""Version of the engine's numerics, printed in the banner (``Library Version``). 1.1: the star's
+x/y shifts follow cisTEM refine2d's convention (docs/conventions.md); 1.0 wrote them negated."""

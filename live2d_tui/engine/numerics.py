@@ -8,9 +8,9 @@ Conventions (shared with :mod:`live2d_tui.imaging`):
 - half-plane spectra are ``numpy.fft.rfft2`` layouts (n, n//2 + 1); ``crop_half``/``pad_half``
   move between box sizes with the same field of view and keep the unnormalised FFT scale, so
   ``irfft2(pad_half(crop_half(rfft2(a), n), N))`` is ``a`` low-passed, at the same scale;
-- a rotation by +psi follows ``scipy.ndimage.rotate`` semantics on [y, x] arrays, the same
-  rotation acts on the centred (fftshifted) spectrum, and
-  particle ≈ shift(rotate(class, psi), x, y).
+- a rotation by +psi follows ``scipy.ndimage.rotate`` semantics on [y, x] arrays, and the same
+  rotation acts on the centred (fftshifted) spectrum; a particle with star values (psi, x, y)
+  is ≈ shift(rotate(class, psi), −x, −y) (cisTEM's convention, see :mod:`live2d_tui.imaging`).
 """
 
 from __future__ import annotations

@@ -31,6 +31,8 @@ each particle contributes to every class within 20 log units of its best (as cis
 class's best pose, weighted by the probability. Contributions are accumulated per (class, fine
 angle) in the particle frame, and each bin is rotated back into the class frame once, at the end:
 the class sums are S_k = Σ w·c·X shifted by −t and rotated by −ψ, and C_k = Σ w·c² rotated by −ψ.
+(t is where the turned class sits in the particle; the star gets ψ and the shift s = −t,
+cisTEM's convention: class = rotate(shift(particle, +s), −ψ), :mod:`live2d_tui.imaging`.)
 The sums are held past the search limit, in the grid of the run's
 :class:`~live2d_tui.engine.numerics.AverageBand`, and S is tapered by its cosine edge. The
 caller may leave particles out of the sums (``into_sums``); they still count in the class
@@ -105,8 +107,9 @@ class BatchResult:
 
     best_class: npt.NDArray[np.int64]
     psi: npt.NDArray[np.float64]
+    """Degrees, as the star's (the :mod:`live2d_tui.imaging` convention)."""
     x_shift: npt.NDArray[np.float64]
-    """Å"""
+    """Å, as the star's: class = rotate(shift(particle, +x, +y), −psi)."""
     y_shift: npt.NDArray[np.float64]
     probability: npt.NDArray[np.float64]
     logp: npt.NDArray[np.float64]
@@ -354,11 +357,14 @@ class ClassSearch:
         psi_offset = psi_offset * (360.0 / len(self.fine_angles))
         self.processed += nbatch
         self.total_logp += float(best_logp.sum())
+        # the map's peak t moves the turned class onto the particle (particle = class turned
+        # by psi, then moved by +t); the star's shift is the opposite, s = −t (cisTEM's
+        # convention, :mod:`live2d_tui.imaging`)
         return BatchResult(
             best_class=self.nonzero[cand[pick]],
             psi=self.fine_angles[best_j[pick]] + psi_offset,
-            x_shift=sx[pick] * pixel_stage,
-            y_shift=sy[pick] * pixel_stage,
+            x_shift=-sx[pick] * pixel_stage,
+            y_shift=-sy[pick] * pixel_stage,
             probability=prob[pick],
             logp=best_logp,
             score=score,

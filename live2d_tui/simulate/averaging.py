@@ -1,7 +1,8 @@
 """Alignment of a clean reference to a class average, and CTF-corrected class averages.
 
-Both follow the in-plane convention of :mod:`live2d_tui.imaging` (rotation about (N//2, N//2),
-particle ≈ shift(rotate(class, psi), x, y)); the scorer and the oracle classifications use them.
+Both use the in-plane operations of :mod:`live2d_tui.imaging` (rotation about (N//2, N//2));
+star values enter only through its :func:`~live2d_tui.imaging.to_class_frame` (cisTEM's
+convention). The scorer and the oracle classifications use them.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import numpy as np
 
 from live2d_tui import imaging
 from live2d_tui.ctf import star_ctfs
-from live2d_tui.dataset.cistem_star import StarRows
+from live2d_tui.formats.cistem_star import StarRows
 from live2d_tui.simulate.metrics import F64
 
 COARSE_STEP = 5.0
@@ -47,7 +48,7 @@ def align_reference(
     image: F64, reference: F64, *, max_shift: float = 6.0
 ) -> tuple[float, float, float, float]:
     """Best (ncc, angle, dx, dy) such that ``fourier_shift(rotate(reference, angle), dx, dy)``
-    matches ``image`` inside a 0.45·N mask."""
+    matches ``image`` inside a 0.45·N mask (a plain move by (dx, dy) pixels, not star values)."""
     n = image.shape[0]
     mask = imaging.soft_circular_mask(n, 0.45 * n, 0.0)
     f_image = np.fft.rfft2(_normalised(image, mask))

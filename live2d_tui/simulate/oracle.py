@@ -6,10 +6,10 @@ own yardstick.
 
 - ``combined_stack.mrcs`` (float32, position i+1 = row i) and ``combined_stack_relion.star``
   (``rlnImageOriginalName`` = the Warp image name);
-- ``classes.star``: cisTEM rows with the **true** psi and shifts (cisTEM shift = −origin) and the
-  star's CTF, assigned either by true view (``grouping="truth"``) or uniformly at random
-  (``grouping="random"``, same K); with continuous orientations, "truth" groups by the nearest
-  of ``continuous_classes`` well-spread viewing directions;
+- ``classes.star``: cisTEM rows with the **true** psi and shifts (cisTEM refine2d shift =
+  +origin) and the star's CTF, assigned either by true view (``grouping="truth"``) or
+  uniformly at random (``grouping="random"``, same K); with continuous orientations, "truth"
+  groups by the nearest of ``continuous_classes`` well-spread viewing directions;
 - ``classes.mrc``: each class's Wiener average from those rows (:func:`score.wiener_average`).
 
 The truth grouping should score purity 1 and an FRC₀.₅ near the resolution limit; the random one
@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from live2d_tui.dataset.cistem_star import empty_rows, write_star
-from live2d_tui.dataset.stack import read_header, read_slices
+from live2d_tui.formats.cistem_star import empty_rows, write_star
+from live2d_tui.formats.mrc import read_header, read_slices
 from live2d_tui.simulate.averaging import wiener_average
 from live2d_tui.simulate.phantom import fibonacci_views, viewing_direction
 from live2d_tui.simulate.truth import load_session, load_truth
@@ -92,8 +92,10 @@ def oracle_classification(
     star = empty_rows(len(names))
     star["position"] = np.arange(1, len(names) + 1)
     star["psi"] = t.psi
-    star["x_shift"] = -t.origin_x
-    star["y_shift"] = -t.origin_y
+    # particle = projection(psi) moved by −origin = from_class_frame(view, psi, +origin):
+    # cisTEM's 2D shifts are RELION's origins (truth.CONVENTION)
+    star["x_shift"] = t.origin_x
+    star["y_shift"] = t.origin_y
     star["defocus_1"] = [float(r[col["rlnDefocusU"]]) for r in rows]
     star["defocus_2"] = [float(r[col["rlnDefocusV"]]) for r in rows]
     star["defocus_angle"] = [float(r[col["rlnDefocusAngle"]]) for r in rows]

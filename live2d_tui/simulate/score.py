@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from live2d_tui import imaging
-from live2d_tui.dataset.cistem_star import StarRows, read_star
-from live2d_tui.dataset.stack import read_header, read_slices
+from live2d_tui.formats.cistem_star import StarRows, read_star
+from live2d_tui.formats.mrc import read_header, read_slices
 from live2d_tui.simulate import metrics
 from live2d_tui.simulate.averaging import align_reference, wiener_average
 from live2d_tui.simulate.metrics import F64, I64
@@ -367,7 +367,9 @@ def _frc_to(
     """FRC of ``image`` with ``reference`` turned and shifted by ``alignment`` (an
     :func:`align_reference` result), both masked."""
     _, angle, dx, dy = alignment
-    aligned = np.asarray(imaging.from_class_frame(reference, angle, dx, dy), dtype=np.float64)
+    aligned = np.asarray(
+        imaging.fourier_shift(imaging.rotate(reference, angle), dx, dy), dtype=np.float64
+    )
     return metrics.frc(image * mask, aligned * mask)
 
 

@@ -17,8 +17,8 @@ durability, and an fsync per movie would dominate the cost of small test session
 
 Conventions (stated in each truth star's header too): angles are RELION ZYZ in degrees; a
 particle is the projection at (rot, tilt, psi) shifted by −origin (``rlnOriginX/YAngst``, Å), so
-in :mod:`live2d_tui.imaging` terms ``particle ≈ from_class_frame(reference_psi0, psi, −ox/px,
-−oy/px)``, i.e. cisTEM shifts are (−ox, −oy).
+in :mod:`live2d_tui.imaging` terms ``particle ≈ from_class_frame(reference_psi0, psi, ox/px,
+oy/px)``, i.e. cisTEM refine2d's shifts (Å) are (ox, oy): equal to the origins.
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from live2d_tui.formats.warp_star import star_text
 from live2d_tui.simulate.particles import ParticleParams
-from live2d_tui.simulate.warp_writer import mrc_header, star_text
+from live2d_tui.simulate.warp_writer import mrc_header
 
 
 def _replace(path: Path, data: bytes) -> None:
@@ -61,10 +62,10 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 CONVENTION = (
     "RELION ZYZ Euler angles (degrees); particle = projection(rot, tilt, psi) shifted by -origin "
     "(rlnOriginX/YAngst, Angstrom); with live2d_tui.imaging: particle ~ "
-    "from_class_frame(projection(rot, tilt, 0), psi, -originX/px, -originY/px); cisTEM x/y shift "
-    "= -origin; simViewId -1 = continuous orientation; defocus in Angstrom as in the Warp star; "
-    "rlnPhaseShift in degrees; images protein white (Invert=True) unless the session says "
-    "invert=false"
+    "from_class_frame(projection(rot, tilt, 0), psi, originX/px, originY/px); cisTEM refine2d "
+    "x/y shift = +origin; simViewId -1 = continuous orientation; defocus in Angstrom as in the "
+    "Warp star; rlnPhaseShift in degrees; images protein white (Invert=True) unless the session "
+    "says invert=false"
 )
 
 

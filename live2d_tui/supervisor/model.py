@@ -7,7 +7,7 @@ from pathlib import Path
 
 from live2d_tui.config import ClassificationType, JobSettings
 from live2d_tui.events import IngestCounts, SessionStatus
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor.state import CycleRecord
 
 
 class SupervisorError(RuntimeError):

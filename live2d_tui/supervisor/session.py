@@ -30,12 +30,12 @@ from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.config import Config, ConfigError, JobSettings
 from live2d_tui.dataset.ingest import Dataset, IngestError
 from live2d_tui.events import Event
-from live2d_tui.lock import LockHeldError, OutputLock
 from live2d_tui.paths import session_name
-from live2d_tui.sessionlog import SessionLog
-from live2d_tui.state import SessionState, StateError, load_state
 from live2d_tui.supervisor.jobs import disk_note
+from live2d_tui.supervisor.lock import LockHeldError, OutputLock
 from live2d_tui.supervisor.model import SupervisorError, WarpSummary
+from live2d_tui.supervisor.sessionlog import SessionLog
+from live2d_tui.supervisor.state import SessionState, StateError, load_state
 
 _CYCLE_FILE = re.compile(r"^cycle_(\d+)(?:[._].*)?$")
 _TEMP_FILE = re.compile(r"^\.(?:latest_run\.json|cycle_\d+).*\.tmp$")

@@ -42,8 +42,7 @@ from live2d_tui.events import (
     SessionChanged,
     SessionStatus,
 )
-from live2d_tui.state import CycleRecord
-from live2d_tui.supervisor import Supervisor, SupervisorError, SupervisorSnapshot
+from live2d_tui.supervisor import CycleRecord, Supervisor, SupervisorError, SupervisorSnapshot
 from live2d_tui.ui import montage, text
 from live2d_tui.ui.images import ImageChoice
 from live2d_tui.ui.logtail import LogTail

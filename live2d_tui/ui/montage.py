@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from live2d_tui.dataset.stack import StackError, read_header, read_slices
+from live2d_tui.formats.mrc import MrcError, read_header, read_slices
 
 GUTTER_PX = 2
 """Dark pixels between tiles (1–2 px keeps tiles apart without wasting area)."""
@@ -45,15 +45,15 @@ EMPTY_MARK = 90
 def load_class_stack(path: Path) -> np.ndarray:
     """Read a class-average stack (``cycle_<N>.mrc``) as float32 ``(K, ny, nx)``.
 
-    Uses the project's MRC reader (:mod:`live2d_tui.dataset.stack`): header checks and plain
+    Uses the project's MRC reader (:mod:`live2d_tui.formats.mrc`): header checks and plain
     reads (no mmap, which is unsafe when the output folder is on a network share).
 
     Raises:
-        ValueError: not a complete little-endian MRC of a supported mode, or no slices.
+        ValueError: not a complete MRC of a supported mode, or no slices.
     """
     header = read_header(path)
     if header.nz < 1:
-        raise StackError(f"{path}: the class stack holds no slices")
+        raise MrcError(f"{path}: the class stack holds no slices")
     return read_slices(path, header, np.arange(1, header.nz + 1, dtype=np.int64))
 
 

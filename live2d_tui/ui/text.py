@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from live2d_tui.events import IngestCounts, SessionStatus
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor import CycleRecord
 
 
 def short_time(iso: str) -> str:

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from live2d_tui.classify.engines import resolve_engine
-from live2d_tui.classify.mrcheader import read_shape, voxel_size
 from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
 from live2d_tui.config import EngineKind, JobSettings, ServerConfig
-from live2d_tui.dataset.cistem_star import read_star
+from live2d_tui.formats.cistem_star import read_star
+from live2d_tui.formats.mrc import read_shape, voxel_size
 
 from .conftest import make_dataset
 
@@ -43,3 +43,10 @@ async def test_builtin_engine_runs_a_small_job(tmp_path: Path) -> None:
     assert set(rows["best_class"].tolist()) <= {1, 2, 3}
     assert rows["phase_shift"].tolist() == [30.0] * 60
     assert not any("echo differs" in line for line in logs), logs
+    # what tells these stars from the earlier engine's, whose shifts were negated (README): the
+    # cycle star's header and the jobs' logs
+    header = result.star_path.read_text(encoding="utf-8").split("data_")[0]
+    assert "psi and shifts as cisTEM refine2d" in header
+    job_logs = sorted((dataset.folder / "cycles" / "cycle_2").glob("refine2d_*.log"))
+    assert len(job_logs) == 2
+    assert all("Library Version : live2d-engine 1.1" in p.read_text() for p in job_logs)

@@ -1,9 +1,11 @@
 """Small synthetic particle sets for the engine tests (no dependency on the simulator).
 
 Each "view" is a clean, positive, asymmetric 2D image (a sum of Gaussian blobs); a particle is a
-view rotated by +psi about (N//2, N//2), shifted by (+x, +y) pixels, multiplied by a CTF in
-RELION's convention (protein white), plus white Gaussian noise of variance
-var(CTF-modulated clean image) / SNR, then normalised. Returned with its 22-column cisTEM star.
+view rotated by +psi about (N//2, N//2), moved by ``shifts`` = (+dx, +dy) pixels, multiplied by
+a CTF in RELION's convention (protein white), plus white Gaussian noise of variance
+var(CTF-modulated clean image) / SNR, then normalised. Returned with its 22-column cisTEM star
+(no poses in it: in cisTEM's convention the true star shifts are −shifts × pixel size, see
+:func:`true_star_shifts`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.ctf import ctf_2d
-from live2d_tui.dataset.cistem_star import empty_rows, write_star
 from live2d_tui.engine.numerics import rotate_image
+from live2d_tui.formats.cistem_star import empty_rows, write_star
 from live2d_tui.imaging import fourier_shift
 
 
@@ -30,6 +32,12 @@ class SynthSet:
     psi: npt.NDArray[np.float64]
     shifts: npt.NDArray[np.float64]
     pixel_size: float
+
+
+def true_star_shifts(data: SynthSet) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """(x_shift, y_shift) in Å that cisTEM's refine2d writes for the set's true poses: a
+    particle moved by +d from its turned view has star shift −d (:mod:`live2d_tui.imaging`)."""
+    return -data.shifts[:, 0] * data.pixel_size, -data.shifts[:, 1] * data.pixel_size
 
 
 def make_views(n_views: int, box: int, rng: np.random.Generator) -> npt.NDArray[np.float64]:

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from live2d_tui.classify.prompts import MERGE2D_TERMINATION
 from live2d_tui.ctf import ctf_2d
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.search import ClassSearch, SearchParams
+from live2d_tui.formats.prompts import MERGE2D_TERMINATION
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import ok, refine_ok, run_program
@@ -90,8 +90,9 @@ def test_search_recovers_known_rotation_and_shift(psi: float, dx: float, dy: flo
     result = search.run(particle[None].astype(np.float32), _ctf_values(np.array([defocus])))
     error = (result.psi[0] - psi + 180.0) % 360.0 - 180.0
     assert abs(error) <= 1.5  # fine step 2° (±1°) plus interpolation
-    assert result.x_shift[0] / 3.0 == pytest.approx(dx, abs=0.35)
-    assert result.y_shift[0] / 3.0 == pytest.approx(dy, abs=0.35)
+    # cisTEM's convention: a particle moved by +d from its turned class has star shift −d
+    assert result.x_shift[0] / 3.0 == pytest.approx(-dx, abs=0.35)
+    assert result.y_shift[0] / 3.0 == pytest.approx(-dy, abs=0.35)
     assert result.best_class[0] == 0 and result.probability[0] == pytest.approx(1.0)
     assert result.score[0] > 90.0  # noise-free: normalised correlation close to 100
 
@@ -277,8 +278,8 @@ def test_resample_changes_pixel_size_in_the_same_box() -> None:
 
 
 def test_memberships_count_the_whole_star() -> None:
-    from live2d_tui.dataset.cistem_star import empty_rows
     from live2d_tui.engine.refine2d import memberships
+    from live2d_tui.formats.cistem_star import empty_rows
 
     rows = empty_rows(6)
     assert memberships(rows, 3) is None  # nothing assigned yet

@@ -78,7 +78,7 @@ def test_projection_follows_the_imaging_in_plane_convention() -> None:
         turned = project(phantom, 40.0, 70.0, psi, box=64, pixel_size=3.0)[0]
         assert ncc(imaging.rotate(base, psi), turned) > 0.999  # spline-interpolated
         assert ncc(imaging.rotate(base, -psi), turned) < 0.9
-    # a RELION origin (ox, oy) moves the content by (−ox, −oy): cisTEM shift = −origin
+    # a RELION origin (ox, oy) moves the content by (−ox, −oy): cisTEM refine2d shift = +origin
     moved = project(phantom, 40.0, 70.0, 0.0, box=64, pixel_size=3.0, shift_x=-4.5, shift_y=7.5)
     expected = imaging.fourier_shift(base, -1.5, 2.5)
 
@@ -93,7 +93,7 @@ def test_projection_follows_the_imaging_in_plane_convention() -> None:
 
 
 def test_truth_convention_reproduces_the_particles(small_warp_session: Path) -> None:
-    """particle ≈ from_class_frame(reference_psi0, psi, −ox/px, −oy/px) up to CTF and noise:
+    """particle ≈ from_class_frame(reference_psi0, psi, ox/px, oy/px) up to CTF and noise:
     the aligned, phase-flipped average of one view matches the truth reference."""
     folder = small_warp_session
     truth = load_truth(folder / "truth")
@@ -112,7 +112,7 @@ def test_truth_convention_reproduces_the_particles(small_warp_session: Path) -> 
     data = np.stack(images)
     ctf = ctf_2d(64, 3.0, t.defocus_u, t.defocus_v, t.defocus_angle, phase_shift_deg=t.phase_shift)
     flipped = np.fft.irfft2(np.fft.rfft2(data) * np.sign(ctf), s=(64, 64))
-    aligned = imaging.to_class_frame(flipped, t.psi, -t.origin_x / 3.0, -t.origin_y / 3.0)
+    aligned = imaging.to_class_frame(flipped, t.psi, t.origin_x / 3.0, t.origin_y / 3.0)
     for view in range(4):
         members = t.view == view
         assert members.sum() > 20

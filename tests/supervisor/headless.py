@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO
 
 from live2d_tui.config import Config, render_toml
-from live2d_tui.dataset.cistem_star import read_star
-from live2d_tui.state import STATE_NAME
+from live2d_tui.formats.cistem_star import read_star
+from live2d_tui.supervisor.state import STATE_NAME
 
 from .conftest import TINY_JOB, tiny_server
 

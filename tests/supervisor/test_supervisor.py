@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from live2d_tui.config import ClassificationType
-from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.events import (
     CycleFinished,
     CycleStarted,
@@ -19,8 +18,9 @@ from live2d_tui.events import (
     SessionStatus,
     StatusChanged,
 )
-from live2d_tui.state import STATE_NAME, load_state
+from live2d_tui.formats.cistem_star import read_star
 from live2d_tui.supervisor import Supervisor, SupervisorError
+from live2d_tui.supervisor.state import STATE_NAME, load_state
 
 from .conftest import TINY_JOB, Recorder, engine_processes, tiny_config
 

@@ -10,7 +10,7 @@ from live2d_tui.events import (
     IngestCounts,
     SessionStatus,
 )
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor import CycleRecord
 from live2d_tui.ui import text
 from live2d_tui.ui.widgets.class_grid import compact_count, label_row
 from live2d_tui.ui.widgets.job_bar import enabled_buttons

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from live2d_tui.lock import OutputLock
+from live2d_tui.supervisor.lock import OutputLock
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor import CycleRecord
 from live2d_tui.ui import images, montage
 from live2d_tui.ui.text import class_caption
 from live2d_tui.ui.widgets.grid_page import GridData
