@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from live2d_tui.classify.engines import resolve_engine
-from live2d_tui.classify.executors import RunState
 from live2d_tui.classify.executors.slurm import SlurmExecutor
 from live2d_tui.classify.executors.slurm_cli import (
     SlurmSettings,
@@ -127,7 +126,8 @@ async def test_slurm_ab_initio_gives_the_local_executors_classes(
     for mine, theirs in zip(got, expected, strict=True):
         with mrcfile.open(mine) as a, mrcfile.open(theirs) as b:
             np.testing.assert_array_equal(a.data, b.data)
-        rows, reference = read_star(mine.with_suffix(".star")), read_star(theirs.with_suffix(".star"))
+        rows = read_star(mine.with_suffix(".star"))
+        reference = read_star(theirs.with_suffix(".star"))
         for column in ("best_class", "psi", "x_shift", "y_shift", "score", "phase_shift"):
             np.testing.assert_array_equal(rows[column], reference[column], err_msg=column)
     cycle_dir = slurm_data.folder / "cycles" / "cycle_2"
@@ -168,7 +168,9 @@ async def test_abort_cancels_every_job_and_waits_until_slurm_reports_them_ended(
         executor=executor,
         publish=events.append,
     )
-    cycle = asyncio.create_task(runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), settings))
+    cycle = asyncio.create_task(
+        runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), settings)
+    )
 
     def counts() -> tuple[int, int]:
         last = [e for e in events if isinstance(e, CycleProgress)]
@@ -200,9 +202,14 @@ async def test_a_job_that_can_never_start_fails_at_once(dataset: Dataset, fake_s
     executor = SlurmExecutor(replace(FAST, cpus_per_task=64), dataset.folder)
     logs: list[str] = []
     runner = CycleRunner(
-        dataset.folder, fake_programs(), pool_size=1, jobs_per_cycle=1, executor=executor, log=logs.append
+        dataset.folder,
+        fake_programs(),
+        pool_size=1,
+        jobs_per_cycle=1,
+        executor=executor,
+        log=logs.append,
     )
-    with pytest.raises(CycleFailed, match="could never start.*PartitionConfig"):
+    with pytest.raises(CycleFailed, match=r"could never start.*PartitionConfig"):
         await runner.run_cycle(plan.cycles[0], dataset.inputs(), settings)
     assert any("retrying once" in line for line in logs), logs
     assert live_jobs(dataset.folder) == []
@@ -283,7 +290,12 @@ async def test_a_job_killed_by_its_time_limit_is_reported_and_retried(
         replace(FAST, time_limit_minutes=1, watchdog_seconds=600.0), dataset.folder, log=logs.append
     )
     runner = CycleRunner(
-        dataset.folder, fake_programs(), pool_size=1, jobs_per_cycle=1, executor=executor, log=logs.append
+        dataset.folder,
+        fake_programs(),
+        pool_size=1,
+        jobs_per_cycle=1,
+        executor=executor,
+        log=logs.append,
     )
     result = await runner.run_cycle(plan.cycles[0], dataset.inputs(), settings)
     assert result.class_count == 4
