@@ -56,19 +56,20 @@ from live2d_tui.events import CycleProgress, CycleStage
 
 
 def run_script(spec: ScriptSpec, **env: str) -> tuple[int, str, EndRecord | None]:
-    """Run a job script with bash, as a node would (without SLURM)."""
-    done = subprocess.run(
-        ["bash"],
-        input=render(spec),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "77", **env},
-        check=False,
-    )
+    """Run a job script with bash as a node would, without SLURM: its output goes to the log."""
+    with open(spec.log_path, "wb") as log:
+        done = subprocess.run(
+            ["bash"],
+            input=render(spec).encode(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "SLURM_JOB_ID": "77", **env},
+            check=False,
+        )
     end = end_path(spec.log_path)
     record = parse_end(end.read_text()) if end.exists() else None
-    return done.returncode, done.stdout, record
+    return done.returncode, spec.log_path.read_text(), record
 
 
 def test_the_script_feeds_the_answers_and_records_exit_and_output_sizes(tmp_path: Path) -> None:
@@ -101,7 +102,8 @@ def test_the_script_feeds_the_answers_and_records_exit_and_output_sizes(tmp_path
     assert lines[0].startswith("[live2d] SLURM job 77 started on ")
     assert f"seed=5 threads=2 cwd={folder} extra=from the prologue" in lines
     assert lines[-1] == "[live2d] program ended with exit status 0"
-    assert record == EndRecord(0, False, record.node if record else "", "", {output: len(answers)})
+    assert record is not None
+    assert record == EndRecord(0, False, record.node, "", {output: len(answers)}, len(stdout))
 
 
 def test_the_script_reports_a_program_that_cannot_start_or_fails(tmp_path: Path) -> None:

@@ -414,7 +414,11 @@ class SlurmExecutor:
             await self._cancel(watch, poller, nonce)
             raise
         await asyncio.to_thread(self.registry.forget, nonce)
-        return await self._outcome(spec, watch, status)
+        outcome = await self._outcome(spec, watch, status)
+        text = await asyncio.to_thread(tail.read, True)  # the rest, now visible here
+        if text:
+            on_output(text)
+        return outcome
 
     async def _submit(self, argv: list[str], script: str) -> int:
         result = await run_async(argv, stdin=script)
@@ -469,7 +473,7 @@ class SlurmExecutor:
             )
         program_ended = status.state in {"COMPLETED", "FAILED"}
         wait = self.settings.file_wait_seconds if program_ended else 0.0
-        record = await asyncio.to_thread(_read_end, end_path(log_path), wait)
+        record = await asyncio.to_thread(read_end_record, end_path(log_path), wait)
         if not program_ended:
             return JobOutcome(
                 record.returncode if record else None,
@@ -489,24 +493,28 @@ class SlurmExecutor:
             await asyncio.to_thread(end_path(log_path).unlink)
         if record.start_error:
             return JobOutcome(None, log_path, start_error=record.start_error)
-        problem = ""
-        if record.returncode == 0 and not record.hung:
-            problem = await self._await_outputs(job, spec, record)
+        problem = await self._await_files(job, spec, record)
         return JobOutcome(record.returncode, log_path, hung=record.hung, failure=problem)
 
-    async def _await_outputs(self, job: str, spec: JobSpec, record: EndRecord) -> str:
-        """Wait until each output the node wrote is visible here at that size; '' or why not."""
+    async def _await_files(self, job: str, spec: JobSpec, record: EndRecord) -> str:
+        """Wait until each output the node wrote is visible here at that size, and the log at
+        least at the size it had when the program ended; '' or why not."""
         expected = {p: record.sizes[p] for p in map(Path, spec.outputs) if p in record.sizes}
-        if not expected:
+        if record.returncode != 0 or record.hung:
+            expected = {}  # a failed run's outputs are not used
+        at_least = {spec.log_path: record.log_size} if record.log_size > 0 else {}
+        if not expected and not at_least:
             return ""
         started = time.monotonic()
-        late = await asyncio.to_thread(_wait_visible, expected, self.settings.file_wait_seconds)
+        limit = self.settings.file_wait_seconds
+        late = await asyncio.to_thread(wait_until_visible, expected, limit, at_least)
         waited = time.monotonic() - started
         if late:
             path, seen = next(iter(late.items()))
+            wrote = expected.get(path, at_least.get(path, 0))
             return (
                 f"{path.name} of {job} is {seen} bytes here after {waited:.0f} s; the node "
-                f"({record.node or '?'}) wrote {expected[path]} bytes (slurm_file_wait_seconds)"
+                f"({record.node or '?'}) wrote {wrote} bytes (slurm_file_wait_seconds)"
             )
         if waited >= 1.0:
             self.log(
@@ -558,7 +566,7 @@ def _append(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def _read_end(path: Path, wait: float) -> EndRecord | None:
+def read_end_record(path: Path, wait: float) -> EndRecord | None:
     """The end record at ``path``, waiting up to ``wait`` s for it to appear (blocking)."""
     deadline = time.monotonic() + wait
     pause = 0.05
@@ -588,15 +596,21 @@ def _size_here(path: Path) -> int:
         os.close(fd)
 
 
-def _wait_visible(expected: dict[Path, int], timeout: float) -> dict[Path, int]:
-    """Wait until every file has its expected size here; return the ones that did not (blocking)."""
+def wait_until_visible(
+    expected: dict[Path, int], timeout: float, at_least: dict[Path, int] | None = None
+) -> dict[Path, int]:
+    """Wait until every file of ``expected`` has exactly its size here and every file of
+    ``at_least`` at least its size; return the ones that did not, with the size seen here
+    (-1: missing). Blocking."""
     deadline = time.monotonic() + timeout
     pause = 0.05
+    minimum = at_least or {}
     while True:
         late = {p: s for p in expected if (s := _size_here(p)) != expected[p]}
+        late |= {p: s for p in minimum if (s := _size_here(p)) < minimum[p]}
         if not late or time.monotonic() >= deadline:
             return late
-        for folder in {p.parent for p in late}:
+        for folder in {p.parent for p in late}:  # a network filesystem revalidates entries
             with contextlib.suppress(OSError):
                 list(folder.iterdir())
         time.sleep(pause)

@@ -14,8 +14,9 @@ The script is handed to ``sbatch`` on stdin (nothing to clean up) and runs under
    the queue never counts;
 4. writes the **end record** ``<log>.end`` atomically (temporary file + ``mv``): the program's
    exit status, whether the watchdog ended it, the node, and the size of each expected output
-   as the node sees it — the executor waits until its own view of the files has those sizes
-   before it reports the run (network filesystems show a node's writes late), then deletes it.
+   and of the log as the node sees them — the executor waits until its own view of the files
+   has those sizes before it reports the run (network filesystems show a node's writes late),
+   then deletes it.
 
 A job that SLURM ends (time limit, node failure, out of memory, scancel) leaves no end record:
 its state and reason come from SLURM.
@@ -86,6 +87,9 @@ def render(spec: ScriptSpec) -> str:
         "  {",
         '    printf \'exit=%s\\nhung=%s\\nnode=%s\\n\' "$1" "$2" "$(hostname)"',
         '    if [ -n "$3" ]; then printf \'start_error=%s\\n\' "$3"; fi',
+        f"    if [ -f {q(str(spec.log_path))} ]; then",
+        f"      printf 'log=%s\\n' \"$(( $(wc -c < {q(str(spec.log_path))}) ))\"",
+        "    fi",
         f"    for f in {' '.join(q(str(p)) for p in spec.outputs)}; do",
         '      if [ -f "$f" ]; then',
         '        printf \'size=%s %s\\n\' "$(( $(wc -c < "$f") ))" "$f"',
@@ -156,6 +160,8 @@ class EndRecord:
     start_error: str = ""
     sizes: dict[Path, int] = field(default_factory=dict)
     """Each expected output that existed, with its size on the node."""
+    log_size: int = -1
+    """The log's size on the node when the program had ended (-1: unknown)."""
 
     @property
     def returncode(self) -> int:
@@ -166,7 +172,7 @@ class EndRecord:
         return self.exit_status
 
 
-_LINE = re.compile(r"^(exit|hung|node|start_error|size)=(.*)$")
+_LINE = re.compile(r"^(exit|hung|node|start_error|size|log)=(.*)$")
 
 
 def parse_end(text: str) -> EndRecord | None:
@@ -194,4 +200,5 @@ def parse_end(text: str) -> EndRecord | None:
         node=values.get("node", ""),
         start_error=values.get("start_error", ""),
         sizes=sizes,
+        log_size=int(values["log"]) if values.get("log", "").isdigit() else -1,
     )
