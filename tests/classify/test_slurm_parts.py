@@ -361,3 +361,17 @@ async def test_the_local_executor_reports_queued_then_running(tmp_path: Path) ->
         # one slot: b waits for it, and says so
         assert seen == {"a": [RunState.QUEUED, RunState.RUNNING], "b": [RunState.QUEUED]}
     assert seen["b"] == [RunState.QUEUED, RunState.RUNNING]
+
+
+def test_executor_slurm_on_the_command_line(tmp_path: Path) -> None:
+    import argparse
+
+    from live2d_tui.commands.common import add_config_arguments, config_from_args
+
+    parser = argparse.ArgumentParser()
+    add_config_arguments(parser)
+    args = parser.parse_args(["--config", str(tmp_path / "c.toml"), "--executor", "slurm"])
+    assert config_from_args(args).server.executor is ExecutorKind.SLURM
+    args = parser.parse_args(["--config", str(tmp_path / "c.toml"), "--executor", "lsf"])
+    with pytest.raises(ConfigError, match="executor"):
+        config_from_args(args)

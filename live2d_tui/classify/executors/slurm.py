@@ -387,33 +387,40 @@ class SlurmExecutor:
             comment=job_comment(self.output_folder, spec.name, nonce),
             log_path=log_path,
         )
-        await asyncio.to_thread(self.registry.intend, nonce, spec.name)
+        try:
+            await _settle(self.registry.intend, nonce, spec.name)
+        except asyncio.CancelledError:
+            await _finish_despite_cancel(asyncio.to_thread(self.registry.forget, nonce))
+            raise
         submission = asyncio.ensure_future(self._submit(argv, script))
         try:
             job_id = await asyncio.shield(submission)
         except asyncio.CancelledError:
+            # finish the submission: a job SLURM took must be cancelled, not left running
             await _wait_despite_cancel(submission, None)
             submitted = _result_or_none(submission)
             if submitted is None:
-                await asyncio.to_thread(self.registry.forget, nonce)
+                await _finish_despite_cancel(asyncio.to_thread(self.registry.forget, nonce))
             else:
-                await asyncio.to_thread(self.registry.record, nonce, submitted)
+                await _finish_despite_cancel(
+                    asyncio.to_thread(self.registry.record, nonce, submitted)
+                )
                 await self._cancel(poller.add(submitted, notify), poller, nonce)
             raise
         except SlurmError as exc:
-            await asyncio.to_thread(self.registry.forget, nonce)
+            await _settle(self.registry.forget, nonce)
             message = f"SLURM did not take the job: {exc}"
             await asyncio.to_thread(_append, log_path, f"[live2d] {message}\n")
             return JobOutcome(None, log_path, start_error=message)
-        await asyncio.to_thread(self.registry.record, nonce, job_id)
         watch = poller.add(job_id, notify)
         tail = _LogTail(log_path)
         try:
+            await _settle(self.registry.record, nonce, job_id)
             status = await self._follow(watch, poller, tail, on_output)
         except asyncio.CancelledError:
             await self._cancel(watch, poller, nonce)
             raise
-        await asyncio.to_thread(self.registry.forget, nonce)
+        await _settle(self.registry.forget, nonce)
         outcome = await self._outcome(spec, watch, status)
         text = await asyncio.to_thread(tail.read, True)  # the rest, now visible here
         if text:
@@ -538,6 +545,17 @@ async def _wait_despite_cancel(future: asyncio.Future[Any], limit: float | None)
             return
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait([future], timeout=remaining)
+
+
+async def _settle[T](func: Callable[..., T], *args: Any) -> T:
+    """Run a blocking call in a thread to its end, even if this task is cancelled meanwhile
+    (the cancellation is re-raised once the call has ended, so what it wrote is known)."""
+    work = asyncio.ensure_future(asyncio.to_thread(func, *args))
+    try:
+        return await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await _wait_despite_cancel(work, None)
+        raise
 
 
 async def _finish_despite_cancel(awaitable: Awaitable[Any]) -> None:
