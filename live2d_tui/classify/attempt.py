@@ -29,6 +29,7 @@ from live2d_tui.classify.counts import class_counts
 from live2d_tui.classify.engines import EnginePrograms
 from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec, RunState
 from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
+from live2d_tui.classify.procs import SCRATCH_PATTERN
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
@@ -135,8 +136,12 @@ class CycleAttempt:
     # ------------------------------------------------------------------ bookkeeping
 
     def scratch_path(self, stem: str, suffix: str) -> Path:
-        """A scratch file name carrying this attempt's token; removed at the end."""
+        """A scratch file name carrying this attempt's token; removed at the end, and by
+        :func:`~live2d_tui.classify.procs.remove_stale_scratch` after a crash, whose pattern it
+        must match (a name it missed stayed behind for good)."""
         path = self.dir / f"{stem}_{self.token}{suffix}"
+        if not SCRATCH_PATTERN.match(path.name):
+            raise ValueError(f"scratch name {path.name} is not one a restart would clean up")
         self.scratch.append(path)
         return path
 
