@@ -228,9 +228,15 @@ def test_orphans_are_found_by_comment_even_without_a_recorded_id(tmp_path: Path)
     # clean SLURM start): never touched
     theirs = submit(other, "cycle_1_refine2d_1_try1", "sleep 300")
     SlurmRegistry(folder).replace([SlurmEntry("feed0000", "cycle_1_refine2d_1_try1", theirs, 0.0)])
+    # a job that ended while the supervisor was down left its end record beside its log
+    cycle_dir = folder / "cycles" / "cycle_2"
+    cycle_dir.mkdir(parents=True)
+    (cycle_dir / "refine2d_1_abcdef_try1.log").write_text("log\n")
+    (cycle_dir / "refine2d_1_abcdef_try1.log.end").write_text("exit=0\n")
     lines: list[str] = []
     try:
         assert end_slurm_orphans(folder, lines.append, configured=False) == 1
+        assert [p.name for p in cycle_dir.iterdir()] == ["refine2d_1_abcdef_try1.log"]
         assert states([ours])[ours] == "CANCELLED"
         assert states([theirs])[theirs] in {"PENDING", "RUNNING"}
         assert live_jobs(folder) == []

@@ -214,6 +214,7 @@ def end_slurm_orphans(
     orphans = [job for job in parse_squeue_mine(listing.stdout) if belongs_to(job, folder)]
     if not orphans:
         registry.replace([])
+        _remove_end_records(folder)
         return 0
     ids = [job.job_id for job in orphans]
     for job in orphans:
@@ -235,8 +236,21 @@ def end_slurm_orphans(
         registry.replace(_entry_of(by_id[i]) for i in live)
     else:
         registry.replace([])
+        _remove_end_records(folder)
         log(f"Cancelled {len(ids)} SLURM job(s) of the previous run; SLURM reports them ended")
     return len(ids)
+
+
+_END_RECORD = re.compile(r"\.log\.(end|hung|end\.tmp\.\d+)$")
+
+
+def _remove_end_records(folder: Path) -> None:
+    """Delete end records (and watchdog markers) of jobs nobody read: a job that ended while
+    the supervisor was down leaves one beside its log."""
+    for path in (folder / "cycles").glob("cycle_*/*.log.*"):
+        if _END_RECORD.search(path.name):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def _entry_of(job: ListedJob) -> SlurmEntry:
