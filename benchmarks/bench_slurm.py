@@ -46,7 +46,7 @@ from live2d_tui.classify.executors.slurm_cli import SlurmSettings, slurm_answers
 from live2d_tui.classify.runner import CycleRunner  # noqa: E402
 from live2d_tui.classify.schedule import plan_job  # noqa: E402
 from live2d_tui.config import EngineKind, JobSettings, ServerConfig  # noqa: E402
-from tests.classify.conftest import make_dataset  # noqa: E402
+from tests.classify.conftest import fake_programs, make_dataset  # noqa: E402
 
 STAMP = r"""#!/bin/sh
 echo "LIVE2D_BENCH_START $(date +%s.%N)"
@@ -135,7 +135,9 @@ async def bench(args: argparse.Namespace) -> dict[str, list[tuple[float, float, 
         for kind in ("local", "slurm"):
             dataset = make_dataset(base / kind, count=args.particles, box=32)
             folder = dataset.folder
-            seeder = CycleRunner(folder, programs, pool_size=1, jobs_per_cycle=1)
+            # the instant stand-ins cannot make random classes: the fake cisTEM seeds them
+            seeds = fake_programs() if args.engine == "instant" else programs
+            seeder = CycleRunner(folder, seeds, pool_size=1, jobs_per_cycle=1)
             await seeder.run_cycle(seed_plan.cycles[0], dataset.inputs(), settings)
             if kind == "local":
                 executor = FirstCall(LocalExecutor(args.jobs, niceness=0))
