@@ -68,6 +68,7 @@ def submit(folder: Path, run: str, command: str, *, comment: str | None = None) 
         name=job_name(folder, run),
         comment=comment if comment is not None else job_comment(folder, run, "abcd1234"),
         log_path=log,
+        cwd=folder,
     )
     result = run_sync(argv, stdin=f"#!/bin/bash\n{command}\n")
     assert result.returncode == 0, result.message()

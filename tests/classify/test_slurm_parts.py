@@ -187,12 +187,14 @@ def test_the_sbatch_command_carries_every_setting_and_the_extra_args_last(tmp_pa
         cpus_per_task=4,
         extra_args=("--constraint=avx2",),
     )
-    argv = sbatch_argv(settings, name="live2d-x-r", comment="c d", log_path=tmp_path / "r.log")
+    log = tmp_path / "50%" / "r.log"
+    argv = sbatch_argv(settings, name="live2d-x-r", comment="c d", log_path=log, cwd=tmp_path)
     assert argv[:2] == ["sbatch", "--parsable"]
     for expected in (
         "--job-name=live2d-x-r",
         "--comment=c d",
-        f"--output={tmp_path / 'r.log'}",
+        f"--output={tmp_path}/50%%/r.log",  # sbatch reads %j, %x...: a literal % is doubled
+        f"--chdir={tmp_path}",
         "--open-mode=append",
         "--no-requeue",
         "--cpus-per-task=4",
@@ -204,9 +206,8 @@ def test_the_sbatch_command_carries_every_setting_and_the_extra_args_last(tmp_pa
     ):
         assert expected in argv
     assert argv[-1] == "--constraint=avx2"
-    bare = sbatch_argv(
-        SlurmSettings(time_limit_minutes=0), name="n", comment="c", log_path=Path("/l")
-    )
+    unset = SlurmSettings(time_limit_minutes=0)
+    bare = sbatch_argv(unset, name="n", comment="c", log_path=Path("/l"), cwd=Path("/"))
     optional = ("--partition", "--account", "--qos", "--time", "--mem")
     assert not any(a.startswith(optional) for a in bare)
 

@@ -386,6 +386,7 @@ class SlurmExecutor:
             name=job_name(self.output_folder, spec.name),
             comment=job_comment(self.output_folder, spec.name, nonce),
             log_path=log_path,
+            cwd=spec.cwd,
         )
         try:
             await _settle(self.registry.intend, nonce, spec.name)

@@ -173,21 +173,26 @@ def _job_id(text: str) -> int | None:
 # --------------------------------------------------------------------------- sbatch
 
 
-def sbatch_argv(settings: SlurmSettings, *, name: str, comment: str, log_path: Path) -> list[str]:
+def sbatch_argv(
+    settings: SlurmSettings, *, name: str, comment: str, log_path: Path, cwd: Path
+) -> list[str]:
     """``sbatch`` reading the job script from stdin.
 
     The job's stdout and stderr (the program's output, the prologue's, and slurmstepd's own
-    messages such as "CANCELLED ... DUE TO TIME LIMIT") are appended to the program run's log.
-    ``--no-requeue``: a job whose node fails ends as ``NODE_FAIL`` (and is retried here) instead
-    of being requeued silently under the same id. ``slurm_extra_args`` come last.
+    messages such as "CANCELLED ... DUE TO TIME LIMIT") are appended to the program run's log
+    (``%`` doubled: sbatch reads ``%j``... in file names). It starts in ``cwd`` (else in the
+    supervisor's folder, which a node may not have). ``--no-requeue``: a job whose node fails
+    ends as ``NODE_FAIL`` (and is retried here) instead of being requeued silently under the
+    same id. ``slurm_extra_args`` come last.
     """
     argv = [
         "sbatch",
         "--parsable",
         f"--job-name={name}",
         f"--comment={comment}",
-        f"--output={log_path}",
+        f"--output={str(log_path).replace('%', '%%')}",
         "--open-mode=append",
+        f"--chdir={cwd}",
         "--no-requeue",
         "--nodes=1",
         "--ntasks=1",
