@@ -313,3 +313,35 @@ async def test_a_job_killed_by_its_time_limit_is_reported_and_retried(
     first = next((dataset.folder / "cycles" / "cycle_0").glob("refine2d_1_*_try1.log")).read_text()
     assert "DUE TO TIME LIMIT" in first
     assert live_jobs(dataset.folder) == []
+
+
+async def test_a_job_cancelled_by_someone_else_is_reported_and_retried(
+    dataset: Dataset, fake_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAKE_FAIL_FIRST", "1")
+    monkeypatch.setenv("FAKE_FAIL_MODE", "hangonce")
+    settings = JobSettings(class_number=4, mask_radius=15.0)
+    plan = plan_job(settings, last_cycle_number=None)
+    logs: list[str] = []
+    executor = SlurmExecutor(FAST, dataset.folder, log=logs.append)
+    runner = CycleRunner(
+        dataset.folder,
+        fake_programs(),
+        pool_size=1,
+        jobs_per_cycle=1,
+        executor=executor,
+        log=logs.append,
+    )
+    cycle = asyncio.create_task(runner.run_cycle(plan.cycles[0], dataset.inputs(), settings))
+    deadline = time.monotonic() + 60
+    while not (fake_state / "hung_once_1").exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    (job,) = live_jobs(dataset.folder)
+    run_sync(scancel_argv([job]))  # an administrator's scancel
+    result = await cycle
+    assert result.class_count == 4
+    failed = [line for line in logs if "failed (" in line]
+    assert failed == [
+        f"Cycle 0: refine2d_1 failed (SLURM job {job} ended by SLURM: CANCELLED); retrying once"
+    ], logs
+    assert live_jobs(dataset.folder) == []
