@@ -33,7 +33,7 @@ from live2d_tui.classify.procs import SCRATCH_PATTERN
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
-from live2d_tui.events import BlockType, CycleProgress, CycleStage, Event
+from live2d_tui.events import BlockType, CycleProgress, CycleStage, Event, job_position
 from live2d_tui.formats.cistem_star import write_star
 from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
@@ -236,8 +236,9 @@ class CycleAttempt:
         )
         self.stage = None  # from here the program runs' output says where the cycle is
         log(
-            f"Cycle {plan.number} ({plan.block_type.value}, {plan.index_in_job}/"
-            f"{plan.cycles_in_job}): {n} particles, high-res limit {plan.high_res_limit:.2f} Å, "
+            f"Cycle {plan.number} ({plan.block_type.label}, "
+            f"{job_position(plan.index_in_job, plan.cycles_in_job)}): {n} particles, "
+            f"high-res limit {plan.high_res_limit:.2f} Å, "
             f"fraction {fraction:.3g}, {len(ranges)} job(s)"
         )
         t_jobs = time.monotonic()

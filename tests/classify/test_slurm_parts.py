@@ -318,10 +318,10 @@ def _written(folder: Path, server: ServerConfig) -> Path:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"executor": "pbs"}, "expected one of local, slurm"),
+        ({"executor": "pbs"}, "executor must be one of local, slurm"),
         ({"slurm_extra_args": ["--output=x"]}, "sets --output, which the SLURM executor"),
         ({"slurm_extra_args": ["-Jname"]}, "sets -J"),
-        ({"slurm_extra_args": "--mem=1G"}, "expected an array of strings"),
+        ({"slurm_extra_args": "--mem=1G"}, "must be an array of strings"),
         ({"slurm_prologue": ["a\nb"]}, "one line per item"),
         ({"slurm_partition": "a b"}, "must not contain spaces"),
         ({"slurm_cpus_per_task": 0}, "slurm_cpus_per_task must be ≥ 1"),
