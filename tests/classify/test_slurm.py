@@ -144,7 +144,9 @@ async def test_slurm_ab_initio_gives_the_local_executors_classes(
     assert not list(cycle_dir.glob("*.end"))
     assert not (slurm_data.folder / "cycles" / REGISTRY_NAME).exists()
     running = [e.jobs_running for e in events if isinstance(e, CycleProgress)]
-    assert max(running) == 2 and running[-1] == 0
+    # both runs may overlap, or one may end before SLURM starts the other on a loaded node: the
+    # counts must show at least one running, never more than the cycle's two, and none at the end
+    assert 1 <= max(running) <= 2 and running[-1] == 0
     assert live_jobs(slurm_data.folder) == []
 
 
