@@ -135,8 +135,25 @@ class CycleProgress:
     stage: CycleStage
     percent: float
     runs_done: int
+    """refine2d program runs of the cycle that succeeded."""
     runs_total: int
+    """refine2d program runs of the cycle."""
     eta_seconds: float | None = None
+    runs_queued: int = 0
+    """Program runs (refine2d or merge2d) handed to the executor and not started: waiting for a
+    local slot, or pending in SLURM's queue — queued, not hung."""
+    runs_running: int = 0
+    """Program runs (refine2d or merge2d) running now."""
+
+    def runs_text(self) -> str:
+        """``runs 3/8 done, 4 running, 1 queued`` — the counts the UI and the headless log show
+        (running and queued only when there are any)."""
+        text = f"runs {self.runs_done}/{self.runs_total} done"
+        if self.runs_running:
+            text += f", {self.runs_running} running"
+        if self.runs_queued:
+            text += f", {self.runs_queued} queued"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

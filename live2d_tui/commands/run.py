@@ -118,10 +118,7 @@ def format_event(event: Event) -> str | None:
                 f"{s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
             )
         case CycleProgress() as p:
-            return (
-                f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% "
-                f"({p.runs_done}/{p.runs_total} program runs)"
-            )
+            return f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% ({p.runs_text()})"
         case CycleFinished(number=number, success=success, message=message):
             return f"[cycle {number}] " + ("finished" if success else f"failed: {message}")
         case JobFinished(success=success, message=message):
@@ -141,7 +138,8 @@ ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)
 
 
 class _Printer:
-    """Prints events; coalesces progress to stage changes and 10 % steps.
+    """Prints events; coalesces progress to stage changes, 10 % steps and changes of the queued,
+    running and done counts.
 
     When the reader goes away (``live2d run … | head``), printing stops quietly and the run
     carries on: the job is not ended because nobody reads its output (the session log keeps
@@ -150,7 +148,7 @@ class _Printer:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self._progress: tuple[int, str, int] | None = None
+        self._progress: tuple[int, str, int, int, int, int] | None = None
         self.closed = False
         """The reader closed the pipe: nothing more is printed."""
 
@@ -158,7 +156,14 @@ class _Printer:
         if self.closed or isinstance(event, ALSO_LOGGED):
             return
         if isinstance(event, CycleProgress):
-            key = (event.number, event.stage.value, int(event.percent // 10))
+            key = (
+                event.number,
+                event.stage.value,
+                int(event.percent // 10),
+                event.runs_queued,
+                event.runs_running,
+                event.runs_done,
+            )
             if key == self._progress:
                 return
             self._progress = key

@@ -1,12 +1,8 @@
 """Job Output tab: the running cycle's progress and the last 1,000 lines of the session log.
 
-The progress line reads "cycle x of y · stage · runs d/t · ETA" (program runs done of the cycle's);
-the bar shows the cycle's percent. ``ProgressBar(show_eta=False)``: the ETA comes from the core's
+The progress line reads "cycle x of y · stage · runs d/t done, r running, q queued · ETA"; the
+bar shows the cycle's percent. ``ProgressBar(show_eta=False)``: the ETA comes from the core's
 event (its own clock), so snapshots stay deterministic.
-
-The log is followed from its file (:meth:`JobOutput.follow`): checked every
-:data:`LOG_POLL_SECONDS` and whenever the core says it wrote a line, read in a thread worker
-that reads only appended bytes.
 """
 
 from __future__ import annotations
@@ -53,7 +49,7 @@ def progress_text(started: CycleStarted | None, progress: CycleProgress | None) 
     ]
     if progress is not None and progress.number == started.number:
         parts.append(progress.stage.value)
-        parts.append(f"runs {progress.runs_done}/{progress.runs_total}")
+        parts.append(progress.runs_text())
         eta = format_eta(progress.eta_seconds)
         if eta:
             parts.append(eta)
