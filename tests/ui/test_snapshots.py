@@ -11,8 +11,9 @@ Update after an intended change: ``pytest tests/ui/test_snapshots.py --snapshot-
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,16 @@ OTHER_ROOT = Path("/tmp/live2d-ui-snapshots-other")
 """Where other folders sit: an ingest thread of the previous test's supervisor may still be
 writing into FIXED_ROOT's copy for a moment after that app closed."""
 SIZE = (140, 42)
+LOCK_PATH = Path("/tmp/live2d-ui-snapshots.lock")
+"""Held for each test: the fixed paths are shared by every pytest process on the machine (two
+checkouts, or xdist workers) and one would delete the other's session under it."""
+
+
+@pytest.fixture(autouse=True)
+def _one_process_at_a_time() -> Iterator[None]:
+    with LOCK_PATH.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 class _FrozenDatetime(datetime):
