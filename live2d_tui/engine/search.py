@@ -15,8 +15,9 @@ term's bias towards weak classes, which otherwise swallow everything from a rand
 Coarse-to-fine, all in batches of particles (no per-particle Python loop):
 
 1. **coarse**: every class at every coarse angle (the requested angular step), at a reduced box
-   (``nc``: half the working resolution, but not finer than 16 Å; the working box when that
-   is not at least a quarter smaller), all translations
+   (``nc``: the box for twice the working limit in Å, but no coarser than 16 Å and never finer
+   than the working limit; the working box when that is not at least a quarter smaller), all
+   translations
    inside the search range → best rotation per class;
 2. **fine** (when the working box or the angular sampling is finer than the coarse one): the best
    ``candidates`` classes, at the fine angles within one coarse step of their coarse best, at the
@@ -54,7 +55,8 @@ from live2d_tui.engine.references import filled
 LOGP_WINDOW = 20.0
 """A particle contributes to every class whose (smoothed) logP is within this of its best."""
 COARSE_RESOLUTION = 16.0
-"""Coarse search resolution (Å) when the working limit is finer (it is never coarser than it)."""
+"""The coarsest limit (Å) of the coarse stage: it searches at twice the working limit, capped
+here, and never finer than the working limit (``refine2d``'s search plan)."""
 
 
 def angle_grid(step: float, offset: float) -> npt.NDArray[np.float64]:
