@@ -26,7 +26,9 @@ The supervisor is made of parts that share one
 - :class:`~live2d_tui.supervisor.loops.IngestLoop` and
   :class:`~live2d_tui.supervisor.loops.TriggerLoop`: the two loops above;
 - :class:`~live2d_tui.supervisor.jobrunner.JobRunner`: the job task (cycles, stop, abort, retry
-  and back-off).
+  and back-off);
+- :class:`~live2d_tui.supervisor.results.ResultsWorker`: after each cycle, the per-class
+  half-set estimate and the carried class selection, in a separate idle-priority process.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobrunner import JobRunner
 from live2d_tui.supervisor.loops import IngestLoop, TriggerLoop
 from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot
+from live2d_tui.supervisor.results import ResultsWorker
 from live2d_tui.supervisor.session import Session, open_session
 from live2d_tui.supervisor.state import JobRecord
 from live2d_tui.supervisor.store import SessionStore
@@ -95,6 +98,9 @@ class Supervisor:
             self._ctx, self._store, after_pass=lambda: self._triggers.after_ingest()
         )
         self._triggers = TriggerLoop(self._ctx, self._store, self._ingest, self._jobs)
+        # after each successful cycle: the per-class estimate and carried selection, in a
+        # separate idle-priority process
+        self._results = ResultsWorker(self._ctx)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -169,6 +175,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._results.close()
         await self._store.close()
 
     async def start_job_now(
@@ -297,6 +304,11 @@ class Supervisor:
             await asyncio.sleep(1.05)
         return self._triggers.counts
 
+    def request_quality(self, cycle: int) -> None:
+        """Compute the per-class half-set estimate of ``cycle`` in the background (after the
+        one running now, if any); :class:`~live2d_tui.events.ClassQualityReady` follows."""
+        self._results.request(cycle)
+
     async def wait_job(self) -> None:
         """Return when no job task runs (at once when none does)."""
         await self._jobs.wait()
@@ -339,6 +351,7 @@ class Supervisor:
             reguess_mask=reguess,
         )
         await self._store.switch_to(session)  # the previous session is saved, then closed
+        self._results.switch_to(out)
         self._ingest.reset(session.dataset.generation)
         self._triggers.reset()
         self._jobs.reset()

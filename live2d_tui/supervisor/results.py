@@ -1,0 +1,209 @@
+"""A cycle's result files, and the background process that estimates its classes' quality.
+
+After every successful cycle the :class:`ResultsWorker` starts ``live2d quality OUT --cycle N
+--after-cycle`` as a separate process: the per-class half-set estimate
+(:mod:`live2d_tui.results.quality`) and the carried class selection
+(:mod:`live2d_tui.results.selection`) are written beside the cycle, and
+:class:`~live2d_tui.events.ClassQualityReady` is published when it ends.
+
+Invariants:
+- the process runs at the lowest priority (niceness 19 and, on Linux, ``SCHED_IDLE``): it only
+  takes CPU time the cycle's programs leave idle, so it never delays the next cycle; nothing of
+  it runs on the event loop but the wait for its exit;
+- at most one runs at a time; a cycle finishing meanwhile is queued, and only the newest queued
+  cycle runs next (an older one's estimate is computed when it is asked for);
+- it carries the output folder's marker in its environment, so a restarted supervisor ends it
+  as an orphan; closing the supervisor ends it (its files are written atomically: a killed
+  process leaves none half-written);
+- its output goes to ``cycles/cycle_<N>/quality.log``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from live2d_tui.classify.procs import MARKER_ENV, signal_group
+from live2d_tui.dataset.writer import RELION_NAME, STACK_NAME, STAR_NAME, generation_folder_name
+from live2d_tui.events import BlockType, ClassQualityReady, CycleFinished, Event
+from live2d_tui.results.selection import CycleLink
+from live2d_tui.supervisor.context import SupervisorContext
+from live2d_tui.supervisor.state import CycleRecord
+
+TERM_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class CycleFiles:
+    """Where a cycle's files and the dataset files it indexes live."""
+
+    number: int
+    star: Path
+    classes: Path
+    generation_folder: Path
+    """The folder of the cycle's dataset generation (the output folder for generation 0)."""
+
+    @property
+    def stack(self) -> Path:
+        """The combined stack the star's positions index."""
+        return self.generation_folder / STACK_NAME
+
+    @property
+    def dataset_star(self) -> Path:
+        """The generation's cisTEM star."""
+        return self.generation_folder / STAR_NAME
+
+    @property
+    def relion_star(self) -> Path:
+        """The generation's RELION star."""
+        return self.generation_folder / RELION_NAME
+
+
+def cycle_files(output_folder: Path, record: CycleRecord) -> CycleFiles:
+    """The files of a completed cycle."""
+    out = Path(output_folder)
+    return CycleFiles(
+        number=record.number,
+        star=out / f"{record.name}.star",
+        classes=out / f"{record.name}.mrc",
+        generation_folder=out / generation_folder_name(record.generation),
+    )
+
+
+def cycle_links(cycles: Sequence[CycleRecord]) -> list[CycleLink]:
+    """What decides whether class numbers carry between the completed cycles."""
+    return [
+        CycleLink(
+            number=c.number,
+            generation=c.generation,
+            seed=c.block_type is BlockType.RANDOM_SEED,
+            classes=int(c.settings.get("class_number", len(c.particle_count_per_class) - 1)),
+        )
+        for c in cycles
+    ]
+
+
+def quality_argv(output_folder: Path, cycle: int) -> list[str]:
+    """The command line of the background estimate of ``cycle``."""
+    return [
+        sys.executable,
+        "-m",
+        "live2d_tui",
+        "quality",
+        str(output_folder),
+        "--cycle",
+        str(cycle),
+        "--after-cycle",
+    ]
+
+
+class ResultsWorker:
+    """Starts the background estimate after each successful cycle (see the module docstring)."""
+
+    def __init__(self, ctx: SupervisorContext) -> None:
+        """A worker with nothing to do; it listens to the context's bus for finished cycles."""
+        self.ctx = ctx
+        self.output_folder: Path | None = None
+        self._proc: asyncio.subprocess.Process | None = None
+        self._running: int | None = None
+        self._pending: int | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self._unsubscribe = ctx.bus.subscribe(self._on_event)
+
+    @property
+    def running(self) -> int | None:
+        """The cycle whose estimate runs now."""
+        return self._running
+
+    def switch_to(self, output_folder: Path) -> None:
+        """Work for another output folder (the session changed); nothing queued carries over."""
+        self.output_folder = Path(output_folder)
+        self._pending = None
+
+    def _on_event(self, event: Event) -> None:
+        if isinstance(event, CycleFinished) and event.success:
+            self.request(event.number)
+
+    def request(self, cycle: int) -> None:
+        """Estimate ``cycle`` in the background as soon as no other estimate runs."""
+        if self._closed or self.output_folder is None:
+            return
+        self._pending = cycle
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(
+                self._drain(), name="live2d-quality"
+            )
+
+    async def _drain(self) -> None:
+        while self._pending is not None and not self._closed:
+            cycle, self._pending = self._pending, None
+            folder = self.output_folder
+            if folder is None:
+                return
+            self._running = cycle
+            try:
+                await self._run(folder, cycle)
+            finally:
+                self._running = None
+
+    @staticmethod
+    def _open_log(folder: Path, cycle: int) -> tuple[IO[bytes], str]:
+        log_dir = folder / "cycles" / f"cycle_{cycle}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        return open(log_dir / "quality.log", "wb"), str(folder.resolve())
+
+    async def _run(self, folder: Path, cycle: int) -> None:
+        try:
+            log, marker = await asyncio.to_thread(self._open_log, folder, cycle)
+            env = {**os.environ, MARKER_ENV: marker, "OMP_NUM_THREADS": "1"}
+            with log:
+                self._proc = await asyncio.create_subprocess_exec(
+                    *quality_argv(folder, cycle),
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            code = await self._proc.wait()
+        except OSError as exc:
+            self.ctx.log(f"Half-set estimate of cycle {cycle} could not start: {exc}", "warning")
+            self.ctx.bus.publish(ClassQualityReady(cycle, False, str(exc)))
+            return
+        finally:
+            self._proc = None
+        if self._closed:
+            return
+        if code == 0:
+            self.ctx.bus.publish(ClassQualityReady(cycle, True))
+        else:
+            message = f"exit status {code} (see cycles/cycle_{cycle}/quality.log)"
+            self.ctx.log(f"Half-set estimate of cycle {cycle} failed: {message}", "warning")
+            self.ctx.bus.publish(ClassQualityReady(cycle, False, message))
+
+    async def close(self) -> None:
+        """End a running estimate (SIGTERM to its group, SIGKILL after a grace) and stop."""
+        self._closed = True
+        self._pending = None
+        self._unsubscribe()
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            signal_group(proc.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), TERM_GRACE_SECONDS)
+            except TimeoutError:
+                signal_group(proc.pid, signal.SIGKILL)
+                await proc.wait()
+        task = self._task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
