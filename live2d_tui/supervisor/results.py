@@ -30,12 +30,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import numpy as np
+
 from live2d_tui.classify.procs import MARKER_ENV, signal_group
+from live2d_tui.dataset.ledger import read_generation_ranges
 from live2d_tui.dataset.writer import RELION_NAME, STACK_NAME, STAR_NAME, generation_folder_name
 from live2d_tui.events import BlockType, ClassQualityReady, CycleFinished, Event
+from live2d_tui.results.export import ExportSource
 from live2d_tui.results.selection import CycleLink
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.state import CycleRecord
+from live2d_tui.warp.settings import read_warp_settings, resolve_processing_folder
 
 TERM_GRACE_SECONDS = 5.0
 
@@ -74,6 +79,38 @@ def cycle_files(output_folder: Path, record: CycleRecord) -> CycleFiles:
         star=out / f"{record.name}.star",
         classes=out / f"{record.name}.mrc",
         generation_folder=out / generation_folder_name(record.generation),
+    )
+
+
+def export_source(
+    output_folder: Path, record: CycleRecord, warp_folder: Path | None
+) -> ExportSource:
+    """What :func:`~live2d_tui.results.export.export_cycle` needs of a completed cycle: its
+    files, the particles active now (read-only from the ledger) and where Warp's stacks are.
+
+    Raises:
+        ValueError: the ledger cannot be read.
+    """
+    files = cycle_files(output_folder, record)
+    generation, ranges = read_generation_ranges(
+        Path(output_folder) / "ledger.sqlite", record.generation
+    )
+    spans = [np.arange(r.first, r.first + r.rows, dtype=np.int64) for r in ranges if r.rows]
+    active = np.concatenate(spans) if spans else np.zeros(0, dtype=np.int64)
+    processing = warp_folder
+    if warp_folder is not None:
+        with contextlib.suppress(OSError, ValueError):
+            processing = resolve_processing_folder(warp_folder, read_warp_settings(warp_folder))
+    return ExportSource(
+        cycle=record.number,
+        star=files.star,
+        stack=files.stack,
+        relion_star=files.relion_star,
+        active_positions=active,
+        generation=record.generation,
+        warp_folder=processing,
+        warp_inverted=generation.invert,
+        warp_float16=any("16" in r.dtype for r in ranges),
     )
 
 
