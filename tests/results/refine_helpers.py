@@ -6,11 +6,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+from engine.helpers import refine_lines, request, run_program
+
 from live2d_tui.formats.cistem_star import read_star
 from live2d_tui.formats.prompts import REFINE2D_TERMINATION
 from live2d_tui.formats.protocol import stdin_text
-
-from engine.helpers import refine_lines, request, run_program
 
 FAKE = Path(__file__).resolve().parents[1] / "classify" / "fake_cistem.py"
 

@@ -139,7 +139,7 @@ def check_images(star: Path, stack_of: dict[int, np.ndarray], cwd: Path) -> None
 
 
 def test_export_round_trip(session_copy: tuple[Path, Path], tmp_path: Path) -> None:
-    warp, out = session_copy
+    _, out = session_copy
     # Warp later drops one micrograph: its particles must not be exported
     ledger = Ledger(out / "ledger.sqlite")
     dropped = sorted(ledger.ranges)[0]
