@@ -13,6 +13,10 @@ and extrapolates both to 10^6 particles with K classes and the cap: a cycle cost
 per particle); the estimate costs K × min(cap, N/K) × (estimate per particle) + N × (star read per
 row). Reported as the estimate's share of one cycle.
 
+``churn``: the Jaccard overlap of every class's members (classes of ≥ 50 members) between
+consecutive cycles of a run (``--cycle`` is the last), the figure the selection's carry-over
+compares with ``CHANGED_OVERLAP`` (``live2d_tui.results.selection``).
+
 ``truth``: the estimate of every class of a cycle beside the scorer's resolution against the
 true projections (FRC 0.5, ``live2d_tui.simulate.score``); reports per class and the median
 ratio estimate/truth with its spread (quartiles, range).
@@ -23,6 +27,7 @@ Usage::
         --run RUN --base BASE --cycle 20
     .venv/bin/python benchmarks/bench_quality.py truth --run RUN --base BASE --cycle 20 \\
         --truth SESSION/truth
+    .venv/bin/python benchmarks/bench_quality.py churn --run RUN --base BASE --cycle 13
 
 where RUN holds ``cycle_<N>.mrc/.star``, BASE the ``combined_stack.mrcs`` and
 ``combined_stack_relion.star`` they index. Results are printed and written as JSON to
@@ -32,6 +37,7 @@ where RUN holds ``cycle_<N>.mrc/.star``, BASE the ``combined_stack.mrcs`` and
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import resource
 import subprocess
@@ -185,6 +191,37 @@ def truth(args: argparse.Namespace) -> dict[str, object]:
     return {"classes": rows, "summary": summary}
 
 
+def churn(args: argparse.Namespace) -> dict[str, object]:
+    from live2d_tui.results.selection import CHANGED_OVERLAP, class_overlap, membership
+
+    found = sorted(
+        int(p.stem.split("_")[1]) for p in args.run.glob("cycle_*.star") if p.stem[6:].isdigit()
+    )
+    cycles = [n for n in found if n <= args.cycle]
+    members = {n: membership(args.run / f"cycle_{n}.star") for n in cycles}
+    rows = []
+    for a, b in itertools.pairwise(cycles):
+        k = int(max(members[a][1].max(), members[b][1].max()))
+        big = [c for c in range(1, k + 1) if int((members[a][1] == c).sum()) >= 50]
+        overlaps = np.array([class_overlap(members[a], members[b], c) for c in big])
+        if overlaps.size == 0:
+            continue
+        row = {
+            "from": a,
+            "to": b,
+            "classes": len(big),
+            "min": float(overlaps.min()),
+            "median": float(np.median(overlaps)),
+            "below_threshold": int((overlaps < CHANGED_OVERLAP).sum()),
+        }
+        rows.append(row)
+        print(
+            f"{a:3d} -> {b:3d}: {len(big):3d} classes, overlap min {row['min']:.2f}, median "
+            f"{row['median']:.2f}, below {CHANGED_OVERLAP}: {row['below_threshold']}"
+        )
+    return {"threshold": CHANGED_OVERLAP, "pairs": rows}
+
+
 def _correlation(rows: list[dict[str, object]]) -> float | None:
     """Pearson correlation of the estimate and the truth over the classes with a figure."""
     pairs = [(r["estimate"], r["truth_frc05"]) for r in rows if r["estimate"] is not None]
@@ -196,7 +233,7 @@ def _correlation(rows: list[dict[str, object]]) -> float | None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("cost", "truth"))
+    parser.add_argument("mode", choices=("cost", "truth", "churn"))
     parser.add_argument("--run", type=Path, required=True, help="folder of cycle_<N>.mrc/.star")
     parser.add_argument("--base", type=Path, required=True, help="folder of the combined stack")
     parser.add_argument("--cycle", type=int, required=True)
@@ -207,7 +244,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.mode == "truth" and args.truth is None:
         parser.error("truth needs --truth")
-    result = cost(args) if args.mode == "cost" else truth(args)
+    modes = {"cost": cost, "truth": truth, "churn": churn}
+    result = modes[args.mode](args)
     target = args.json or Path(f"/tmp/bench_quality_{args.mode}.json")
     target.write_text(json.dumps(result, indent=2))
     return 0

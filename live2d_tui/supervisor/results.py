@@ -11,7 +11,7 @@ Invariants:
   takes CPU time the cycle's programs leave idle, so it never delays the next cycle; nothing of
   it runs on the event loop but the wait for its exit;
 - at most one runs at a time; a cycle finishing meanwhile is queued, and only the newest queued
-  cycle runs next (an older one's estimate is computed when it is asked for);
+  cycle runs next; a cycle a view asks for (an older one the user looks at) goes first;
 - it carries the output folder's marker in its environment, so a restarted supervisor ends it
   as an orphan; closing the supervisor ends it (its files are written atomically: a killed
   process leaves none half-written);
@@ -151,6 +151,9 @@ class ResultsWorker:
         self._proc: asyncio.subprocess.Process | None = None
         self._running: int | None = None
         self._pending: int | None = None
+        """The newest finished cycle still to estimate."""
+        self._asked: list[int] = []
+        """Cycles a view asked for, oldest request first (they go before ``_pending``)."""
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._unsubscribe = ctx.bus.subscribe(self._on_event)
@@ -164,24 +167,45 @@ class ResultsWorker:
         """Work for another output folder (the session changed); nothing queued carries over."""
         self.output_folder = Path(output_folder)
         self._pending = None
+        self._asked = []
 
     def _on_event(self, event: Event) -> None:
         if isinstance(event, CycleFinished) and event.success:
-            self.request(event.number)
+            self.request(event.number, finished=True)
 
-    def request(self, cycle: int) -> None:
-        """Estimate ``cycle`` in the background as soon as no other estimate runs."""
+    def request(self, cycle: int, *, finished: bool = False) -> None:
+        """Estimate ``cycle`` in the background as soon as no other estimate runs.
+
+        Args:
+            cycle: The cycle.
+            finished: The cycle just finished: it replaces an older finished cycle still
+                queued. Otherwise a view asked for it, and it goes first.
+        """
         if self._closed or self.output_folder is None:
             return
-        self._pending = cycle
+        if finished:
+            self._pending = cycle
+        elif cycle not in self._asked and cycle != self._running:
+            self._asked.append(cycle)
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(
                 self._drain(), name="live2d-quality"
             )
 
+    def _next(self) -> int | None:
+        if self._asked:
+            asked = self._asked.pop(0)
+            if asked == self._pending:
+                self._pending = None
+            return asked
+        pending, self._pending = self._pending, None
+        return pending
+
     async def _drain(self) -> None:
-        while self._pending is not None and not self._closed:
-            cycle, self._pending = self._pending, None
+        while not self._closed:
+            cycle = self._next()
+            if cycle is None:
+                return
             folder = self.output_folder
             if folder is None:
                 return
@@ -230,6 +254,7 @@ class ResultsWorker:
         """End a running estimate (SIGTERM to its group, SIGKILL after a grace) and stop."""
         self._closed = True
         self._pending = None
+        self._asked = []
         self._unsubscribe()
         proc = self._proc
         if proc is not None and proc.returncode is None:

@@ -115,3 +115,32 @@ async def test_supervisor_estimates_each_cycle_in_the_background(
                 assert marker not in (entry / "environ").read_bytes()
             except OSError:
                 continue
+
+
+async def test_worker_order_newest_finished_and_asked_first(tmp_path: Path) -> None:
+    """The queue's order, without processes: a view's request goes first, and of the cycles
+    finished meanwhile only the newest waits."""
+    from live2d_tui.events import CycleFinished, EventBus
+    from live2d_tui.supervisor.context import SupervisorContext
+    from live2d_tui.supervisor.results import ResultsWorker
+
+    worker = ResultsWorker(SupervisorContext(Config(server=SERVER, job=JOB), EventBus()))
+    worker.output_folder = tmp_path
+    ran: list[int] = []
+
+    async def fake_run(folder: Path, cycle: int) -> None:
+        ran.append(cycle)
+        await asyncio.sleep(0)
+
+    worker._run = fake_run  # type: ignore[method-assign]
+    worker.ctx.bus.publish(CycleFinished(number=4, success=True))
+    worker.ctx.bus.publish(CycleFinished(number=5, success=True))
+    worker.ctx.bus.publish(CycleFinished(number=6, success=False))
+    worker.request(2)
+    worker.request(2)
+    await asyncio.sleep(0.05)
+    assert ran == [2, 5]
+    await worker.close()
+    worker.ctx.bus.publish(CycleFinished(number=7, success=True))
+    await asyncio.sleep(0.05)
+    assert ran == [2, 5]
