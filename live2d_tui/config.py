@@ -15,6 +15,7 @@ texts and the settings form all read it from there.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -427,52 +428,56 @@ _FALSE = {"false", "no", "n", "0", "off"}
 
 def coerce_value(cls: type[Any], name: str, value: Any) -> Any:
     """Convert ``value`` (possibly a string from the command line or old state) to the type of
-    field ``name`` of dataclass ``cls``; raise :class:`ConfigError` naming the field."""
+    field ``name`` of dataclass ``cls``; raise :class:`ConfigError` naming the field and the
+    type it takes, e.g. ``class_number must be a whole number (got 'abc')``."""
     hints = get_type_hints(cls)
     if name not in hints:
         known = ", ".join(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
     kind = hints[name]
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError(f"expected true or false, got {value!r}")
-        if kind is int:
-            if isinstance(value, bool):
-                raise ValueError("expected a whole number")
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError(f"expected a whole number, got {value}")
-                return int(value)
-            text = str(value).strip()
-            number = float(text)
-            if not number.is_integer():
-                raise ValueError(f"expected a whole number, got {text}")
-            return int(number)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError("expected a number")
-            number = float(str(value).strip()) if not isinstance(value, int | float) else value
-            if number != number or number in (float("inf"), float("-inf")):
-                raise ValueError("expected a finite number")
-            return float(number)
-        if isinstance(kind, type) and issubclass(kind, StrEnum):
-            try:
-                return kind(str(value).strip().lower())
-            except ValueError:
-                allowed = ", ".join(m.value for m in kind)
-                raise ValueError(f"expected one of {allowed}, got {value!r}") from None
-        if kind is str:
-            return str(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(f"{name} must be true or false (got {shown})")
+    if kind is int:
+        number = _number(value)
+        if number is None or not number.is_integer():
+            raise ConfigError(f"{name} must be a whole number (got {shown})")
+        return int(number)
+    if kind is float:
+        number = _number(value)
+        if number is None:
+            raise ConfigError(f"{name} must be a number (got {shown})")
+        return number
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        try:
+            return kind(str(value).strip().lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in kind)
+            raise ConfigError(f"{name} must be one of {allowed} (got {shown})") from None
+    if kind is str:
+        return str(value)
     raise ConfigError(f"{name}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float (numbers or their text), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
 
 
 def _from_plain[T](cls: type[T], data: dict[str, Any], *, ignore_unknown: bool) -> T:
@@ -551,6 +556,17 @@ def render_toml(config: Config) -> str:
             out.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}")
             out.append("")
     return "\n".join(out)
+
+
+def write_default_config() -> bool:
+    """Write the commented default configuration to :func:`config_path` if there is none yet;
+    returns whether it was written."""
+    path = config_path()
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, render_toml(Config()))
+    return True
 
 
 def load_config(path: Path | None = None, *, create: bool = True) -> Config:

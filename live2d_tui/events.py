@@ -50,6 +50,27 @@ class BlockType(StrEnum):
     REFINEMENT = "refinement"
     """A cycle at the final resolution limit with all particles."""
 
+    @property
+    def label(self) -> str:
+        """The name a user sees (``random_seed`` is the job's random start)."""
+        return {
+            BlockType.RANDOM_SEED: "random start",
+            BlockType.STARTUP: "startup",
+            BlockType.REFINEMENT: "refinement",
+        }[self]
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st`` …"""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def job_position(index_in_job: int, cycles_in_job: int) -> str:
+    """Where a cycle is in its job, worded apart from its session number (``cycle 10``):
+    ``5th of 6 cycles in this job``."""
+    return f"{ordinal(index_in_job)} of {cycles_in_job} cycles in this job"
+
 
 class CycleStage(StrEnum):
     """Where a running cycle is."""

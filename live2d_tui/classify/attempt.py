@@ -29,10 +29,11 @@ from live2d_tui.classify.counts import class_counts
 from live2d_tui.classify.engines import EnginePrograms
 from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec
 from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
+from live2d_tui.classify.procs import SCRATCH_PATTERN
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
-from live2d_tui.events import BlockType, CycleProgress, CycleStage, Event
+from live2d_tui.events import BlockType, CycleProgress, CycleStage, Event, job_position
 from live2d_tui.formats.cistem_star import write_star
 from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
@@ -127,8 +128,12 @@ class CycleAttempt:
     # ------------------------------------------------------------------ bookkeeping
 
     def scratch_path(self, stem: str, suffix: str) -> Path:
-        """A scratch file name carrying this attempt's token; removed at the end."""
+        """A scratch file name carrying this attempt's token; removed at the end, and by
+        :func:`~live2d_tui.classify.procs.remove_stale_scratch` after a crash, whose pattern it
+        must match (a name it missed stayed behind for good)."""
         path = self.dir / f"{stem}_{self.token}{suffix}"
+        if not SCRATCH_PATTERN.match(path.name):
+            raise ValueError(f"scratch name {path.name} is not one a restart would clean up")
         self.scratch.append(path)
         return path
 
@@ -200,8 +205,9 @@ class CycleAttempt:
             CycleStage.SEEDING if seed else CycleStage.NOISE,
         )
         log(
-            f"Cycle {plan.number} ({plan.block_type.value}, {plan.index_in_job}/"
-            f"{plan.cycles_in_job}): {n} particles, high-res limit {plan.high_res_limit:.2f} Å, "
+            f"Cycle {plan.number} ({plan.block_type.label}, "
+            f"{job_position(plan.index_in_job, plan.cycles_in_job)}): {n} particles, "
+            f"high-res limit {plan.high_res_limit:.2f} Å, "
             f"fraction {fraction:.3g}, {len(ranges)} job(s)"
         )
         t_jobs = time.monotonic()

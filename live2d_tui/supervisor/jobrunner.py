@@ -28,7 +28,14 @@ from live2d_tui.classify.procs import end_orphans
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
-from live2d_tui.events import BlockType, CycleFinished, CycleStarted, JobFinished, SessionStatus
+from live2d_tui.events import (
+    BlockType,
+    CycleFinished,
+    CycleStarted,
+    JobFinished,
+    SessionStatus,
+    job_position,
+)
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobs import JobOutcome, describe_failure, record_from_result
 from live2d_tui.supervisor.model import SupervisorError
@@ -168,6 +175,9 @@ class JobRunner:
             )
         except ConfigError as exc:
             raise SupervisorError(f"cannot plan the job: {exc}") from None
+        problem = self.store.mask_problem(settings)  # staged before Warp changed the box
+        if problem:
+            self.ctx.log(f"{problem} (the job runs with it)", "warning")
         # the job's own settings name the macro that actually runs (ab initio when forced), so
         # every cycle record says truthfully how it was made
         own = settings.to_dict() | {"classification_type": plan.kind.value}
@@ -287,8 +297,9 @@ class JobRunner:
             )
         )
         self.ctx.log(
-            f"Cycle {cycle.number} started ({cycle.block_type.value}, {cycle.index_in_job} of "
-            f"{cycle.cycles_in_job} in this job): {len(inputs.active_positions):,} particles, "
+            f"Cycle {cycle.number} started ({cycle.block_type.label}, "
+            f"{job_position(cycle.index_in_job, cycle.cycles_in_job)}): "
+            f"{len(inputs.active_positions):,} particles, "
             f"high-res limit {cycle.high_res_limit:.1f} Å"
         )
         try:
@@ -414,9 +425,17 @@ class JobRunner:
 
 def _cycle_summary(record: CycleRecord) -> str:
     classes = record.particle_count_per_class[1:]
+    if record.block_type is BlockType.RANDOM_SEED:
+        # no particle belongs to a class yet: counting members would say "0 of K populated"
+        return (
+            f"Cycle {record.number} (random start) finished in {record.duration_seconds:.0f} s: "
+            f"{len(classes)} starting classes, each the average of a random subset of "
+            f"{record.particle_count:,} particles; particles join classes from the next cycle"
+        )
     nonempty = sum(1 for c in classes if c > 0)
     return (
         f"Cycle {record.number} finished in {record.duration_seconds:.0f} s: "
         f"{record.particle_count:,} particles, {nonempty} of {len(classes)} classes populated, "
-        f"{record.fraction_used:.0%} used, high-res limit {record.high_res_limit:.1f} Å"
+        f"{record.fraction_used:.0%} of the particles used, "
+        f"high-res limit {record.high_res_limit:.1f} Å"
     )

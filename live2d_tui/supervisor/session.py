@@ -3,6 +3,10 @@
 A :class:`Session` bundles what belongs to one output folder — its lock, session log, state,
 dataset (ingest) and cycle runner — so changing the Warp folder swaps one object.
 
+Nothing is created before the Warp folder (``previous.settings``, particle export) and the
+engine have been checked: a refused start leaves the disk as it was, and a start refused after
+the output folder was created removes what it created.
+
 Recovery on open (issue 6, item 8), in this order:
 
 1. take the output folder's lock (a second supervisor is refused, naming the holder);
@@ -30,12 +34,14 @@ from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.config import Config, ConfigError, JobSettings
 from live2d_tui.dataset.ingest import Dataset, IngestError
 from live2d_tui.events import Event
+from live2d_tui.formats.warp_xml import WarpFileError
 from live2d_tui.paths import session_name
 from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.lock import LockHeldError, OutputLock
-from live2d_tui.supervisor.model import SupervisorError, WarpSummary
+from live2d_tui.supervisor.model import OutputFolderInUse, SupervisorError, WarpSummary
 from live2d_tui.supervisor.sessionlog import SessionLog
 from live2d_tui.supervisor.state import SessionState, StateError, load_state
+from live2d_tui.warp.source import initial_settings
 
 _CYCLE_FILE = re.compile(r"^cycle_(\d+)(?:[._].*)?$")
 _TEMP_FILE = re.compile(r"^\.(?:latest_run\.json|cycle_\d+).*\.tmp$")
@@ -122,22 +128,62 @@ def open_session(
     """
     if not warp_folder.is_dir():
         raise SupervisorError(f"Warp folder {warp_folder} does not exist (or is not a folder)")
+    # Everything that can refuse without the output folder is checked before it is created: a
+    # refused start leaves the disk as it was (no lock file, no classification/ folder).
+    try:
+        initial_settings(warp_folder)
+    except WarpFileError as exc:
+        raise SupervisorError(str(exc)) from None
+    try:
+        programs = resolve_engine(config.server)
+    except (ConfigError, OSError, ValueError) as exc:
+        raise SupervisorError(f"classification engine: {exc}") from None
+    created = _missing_folders(output_folder)
     try:
         output_folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_created(created, None)
         raise SupervisorError(f"cannot create output folder {output_folder}: {exc}") from None
     lock = OutputLock(output_folder)
     try:
         lock.acquire()
     except LockHeldError as exc:
-        raise SupervisorError(str(exc)) from None
+        holder = exc.holder.describe() if exc.holder else "another live2d (holder unknown)"
+        raise OutputFolderInUse(str(exc), output_folder, holder) from None
     except OSError as exc:
+        _remove_created(created, None)
         raise SupervisorError(f"cannot lock output folder {output_folder}: {exc}") from None
     try:
-        return _open_locked(config, warp_folder, output_folder, lock, log, publish, reguess_mask)
+        return _open_locked(
+            config, warp_folder, output_folder, lock, programs, log, publish, reguess_mask
+        )
     except BaseException:
+        _remove_created(created, lock)
         lock.release()
         raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
+
+
+def _remove_created(created: list[Path], lock: OutputLock | None) -> None:
+    """Undo the creation of the output folder after a refused start: its lock file and the
+    folders this start created, if nothing else was put in them."""
+    if not created:
+        return
+    if lock is not None:
+        with contextlib.suppress(OSError):
+            lock.path.unlink()
+    for folder in created:  # deepest first; a folder something else wrote into stays
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _open_locked(
@@ -145,6 +191,7 @@ def _open_locked(
     warp_folder: Path,
     output_folder: Path,
     lock: OutputLock,
+    programs: EnginePrograms,
     log: Callable[[str], None],
     publish: Callable[[Event], None],
     reguess_mask: bool,
@@ -158,10 +205,6 @@ def _open_locked(
         raise SupervisorError(str(exc)) from None
     if loaded is not None and loaded.recovered_from_prev:
         warnings.append(loaded.message)
-    try:
-        programs = resolve_engine(server)
-    except (ConfigError, OSError, ValueError) as exc:
-        raise SupervisorError(f"classification engine: {exc}") from None
     ended = end_orphans(output_folder, log)
     if ended:
         notes.append(f"Ended {ended} orphaned classification process(es) of the last run")

@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Log, ProgressBar
 
-from live2d_tui.events import CycleProgress, CycleStarted
+from live2d_tui.events import CycleProgress, CycleStarted, job_position
 from live2d_tui.ui.widgets.class_grid import TextRow
 
 MAX_LINES = 1000
@@ -34,9 +34,10 @@ def progress_text(started: CycleStarted | None, progress: CycleProgress | None) 
     if started is None:
         return "No cycle running."
     parts = [
-        f"cycle {started.index_in_job} of {started.cycles_in_job} "
-        f"(cycle_{started.number}, {started.block_type.value}, "
-        f"{started.high_res_limit:.1f} Å, {started.particle_count:,} particles)"
+        f"Cycle {started.number} ({started.block_type.label}, "
+        f"{job_position(started.index_in_job, started.cycles_in_job)})",
+        f"{started.high_res_limit:.1f} Å",
+        f"{started.particle_count:,} particles",
     ]
     if progress is not None and progress.number == started.number:
         parts.append(progress.stage.value)
