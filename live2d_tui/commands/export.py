@@ -31,11 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("output_folder", type=Path, metavar="OUTPUT_FOLDER")
     parser.add_argument("--cycle", type=int, default=None, help="cycle number (default: latest)")
     which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--classes", default=None, help="class numbers, e.g. 1,4,7 or 2-5")
+    which.add_argument(
+        "--classes",
+        default=None,
+        help="class numbers, e.g. 1,4,7 or 2-5 (no default: give this or --selected)",
+    )
     which.add_argument(
         "--selected", action="store_true", help="the classes marked good on that cycle"
     )
-    parser.add_argument("--format", choices=("relion", "cistem"), required=True)
+    parser.add_argument(
+        "--format",
+        choices=("relion", "cistem"),
+        required=True,
+        help="RELION 3.1 star (also for cryoSPARC) or cisTEM star (required, no default)",
+    )
     parser.add_argument(
         "--to", type=Path, default=None, help="the star to write (default: OUTPUT_FOLDER/exports/)"
     )

@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``report`` options."""
     parser.add_argument("output_folder", type=Path, metavar="OUTPUT_FOLDER")
     parser.add_argument("--cycle", type=int, default=None, help="cycle number (default: latest)")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="the PNG to write")
+    parser.add_argument(
+        "-o", "--output", type=Path, required=True, help="the PNG to write (required, no default)"
+    )
     parser.add_argument(
         "--no-estimate",
         action="store_true",

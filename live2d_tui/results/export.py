@@ -38,7 +38,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +46,7 @@ from typing import IO, Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.atomic import fsync_dir
+from live2d_tui.atomic import create_temp_file, fsync_dir
 from live2d_tui.formats import relion_star
 from live2d_tui.formats.cistem_star import StarRows, format_rows, header_text, read_star
 from live2d_tui.formats.mrc import MODE_FLOAT32, build_header, read_header, read_scattered
@@ -155,30 +154,16 @@ def exported_rows(source: ExportSource, classes: Sequence[int]) -> StarRows:
     return picked
 
 
-def _umask() -> int:
-    """The process's umask, read without changing it (``/proc``), else with the
-    set-and-restore dance."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 @contextlib.contextmanager
 def _new_file(target: Path, binary: bool) -> Iterator[IO[Any]]:
-    """A temporary file beside ``target``, published (fsynced, umask mode, hard link) only on
-    a clean exit and only if ``target`` does not exist.
+    """A temporary file beside ``target`` (created with the mode the umask allows), published
+    (fsynced, then a hard link) only on a clean exit and only if ``target`` does not exist.
 
     Raises:
         FileExistsError: ``target`` exists (nothing is written).
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    tmp = Path(tmp_name)
+    fd, tmp = create_temp_file(target.parent, target.name)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
         handle: IO[Any] = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8")
         with handle as f:
             yield f

@@ -169,6 +169,9 @@ def test_export_round_trip(session_copy: tuple[Path, Path], tmp_path: Path) -> N
     assert len(table) == expected
     assert not any(n.endswith(f"{dropped}") for n in table["rlnImageOriginalName"])  # inactive
     assert all(Path(n.split("@")[1]).is_absolute() for n in table["rlnImageName"])
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert star.stat().st_mode & 0o777 == 0o666 & ~umask  # shared results follow the umask
     check_images(star, by_name, tmp_path)  # absolute paths: any working directory
     # again: a new name, never the old one overwritten; the session is untouched
     again = live2d("export", str(out), "--classes", "1,3", "--format", "relion", "--alignment")
