@@ -107,6 +107,46 @@ def test_relion_alignment_columns_align_particles_to_their_class(tmp_path: Path)
         assert row["rlnClassNumber"] == 1
 
 
+def test_warp_stack_warnings_and_refusals(tmp_path: Path) -> None:
+    rows = empty_rows(3)
+    rows["position"] = [1, 2, 3]
+    rows["best_class"] = [1, 1, 2]
+    rows["defocus_1"] = rows["defocus_2"] = 15000.0
+    write_star(tmp_path / "cycle_2.star", rows)
+    write_stack(
+        tmp_path / "combined_stack.mrcs", np.zeros((3, 8, 8), np.float32), PX, float16=False
+    )
+    rel = tmp_path / "combined_stack_relion.star"
+    relion_star.create(rel, relion_star.Optics(PX, 8, 300.0, 2.7, 0.07))
+    values = np.tile([1.0, 2.0, 15000.0, 15000.0, 0.0, 0.0], (3, 1))
+    relion_star.append_text(
+        rel, [relion_star.format_rows(1, "combined_stack.mrcs", "particles/m.mrcs", "m.tif",
+                                      np.arange(1, 4), values)],
+    )  # fmt: skip
+    source = ExportSource(
+        2, tmp_path / "cycle_2.star", tmp_path / "combined_stack.mrcs", rel,
+        np.array([1, 3]), warp_folder=tmp_path / "warp", warp_inverted=False, warp_float16=True,
+    )  # fmt: skip
+    said: list[str] = []
+    summary = export_cycle(
+        source, ExportRequest(classes=(1,), warp_stacks=True), tmp_path / "w.star",
+        on_warning=said.append,
+    )  # fmt: skip
+    assert summary.particles == 1 and summary.micrographs == 1  # position 2 is inactive
+    assert len(said) == 2 and "Invert=False" in said[0] and "float16" in said[1]
+    assert summary.warnings == tuple(said)
+    table = starfile.read(tmp_path / "w.star")["particles"]
+    assert table["rlnImageName"].tolist() == [f"0000001@{tmp_path / 'warp' / 'particles/m.mrcs'}"]
+    for request, message in [
+        (ExportRequest(classes=(1,), format="cistem", alignment=True), "RELION"),
+        (ExportRequest(classes=(1,), stack=True, warp_stacks=True), "exclude"),
+        (ExportRequest(classes=(3,)), "no active particles"),
+    ]:
+        with pytest.raises(ExportError, match=message):
+            export_cycle(source, request, tmp_path / "x.star")
+    assert not (tmp_path / "x.star").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
 def digest(folder: Path) -> dict[str, str]:
     """Content hash of every file of the session (the exports folder aside)."""
     return {
