@@ -52,17 +52,38 @@ def level_percents(levels: int) -> np.ndarray:
     return np.rint(np.linspace(0, 100, levels)).astype(np.int64)
 
 
+def _percent_colour(r: int, g: int, b: int) -> tuple[int, int, int]:
+    """An RGB colour whose channels are exact Sixel percents (no rounding on the way)."""
+    return tuple(round(v * 255 / 100) for v in (r, g, b))  # type: ignore[return-value]
+
+
+MARK_COLOURS: dict[str, tuple[int, int, int]] = {
+    "good": _percent_colour(20, 70, 25),
+    "bad": _percent_colour(85, 15, 15),
+    "unreviewed": _percent_colour(90, 60, 0),
+}
+"""The coloured frames of selected, rejected and unreviewed classes: exact Sixel percents, drawn
+into a montage that is otherwise grey; each takes one of the reserved registers."""
+
+
 def quantise_grey(image: Image.Image, levels: int) -> Image.Image:
     """``image`` as greys mapped onto ``levels`` evenly spaced Sixel percents: a palette image
     (mode P) whose palette entries are exact percents, so no two entries collapse into one
-    register and no register is wasted."""
+    register and no register is wasted. In an RGB image, pixels of a :data:`MARK_COLOURS`
+    colour keep it (one palette entry each, after the greys)."""
     grey = image.convert("L")
     values = np.arange(256, dtype=np.float64)
     # nearest level; at 101 levels this is Sixel's own rounding of 0-255 to percent
     lut = np.rint(values * (levels - 1) / 255.0).astype(np.uint8)
-    indices = Image.fromarray(lut[np.asarray(grey)], mode="L")
+    index = lut[np.asarray(grey)]
     grey_values = np.rint(level_percents(levels) * 255.0 / 100.0).astype(np.uint8)
     palette = np.repeat(grey_values, 3).tolist()
+    if image.mode == "RGB":
+        rgb = np.asarray(image)
+        for n, colour in enumerate(MARK_COLOURS.values()):
+            index[np.all(rgb == np.asarray(colour, dtype=rgb.dtype), axis=-1)] = levels + n
+            palette += list(colour)
+    indices = Image.fromarray(index, mode="L")
     paletted = indices.convert("P")
     paletted.putpalette(palette + [0] * (768 - len(palette)))
     return paletted
