@@ -29,6 +29,8 @@ from textual_image._sixel import BackgroundColor, SixelOptions, image_to_sixels
 from textual_image.widget import SixelImage
 from textual_image.widget.sixel import _ImageSixelImpl, _NoopRenderable
 
+from live2d_tui.ui.montage import MARK_COLOURS
+
 PERCENT_LEVELS = 101
 """Distinct grey levels Sixel can define (registers are set in percent, 0–100)."""
 
@@ -50,20 +52,6 @@ def grey_levels(registers: int) -> int:
 def level_percents(levels: int) -> np.ndarray:
     """The Sixel percent (0–100) of each of ``levels`` evenly spaced greys, black to white."""
     return np.rint(np.linspace(0, 100, levels)).astype(np.int64)
-
-
-def _percent_colour(r: int, g: int, b: int) -> tuple[int, int, int]:
-    """An RGB colour whose channels are exact Sixel percents (no rounding on the way)."""
-    return tuple(round(v * 255 / 100) for v in (r, g, b))  # type: ignore[return-value]
-
-
-MARK_COLOURS: dict[str, tuple[int, int, int]] = {
-    "good": _percent_colour(20, 70, 25),
-    "bad": _percent_colour(85, 15, 15),
-    "unreviewed": _percent_colour(90, 60, 0),
-}
-"""The coloured frames of selected, rejected and unreviewed classes: exact Sixel percents, drawn
-into a montage that is otherwise grey; each takes one of the reserved registers."""
 
 
 def quantise_grey(image: Image.Image, levels: int) -> Image.Image:
