@@ -1,0 +1,54 @@
+"""Words and marks for a class's quality and selection, as the grid labels and the class view
+show them (pure functions; the views call them)."""
+
+from __future__ import annotations
+
+from live2d_tui.results.quality import ClassQuality, CycleQuality
+from live2d_tui.results.selection import Selection
+
+MARK_SYMBOLS = {"good": "✓", "bad": "✗", "unreviewed": "?"}
+"""Beside a class number: selected, rejected, unreviewed (the colours say it too, where the
+terminal shows them; the symbols keep it in every image mode and in grey)."""
+
+MARK_STYLES = {"good": "bold green", "bad": "bold red", "unreviewed": "bold yellow"}
+
+
+def mark_of(selection: Selection | None, class_number: int) -> str | None:
+    """``good``, ``bad``, ``unreviewed`` or ``None`` for a class (1-based)."""
+    if selection is None:
+        return None
+    found = selection.marks.get(class_number)
+    if found is None:
+        return None
+    return "unreviewed" if found.unreviewed else found.mark
+
+
+def figure_text(quality: ClassQuality | None, *, pending: bool = False) -> str:
+    """A class's figure in a few characters: ``6.4Å``, ``–`` (none), ``…`` (being computed)."""
+    if quality is None:
+        return "…" if pending else ""
+    if quality.resolution is None:
+        return "–"
+    return f"{quality.resolution:.1f}Å"
+
+
+def class_detail_line(quality: CycleQuality | None, class_number: int, pending: bool) -> str:
+    """The class view's figures: members, used, fraction, mean score, the half-set figure."""
+    if quality is None:
+        return "half-set estimate: being computed" if pending else "half-set estimate: none yet"
+    found = quality.by_class().get(class_number)
+    if found is None:
+        return "half-set estimate: none for this class"
+    score = "–" if found.mean_score is None else f"{found.mean_score:.2f}"
+    if found.resolution is not None:
+        sampled = (
+            f", from {found.sampled:,} of {found.used:,} used" if found.sampled < found.used else ""
+        )
+        figure = f"half-set {found.resolution:.1f} Å (FRC 0.143{sampled})"
+    else:
+        figure = f"no half-set figure: {found.reason}"
+    return (
+        f"{found.members:,} members · {found.used:,} used · "
+        f"{quality.fraction(class_number):.1%} of {quality.particles:,} · mean score {score} · "
+        f"{figure}"
+    )
