@@ -135,8 +135,25 @@ class CycleProgress:
     stage: CycleStage
     percent: float
     jobs_done: int
+    """refine2d program runs of the cycle that succeeded."""
     jobs_total: int
+    """refine2d program runs of the cycle."""
     eta_seconds: float | None = None
+    jobs_queued: int = 0
+    """Program runs (refine2d or merge2d) handed to the executor and not started: waiting for a
+    local slot, or pending in SLURM's queue — queued, not hung."""
+    jobs_running: int = 0
+    """Program runs (refine2d or merge2d) running now."""
+
+    def jobs_text(self) -> str:
+        """``jobs 3/8 done, 4 running, 1 queued`` — the counts the UI and the headless log show
+        (running and queued only when there are any)."""
+        text = f"jobs {self.jobs_done}/{self.jobs_total} done"
+        if self.jobs_running:
+            text += f", {self.jobs_running} running"
+        if self.jobs_queued:
+            text += f", {self.jobs_queued} queued"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ from live2d_tui.classify import assemble
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, JobFailed
 from live2d_tui.classify.counts import class_counts
 from live2d_tui.classify.engines import EnginePrograms
-from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec
+from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec, RunState
 from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
 from live2d_tui.classify.procs import SCRATCH_PATTERN
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
@@ -89,6 +89,8 @@ class AttemptContext:
     executor: Executor
     publish: Callable[[Event], None]
     log: Callable[[str], None]
+    merge_executor: Executor | None = None
+    """Runs merge2d; ``None``: the executor (e.g. merge2d on this machine, refine2d on SLURM)."""
 
     def relative(self, path: Path) -> str:
         """A path as refine2d sees it: relative to the output folder (its cwd) when inside it.
@@ -124,6 +126,12 @@ class CycleAttempt:
         self.jobs_total = 1
         self.clock = time.monotonic()
         self.last_publish = 0.0
+        self.run_states: dict[str, RunState] = {}
+        """Program runs handed to an executor and not ended yet: queued or running."""
+        self.stage: CycleStage | None = None
+        """The stage published last when one was named (preparing, merging, finishing); while
+        it is ``None`` the tracker's stage is shown."""
+        self._trailing: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -144,21 +152,43 @@ class CycleAttempt:
                 path.unlink()
 
     def publish(self, stage: CycleStage | None = None, *, force: bool = False) -> None:
-        """Publish the cycle's progress (throttled unless ``force``)."""
+        """Publish the cycle's progress (throttled unless ``force``; a throttled change is
+        published when the interval has passed, so the last state is always shown)."""
+        if stage is not None:
+            self.stage = stage
         now = time.monotonic()
         if not force and now - self.last_publish < PUBLISH_INTERVAL:
+            if self._trailing is None:
+                delay = PUBLISH_INTERVAL - (now - self.last_publish)
+                self._trailing = asyncio.get_running_loop().call_later(delay, self._publish_later)
             return
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
         self.last_publish = now
+        states = list(self.run_states.values())
         self.context.publish(
             CycleProgress(
                 number=self.plan.number,
-                stage=stage or self.tracker.stage,
+                stage=self.stage or self.tracker.stage,
                 percent=round(self.tracker.percent, 1),
                 jobs_done=self.tracker.jobs_done,
                 jobs_total=self.jobs_total,
                 eta_seconds=self.tracker.eta_seconds(now - self.clock),
+                jobs_queued=states.count(RunState.QUEUED),
+                jobs_running=states.count(RunState.RUNNING),
             )
         )
+
+    def _publish_later(self) -> None:
+        self._trailing = None
+        self.publish(force=True)
+
+    def stop_publishing(self) -> None:
+        """Drop a pending trailing publish (the attempt has ended)."""
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
 
     # ------------------------------------------------------------------ the cycle
 
@@ -204,6 +234,7 @@ class CycleAttempt:
             [end - start for start, end in ranges],
             CycleStage.SEEDING if seed else CycleStage.NOISE,
         )
+        self.stage = None  # from here the program runs' output says where the cycle is
         log(
             f"Cycle {plan.number} ({plan.block_type.label}, "
             f"{job_position(plan.index_in_job, plan.cycles_in_job)}): {n} particles, "
@@ -331,6 +362,7 @@ class CycleAttempt:
             autocenter=settings.autocenter,
             dump=not seed,
             dump_file=DEV_NULL if seed else dump_file_name(rel(dump_seed), j),
+            threads=self.context.executor.threads,
         )
 
     async def refine_job(self, j: int, request: Refine2dRequest, lines: list[str]) -> None:
@@ -344,6 +376,7 @@ class CycleAttempt:
             termination=REFINE2D_TERMINATION,
             progress=self.tracker.jobs[j - 1],
             echo_check=j == 1,
+            executor=self.context.executor,
         )
 
     async def merge_job(self, classes_tmp: Path, dump_seed: Path, count: int) -> list[float]:
@@ -364,6 +397,7 @@ class CycleAttempt:
                 termination=MERGE2D_TERMINATION,
                 progress=None,
                 echo_check=True,
+                executor=self.context.merge_executor or self.context.executor,
             )
         except JobFailed as exc:
             raise CycleFailed(exc.message, exc.last_lines) from None
@@ -380,6 +414,7 @@ class CycleAttempt:
         termination: str,
         progress: JobProgress | None,
         echo_check: bool,
+        executor: Executor,
     ) -> Path:
         """Run one program, retrying once; return the successful run's log path."""
         plan, log = self.plan, self.context.log
@@ -398,8 +433,15 @@ class CycleAttempt:
                 stdin_text=stdin_text(lines),
                 log_path=log_path,
                 cwd=self.context.output_folder,
+                outputs=tuple(outputs),
             )
-            outcome = await self.context.executor.run(spec, self._output_handler(progress))
+            try:
+                outcome = await executor.run(
+                    spec, self._output_handler(progress), self._state_handler(name)
+                )
+            finally:
+                if self.run_states.pop(name, None) is not None:
+                    self.publish()
             problem = await asyncio.to_thread(judge, outcome, termination, outputs)
             if not problem:
                 if progress is not None:
@@ -418,6 +460,14 @@ class CycleAttempt:
 
     def _output_handler(self, progress: JobProgress | None) -> _OutputHandler:
         return _OutputHandler(self, progress)
+
+    def _state_handler(self, name: str) -> Callable[[RunState], None]:
+        def changed(state: RunState) -> None:
+            if self.run_states.get(name) is not state:
+                self.run_states[name] = state
+                self.publish()
+
+        return changed
 
 
 class _OutputHandler:
@@ -449,6 +499,8 @@ def judge(outcome: JobOutcome, termination: str, outputs: list[Path]) -> str:
         return outcome.start_error
     if outcome.hung:
         return "hung (CPU time stopped growing); ended by the watchdog"
+    if outcome.failure:
+        return outcome.failure
     if outcome.returncode != 0:
         return f"exit status {outcome.returncode}"
     try:

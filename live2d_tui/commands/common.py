@@ -41,8 +41,6 @@ _METAVARS: dict[type, str] = {int: "N", float: "X", str: "TEXT"}
 _PATH_SETTINGS = frozenset(
     {"warp_prefix", "warp_suffix", "live2d_prefix", "live2d_suffix", "refine2d", "merge2d"}
 )
-_CHOICES: dict[str, tuple[str, ...]] = {"executor": ("local",)}
-"""Settings checked against a fixed list that is not an enum."""
 
 
 def server_flag_help(name: str) -> tuple[str, str]:
@@ -51,7 +49,7 @@ def server_flag_help(name: str) -> tuple[str, str]:
     field = next(f for f in dataclasses.fields(ServerConfig) if f.name == name)
     kind = get_type_hints(ServerConfig)[name]
     default = getattr(ServerConfig(), name)
-    choices: tuple[str, ...] = _CHOICES.get(name, ())
+    choices: tuple[str, ...] = ()
     if isinstance(kind, type) and issubclass(kind, StrEnum):
         choices = tuple(member.value for member in kind)
     if choices:

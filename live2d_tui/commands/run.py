@@ -121,10 +121,7 @@ def format_event(event: Event) -> str | None:
                 f"{s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
             )
         case CycleProgress() as p:
-            return (
-                f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% "
-                f"({p.jobs_done}/{p.jobs_total} jobs)"
-            )
+            return f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% ({p.jobs_text()})"
         case CycleFinished(number=number, success=success, message=message):
             return f"[cycle {number}] " + ("finished" if success else f"failed: {message}")
         case JobFinished(success=success, message=message):
@@ -148,7 +145,8 @@ ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)
 
 
 class _Printer:
-    """Prints events; coalesces progress to stage changes and 10 % steps.
+    """Prints events; coalesces progress to stage changes, 10 % steps and changes of the queued,
+    running and done counts.
 
     When the reader goes away (``live2d run … | head``), printing stops quietly and the run
     carries on: the job is not ended because nobody reads its output (the session log keeps
@@ -157,7 +155,7 @@ class _Printer:
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self._progress: tuple[int, str, int] | None = None
+        self._progress: tuple[int, str, int, int, int, int] | None = None
         self.closed = False
         """The reader closed the pipe: nothing more is printed."""
 
@@ -165,7 +163,14 @@ class _Printer:
         if self.closed or isinstance(event, ALSO_LOGGED):
             return
         if isinstance(event, CycleProgress):
-            key = (event.number, event.stage.value, int(event.percent // 10))
+            key = (
+                event.number,
+                event.stage.value,
+                int(event.percent // 10),
+                event.jobs_queued,
+                event.jobs_running,
+                event.jobs_done,
+            )
             if key == self._progress:
                 return
             self._progress = key

@@ -24,7 +24,6 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
-from live2d_tui.classify.procs import end_orphans
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
@@ -339,11 +338,12 @@ class JobRunner:
         return inputs, nz, dataset.generation
 
     async def _after_cancel(self, session: Session) -> None:
-        # Belt and braces: a process spawned at the very moment of cancellation may have escaped
-        # the runner's clean-up; the registry / environment marker finds it.
-        ended = await asyncio.to_thread(end_orphans, session.output_folder, self.ctx.log_threadsafe)
+        # Belt and braces: a process spawned (or a SLURM job submitted) at the very moment of
+        # cancellation may have escaped the runner's clean-up; the registries, the environment
+        # marker and the SLURM jobs' comments find it.
+        ended = await asyncio.to_thread(session.runner.end_orphans, self.ctx.log_threadsafe)
         if ended:
-            self.ctx.log(f"Ended {ended} leftover classification process(es)")
+            self.ctx.log(f"Ended {ended} leftover program run(s)")
         completed = {c.number for c in session.state.cycles}
         await asyncio.to_thread(remove_partial_outputs, session.output_folder, completed)
         keep = self._keep_job_on_cancel

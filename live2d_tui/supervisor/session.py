@@ -11,7 +11,8 @@ Recovery on open (issue 6, item 8), in this order:
 
 1. take the output folder's lock (a second supervisor is refused, naming the holder);
 2. load ``latest_run.json`` (or its previous good copy, with a clear message);
-3. end orphaned classification processes of the last run (the runner's registry);
+3. end orphaned program runs of the last run: SLURM jobs (found by name and comment, cancelled
+   and waited for) and local processes (the runner's registry and environment marker);
 4. remove partial cycle outputs: ``cycle_<N>.*`` files of cycles that never completed and
    temporary files of interrupted atomic writes;
 5. open the dataset, which reconciles stack, stars and ledger.
@@ -29,9 +30,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from live2d_tui.classify.engines import EnginePrograms, resolve_engine
-from live2d_tui.classify.procs import end_orphans
+from live2d_tui.classify.executors import Executor
+from live2d_tui.classify.executors.slurm import SlurmExecutor
+from live2d_tui.classify.executors.slurm_cli import SlurmSettings
 from live2d_tui.classify.runner import CycleRunner
-from live2d_tui.config import Config, ConfigError, JobSettings
+from live2d_tui.config import Config, ConfigError, ExecutorKind, JobSettings
 from live2d_tui.dataset.ingest import Dataset, IngestError
 from live2d_tui.events import Event
 from live2d_tui.formats.warp_xml import WarpFileError
@@ -205,9 +208,24 @@ def _open_locked(
         raise SupervisorError(str(exc)) from None
     if loaded is not None and loaded.recovered_from_prev:
         warnings.append(loaded.message)
-    ended = end_orphans(output_folder, log)
+    executor: Executor | None = None
+    if server.executor == ExecutorKind.SLURM:
+        executor = SlurmExecutor(SlurmSettings.from_server(server), output_folder, log=log)
+    runner = CycleRunner(
+        output_folder,
+        programs,
+        pool_size=server.effective_pool_size(),
+        jobs_per_cycle=server.effective_jobs_per_cycle(),
+        niceness=server.niceness,
+        watchdog_seconds=server.watchdog_minutes * 60.0,
+        publish=publish,
+        log=log,
+        executor=executor,
+        merge2d_local=not server.slurm_merge2d,
+    )
+    ended = runner.end_orphans(log)
     if ended:
-        notes.append(f"Ended {ended} orphaned classification process(es) of the last run")
+        notes.append(f"Ended {ended} orphaned program run(s) of the last run")
     completed = {c.number for c in loaded.state.cycles} if loaded else set()
     removed = remove_partial_outputs(output_folder, completed)
     if removed:
@@ -248,16 +266,6 @@ def _open_locked(
             f"Reloaded session {name}: "
             + (f"last completed cycle {last.number}" if last else "no cycles yet")
         )
-    runner = CycleRunner(
-        output_folder,
-        programs,
-        pool_size=server.effective_pool_size(),
-        jobs_per_cycle=server.effective_jobs_per_cycle(),
-        niceness=server.niceness,
-        watchdog_seconds=server.watchdog_minutes * 60.0,
-        publish=publish,
-        log=log,
-    )
     return Session(
         warp_folder=warp_folder,
         output_folder=output_folder,

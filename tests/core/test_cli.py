@@ -175,7 +175,7 @@ def test_help_gives_every_options_default_and_choices(name: str) -> None:
         for choices in (
             "{auto,builtin,cistem}",
             "{auto,sixel,tgp,halfcell,unicode}",
-            "{local}",
+            "{local,slurm}",
             "{goodparticles,allparticles}",
         ):
             assert choices in text, choices

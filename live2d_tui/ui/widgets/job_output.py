@@ -1,8 +1,8 @@
 """Job Output tab: the running cycle's progress and the last 1,000 lines of the session log.
 
-The progress line reads "cycle x of y · stage · jobs d/t · ETA"; the bar shows the cycle's
-percent. ``ProgressBar(show_eta=False)``: the ETA comes from the core's event (its own clock),
-so snapshots stay deterministic.
+The progress line reads "cycle x of y · stage · jobs d/t done, r running, q queued · ETA"; the
+bar shows the cycle's percent. ``ProgressBar(show_eta=False)``: the ETA comes from the core's
+event (its own clock), so snapshots stay deterministic.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def progress_text(started: CycleStarted | None, progress: CycleProgress | None) 
     ]
     if progress is not None and progress.number == started.number:
         parts.append(progress.stage.value)
-        parts.append(f"jobs {progress.jobs_done}/{progress.jobs_total}")
+        parts.append(progress.jobs_text())
         eta = format_eta(progress.eta_seconds)
         if eta:
             parts.append(eta)
