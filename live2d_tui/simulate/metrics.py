@@ -1,6 +1,6 @@
 """Numerical yardsticks of the scorer: partition metrics and angular spread.
 
-Definitions (docs/simulation-and-scoring.md):
+Definitions (docs/simulation-and-scoring.md#per-class; purity, ARI and spread: #per-run):
 - the FRC and its crossings live in :mod:`live2d_tui.resolution` (shared with the per-class
   half-set estimate); the scorer reports crossings at 0.5 against a noise-free reference and
   at 0.143 between noisy half-sets;
