@@ -13,15 +13,9 @@ import sys
 from pathlib import Path
 
 from live2d_tui.commands.cycles import CycleNotFound, open_cycle
-from live2d_tui.results.export import (
-    ExportError,
-    ExportRequest,
-    default_target,
-    export_cycle,
-    parse_classes,
-)
-from live2d_tui.results.selection import SelectionError, selection_for
-from live2d_tui.supervisor.results import cycle_links, export_source
+from live2d_tui.results.export import ExportError, ExportRequest, parse_classes
+from live2d_tui.results.selection import SelectionError
+from live2d_tui.supervisor.results import export_classes, selected_classes
 
 HELP = "Export the particles of selected classes as a RELION or cisTEM star"
 
@@ -74,20 +68,10 @@ def run(args: argparse.Namespace) -> int:
     """Export and print the summary."""
     try:
         opened = open_cycle(args.output_folder, args.cycle)
-        number = opened.record.number
         if args.selected:
-            links = cycle_links(opened.state.cycles)
-            chosen = tuple(selection_for(opened.folder, number, links)[0].good)
-            if not chosen:
-                raise ExportError(f"cycle {number} has no class marked good")
+            chosen = selected_classes(opened.folder, opened.record, opened.state.cycles)
         else:
             chosen = parse_classes(args.classes)
-        k = opened.record.settings.get(
-            "class_number", len(opened.record.particle_count_per_class) - 1
-        )
-        beyond = [c for c in chosen if c > int(k)]
-        if beyond:
-            raise ExportError(f"cycle {number} has {k} classes: no class {beyond[0]}")
         request = ExportRequest(
             classes=chosen,
             format=args.format,
@@ -96,16 +80,12 @@ def run(args: argparse.Namespace) -> int:
             stack=args.stack,
             relative_to=args.relative_to,
         )
-        target = args.to
-        if target is None:
-            exports = opened.folder / "exports"
-            exports.mkdir(exist_ok=True)
-            target = default_target(exports, number, chosen, args.format)
-        source = export_source(opened.folder, opened.record, _warp(opened.state.warp_folder))
-        summary = export_cycle(
-            source,
+        summary = export_classes(
+            opened.folder,
+            opened.record,
+            _warp(opened.state.warp_folder),
             request,
-            target,
+            args.to,
             on_warning=lambda text: print(f"live2d export: warning: {text}", file=sys.stderr),
         )
     except (CycleNotFound, ExportError, SelectionError, OSError, ValueError) as exc:

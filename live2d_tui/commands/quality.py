@@ -19,7 +19,7 @@ from pathlib import Path
 
 from live2d_tui.commands.cycles import CycleNotFound, cycle_quality, open_cycle
 from live2d_tui.results.quality import CycleQuality
-from live2d_tui.results.selection import SelectionError, selection_for, write_selection
+from live2d_tui.results.selection import SelectionError, save_carried
 from live2d_tui.supervisor.results import cycle_links
 
 HELP = "Show (and compute) the per-class half-set resolution estimate of a cycle"
@@ -80,9 +80,7 @@ def run(args: argparse.Namespace) -> int:
         assert quality is not None
         if args.after_cycle:
             links = cycle_links(opened.state.cycles)
-            selection, new = selection_for(opened.folder, opened.record.number, links)
-            if new:
-                write_selection(opened.folder, selection)
+            save_carried(opened.folder, opened.record.number, links)
     except (CycleNotFound, SelectionError, OSError, ValueError) as exc:
         print(f"live2d quality: {exc}", file=sys.stderr)
         return 2

@@ -23,12 +23,20 @@ class's members there and here, counted over the particles both cycles hold (new
 not count against a class). Below :data:`CHANGED_OVERLAP` the class is marked **unreviewed**:
 its mark is dropped (kept as ``previous``) and the user is asked to look again. Marks never carry
 across a random-seed cycle, a new dataset generation or a change of the number of classes.
+
+**Writers.** The user's changes (the UI) and the carried marks (the background estimate after a
+cycle) are written under one lock (:func:`selection_lock`, ``flock`` on ``.selection.lock`` in
+the output folder), each reading the marks it changes inside it: a carried file written from an
+older read never replaces a change the user made meanwhile.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -200,10 +208,25 @@ def read_selection(output_folder: Path, cycle: int) -> Selection | None:
 
 
 def write_selection(output_folder: Path, selection: Selection) -> Path:
-    """Write ``cycle_<N>.selection.json`` atomically; returns its path."""
+    """Write ``cycle_<N>.selection.json`` atomically; returns its path (callers that read the
+    marks they change hold :func:`selection_lock`)."""
     path = selection_path(output_folder, selection.cycle)
     atomic_write_json(path, selection.to_dict())
     return path
+
+
+LOCK_NAME = ".selection.lock"
+
+
+@contextlib.contextmanager
+def selection_lock(output_folder: Path) -> Iterator[None]:
+    """Hold the output folder's selection lock (an exclusive ``flock``; blocks until free)."""
+    fd = os.open(Path(output_folder) / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,3 +386,38 @@ def rule_marks(
         )
         out[k] = GOOD if ok else BAD
     return out
+
+
+def change_selection(
+    output_folder: Path,
+    cycle: int,
+    links: Sequence[CycleLink],
+    change: Callable[[Selection], Selection],
+) -> Selection:
+    """Apply a user's ``change`` to the cycle's current marks (carried ones included) and write
+    the result, under the selection lock; returns it.
+
+    Raises:
+        SelectionError: a selection file cannot be read.
+        OSError: the file cannot be written.
+    """
+    with selection_lock(output_folder):
+        current, _ = selection_for(output_folder, cycle, links)
+        changed = change(current)
+        write_selection(output_folder, changed)
+        return changed
+
+
+def save_carried(output_folder: Path, cycle: int, links: Sequence[CycleLink]) -> Selection:
+    """Write the cycle's carried marks when its file does not hold them yet (after a cycle),
+    under the selection lock; returns the cycle's marks.
+
+    Raises:
+        SelectionError: a selection file cannot be read.
+        OSError: the file cannot be written.
+    """
+    with selection_lock(output_folder):
+        selection, new = selection_for(output_folder, cycle, links)
+        if new:
+            write_selection(output_folder, selection)
+        return selection

@@ -25,7 +25,7 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -36,8 +36,19 @@ from live2d_tui.classify.procs import MARKER_ENV, signal_group
 from live2d_tui.dataset.ledger import read_generation_ranges
 from live2d_tui.dataset.writer import RELION_NAME, STACK_NAME, STAR_NAME, generation_folder_name
 from live2d_tui.events import BlockType, ClassQualityReady, CycleFinished, Event
-from live2d_tui.results.export import ExportSource
-from live2d_tui.results.selection import CycleLink
+from live2d_tui.formats.mrc import read_header, read_slices
+from live2d_tui.results.cycle_results import CycleResults
+from live2d_tui.results.export import (
+    ExportError,
+    ExportRequest,
+    ExportSource,
+    ExportSummary,
+    default_target,
+    export_cycle,
+)
+from live2d_tui.results.quality import CycleQuality, read_cached
+from live2d_tui.results.report import classes_for_report, render_report, write_report
+from live2d_tui.results.selection import CycleLink, selection_for
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.state import CycleRecord
 from live2d_tui.warp.settings import read_warp_settings, resolve_processing_folder
@@ -125,6 +136,114 @@ def cycle_links(cycles: Sequence[CycleRecord]) -> list[CycleLink]:
         )
         for c in cycles
     ]
+
+
+def read_results(
+    output_folder: Path, record: CycleRecord, cycles: Sequence[CycleRecord]
+) -> CycleResults:
+    """A completed cycle's cached estimate (``None`` when missing or stale) and its marks,
+    carried ones included (nothing is written).
+
+    Raises:
+        SelectionError: a selection file cannot be read.
+    """
+    files = cycle_files(output_folder, record)
+    quality = read_cached(output_folder, record.number, star=files.star, classes=files.classes)
+    selection, _ = selection_for(output_folder, record.number, cycle_links(cycles))
+    return CycleResults(record.number, quality, selection)
+
+
+def class_count(record: CycleRecord) -> int:
+    """The cycle's number of classes."""
+    return int(record.settings.get("class_number", len(record.particle_count_per_class) - 1))
+
+
+def selected_classes(
+    output_folder: Path, record: CycleRecord, cycles: Sequence[CycleRecord]
+) -> tuple[int, ...]:
+    """The classes marked good on a cycle (carried marks included).
+
+    Raises:
+        ExportError: none is.
+        SelectionError: a selection file cannot be read.
+    """
+    selection, _ = selection_for(output_folder, record.number, cycle_links(cycles))
+    if not selection.good:
+        raise ExportError(f"cycle {record.number} has no class marked good")
+    return tuple(selection.good)
+
+
+def export_classes(
+    output_folder: Path,
+    record: CycleRecord,
+    warp_folder: Path | None,
+    request: ExportRequest,
+    target: Path | None = None,
+    *,
+    on_warning: Callable[[str], None] = lambda _text: None,
+) -> ExportSummary:
+    """Export ``request.classes`` of a completed cycle (:func:`export_cycle`), by default into
+    the output folder's ``exports/`` under a new name.
+
+    Raises:
+        ExportError: a class the cycle does not have, nothing to export, or the target exists.
+        OSError, ValueError: a file cannot be read or written (nothing is left behind).
+    """
+    k = class_count(record)
+    beyond = [c for c in request.classes if c > k]
+    if beyond:
+        raise ExportError(f"cycle {record.number} has {k} classes: no class {beyond[0]}")
+    if target is None:
+        exports = Path(output_folder) / "exports"
+        exports.mkdir(exist_ok=True)
+        target = default_target(exports, record.number, request.classes, request.format)
+    source = export_source(output_folder, record, warp_folder)
+    return export_cycle(source, request, target, on_warning=on_warning)
+
+
+def report_target(output_folder: Path, cycle: int) -> Path:
+    """``<output folder>/exports/cycle_<N>_classes.png``, the first free one of ``…_2``, …"""
+    exports = Path(output_folder) / "exports"
+    exports.mkdir(exist_ok=True)
+    for n in range(1, 10_000):
+        path = exports / f"cycle_{cycle}_classes{'' if n == 1 else f'_{n}'}.png"
+        if not path.exists():
+            return path
+    raise ExportError(f"{exports}: no free report name for cycle {cycle}")
+
+
+def write_cycle_report(
+    output_folder: Path,
+    session_name: str,
+    record: CycleRecord,
+    cycles: Sequence[CycleRecord],
+    quality: CycleQuality | None,
+    target: Path,
+) -> int:
+    """Write a completed cycle's report PNG (:mod:`live2d_tui.results.report`) with its marks;
+    returns the number of classes shown.
+
+    Raises:
+        SelectionError: a selection file cannot be read.
+        OSError, ValueError: a file cannot be read or written.
+    """
+    files = cycle_files(output_folder, record)
+    selection, _ = selection_for(output_folder, record.number, cycle_links(cycles))
+    header = read_header(files.classes)
+    averages = read_slices(files.classes, header, np.arange(1, header.nz + 1, dtype=np.int64))
+    classes = classes_for_report(averages, record.particle_count_per_class, quality, selection)
+    title = (
+        f"{session_name or Path(output_folder).name} — cycle {record.number} "
+        f"({record.block_type.value}, {record.high_res_limit:.1f} Å limit), "
+        f"{record.particle_count:,} particles, {record.time[:16].replace('T', ' ')}"
+    )
+    footer = (
+        "Under each class: number (✓ selected, ✗ rejected, ? unreviewed), members, and the "
+        + (quality.describe() if quality is not None else "half-set estimate (not computed)")
+        + "."
+    )
+    write_report(render_report(classes, title, footer), target)
+    return len(classes)
 
 
 def quality_argv(output_folder: Path, cycle: int) -> list[str]:

@@ -3,6 +3,7 @@ show them (pure functions; the views call them)."""
 
 from __future__ import annotations
 
+from live2d_tui.results.cycle_results import CycleResults
 from live2d_tui.results.quality import ClassQuality, CycleQuality
 from live2d_tui.results.selection import Selection
 
@@ -52,3 +53,27 @@ def class_detail_line(quality: CycleQuality | None, class_number: int, pending: 
         f"{quality.fraction(class_number):.1%} of {quality.particles:,} · mean score {score} · "
         f"{figure}"
     )
+
+
+def results_note(results: CycleResults | None) -> str:
+    """The grid header's words on marks and figures: ``✓ 3 ✗ 2 ? 1 · half-set Å from ≤ 1,000
+    per class, none under 50 used`` (the member cap said on screen)."""
+    if results is None:
+        return "half-set Å: not yet"
+    selection = results.selection
+    counts = [
+        f"{MARK_SYMBOLS[name]} {len(found)}"
+        for name, found in (
+            ("good", selection.good),
+            ("bad", selection.bad),
+            ("unreviewed", selection.unreviewed),
+        )
+        if found
+    ]
+    quality = results.quality
+    figures = (
+        "half-set Å: not yet"
+        if quality is None
+        else f"half-set Å from ≤ {quality.cap:,} per class, none under {quality.min_used} used"
+    )
+    return " · ".join([*counts, figures])
