@@ -24,12 +24,22 @@ def mark_of(selection: Selection | None, class_number: int) -> str | None:
     return "unreviewed" if found.unreviewed else found.mark
 
 
-def figure_text(quality: ClassQuality | None, *, pending: bool = False) -> str:
-    """A class's figure in a few characters: ``6.4Å``, ``–`` (none), ``…`` (being computed)."""
+def at_nyquist(resolution: float, pixel_size: float) -> bool:
+    """The curve never fell below the threshold: the figure is the Nyquist limit (2 pixels)."""
+    return resolution <= 2.0 * pixel_size * (1 + 1e-6)
+
+
+def figure_text(
+    quality: ClassQuality | None, *, pending: bool = False, pixel_size: float | None = None
+) -> str:
+    """A class's figure in a few characters: ``6.4Å``, ``≤6.0Å`` (at Nyquist, given the
+    pixel size), ``–`` (none), ``…`` (being computed)."""
     if quality is None:
         return "…" if pending else ""
     if quality.resolution is None:
         return "–"
+    if pixel_size is not None and at_nyquist(quality.resolution, pixel_size):
+        return f"≤{quality.resolution:.1f}Å"
     return f"{quality.resolution:.1f}Å"
 
 
@@ -45,7 +55,10 @@ def class_detail_line(quality: CycleQuality | None, class_number: int, pending: 
         sampled = (
             f", from {found.sampled:,} of {found.used:,} used" if found.sampled < found.used else ""
         )
-        figure = f"half-set {found.resolution:.1f} Å (FRC 0.143{sampled})"
+        nyquist = at_nyquist(found.resolution, quality.pixel_size)
+        limit = ", never below 0.143 up to Nyquist" if nyquist else ""
+        bound = "≤ " if nyquist else ""
+        figure = f"half-set {bound}{found.resolution:.1f} Å (FRC 0.143{sampled}{limit})"
     else:
         figure = f"no half-set figure: {found.reason}"
     return (

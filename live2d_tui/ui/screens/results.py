@@ -18,7 +18,7 @@ from textual.widgets import Button, Checkbox, Input, Label, RadioButton, RadioSe
 _CSS = """
 {name} {{ align: center middle; }}
 {name} > Vertical {{
-    width: 64; height: auto; max-height: 90%;
+    width: 72; height: auto; max-height: 90%;
     border: thick $primary; background: $surface; padding: 1 2;
 }}
 {name} Horizontal {{ height: auto; width: auto; margin-top: 1; }}
@@ -51,7 +51,7 @@ class RulesScreen(ModalScreen[Rules | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Label("Select classes by rules (leave a field empty to skip that rule)")
+            yield Static("Select classes by rules (leave a field empty to skip that rule)")
             with Horizontal(classes="row"):
                 yield Label("At least this many members")
                 yield Input(placeholder="e.g. 200", id="min-members", type="integer")
@@ -127,7 +127,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
     def compose(self) -> ComposeResult:
         names = ", ".join(str(k) for k in self._good)
         with Vertical():
-            yield Label(
+            yield Static(
                 f"Export cycle {self._cycle}'s selected classes ({names}): up to "
                 f"{self._particles:,} particles, only those still active"
             )
@@ -136,7 +136,7 @@ class ExportScreen(ModalScreen[ExportChoice | None]):
                 yield RadioButton("cisTEM star", id="cistem")
             yield Checkbox("2D alignment (psi, origins, class; RELION)", id="alignment")
             yield Checkbox("A new stack of only these particles", id="stack")
-            yield Checkbox("Warp's own stacks instead of the combined stack (RELION)", id="warp")
+            yield Checkbox("Warp's own stacks, not the combined stack (RELION)", id="warp")
             yield Static(f"Written to {self._folder}/exports/ under a new name.", id="where")
             yield Static("", id="problem")
             with Horizontal():

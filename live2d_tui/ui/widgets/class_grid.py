@@ -56,7 +56,6 @@ from live2d_tui.ui.widgets.grid_page import (
 )
 from live2d_tui.ui.widgets.halfcell import HalfcellStrip
 
-
 HEADER_ROWS = 3
 """Cycle metadata; page, order and hints; marks and what the figures are."""
 
@@ -119,18 +118,21 @@ def label_row(
         mark = results.mark(k + 1) if results is not None else None
         figure = ""
         if results is not None and results.quality is not None:
-            figure = figure_text(results.class_quality(k + 1))
+            pixel = results.quality.pixel_size
+            figure = figure_text(results.class_quality(k + 1), pixel_size=pixel)
         pieces = tile_label(
             k + 1, count, mark, figure, tile_cols - 1, keep="figure" if by_figure else "count"
         )
         empty = count is not None and count <= 0
         base = "reverse bold" if k == selected else ("dim" if empty else "")
-        used = 0
+        start = used = len(row)
         for text, style in pieces:
-            text = text[: max(0, tile_cols - 1 - used)]
+            text = text[: max(0, start + tile_cols - 1 - used)]
             used += len(text)
-            row.append(text, style=f"{base} {style}".strip())
-        row.append(" " * (tile_cols - 1 - used), style=base)
+            row.append(text, style=style or None)
+        row.append(" " * (start + tile_cols - 1 - used))
+        if base:
+            row.stylize(base, start, start + tile_cols - 1)
         row.append(" ")
     return row
 
@@ -490,7 +492,9 @@ class ClassGrid(Widget, can_focus=True):
             parts.append("arrows/hjkl move · enter opens · [ ] cycles")
             lines.append(" · ".join(parts))
             if data.members_known:
-                lines.append(results_note(data.results) + " · space marks good/bad")
+                lines.append(
+                    results_note(data.results) + " · space marks · R rules · E export · P report"
+                )
         header = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
         self.query_one("#grid-header", TextRow).set_text(header)
 
