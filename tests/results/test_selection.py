@@ -97,3 +97,33 @@ def test_rules() -> None:
     assert both == {1: "good", 2: "bad", 3: "bad", 4: "bad"}
     with pytest.raises(ValueError, match="at least one rule"):
         sel.rule_marks(classes)
+
+
+def test_changes_and_the_carry_are_written_under_one_lock(tmp_path: Path) -> None:
+    import threading
+
+    from live2d_tui.results.selection import (
+        change_selection,
+        read_selection,
+        save_carried,
+        selection_lock,
+    )
+
+    done = threading.Event()
+
+    def user_change() -> None:
+        change_selection(tmp_path, 5, [], lambda s: s.toggled(2))
+        done.set()
+
+    with selection_lock(tmp_path):
+        worker = threading.Thread(target=user_change)
+        worker.start()
+        # the change waits for the lock: nothing is written while another writer holds it
+        assert not done.wait(0.5)
+        assert read_selection(tmp_path, 5) is None
+    worker.join(10)
+    saved = read_selection(tmp_path, 5)
+    assert done.is_set() and saved is not None and saved.good == [2] and saved.revision == 1
+    # the background carry afterwards keeps the user's change (it reads inside the lock)
+    assert save_carried(tmp_path, 5, []) == saved
+    assert read_selection(tmp_path, 5) == saved
