@@ -199,7 +199,7 @@ class ClassGrid(Widget, can_focus=True):
             "toggle_sort",
             "Sort",
             id="grid.sort",
-            tooltip="Sort by class number, member count or half-set resolution",
+            tooltip="Sort by number, members or resolution",
         ),
     ]
 
