@@ -23,6 +23,9 @@ COMMANDS: dict[str, str] = {
     "ingest": "Ingest a Warp session's particles into the combined stack",
     "demo": "Start a simulated live session and the UI on it (built-in engine)",
     "simulate": "Write a simulated Warp session folder (for tests, demos and benchmarks)",
+    "quality": "Show (and compute) the per-class half-set resolution estimate of a cycle",
+    "export": "Export the particles of selected classes as a RELION or cisTEM star",
+    "report": "Write a PNG montage of a cycle's classes with their figures",
 }
 """Subcommand → one-line help. The module is ``live2d_tui.commands.<name>``."""
 

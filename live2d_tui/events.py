@@ -197,6 +197,16 @@ class SessionChanged:
     output_folder: str
 
 
+@dataclass(frozen=True, slots=True)
+class ClassQualityReady:
+    """The per-class half-set estimate of a cycle was computed in the background (its
+    ``cycle_<N>.quality.json`` is on disk when ``success``), or failed."""
+
+    number: int
+    success: bool
+    message: str = ""
+
+
 Event = (
     StatusChanged
     | IngestCounts
@@ -207,6 +217,7 @@ Event = (
     | LogLine
     | ErrorRaised
     | SessionChanged
+    | ClassQualityReady
 )
 
 

@@ -35,6 +35,7 @@ from live2d_tui.commands.common import (
 )
 from live2d_tui.config import Config, ConfigError, JobSettings
 from live2d_tui.events import (
+    ClassQualityReady,
     CycleFinished,
     CycleProgress,
     CycleStarted,
@@ -131,6 +132,10 @@ def format_event(event: Event) -> str | None:
             return f"[error] {message}" + (f" — {detail}" if detail else "")
         case SessionChanged(warp_folder=warp, output_folder=out):
             return f"[session] Warp folder {warp} → output folder {out}"
+        case ClassQualityReady(number=number, success=success, message=message):
+            return f"[cycle {number}] half-set estimate " + (
+                "ready" if success else f"failed: {message}"
+            )
 
 
 ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)

@@ -348,6 +348,53 @@ class Ledger:
             return sum(r.rows for r in self.ranges.values() if r.active)
 
 
+def read_generation_ranges(path: Path, generation: int) -> tuple[Generation, list[Range]]:
+    """A generation and its active ranges, read through a read-only connection: nothing in the
+    ledger changes (for commands that only read a session, such as ``live2d export``, which may
+    run while the supervisor works on the folder).
+
+    Raises:
+        ValueError: the ledger cannot be opened or has no such generation.
+    """
+    uri = f"{Path(path).absolute().as_uri()}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error as exc:
+        raise ValueError(f"{path}: cannot open the ledger ({exc})") from None
+    try:
+        row = db.execute(
+            "SELECT generation, folder, box, pixel_size, invert, normalize, nz, star_bytes,"
+            " relion_bytes FROM generations WHERE generation = ?",
+            (generation,),
+        ).fetchone()
+        if row is None:
+            raise ValueError(f"{path}: no dataset generation {generation}")
+        ranges = [
+            Range(
+                int(r[0]),
+                str(r[1]),
+                str(r[2]),
+                int(r[3]),
+                int(r[4]),
+                str(r[5]),
+                str(r[6]),
+                int(r[7]),
+                int(r[8]),
+                active=True,
+            )
+            for r in db.execute(
+                "SELECT id, stack, micrograph, size, mtime_ns, dtype, export, rows, first"
+                " FROM ranges WHERE generation = ? AND active = 1 ORDER BY first",
+                (generation,),
+            )
+        ]
+    except sqlite3.Error as exc:
+        raise ValueError(f"{path}: cannot read the ledger ({exc})") from None
+    finally:
+        db.close()
+    return _generation(row), ranges
+
+
 def _generation(row: tuple[object, ...]) -> Generation:
     g, folder, box, px, inv, norm, nz, sb, rb = row
     return Generation(

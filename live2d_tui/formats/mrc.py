@@ -180,6 +180,34 @@ def read_slices(
     return np.ascontiguousarray(out)
 
 
+def read_scattered(
+    path: Path, header: MrcHeader, indices: npt.NDArray[np.int64], *, max_gap: int = 8
+) -> Float32Array:
+    """Slices ``indices`` (1-based, any order, repeats allowed) as float32 (N, NY, NX), in the
+    order given, reading only runs of nearby slices: a few members scattered over a stack of a
+    million particles cost their own slices, not the whole span between them.
+
+    Args:
+        max_gap: Slices closer than this are read in one run (fewer seeks, a little more data).
+
+    Raises:
+        MrcError: an index is beyond NZ or the file is shorter than its header says.
+    """
+    wanted = np.asarray(indices, dtype=np.int64)
+    out = np.empty((wanted.size, header.ny, header.nx), dtype=np.float32)
+    if wanted.size == 0:
+        return out
+    unique = np.unique(wanted)
+    breaks = np.flatnonzero(np.diff(unique) > max(1, max_gap)) + 1
+    found: list[Float32Array] = []
+    for run in np.split(unique, breaks):
+        block = read_slices(path, header, np.arange(int(run[0]), int(run[-1]) + 1, dtype=np.int64))
+        found.append(block[run - run[0]])
+    everything = np.concatenate(found)
+    out[:] = everything[np.searchsorted(unique, wanted)]
+    return out
+
+
 def build_header(
     shape: tuple[int, ...],
     pixel_size: float,

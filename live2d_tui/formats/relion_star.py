@@ -10,6 +10,7 @@ i+1), never a blank line between them. Each row points into ``combined_stack.mrc
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,7 @@ class Optics:
     amplitude_contrast: float
 
 
-def header_text(optics: Optics) -> str:
+def header_text(optics: Optics, labels: Sequence[str] = PARTICLE_LABELS) -> str:
     """The optics table and the particle table's labels."""
     lines = [
         "",
@@ -75,7 +76,7 @@ def header_text(optics: Optics) -> str:
         "",
         "loop_",
     ]
-    lines += [f"_{label} #{i}" for i, label in enumerate(PARTICLE_LABELS, start=1)]
+    lines += [f"_{label} #{i}" for i, label in enumerate(labels, start=1)]
     return "\n".join(lines) + "\n"
 
 
@@ -112,6 +113,89 @@ def format_rows(
             f"{x:.2f} {y:.2f} {du:.1f} {dv:.1f} {angle:.2f} {phase:.2f} 1\n"
         )
     return "".join(out)
+
+
+class RelionStarError(ValueError):
+    """A RELION star cannot be read; the message names the file."""
+
+
+_TOKEN = re.compile(r'"[^"]*"|\S+')
+
+
+def split_row(line: str) -> list[str]:
+    """A data row's fields; a double-quoted field (a name with spaces) is one field."""
+    return _TOKEN.findall(line)
+
+
+def _table(lines: list[str], start: int) -> tuple[list[str], int]:
+    """The labels of the loop at or after ``start`` and the index of its first data row."""
+    i = start
+    while i < len(lines) and lines[i].strip() != "loop_":
+        i += 1
+    i += 1
+    labels: list[str] = []
+    while i < len(lines) and lines[i].lstrip().startswith("_"):
+        labels.append(lines[i].split()[0][1:])
+        i += 1
+    return labels, i
+
+
+def read_optics(path: Path) -> Optics:
+    """The (first) optics group of a star we wrote (``combined_stack_relion.star``)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    try:
+        start = next(n for n, ln in enumerate(lines) if ln.strip() == "data_optics")
+        labels, i = _table(lines, start)
+        values = dict(zip(labels, split_row(lines[i]), strict=True))
+        return Optics(
+            pixel_size=float(values["rlnImagePixelSize"]),
+            box=int(values["rlnImageSize"]),
+            voltage=float(values["rlnVoltage"]),
+            cs=float(values["rlnSphericalAberration"]),
+            amplitude_contrast=float(values["rlnAmplitudeContrast"]),
+        )
+    except (StopIteration, IndexError, KeyError, ValueError) as exc:
+        raise RelionStarError(f"{path}: no readable optics group ({exc})") from None
+
+
+def particle_rows(path: Path, positions: Sequence[int]) -> tuple[list[str], dict[int, list[str]]]:
+    """The particle labels and the fields of the rows of ``positions`` (1-based: row i of the
+    particle table is position i + 1, as in the combined stack's star), read in one pass.
+
+    Raises:
+        RelionStarError: a wanted position has no row, or a row has the wrong number of fields.
+    """
+    wanted = set(positions)
+    found: dict[int, list[str]] = {}
+    labels: list[str] = []
+    with open(path, encoding="utf-8") as handle:
+        state = "start"
+        position = 0
+        for line in handle:
+            stripped = line.strip()
+            if state == "start":
+                if stripped == "data_particles":
+                    state = "block"
+            elif state in ("block", "labels"):
+                if stripped == "loop_":
+                    state = "labels"
+                elif stripped.startswith("_"):
+                    labels.append(stripped.split()[0][1:])
+                elif state == "labels" and stripped and not stripped.startswith("#"):
+                    state = "rows"
+            if state == "rows":
+                if not stripped:
+                    break
+                position += 1
+                if position in wanted:
+                    fields = split_row(stripped)
+                    if len(fields) != len(labels):
+                        raise RelionStarError(f"{path}: row {position} has {len(fields)} fields")
+                    found[position] = fields
+    missing = wanted - found.keys()
+    if missing:
+        raise RelionStarError(f"{path}: no row for position {min(missing)}")
+    return labels, found
 
 
 def append_text(path: Path, chunks: Sequence[str]) -> int:

@@ -1,8 +1,8 @@
-"""Alignment of a clean reference to a class average, and CTF-corrected class averages.
+"""Alignment of a clean reference to a class average (the scorer's best match).
 
-Both use the in-plane operations of :mod:`live2d_tui.imaging` (rotation about (N//2, N//2));
-star values enter only through its :func:`~live2d_tui.imaging.to_class_frame` (cisTEM's
-convention). The scorer and the oracle classifications use them.
+It uses the in-plane operations of :mod:`live2d_tui.imaging` (rotation about (N//2, N//2)). The
+CTF-corrected class-frame average the scorer and the oracle classifications use is
+:func:`live2d_tui.resolution.wiener_average`, shared with the per-class half-set estimate.
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from live2d_tui import imaging
-from live2d_tui.ctf import star_ctfs
-from live2d_tui.formats.cistem_star import StarRows
-from live2d_tui.simulate.metrics import F64
+from live2d_tui.resolution import F64
 
 COARSE_STEP = 5.0
 """Degrees between coarse in-plane angles of the reference search (then 1° steps)."""
@@ -65,18 +63,3 @@ def align_reference(
         key=lambda t: t[0],
     )
     return fine
-
-
-def wiener_average(images: F64, rows: StarRows, pixel_size: float, *, constant: float = 1.0) -> F64:
-    """CTF-corrected average of particles in their class frame, from the star's psi, shifts
-    (Å) and CTF: Σ to_class_frame(CTF·F) / (Σ CTF²_isotropic + constant)."""
-    n = images.shape[-1]
-    ctf = star_ctfs(rows, n, pixel_size)
-    weighted = np.fft.irfft2(np.fft.rfft2(images) * ctf, s=(n, n))
-    framed = imaging.to_class_frame(
-        weighted, rows["psi"], rows["x_shift"] / pixel_size, rows["y_shift"] / pixel_size
-    )
-    ctf_iso = star_ctfs(rows, n, pixel_size, isotropic=True)
-    denominator = (np.asarray(ctf_iso) ** 2).sum(axis=0) + constant
-    out: F64 = np.fft.irfft2(np.fft.rfft2(framed.sum(axis=0)) / denominator, s=(n, n))
-    return out

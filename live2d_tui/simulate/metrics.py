@@ -1,10 +1,9 @@
-"""Numerical yardsticks of the scorer: FRC and its crossings, partition metrics, angular spread.
+"""Numerical yardsticks of the scorer: partition metrics and angular spread.
 
 Definitions (docs/simulation-and-scoring.md#per-class; purity, ARI and spread: #per-run):
-- FRC(r) = Re Σ_ring A·B* / √(Σ|A|² Σ|B|²) on integer rings of the ``fftfreq·N`` grid; ring r
-  is N·pixel/r Å. A resolution is reported at the first ring (from r = 1) where the curve falls
-  below the threshold (0.5 against a noise-free reference, 0.143 between noisy half-sets); a
-  curve that never falls below it scores Nyquist (2·pixel).
+- the FRC and its crossings live in :mod:`live2d_tui.resolution` (shared with the per-class
+  half-set estimate); the scorer reports crossings at 0.5 against a noise-free reference and
+  at 0.143 between noisy half-sets;
 - purity = Σ_c max_v |M_c ∩ V_v| / N; adjusted Rand index (Hubert & Arabie 1985).
 - angular spread of a class: median angle between its members' viewing directions and their
   normalised mean direction (optionally folding d and −d when mirrors are allowed).
@@ -12,45 +11,11 @@ Definitions (docs/simulation-and-scoring.md#per-class; purity, ARI and spread: #
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-
-
-def frc(a: npt.NDArray[Any], b: npt.NDArray[Any]) -> F64:
-    """FRC curve of two (N, N) images for rings 0 … N//2 (ring 0 is the mean)."""
-    n = a.shape[-1]
-    fa = np.fft.rfft2(np.asarray(a, dtype=np.float64))
-    fb = np.fft.rfft2(np.asarray(b, dtype=np.float64))
-    ky = np.fft.fftfreq(n) * n
-    kx = np.fft.rfftfreq(n) * n
-    ring = np.rint(np.hypot(kx[None, :], ky[:, None])).astype(np.int64)
-    # the rfft half-plane holds each Hermitian pair once, except columns 0 (and N/2), which
-    # hold both members; weighting the others by 2 gives full-plane sums
-    weight = np.full(ring.shape, 2.0)
-    weight[:, 0] = 1.0
-    if n % 2 == 0:
-        weight[:, -1] = 1.0
-    keep = ring <= n // 2
-    r, w = ring[keep], weight[keep]
-    cross = np.bincount(r, weights=w * (fa * np.conj(fb)).real[keep], minlength=n // 2 + 1)
-    pa = np.bincount(r, weights=w * np.abs(fa[keep]) ** 2, minlength=n // 2 + 1)
-    pb = np.bincount(r, weights=w * np.abs(fb[keep]) ** 2, minlength=n // 2 + 1)
-    denom = np.sqrt(pa * pb)
-    out: F64 = np.divide(cross, denom, out=np.zeros_like(cross), where=denom > 0)
-    return out
-
-
-def crossing_resolution(curve: F64, threshold: float, box: int, pixel_size: float) -> float:
-    """Resolution (Å) at the first ring r ≥ 1 whose FRC falls below ``threshold``: N·px/r."""
-    for r in range(1, len(curve)):
-        if curve[r] < threshold:
-            return float(box * pixel_size / r)
-    return float(2.0 * pixel_size)
 
 
 def purity(labels_true: I64, labels_pred: I64) -> float:

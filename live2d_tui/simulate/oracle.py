@@ -10,7 +10,8 @@ own yardstick.
   +origin) and the star's CTF, assigned either by true view (``grouping="truth"``) or
   uniformly at random (``grouping="random"``, same K); with continuous orientations, "truth"
   groups by the nearest of ``continuous_classes`` well-spread viewing directions;
-- ``classes.mrc``: each class's Wiener average from those rows (:func:`score.wiener_average`).
+- ``classes.mrc``: each class's Wiener average from those rows
+  (:func:`live2d_tui.resolution.wiener_average`).
 
 The truth grouping should score purity 1 and an FRC₀.₅ near the resolution limit; the random one
 purity ≈ 1/K and a poor FRC. Tests and benchmarks use it to check the scorer and to calibrate
@@ -27,7 +28,7 @@ import numpy as np
 
 from live2d_tui.formats.cistem_star import empty_rows, write_star
 from live2d_tui.formats.mrc import read_header, read_slices
-from live2d_tui.simulate.averaging import wiener_average
+from live2d_tui.resolution import wiener_average
 from live2d_tui.simulate.phantom import fibonacci_views, viewing_direction
 from live2d_tui.simulate.truth import load_session, load_truth
 from live2d_tui.simulate.warp_writer import write_stack

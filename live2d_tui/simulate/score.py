@@ -39,11 +39,11 @@ from typing import Any
 
 import numpy as np
 
-from live2d_tui import imaging
+from live2d_tui import imaging, resolution
 from live2d_tui.formats.cistem_star import StarRows, read_star
 from live2d_tui.formats.mrc import read_header, read_slices
 from live2d_tui.simulate import metrics
-from live2d_tui.simulate.averaging import align_reference, wiener_average
+from live2d_tui.simulate.averaging import align_reference
 from live2d_tui.simulate.metrics import F64, I64
 from live2d_tui.simulate.phantom import Phantom, project, viewing_direction
 from live2d_tui.simulate.truth import TruthTable, load_session, load_truth
@@ -332,12 +332,12 @@ def _score_class(
     member_rows = np.flatnonzero(members)
     if len(member_rows) >= 4:
         halves = [
-            wiener_average(images[member_rows[k::2]].astype(np.float64),
+            resolution.wiener_average(images[member_rows[k::2]].astype(np.float64),
                            rows[member_rows[k::2]], pixel_size)
             for k in (0, 1)
         ]  # fmt: skip
-        half_curve = metrics.frc(halves[0] * mask, halves[1] * mask)
-        half = metrics.crossing_resolution(half_curve, 0.143, n, pixel_size)
+        half_curve = resolution.frc(halves[0] * mask, halves[1] * mask)
+        half = resolution.crossing_resolution(half_curve, 0.143, n, pixel_size)
     posed = _pose_average(rows[member_rows], t.take(member_rows), refs, pixel_size)
     posed_alignment = align_reference(posed, best_reference, max_shift=max_shift)
     pose_curve = _frc_to(posed, best_reference, posed_alignment, mask)
@@ -351,10 +351,10 @@ def _score_class(
         match_ncc=float(ncc),
         match_angle=float(angle % 360.0),
         match_shift=(float(dx), float(dy)),
-        frc05=metrics.crossing_resolution(curve, 0.5, n, pixel_size),
-        frc0143_truth=metrics.crossing_resolution(curve, 0.143, n, pixel_size),
+        frc05=resolution.crossing_resolution(curve, 0.5, n, pixel_size),
+        frc0143_truth=resolution.crossing_resolution(curve, 0.143, n, pixel_size),
         half_frc0143=half,
-        pose_frc05=metrics.crossing_resolution(pose_curve, 0.5, n, pixel_size),
+        pose_frc05=resolution.crossing_resolution(pose_curve, 0.5, n, pixel_size),
         angular_spread=spread,
         within_15=within,
         frc_curve=[float(v) for v in curve],
@@ -370,7 +370,7 @@ def _frc_to(
     aligned = np.asarray(
         imaging.fourier_shift(imaging.rotate(reference, angle), dx, dy), dtype=np.float64
     )
-    return metrics.frc(image * mask, aligned * mask)
+    return resolution.frc(image * mask, aligned * mask)
 
 
 def _pose_average(

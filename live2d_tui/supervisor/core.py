@@ -26,25 +26,42 @@ The supervisor is made of parts that share one
 - :class:`~live2d_tui.supervisor.loops.IngestLoop` and
   :class:`~live2d_tui.supervisor.loops.TriggerLoop`: the two loops above;
 - :class:`~live2d_tui.supervisor.jobrunner.JobRunner`: the job task (cycles, stop, abort, retry
-  and back-off).
+  and back-off);
+- :class:`~live2d_tui.supervisor.results.ResultsWorker`: after each cycle, the per-class
+  half-set estimate and the carried class selection, in a separate idle-priority process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 from live2d_tui.config import Config, JobSettings
 from live2d_tui.events import EventBus, IngestCounts, SessionChanged, SessionStatus
 from live2d_tui.paths import output_folder_for, read_last_session, resolve_warp_folder
+from live2d_tui.results.cycle_results import CycleResults
+from live2d_tui.results.export import ExportError, ExportRequest, ExportSummary
+from live2d_tui.results.quality import read_cached
+from live2d_tui.results.selection import Selection, SelectionError, change_selection, rule_marks
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobrunner import JobRunner
 from live2d_tui.supervisor.loops import IngestLoop, TriggerLoop
 from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot
+from live2d_tui.supervisor.results import (
+    ResultsWorker,
+    class_count,
+    cycle_files,
+    cycle_links,
+    export_classes,
+    read_results,
+    report_target,
+    write_cycle_report,
+)
 from live2d_tui.supervisor.session import Session, open_session
-from live2d_tui.supervisor.state import JobRecord
+from live2d_tui.supervisor.state import CycleRecord, JobRecord
 from live2d_tui.supervisor.store import SessionStore
 
 SETTLE_PASSES = 12
@@ -95,6 +112,11 @@ class Supervisor:
             self._ctx, self._store, after_pass=lambda: self._triggers.after_ingest()
         )
         self._triggers = TriggerLoop(self._ctx, self._store, self._ingest, self._jobs)
+        # after each successful cycle: the per-class estimate and carried selection, in a
+        # separate idle-priority process
+        self._results = ResultsWorker(self._ctx)
+        self._marks_lock = asyncio.Lock()
+        """One change of class marks at a time: each returns the marks after it, in order."""
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -180,6 +202,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._results.close()
         await self._store.close()
 
     async def start_job_now(
@@ -308,6 +331,132 @@ class Supervisor:
             await asyncio.sleep(1.05)
         return self._triggers.counts
 
+    def request_quality(self, cycle: int) -> None:
+        """Compute the per-class half-set estimate of ``cycle`` in the background (after the
+        one running now, if any); :class:`~live2d_tui.events.ClassQualityReady` follows."""
+        self._results.request(cycle)
+
+    # ------------------------------------------------------------------ a cycle's results
+
+    def _completed(self, number: int) -> CycleRecord:
+        record = next((c for c in self.session.state.cycles if c.number == number), None)
+        if record is None:
+            raise SupervisorError(f"there is no completed cycle {number}")
+        return record
+
+    async def cycle_results(self, number: int) -> CycleResults:
+        """A completed cycle's cached estimate and its marks (carried ones included).
+
+        Raises:
+            SupervisorError: no such cycle, or its selection file cannot be read.
+        """
+        record = self._completed(number)
+        cycles = self.session.state.cycles
+        try:
+            return await asyncio.to_thread(read_results, self.output_folder, record, cycles)
+        except SelectionError as exc:
+            raise SupervisorError(str(exc)) from None
+
+    async def change_marks(
+        self, number: int, change: Callable[[Selection], Selection]
+    ) -> CycleResults:
+        """Apply a user's change to a completed cycle's marks and save them
+        (``cycle_<N>.selection.json``, atomically, under the selection lock).
+
+        Raises:
+            SupervisorError: no such cycle, or the file cannot be read or written.
+        """
+        record = self._completed(number)
+        cycles = self.session.state.cycles
+        links = cycle_links(cycles)
+
+        def apply() -> CycleResults:
+            change_selection(self.output_folder, number, links, change)
+            return read_results(self.output_folder, record, cycles)
+
+        try:
+            async with self._marks_lock:
+                return await asyncio.to_thread(apply)
+        except (SelectionError, OSError) as exc:
+            message = f"the class marks of cycle {number} were not saved: {exc}"
+            raise SupervisorError(message) from None
+
+    async def toggle_mark(self, number: int, class_number: int) -> CycleResults:
+        """One class of a completed cycle: unmarked → good → bad → unmarked (see
+        :meth:`change_marks`)."""
+        if not 1 <= class_number <= class_count(self._completed(number)):
+            raise SupervisorError(f"cycle {number} has no class {class_number}")
+        return await self.change_marks(number, lambda s: s.toggled(class_number))
+
+    async def select_by_rules(
+        self, number: int, *, min_members: int | None, better_than: float | None
+    ) -> CycleResults:
+        """Mark every class of a completed cycle good when it meets each rule given (at least
+        ``min_members`` members, a half-set figure finer than ``better_than`` Å), else bad.
+
+        Raises:
+            SupervisorError: no rule, no such cycle, or the marks cannot be saved.
+        """
+        record = self._completed(number)
+        if min_members is None and better_than is None:
+            raise SupervisorError("give at least one rule (minimum members, resolution)")
+        results = await self.cycle_results(number)
+        counts = record.particle_count_per_class
+        classes = [
+            (k, counts[k] if k < len(counts) else 0, results.figure(k))
+            for k in range(1, class_count(record) + 1)
+        ]
+        marks = rule_marks(classes, min_members=min_members, better_than=better_than)
+        return await self.change_marks(number, lambda s: s.with_marks(dict(marks)))
+
+    async def export(self, number: int, request: ExportRequest) -> ExportSummary:
+        """Export classes of a completed cycle into the output folder's ``exports/`` under a
+        new name (:func:`~live2d_tui.supervisor.results.export_classes`); warnings are logged
+        and in the summary.
+
+        Raises:
+            SupervisorError: nothing to export, or a file cannot be read or written.
+        """
+        record = self._completed(number)
+
+        def run() -> ExportSummary:
+            return export_classes(self.output_folder, record, self.session.warp_folder, request)
+
+        try:
+            summary = await asyncio.to_thread(run)
+        except (ExportError, OSError, ValueError) as exc:
+            raise SupervisorError(f"export of cycle {number}: {exc}") from None
+        for warning in summary.warnings:
+            self._ctx.log(f"Export: {warning}", "warning")
+        self._ctx.log(summary.line())
+        return summary
+
+    async def report(self, number: int) -> Path:
+        """Write a completed cycle's report PNG into ``exports/`` under a new name, with the
+        figures computed so far; returns its path.
+
+        Raises:
+            SupervisorError: a file cannot be read or written.
+        """
+        record = self._completed(number)
+        cycles = self.session.state.cycles
+        name = self.session.state.session_name
+
+        def run() -> Path:
+            files = cycle_files(self.output_folder, record)
+            folder = self.output_folder
+            quality = read_cached(folder, number, star=files.star, classes=files.classes)
+            target = report_target(self.output_folder, number)
+            write_cycle_report(self.output_folder, name, record, cycles, quality, target)
+            return target
+
+        try:
+            target = await asyncio.to_thread(run)
+        except (ExportError, SelectionError, OSError, ValueError) as exc:
+            raise SupervisorError(f"report of cycle {number}: {exc}") from None
+        self._ctx.log(f"Wrote the report of cycle {number} to {target}")
+        return target
+
     async def wait_job(self) -> None:
         """Return when no job task runs (at once when none does)."""
         await self._jobs.wait()
@@ -358,6 +507,7 @@ class Supervisor:
             reguess_mask=reguess,
         )
         await self._store.switch_to(session)  # the previous session is saved, then closed
+        self._results.switch_to(out)
         self._ingest.reset(session.dataset.generation)
         self._triggers.reset()
         self._jobs.reset()

@@ -324,6 +324,29 @@ def load_state(folder: Path) -> LoadedState | None:
     raise StateError(f"{problem} and there is no previous copy {prev.name}")
 
 
+def peek_state(folder: Path) -> SessionState | None:
+    """Read the state without changing anything on disk (for commands that only read a
+    session, such as ``live2d export``): ``latest_run.json``, else its previous good copy.
+
+    Returns ``None`` when the folder has no state.
+
+    Raises:
+        StateError: neither file can be read.
+    """
+    folder = Path(folder)
+    problems: list[str] = []
+    for path in (folder / STATE_NAME, folder / PREV_NAME):
+        if not path.exists():
+            continue
+        try:
+            return _parse(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            problems.append(f"{path} ({type(exc).__name__}: {exc})")
+    if not problems:
+        return None
+    raise StateError("cannot read the session state: " + "; ".join(problems))
+
+
 _written: dict[Path, tuple[int, int, int]] = {}
 """(inode, size, mtime) of the state file this process last wrote, per path: a file that still
 matches is known good and need not be parsed again before it becomes ``.prev``."""

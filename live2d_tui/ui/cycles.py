@@ -11,13 +11,15 @@ instant.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from textual.dom import DOMNode
 from textual.worker import get_current_worker
 
+from live2d_tui.results.selection import SelectionError
 from live2d_tui.supervisor import CycleRecord
+from live2d_tui.supervisor.results import read_results
 from live2d_tui.ui import montage, text
 from live2d_tui.ui.widgets.grid_page import GridData, GridPage, GridView
 
@@ -56,18 +58,33 @@ class CycleLoader:
         """Forget every cycle (another session)."""
         self._cache.clear()
 
-    def load(self, record: CycleRecord, folder: Path, view: GridView) -> None:
-        """Read cycle ``record`` from ``folder`` and build its first page for ``view``, in a
-        thread worker; :attr:`loaded` or :attr:`failed` is called when it is done."""
+    def update(self, data: GridData) -> None:
+        """Replace a cached cycle's data (new figures or marks), if it is cached."""
+        if data.cycle in self._cache:
+            self._cache[data.cycle] = data
+
+    def load(
+        self, record: CycleRecord, folder: Path, view: GridView, cycles: Sequence[CycleRecord]
+    ) -> None:
+        """Read cycle ``record`` (its classes, cached figures and marks) from ``folder`` and
+        build its first page for ``view``, in a thread worker; :attr:`loaded` or
+        :attr:`failed` is called when it is done. ``cycles`` are the session's completed
+        cycles (marks carry along them)."""
         self._owner.run_worker(
-            lambda: self._load(record, folder, view),
+            lambda: self._load(record, folder, view, tuple(cycles)),
             thread=True,
             exclusive=True,
             group="load-cycle",
             exit_on_error=False,
         )
 
-    def _load(self, record: CycleRecord, folder: Path, view: GridView) -> None:
+    def _load(
+        self,
+        record: CycleRecord,
+        folder: Path,
+        view: GridView,
+        cycles: tuple[CycleRecord, ...],
+    ) -> None:
         # read, scale, build the montage and encode it in this one worker; the loop only swaps
         # the finished page in (ClassGrid.set_data)
         app = self._owner.app
@@ -83,6 +100,11 @@ class CycleLoader:
             text.members_per_slice(record, stack.shape[0]),
             members_known=not text.is_seed(record),
         )
+        if data.members_known:
+            try:
+                data = data.with_results(read_results(folder, record, cycles))
+            except SelectionError as exc:
+                app.call_from_thread(app.notify, str(exc), severity="warning", timeout=10)
         if get_current_worker().is_cancelled:
             return
         page = view.page_for(data)

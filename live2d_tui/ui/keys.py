@@ -31,6 +31,10 @@ _MAIN_KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("right_square_bracket", "cycle(1)", "Newer cycle", "cycle.next"),
     ("c", "pick_cycle", "Cycles", "cycle.pick"),
     ("f", "follow_latest", "Latest", "cycle.latest"),
+    ("space", "toggle_mark", "Good/bad", "class.mark"),
+    ("R", "select_rules", "Rules", "class.rules"),
+    ("E", "export", "Export", "class.export"),
+    ("P", "report", "Report", "class.report"),
     ("w", "warp_folder", "Warp folder", "session.warp"),
     ("1", "tab('classes-tab')", "Classes", "tab.classes"),
     ("2", "tab('output-tab')", "Job Output", "tab.output"),
@@ -47,6 +51,10 @@ _TOOLTIPS = {
     "cycle.next": "Show the next cycle",
     "cycle.pick": "Pick a cycle from a list",
     "cycle.latest": "Show the latest cycle and follow new ones",
+    "class.mark": "Mark the class good → bad → unmarked",
+    "class.rules": "Select by rules: members, resolution",
+    "class.export": "Export the good classes' particles",
+    "class.report": "Report image of the cycle (exports/)",
     "session.warp": "Open another Warp folder",
     "tab.classes": "Classes tab",
     "tab.output": "Job Output tab: the running cycle and the session log",
@@ -71,6 +79,7 @@ _KEY_NAMES = {
     "pageup": "page up",
     "left": "←",
     "right": "→",
+    "space": "space",
 }
 
 

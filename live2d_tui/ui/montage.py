@@ -16,7 +16,7 @@ Invariants:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,20 @@ MIN_TILE_COLS = 10
 
 MAX_STRIPS = 4
 """Strips (stored images) per page: tmux keeps 10 (3.4–3.6) or 20 (3.7+) server-wide."""
+
+
+def _percent_colour(r: int, g: int, b: int) -> tuple[int, int, int]:
+    """An RGB colour whose channels are exact Sixel percents (no rounding on the way)."""
+    return (round(r * 255 / 100), round(g * 255 / 100), round(b * 255 / 100))
+
+
+MARK_COLOURS: dict[str, tuple[int, int, int]] = {
+    "good": _percent_colour(20, 70, 25),
+    "bad": _percent_colour(85, 15, 15),
+    "unreviewed": _percent_colour(90, 60, 0),
+}
+"""Frames of selected, rejected and unreviewed classes, drawn into an otherwise grey montage:
+exact Sixel percents, so each takes one of the registers the Sixel encoder keeps free."""
 
 EMPTY_BACKGROUND = 24
 EMPTY_MARK = 90
@@ -196,6 +210,12 @@ class GridGeometry:
         return cls(columns, rows, size, tile_rows, cell)
 
 
+def frame_width(tile_px: tuple[int, int]) -> int:
+    """Pixels of a mark's frame in a tile: visible at every tile size (a tenth of the smaller
+    side, at least one pixel; a half-cell tile of 12 columns gets one cell's width)."""
+    return max(1, min(tile_px) // 10)
+
+
 def build_page(
     stack: np.ndarray,
     order: Sequence[int],
@@ -203,10 +223,13 @@ def build_page(
     *,
     empty: frozenset[int],
     scale: tuple[float, float],
+    marks: Mapping[int, str] | None = None,
 ) -> list[Image.Image]:
     """The page's montage (classes ``order``, 0-based slices) cut into one image per strip.
 
     The last strip is as wide as the others (blank tiles pad it), so tiles stay cell-aligned.
+    ``marks`` (0-based slice → ``good``, ``bad`` or ``unreviewed``) frame those tiles in their
+    :data:`MARK_COLOURS`; with any mark on the page its strips are RGB, else grey.
     """
     tw, th = geometry.tile_px
     inner = (max(1, tw - GUTTER_PX), max(1, th - GUTTER_PX))
@@ -218,6 +241,21 @@ def build_page(
         y, x = r * th + GUTTER_PX // 2, c * tw + GUTTER_PX // 2
         montage[y : y + inner[1], x : x + inner[0]] = tile
     page = Image.fromarray(montage, mode="L")
+    shown = {k: m for k, m in (marks or {}).items() if k in order and m in MARK_COLOURS}
+    if shown:
+        rgb = np.repeat(montage[..., None], 3, axis=-1)
+        width = frame_width(inner)
+        for pos, k in enumerate(order):
+            if k not in shown:
+                continue
+            r, c = divmod(pos, geometry.columns)
+            y, x = r * th + GUTTER_PX // 2, c * tw + GUTTER_PX // 2
+            colour = MARK_COLOURS[shown[k]]
+            rgb[y : y + width, x : x + inner[0]] = colour
+            rgb[y + inner[1] - width : y + inner[1], x : x + inner[0]] = colour
+            rgb[y : y + inner[1], x : x + width] = colour
+            rgb[y : y + inner[1], x + inner[0] - width : x + inner[0]] = colour
+        page = Image.fromarray(rgb, mode="RGB")
     return [page.crop((0, r * th, page.width, (r + 1) * th)) for r in range(n_strips)]
 
 
@@ -253,13 +291,23 @@ def build_detail(
     return Image.fromarray(render_class(stack[index], scale, size, empty=empty), mode="L")
 
 
-def sort_order(counts: Sequence[int], n_classes: int, *, by_count: bool) -> list[int]:
-    """0-based slices in display order: by class number, or by member count (largest first).
+def sort_order(
+    counts: Sequence[int],
+    n_classes: int,
+    *,
+    by_count: bool,
+    figures: Mapping[int, float | None] | None = None,
+) -> list[int]:
+    """0-based slices in display order: by class number, by member count (largest first), or
+    with ``figures`` (0-based slice → half-set resolution in Å) by resolution, finest first and
+    classes without a figure last.
 
     ``counts[i]`` is the member count of slice ``i`` (missing entries count 0); ties keep class
     order, so the order is stable between refreshes.
     """
     order = list(range(n_classes))
-    if by_count:
+    if figures is not None:
+        order.sort(key=lambda i: (figures.get(i) is None, figures.get(i) or 0.0))
+    elif by_count:
         order.sort(key=lambda i: -(counts[i] if i < len(counts) else 0))
     return order

@@ -10,8 +10,12 @@ awaits the supervisor's method of the same name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from live2d_tui.config import JobSettings
 from live2d_tui.paths import PathError, resolve_warp_folder
+from live2d_tui.results.cycle_results import CycleResults
+from live2d_tui.results.export import ExportRequest, ExportSummary
 from live2d_tui.supervisor import Supervisor, SupervisorError, SupervisorSnapshot
 
 
@@ -82,6 +86,35 @@ class Session:
     async def force_reimport(self) -> None:
         """Re-import every particle into a fresh stack."""
         await self._open_supervisor().force_reimport()
+
+    async def cycle_results(self, cycle: int) -> CycleResults:
+        """A cycle's cached estimate and its class marks."""
+        return await self._open_supervisor().cycle_results(cycle)
+
+    async def toggle_mark(self, cycle: int, class_number: int) -> CycleResults:
+        """Toggle a class good → bad → unmarked; the cycle's results after it."""
+        return await self._open_supervisor().toggle_mark(cycle, class_number)
+
+    async def select_by_rules(
+        self, cycle: int, min_members: int | None, better_than: float | None
+    ) -> CycleResults:
+        """Mark a cycle's classes by rules; the cycle's results after it."""
+        return await self._open_supervisor().select_by_rules(
+            cycle, min_members=min_members, better_than=better_than
+        )
+
+    async def export(self, cycle: int, request: ExportRequest) -> ExportSummary:
+        """Export classes of a cycle into ``exports/``."""
+        return await self._open_supervisor().export(cycle, request)
+
+    async def report(self, cycle: int) -> Path:
+        """Write a cycle's report PNG into ``exports/``; its path."""
+        return await self._open_supervisor().report(cycle)
+
+    def request_quality(self, cycle: int) -> None:
+        """Ask for a cycle's half-set estimate in the background (no-op without a session)."""
+        if self.is_open:
+            self.supervisor.request_quality(cycle)
 
     async def change_warp_folder(self, name_or_path: str) -> None:
         """Work on another Warp folder; with no session open yet, open this one.

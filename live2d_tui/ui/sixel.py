@@ -29,6 +29,8 @@ from textual_image._sixel import BackgroundColor, SixelOptions, image_to_sixels
 from textual_image.widget import SixelImage
 from textual_image.widget.sixel import _ImageSixelImpl, _NoopRenderable
 
+from live2d_tui.ui.montage import MARK_COLOURS
+
 PERCENT_LEVELS = 101
 """Distinct grey levels Sixel can define (registers are set in percent, 0–100)."""
 
@@ -55,14 +57,21 @@ def level_percents(levels: int) -> np.ndarray:
 def quantise_grey(image: Image.Image, levels: int) -> Image.Image:
     """``image`` as greys mapped onto ``levels`` evenly spaced Sixel percents: a palette image
     (mode P) whose palette entries are exact percents, so no two entries collapse into one
-    register and no register is wasted."""
+    register and no register is wasted. In an RGB image, pixels of a :data:`MARK_COLOURS`
+    colour keep it (one palette entry each, after the greys)."""
     grey = image.convert("L")
     values = np.arange(256, dtype=np.float64)
     # nearest level; at 101 levels this is Sixel's own rounding of 0-255 to percent
     lut = np.rint(values * (levels - 1) / 255.0).astype(np.uint8)
-    indices = Image.fromarray(lut[np.asarray(grey)], mode="L")
+    index = lut[np.asarray(grey)]
     grey_values = np.rint(level_percents(levels) * 255.0 / 100.0).astype(np.uint8)
     palette = np.repeat(grey_values, 3).tolist()
+    if image.mode == "RGB":
+        rgb = np.asarray(image)
+        for n, colour in enumerate(MARK_COLOURS.values()):
+            index[np.all(rgb == np.asarray(colour, dtype=rgb.dtype), axis=-1)] = levels + n
+            palette += list(colour)
+    indices = Image.fromarray(index, mode="L")
     paletted = indices.convert("P")
     paletted.putpalette(palette + [0] * (768 - len(palette)))
     return paletted

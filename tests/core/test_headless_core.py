@@ -6,8 +6,9 @@
 - Floors, read from the source (imports inside functions and ``TYPE_CHECKING`` blocks count):
   ``formats/`` is the ground floor and imports nothing above it; ``warp/`` and ``dataset/`` sit
   on it; ``classify/`` and ``engine/`` are siblings that never import each other (the runner
-  launches the engine as a program); no import runs back up; no two modules import each other,
-  directly or round a circle.
+  launches the engine as a program); ``results/`` (class quality, selection, export, report)
+  sits above ``dataset/`` and ``classify/`` and below the supervisor; no import runs back up;
+  no two modules import each other, directly or round a circle.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ NEVER_IMPORTS = {
     "dataset": {"classify", "engine", "supervisor", "simulate", "commands", "ui"},
     "classify": {"engine", "supervisor", "simulate", "commands", "ui"},
     "engine": {"classify", "dataset", "warp", "supervisor", "simulate", "commands", "ui"},
+    "results": {"engine", "supervisor", "simulate", "commands", "ui"},
     "supervisor": {"engine", "simulate", "commands", "ui"},
 }
 """Package → the packages above or beside it that it must not import."""

@@ -20,6 +20,7 @@ from live2d_tui.formats.mrc import (
     MrcError,
     build_header,
     read_header,
+    read_scattered,
     read_shape,
     read_slices,
     stamp_pixel_size,
@@ -192,3 +193,15 @@ def test_warp_and_combined_headers(tmp_path: Path) -> None:
     stack.write_bytes(combined_header(6, 3, 2.0) + bytes(3 * 6 * 6 * 4))
     assert _valid(stack)
     assert (read_header(stack).nz, read_header(stack).pixel_size) == (3, grown.pixel_size)
+
+
+def test_scattered_reads_return_the_slices_asked_in_order(tmp_path: Path) -> None:
+    data = np.arange(200 * 4 * 4, dtype=np.float32).reshape(200, 4, 4)
+    path = tmp_path / "s.mrcs"
+    path.write_bytes(build_header(data.shape, 1.0) + data.tobytes())
+    header = read_header(path)
+    wanted = np.array([150, 3, 4, 199, 3, 60], dtype=np.int64)
+    np.testing.assert_array_equal(read_scattered(path, header, wanted), data[wanted - 1])
+    assert read_scattered(path, header, np.zeros(0, np.int64)).shape == (0, 4, 4)
+    with pytest.raises(MrcError, match="slice 201"):
+        read_scattered(path, header, np.array([201], dtype=np.int64))

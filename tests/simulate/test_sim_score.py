@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live2d_tui import imaging
+from live2d_tui import imaging, resolution
 from live2d_tui.simulate import metrics
 from live2d_tui.simulate.averaging import align_reference
 from live2d_tui.simulate.oracle import oracle_classification
@@ -21,16 +21,16 @@ from live2d_tui.simulate.score import original_names_from_relion_star, score_cla
 def test_frc_of_identical_and_independent_images() -> None:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((64, 64))
-    assert np.allclose(metrics.frc(a, a)[1:], 1.0)
-    assert np.allclose(metrics.frc(a, -a)[1:], -1.0)
-    curves = [metrics.frc(rng.standard_normal((64, 64)), rng.standard_normal((64, 64)))
+    assert np.allclose(resolution.frc(a, a)[1:], 1.0)
+    assert np.allclose(resolution.frc(a, -a)[1:], -1.0)
+    curves = [resolution.frc(rng.standard_normal((64, 64)), rng.standard_normal((64, 64)))
               for _ in range(20)]  # fmt: skip
     assert abs(float(np.mean(curves))) < 0.05
     # a curve that never drops scores Nyquist; the first ring below the threshold decides
-    assert metrics.crossing_resolution(np.ones(33), 0.5, 64, 3.0) == 6.0
+    assert resolution.crossing_resolution(np.ones(33), 0.5, 64, 3.0) == 6.0
     curve = np.ones(33)
     curve[8:] = 0.2
-    assert metrics.crossing_resolution(curve, 0.5, 64, 3.0) == pytest.approx(64 * 3.0 / 8)
+    assert resolution.crossing_resolution(curve, 0.5, 64, 3.0) == pytest.approx(64 * 3.0 / 8)
 
 
 def test_partition_metrics() -> None:

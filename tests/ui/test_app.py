@@ -257,11 +257,13 @@ async def test_sort_by_count(session_copy: Path) -> None:
         grid.focus()
         assert grid.order == list(range(6))
         await pilot.press("o")
-        assert grid.by_count
+        assert grid.sort == "members"
         assert grid.data is not None
         counts = [grid.data.counts[k] for k in grid.order]
         assert counts == sorted(counts, reverse=True)
         assert "by member count" in str(grid.query_one("#grid-header").render())
+        await pilot.press("o")
+        assert grid.sort == "resolution"
         await pilot.press("o")
         assert grid.order == list(range(6))
 
@@ -572,7 +574,7 @@ async def test_command_palette_lists_actions(session_copy: Path) -> None:
         await pilot.press(*"sort classes")
         await pilot.pause(0.5)
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.query_one(ClassGrid).by_count)
+        await wait_until(pilot, lambda: app.query_one(ClassGrid).sort == "members")
 
 
 @pytest.mark.slow

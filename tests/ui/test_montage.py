@@ -109,6 +109,34 @@ def test_sort_order_by_count_stable() -> None:
     assert montage.sort_order([5, 9], 3, by_count=False) == [0, 1, 2]
 
 
+def test_sort_order_by_resolution_finest_first_without_figure_last() -> None:
+    figures = {0: 8.0, 1: None, 2: 6.5, 3: 8.0}
+    assert montage.sort_order([1] * 5, 5, by_count=True, figures=figures) == [2, 0, 3, 1, 4]
+
+
+def test_marked_tiles_get_coloured_frames() -> None:
+    stack = _gaussian_stack(4, 40)
+    g = montage.GridGeometry(columns=2, rows=2, tile_cols=8, tile_rows=4, cell_px=(10, 20))
+    scale = montage.shared_scale(stack, frozenset())
+    plain = montage.build_page(stack, [0, 1, 2, 3], g, empty=frozenset(), scale=scale)
+    assert all(s.mode == "L" for s in plain)
+    strips = montage.build_page(
+        stack, [0, 1, 2, 3], g, empty=frozenset(), scale=scale,
+        marks={0: "good", 3: "bad", 2: "unreviewed", 9: "good"},
+    )  # fmt: skip
+    assert all(s.mode == "RGB" for s in strips)
+    top, bottom = np.asarray(strips[0]), np.asarray(strips[1])
+    edge = montage.GUTTER_PX // 2
+    assert tuple(top[edge, 40]) == montage.MARK_COLOURS["good"]  # top edge of tile 0
+    assert tuple(top[40, edge]) == montage.MARK_COLOURS["good"]  # its left edge
+    assert len({tuple(v) for v in top[:, 80:].reshape(-1, 3)}) > 2  # tile 1: unframed greys
+    assert all(len(set(v)) == 1 for v in top[:, 80:].reshape(-1, 3).tolist())
+    assert tuple(bottom[edge, 40]) == montage.MARK_COLOURS["unreviewed"]
+    assert tuple(bottom[40, 160 - edge - 1]) == montage.MARK_COLOURS["bad"]
+    # the frame width follows the tile: one pixel at the smallest, a tenth of larger ones
+    assert montage.frame_width((6, 6)) == 1 and montage.frame_width((238, 78)) == 7
+
+
 @pytest.mark.parametrize("box", [64, 400])
 def test_encoded_sixel_stays_under_one_megabyte_in_tmux(box: int) -> None:
     """Worst case: noise classes at the largest strip and detail pixel sizes we display, with

@@ -21,6 +21,7 @@ from live2d_tui.ui import images, montage
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.images import ImageChoice, SixelSettings
 from live2d_tui.ui.sixel import (
+    MARK_COLOURS,
     PERCENT_LEVELS,
     RESERVED_REGISTERS,
     _GreySixelImpl,
@@ -178,3 +179,19 @@ async def test_a_full_180_column_page_in_sixel(
             assert total < 1_000_000, total  # tmux < 3.6 drops a larger sequence
         else:  # outside tmux nothing is given up (a strip of empty classes has few greys)
             assert max(len(_palette(d)) for d in emitted) == 101
+
+
+def test_mark_colours_keep_their_own_registers_beside_the_greys() -> None:
+    grey = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (8, 1))
+    rgb = np.repeat(grey[..., None], 3, axis=-1)
+    rgb[0, :] = MARK_COLOURS["good"]
+    rgb[-1, :5] = MARK_COLOURS["bad"]
+    paletted = quantise_grey(Image.fromarray(rgb, "RGB"), 20)
+    index = np.asarray(paletted)
+    palette = np.asarray(paletted.getpalette()[: 3 * 22]).reshape(-1, 3)
+    assert set(index[0].tolist()) == {20} and set(index[-1, :5].tolist()) == {21}
+    assert tuple(palette[20]) == MARK_COLOURS["good"] and tuple(palette[21]) == MARK_COLOURS["bad"]
+    assert index[1:-1].max() < 20  # the greys use the grey levels only
+    assert len(MARK_COLOURS) <= RESERVED_REGISTERS
+    for colour in MARK_COLOURS.values():  # exact percents: no register collapses into another
+        assert all(round(round(v * 100 / 255) * 255 / 100) == v for v in colour)

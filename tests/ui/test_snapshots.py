@@ -23,12 +23,16 @@ import numpy as np
 import pytest
 from textual.widgets import Input
 
-from live2d_tui.events import SessionStatus
+from live2d_tui.events import BlockType, SessionStatus
+from live2d_tui.results.quality import ClassQuality, CycleQuality, file_identity, write_cache
+from live2d_tui.results.selection import Mark, Selection, write_selection
 from live2d_tui.supervisor.lock import OutputLock
 from live2d_tui.supervisor.state import load_state, save_state
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.montage import load_class_stack
+from live2d_tui.ui.screens.detail import ClassDetailScreen
 from live2d_tui.ui.screens.dialogs import ConfirmScreen, CyclePicker, QuitScreen, WarpFolderScreen
+from live2d_tui.ui.screens.results import ExportScreen, RulesScreen
 from live2d_tui.ui.widgets.class_grid import ClassGrid
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 
@@ -104,10 +108,37 @@ def _deterministic_copy(
         k, box = load_class_stack(path).shape[:2]
         with mrcfile.new(path, overwrite=True) as mrc:
             mrc.set_data(_synthetic_classes(k, box, seed=c.number))
+    for c in cycles:
+        if c.block_type is not BlockType.RANDOM_SEED:
+            _synthetic_quality(out, c.number, c.name, len(c.particle_count_per_class) - 1)
     (out / "live2d.log").write_text(
         "".join(f"2026-01-02 03:{i:02d}:00 Cycle {i} finished: synthetic line\n" for i in range(40))
     )
     return warp
+
+
+def _synthetic_quality(out: Path, number: int, name: str, k: int) -> None:
+    """A fixed half-set estimate of cycle ``number`` (the real one depends on engine output
+    and would arrive at a random moment), valid for its files as they are now."""
+    box, pixel = 64, 3.0
+    rings = np.arange(box // 2 + 1)
+    classes = []
+    for j in range(1, k + 1):
+        if j == 2:  # too few members for a figure
+            classes.append(ClassQuality(j, 30, 28, 28, 1.5, None, "fewer than 50 used particles"))
+            continue
+        r0 = 4.0 + 1.3 * j
+        curve = tuple(round(float(1 / (1 + (r / r0) ** 4)), 4) for r in rings)
+        crossing = r0 * 6**0.25
+        figure = round(box * pixel / crossing, 2)
+        used = 55 + 7 * j
+        classes.append(ClassQuality(j, used + 5, used, used, 2.0 + 0.1 * j, figure, "", curve))
+    source = {
+        f"{name}.star": file_identity(out / f"{name}.star"),
+        f"{name}.mrc": file_identity(out / f"{name}.mrc"),
+    }
+    quality = CycleQuality(number, box, pixel, 90.0, 1000, 441, tuple(classes), source, 0.5)
+    write_cache(out, quality)
 
 
 def _ready(app: Live2DApp) -> bool:
@@ -334,3 +365,66 @@ def test_failed_job(snap_compare: Any, snapshot_session: Path) -> None:
     save_state(out, failed)
     app = make_app(snapshot_session)
     assert _snapshot_after(snap_compare, app, _panel_says("Failed"))
+
+
+# --- class selection, rules, export, class view with its FRC curve ----------------------------
+
+
+def _marked(snapshot_session: Path) -> Path:
+    """The latest cycle with class 1 selected, 3 rejected and 4 unreviewed."""
+    out = snapshot_session / "classification"
+    loaded = load_state(out)
+    assert loaded is not None
+    cycle = loaded.state.cycles[-1].number
+    marks = {
+        1: Mark("good", cycle),
+        3: Mark("bad", cycle),
+        4: Mark(None, cycle - 1, 0.21, True, "good"),
+    }
+    write_selection(out, Selection(cycle, marks, revision=1))
+    return snapshot_session
+
+
+def _has_results(app: Any) -> bool:
+    data = app.query_one(ClassGrid).data
+    return data is not None and data.results is not None and data.results.quality is not None
+
+
+async def _no_blink(app: Any, pilot: Any) -> None:
+    for field in app.screen.query(Input):
+        field.cursor_blink = False
+
+
+def test_grid_with_marks_and_figures(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(_marked(snapshot_session))
+    assert _snapshot_after(snap_compare, app, _until(_has_results), _press("right"))
+
+
+def test_grid_sorted_by_resolution(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(_marked(snapshot_session))
+    assert _snapshot_after(snap_compare, app, _until(_has_results), _press("o", "o"))
+
+
+def test_rules_dialog(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(snapshot_session)
+    assert _snapshot_after(
+        snap_compare, app, _until(_has_results), _press("R"), _on_screen(RulesScreen), _no_blink
+    )
+
+
+def test_export_dialog(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(_marked(snapshot_session))
+    assert _snapshot_after(
+        snap_compare, app, _until(_has_results), _press("E"), _on_screen(ExportScreen)
+    )
+
+
+def _detail_image(app: Any) -> bool:
+    return isinstance(app.screen, ClassDetailScreen) and bool(app.screen.query("#detail-image"))
+
+
+def test_class_view_with_frc_plot(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(_marked(snapshot_session))
+    assert _snapshot_after(
+        snap_compare, app, _until(_has_results), _press("enter"), _until(_detail_image)
+    )

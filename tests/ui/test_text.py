@@ -148,3 +148,32 @@ def test_the_demo_has_as_many_views_as_classes() -> None:
     from live2d_tui.commands.demo import DEMO_JOB, DEMO_VIEWS
 
     assert DEMO_JOB["class_number"] == DEMO_VIEWS
+
+
+def test_label_rows_with_marks_and_figures() -> None:
+    from live2d_tui.results.cycle_results import CycleResults
+    from live2d_tui.results.quality import ClassQuality, CycleQuality
+    from live2d_tui.results.selection import Mark, Selection
+    from live2d_tui.ui.widgets.class_grid import tile_label
+
+    q = CycleQuality(
+        3,
+        64,
+        2.0,
+        90.0,
+        1000,
+        900,
+        (ClassQuality(1, 600, 600, 600, 3.0, 7.25), ClassQuality(2, 20, 20, 0, 1.0, None, "few")),
+    )
+    results = CycleResults(3, q, Selection(3, {1: Mark("good", 3), 2: Mark("bad", 3)}))
+    row = label_row([0, 1], [600, 20], 16, selected=None, results=results)
+    assert row.plain == "#1✓ 600 7.2Å    #2✗ 20 –        "
+    # the mark's colour is on the symbol only
+    assert any(span.style == "bold green" for span in row.spans)
+    # a narrow tile drops the count when sorted by resolution, the figure otherwise
+    assert "".join(t for t, _ in tile_label(12, 12345, "good", "7.2Å", 10, keep="figure")) == (
+        "#12✓ 7.2Å"
+    )
+    assert "".join(t for t, _ in tile_label(12, 12345, "good", "7.2Å", 10, keep="count")) == (
+        "#12✓ 12.3k"
+    )

@@ -1,8 +1,10 @@
-"""Full-size view of one class: the whole panel for the image, caption with members and fraction.
+"""Full-size view of one class: caption with members, fraction and mark; the half-set figures
+(members, used, fraction, mean score, resolution); the image; the half-set FRC curve.
 
-← → (h l) move between classes, Esc goes back (dismissing with the class shown, so the grid's
-cursor follows). The image is built off the event loop; ctrl+l re-sends it. The main screen's
-other keys work here too and act on the main screen below (:func:`~live2d_tui.ui.keys.carried`).
+space marks the class good → bad → unmarked; ← → (h l) move between classes, Esc goes back
+(dismissing with the class shown, so the grid's cursor follows). The image is built off the
+event loop; ctrl+l re-sends it. The main screen's other keys work here too and act on the main
+screen below (:func:`~live2d_tui.ui.keys.carried`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from PIL import Image
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -21,9 +24,12 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
+from live2d_tui.results.cycle_results import CycleResults
 from live2d_tui.supervisor import CycleRecord
 from live2d_tui.ui import images, keys, montage
+from live2d_tui.ui.quality_text import MARK_STYLES, MARK_SYMBOLS, class_detail_line
 from live2d_tui.ui.text import class_caption
+from live2d_tui.ui.widgets.frc_plot import FrcPlot
 from live2d_tui.ui.widgets.grid_page import GridData
 
 
@@ -32,6 +38,8 @@ class ClassDetailScreen(Screen[int]):
 
     DEFAULT_CSS = """
     ClassDetailScreen #detail-caption { height: 1; padding: 0 1; text-style: bold; }
+    ClassDetailScreen #detail-quality { height: auto; padding: 0 1; color: $text-muted; }
+    ClassDetailScreen FrcPlot { height: 12; }
     ClassDetailScreen #detail-box { height: 1fr; align: center middle; }
     ClassDetailScreen #detail-center { height: 1fr; }
     """
@@ -40,6 +48,9 @@ class ClassDetailScreen(Screen[int]):
         Binding("escape,q", "back", "Back", tooltip="Back to the class grid"),
         Binding("left,h", "step(-1)", "Previous class"),
         Binding("right,l", "step(1)", "Next class"),
+        Binding(
+            "space", "toggle_mark", "Good/bad", tooltip="Mark this class good → bad → unmarked"
+        ),
         Binding("ctrl+l", "redraw", "Redraw images"),
     ]
     """The keys of this screen (the help lists these)."""
@@ -82,20 +93,59 @@ class ClassDetailScreen(Screen[int]):
         return self._order[self._pos]
 
     def compose(self) -> ComposeResult:
-        yield Static("", markup=False, id="detail-caption")
+        yield Static("", id="detail-caption")
+        yield Static("", markup=False, id="detail-quality")
         with Vertical(id="detail-box"), Center(id="detail-center"):
             pass
+        yield FrcPlot(id="detail-frc")
         yield Footer()
 
     def on_mount(self) -> None:
         self._show()
 
     def _show(self) -> None:
-        self.query_one("#detail-caption", Static).update(
-            class_caption(self._record, self.index, self._data.counts)
-            + f"   ({self._pos + 1}/{len(self._order)} · ← → · Esc)"
-        )
+        self._show_results()
         self._build(self.index)
+
+    def _show_results(self) -> None:
+        """Caption with the mark, the figures line and the FRC plot of the class shown."""
+        number = self.index + 1
+        results = self._data.results
+        mark = results.mark(number) if results is not None else None
+        caption = Text(class_caption(self._record, self.index, self._data.counts))
+        if mark is not None:
+            caption.append(f"  {MARK_SYMBOLS[mark]} {mark}", style=MARK_STYLES[mark])
+        caption.append(f"   ({self._pos + 1}/{len(self._order)} · ← → · space marks · Esc)")
+        self.query_one("#detail-caption", Static).update(caption)
+        quality = results.quality if results is not None else None
+        members_known = self._data.members_known
+        self.query_one("#detail-quality", Static).update(
+            class_detail_line(quality, number, pending=members_known)
+            if members_known
+            else "a random start: no members, no figures"
+        )
+        plot = self.query_one(FrcPlot)
+        plot.display = members_known
+        if quality is None:
+            plot.show(None, 0, 1.0)
+        else:
+            plot.show(quality.by_class().get(number), quality.box, quality.pixel_size)
+
+    def set_results(self, cycle: int, results: CycleResults) -> None:
+        """New figures or marks of ``cycle`` (nothing when this view shows another cycle)."""
+        if cycle == self._data.cycle:
+            self._data = self._data.with_results(results)
+            self._show_results()
+
+    def action_toggle_mark(self) -> None:
+        """Mark the class shown good → bad → unmarked (on the main screen below)."""
+        if not self._data.members_known:
+            self.notify("A random start's classes have no members.", severity="warning")
+            return
+        self.run_worker(
+            self.action_below(f"toggle_class({self._data.cycle}, {self.index + 1})"),
+            group="marks",
+        )
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def _build(self, index: int) -> None:

@@ -32,6 +32,7 @@ from textual.widgets import Button, Footer, Header, Static, TabbedContent, TabPa
 
 from live2d_tui.config import ConfigError, JobSettings
 from live2d_tui.events import (
+    ClassQualityReady,
     CycleFinished,
     CycleProgress,
     CycleStarted,
@@ -42,6 +43,8 @@ from live2d_tui.events import (
     SessionChanged,
     SessionStatus,
 )
+from live2d_tui.results.cycle_results import CycleResults
+from live2d_tui.results.export import ExportRequest
 from live2d_tui.supervisor import CycleRecord, SupervisorError, SupervisorSnapshot
 from live2d_tui.ui import keys, text
 from live2d_tui.ui.cycles import CycleLoader
@@ -49,6 +52,7 @@ from live2d_tui.ui.images import ImageChoice
 from live2d_tui.ui.messages import EventHandlers
 from live2d_tui.ui.screens.detail import ClassDetailScreen
 from live2d_tui.ui.screens.dialogs import ConfirmScreen, CyclePicker, WarpFolderScreen
+from live2d_tui.ui.screens.results import ExportChoice, ExportScreen, Rules, RulesScreen
 from live2d_tui.ui.session import NoSessionOpen, Session
 from live2d_tui.ui.widgets.class_grid import ClassGrid
 from live2d_tui.ui.widgets.grid_page import GridData, GridPage
@@ -83,6 +87,8 @@ class MainScreen(Screen[None]):
         """The cycle on screen; None follows the latest."""
         self._loaded_settings: JobSettings | None = None
         self._cycles = CycleLoader(self, self._cycle_loaded, self._cycle_unreadable)
+        self._quality_asked: set[int] = set()
+        """Cycles whose half-set estimate this screen asked for."""
         self._handlers = EventHandlers(lambda event: self.refresh_snapshot())
         self._register_handlers()
 
@@ -113,6 +119,7 @@ class MainScreen(Screen[None]):
         on(LogLine, lambda event: self.query_one(JobOutput).poll_log())
         on(ErrorRaised, self._on_error)
         on(SessionChanged, lambda event: self.session_changed())
+        on(ClassQualityReady, self._on_quality_ready)
 
     def show_event(self, event: Event) -> None:
         """Show a core event (the app hands each one here, in the order they came)."""
@@ -160,6 +167,7 @@ class MainScreen(Screen[None]):
     def session_changed(self) -> None:
         """Another session (or the first): forget its cycles, follow its log and latest cycle."""
         self._cycles.clear()
+        self._quality_asked.clear()
         self.shown_cycle = None
         self._loaded_settings = None
         self.query_one(JobOutput).follow(self.session.supervisor.output_folder / "live2d.log")
@@ -207,12 +215,169 @@ class MainScreen(Screen[None]):
         if cached is not None:
             grid.set_data(cached, self._header(record))  # the grid builds the page in a worker
             return
-        self._cycles.load(record, self.session.supervisor.output_folder, grid.view())
+        folder = self.session.supervisor.output_folder
+        self._cycles.load(record, folder, grid.view(), self._records())
 
     def _cycle_loaded(self, record: CycleRecord, data: GridData, page: GridPage) -> None:
         wanted = self.shown_cycle
         if wanted is None or wanted == record.number:
             self.query_one(ClassGrid).set_data(data, self._header(record), page=page)
+        results = data.results
+        if data.members_known and (results is None or results.quality is None):
+            self._ask_quality(record.number)
+
+    # ------------------------------------------------------------------ figures and marks
+
+    def _ask_quality(self, cycle: int) -> None:
+        """Ask for a cycle's half-set estimate in the background, once per session (the newest
+        cycle's is on its way after the cycle; an older one's is asked for when it is shown)."""
+        if cycle not in self._quality_asked:
+            self._quality_asked.add(cycle)
+            self.session.request_quality(cycle)
+
+    def _on_quality_ready(self, event: ClassQualityReady) -> None:
+        if event.success:
+            self.run_worker(self._reload_results(event.number), group="results")
+
+    async def _reload_results(self, cycle: int) -> None:
+        if self._cycles.cached(cycle) is None:
+            return  # read with the cycle when it is shown
+        results = await self._ask(partial(self.session.cycle_results, cycle))
+        if results is not None:
+            self._apply_results(results)
+
+    def _apply_results(self, results: CycleResults) -> None:
+        """Show a cycle's new figures or marks: the cached cycle, the grid, the class view."""
+        cached = self._cycles.cached(results.cycle)
+        if cached is not None:
+            self._cycles.update(cached.with_results(results))
+        self.query_one(ClassGrid).set_results(results.cycle, results)
+        screen = self.app.screen
+        if isinstance(screen, ClassDetailScreen):
+            screen.set_results(results.cycle, results)
+
+    async def _ask[T](self, call: Callable[[], Awaitable[T]]) -> T | None:
+        """Await a :class:`Session` call; a refusal is shown and gives ``None``."""
+        try:
+            return await call()
+        except NoSessionOpen as exc:
+            self.notify(str(exc), severity="warning")
+        except SupervisorError as exc:
+            self.notify(str(exc), title="Not possible now", severity="warning", timeout=10)
+        return None
+
+    def _shown_classes(self) -> GridData | None:
+        """The cycle in the grid, when its classes can be marked (else says why)."""
+        data = self.query_one(ClassGrid).data
+        if data is None:
+            self.notify("No cycle is shown yet.", severity="warning")
+            return None
+        if not data.members_known:
+            self.notify(
+                "A random start's classes have no members: mark classes of a later cycle.",
+                severity="warning",
+            )
+            return None
+        return data
+
+    def action_toggle_mark(self) -> None:
+        """Mark the class under the cursor good → bad → unmarked."""
+        grid = self.query_one(ClassGrid)
+        data = self._shown_classes()
+        if data is not None and grid.selected is not None:
+            self.action_toggle_class(data.cycle, grid.selected + 1)
+
+    def action_toggle_class(self, cycle: int, class_number: int) -> None:
+        """Mark class ``class_number`` of ``cycle`` good → bad → unmarked (saved at once)."""
+        self.run_worker(self._change(partial(self.session.toggle_mark, cycle, class_number)))
+
+    async def _change(self, call: Callable[[], Awaitable[CycleResults]]) -> None:
+        results = await self._ask(call)
+        if results is not None:
+            self._apply_results(results)
+
+    def action_select_rules(self) -> None:
+        """Open the rules dialog: minimum members, a half-set figure finer than X Å, or both."""
+        data = self._shown_classes()
+        if data is None:
+            return
+        cycle = data.cycle
+        results = data.results
+        figures = results.figures() if results is not None else None
+        with_figures = sum(1 for f in (figures or {}).values() if f is not None)
+
+        def chosen(rules: Rules | None) -> None:
+            if rules is None:
+                return
+            call = partial(
+                self.session.select_by_rules, cycle, rules.min_members, rules.better_than
+            )
+            self.run_worker(self._rules(cycle, call))
+
+        self.app.push_screen(RulesScreen(data.stack.shape[0], with_figures), chosen)
+
+    async def _rules(self, cycle: int, call: Callable[[], Awaitable[CycleResults]]) -> None:
+        results = await self._ask(call)
+        if results is not None:
+            self._apply_results(results)
+            selection = results.selection
+            self.notify(
+                f"Cycle {cycle}: {len(selection.good)} classes good, {len(selection.bad)} bad."
+            )
+
+    def action_export(self) -> None:
+        """Open the export dialog for the classes marked good on the shown cycle."""
+        data = self._shown_classes()
+        if data is None:
+            return
+        good = data.results.selection.good if data.results is not None else []
+        if not good:
+            self.notify(
+                "No class of this cycle is marked good: space marks the class under the "
+                "cursor, R selects by rules.",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        cycle = data.cycle
+        particles = sum(data.counts[k - 1] for k in good if k - 1 < len(data.counts))
+        folder = str(self.session.supervisor.output_folder)
+
+        def chosen(choice: ExportChoice | None) -> None:
+            if choice is None:
+                return
+            request = ExportRequest(
+                classes=tuple(good),
+                format="cistem" if choice.format == "cistem" else "relion",
+                alignment=choice.alignment,
+                warp_stacks=choice.warp_stacks,
+                stack=choice.stack,
+            )
+            self.run_worker(self._export(cycle, request))
+
+        self.app.push_screen(ExportScreen(cycle, good, particles, folder), chosen)
+
+    async def _export(self, cycle: int, request: ExportRequest) -> None:
+        self.notify(f"Exporting cycle {cycle}'s classes {','.join(map(str, request.classes))}…")
+        summary = await self._ask(partial(self.session.export, cycle, request))
+        if summary is None:
+            return
+        for warning in summary.warnings:
+            self.notify(warning, title="Export warning", severity="warning", timeout=15)
+        self.notify(summary.line(), title="Exported", timeout=15)
+
+    def action_report(self) -> None:
+        """Write the shown cycle's report PNG into exports/."""
+        data = self.query_one(ClassGrid).data
+        if data is None:
+            self.notify("No cycle is shown yet.", severity="warning")
+            return
+        self.run_worker(self._report(data.cycle))
+
+    async def _report(self, cycle: int) -> None:
+        path = await self._ask(partial(self.session.report, cycle))
+        if path is not None:
+            self.notify(f"Wrote {path}", title="Report", timeout=15)
 
     def _cycle_unreadable(self, message: str) -> None:
         self.query_one(ClassGrid).show_message(message)
@@ -370,7 +535,7 @@ class MainScreen(Screen[None]):
         self.app.push_screen(WarpFolderScreen(current, apply))
 
     def action_toggle_sort(self) -> None:
-        """Sort the classes by number or by member count."""
+        """Sort the classes by number, member count or half-set resolution."""
         self.query_one(ClassGrid).action_toggle_sort()
 
     def system_commands(
@@ -392,7 +557,15 @@ class MainScreen(Screen[None]):
             ("Pick a cycle", "List every cycle (c)", self.action_pick_cycle),
             ("Follow latest", "Show new cycles as they finish (f)", self.action_follow_latest),
             ("Warp folder", "Open another Warp session (w)", self.action_warp_folder),
-            ("Sort classes", "By class number or member count (o)", self.action_toggle_sort),
+            (
+                "Sort classes",
+                "By class number, member count or resolution (o)",
+                self.action_toggle_sort,
+            ),
+            ("Mark class", "Good → bad → unmarked (space)", self.action_toggle_mark),
+            ("Select by rules", "Minimum members, resolution (R)", self.action_select_rules),
+            ("Export particles", "The classes marked good (E)", self.action_export),
+            ("Report image", "A PNG of the shown cycle into exports/ (P)", self.action_report),
             ("Redraw images", "Re-send the images (ctrl+l)", redraw),
             ("Force re-import", "Re-import every particle (new stack)", self.action_force_reimport),
             ("Keys", "Show every key (?)", show_keys),

@@ -2,9 +2,9 @@
 
 Layout per page (no scrolling container: Sixel images must never scroll)::
 
-    header: cycle metadata · page p/q · sort
+    header: cycle metadata / page p/q · sort / marks · what the half-set figures are
     [ image strip 1: tiles 1..C           ]
-     #1 3,412  #2 1,204  ...                <- label row (text only, never over image cells)
+     #1✓ 3,412 6.4Å  #2 1,204 –  ...        <- label row (text only, never over image cells)
     [ image strip 2                       ]
      ...
 
@@ -38,18 +38,26 @@ from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
+from live2d_tui.results.cycle_results import CycleResults
 from live2d_tui.ui import images, montage
+from live2d_tui.ui.quality_text import MARK_STYLES, MARK_SYMBOLS, figure_text, results_note
 from live2d_tui.ui.text import empty_classes_note
 from live2d_tui.ui.widgets.grid_page import (
+    SORTS,
     GridData,
     GridPage,
     GridView,
+    Sort,
     build_grid_page,
     cursor_for,
     fit_geometry,
+    page_marks,
     page_slices,
 )
 from live2d_tui.ui.widgets.halfcell import HalfcellStrip
+
+HEADER_ROWS = 3
+"""Cycle metadata; page, order and hints; marks and what the figures are."""
 
 
 def compact_count(count: int) -> str:
@@ -61,10 +69,38 @@ def compact_count(count: int) -> str:
     return f"{count / 1_000_000:.1f}M"
 
 
+def tile_label(
+    number: int, count: int | None, mark: str | None, figure: str, width: int, *, keep: str
+) -> list[tuple[str, str]]:
+    """One tile's label as (text, style) pieces no wider than ``width`` cells: ``#12✓ 1,204
+    6.4Å``. What does not fit goes first: the figure, or the count when ``keep`` is
+    ``figure`` (sorted by resolution)."""
+    head = f"#{number}"
+    symbol = MARK_SYMBOLS.get(mark or "", "")
+    tail = ["" if count is None else compact_count(count), figure]
+    tail = [t for t in tail if t]
+
+    def size(parts: list[str]) -> int:
+        return len(head) + len(symbol) + sum(len(p) + 1 for p in parts)
+
+    while tail and size(tail) > width:
+        drop = 0 if keep == "figure" and len(tail) > 1 else len(tail) - 1
+        tail.pop(drop)
+    pieces = [(head, ""), (symbol, MARK_STYLES.get(mark or "", ""))] if symbol else [(head, "")]
+    pieces += [(f" {t}", "") for t in tail]
+    return pieces
+
+
 def label_row(
-    classes: Sequence[int], counts: Sequence[int] | None, tile_cols: int, selected: int | None
+    classes: Sequence[int],
+    counts: Sequence[int] | None,
+    tile_cols: int,
+    selected: int | None,
+    results: CycleResults | None = None,
+    *,
+    by_figure: bool = False,
 ) -> Text:
-    """The text row under a strip: ``#class count`` per tile, the selected tile reversed.
+    """The text row under a strip: ``#class✓ count figure`` per tile, the selected tile reversed.
 
     Args:
         classes: 0-based slices shown in this strip, left to right.
@@ -72,15 +108,31 @@ def label_row(
             the label is the class number alone).
         tile_cols: Cells per tile (each label is cut to fit).
         selected: The slice under the cursor, or None.
+        results: The cycle's marks and half-set figures (``✓ ✗ ?`` after the number, the
+            figure in Å last: ``–`` for a class without one).
+        by_figure: Sorted by resolution: the figure stays when a label must shrink.
     """
     row = Text(no_wrap=True, overflow="crop")
     for k in classes:
         count = (counts[k] if k < len(counts) else 0) if counts is not None else None
-        text = f"#{k + 1}" if count is None else f"#{k + 1} {compact_count(count)}"
-        label = text[: tile_cols - 1].ljust(tile_cols - 1)
+        mark = results.mark(k + 1) if results is not None else None
+        figure = ""
+        if results is not None and results.quality is not None:
+            pixel = results.quality.pixel_size
+            figure = figure_text(results.class_quality(k + 1), pixel_size=pixel)
+        pieces = tile_label(
+            k + 1, count, mark, figure, tile_cols - 1, keep="figure" if by_figure else "count"
+        )
         empty = count is not None and count <= 0
-        style = "reverse bold" if k == selected else ("dim" if empty else "")
-        row.append(label, style=style)
+        base = "reverse bold" if k == selected else ("dim" if empty else "")
+        start = used = len(row)
+        for text, style in pieces:
+            text = text[: max(0, start + tile_cols - 1 - used)]
+            used += len(text)
+            row.append(text, style=style or None)
+        row.append(" " * (start + tile_cols - 1 - used))
+        if base:
+            row.stylize(base, start, start + tile_cols - 1)
         row.append(" ")
     return row
 
@@ -127,7 +179,7 @@ class ClassGrid(Widget, can_focus=True):
 
     DEFAULT_CSS = """
     ClassGrid { height: 1fr; overflow: hidden hidden; }
-    ClassGrid #grid-header { height: 2; color: $text-muted; }
+    ClassGrid #grid-header { height: 3; color: $text-muted; }
     ClassGrid #grid-message { height: auto; padding: 1 2; }
     ClassGrid #grid-body { height: 1fr; overflow: hidden hidden; }
     ClassGrid .grid-label { height: 1; }
@@ -140,14 +192,14 @@ class ClassGrid(Widget, can_focus=True):
         Binding("up,k", "move(0, -1)", "Up", show=False),
         Binding("down,j", "move(0, 1)", "Down", show=False),
         Binding("enter", "open", "Open class", id="grid.open", tooltip="Open the class full size"),
-        Binding("pagedown,space", "page(1)", "Next page", show=False),
+        Binding("pagedown", "page(1)", "Next page", show=False),
         Binding("pageup", "page(-1)", "Previous page", show=False),
         Binding(
             "o",
             "toggle_sort",
             "Sort",
             id="grid.sort",
-            tooltip="Sort by class number or by member count",
+            tooltip="Sort by number, members or resolution",
         ),
     ]
 
@@ -155,8 +207,9 @@ class ClassGrid(Widget, can_focus=True):
     # grid would repaint the image strips too, which re-sends Sixel/TGP images)
     cursor: reactive[int] = reactive(0, init=False, repaint=False)
     """Position of the selected class in the display order."""
-    by_count: reactive[bool] = reactive(False, init=False, repaint=False)
-    """Sort by member count (largest first) instead of class number."""
+    sort: reactive[Sort] = reactive[Sort]("number", init=False, repaint=False)
+    """The display order: class number, member count (largest first) or half-set resolution
+    (finest first, classes without a figure last)."""
 
     class Opened(Message):
         """The user asked to open a class full size (Enter or double click)."""
@@ -219,7 +272,7 @@ class ClassGrid(Widget, can_focus=True):
     def view(self) -> GridView:
         """What decides the page of a new cycle (for :meth:`GridView.page_for` in a thread)."""
         width, height = self._area()
-        return GridView(width, height, images.cell_size(), self.by_count, self.selected, self._mode)
+        return GridView(width, height, images.cell_size(), self.sort, self.selected, self._mode)
 
     def set_data(
         self,
@@ -241,7 +294,7 @@ class ClassGrid(Widget, can_focus=True):
         previous = self.selected if keep_cursor else None
         self._data = data
         self._header = header
-        self._order = montage.sort_order(data.counts, data.stack.shape[0], by_count=self.by_count)
+        self._order = data.order(self.sort)
         self.query_one("#grid-message").display = False
         self.set_reactive(ClassGrid.cursor, cursor_for(self._order, previous))
         self._refresh_page(page)
@@ -254,7 +307,7 @@ class ClassGrid(Widget, can_focus=True):
     # ---------------------------------------------------------------- layout
 
     def _area(self) -> tuple[int, int]:
-        return max(10, self.size.width), max(4, self.size.height - 2)
+        return max(10, self.size.width), max(4, self.size.height - HEADER_ROWS)
 
     def _fit(self) -> montage.GridGeometry:
         width, height = self._area()
@@ -297,11 +350,21 @@ class ClassGrid(Widget, can_focus=True):
             self._update_header()
         elif built is not None and built.shows(*wanted):
             self._show_page(built)
-        elif self._building is None or not (
-            self._building[0] is wanted[0] and self._building[1:] == wanted[1:]
-        ):
+        elif self._building is None or not self._same_build(self._building, wanted):
             self._building = wanted
             self._build_page(*wanted)
+
+    @staticmethod
+    def _same_build(
+        a: tuple[GridData, tuple[int, ...], montage.GridGeometry],
+        b: tuple[GridData, tuple[int, ...], montage.GridGeometry],
+    ) -> bool:
+        """The same images: the same classes, marks and layout (figures may differ)."""
+        return (
+            a[0].stack is b[0].stack
+            and a[1:] == b[1:]
+            and page_marks(a[0], a[1]) == page_marks(b[0], b[1])
+        )
 
     @work(thread=True, exclusive=True, group="grid-page", exit_on_error=False)
     def _build_page(
@@ -395,7 +458,7 @@ class ClassGrid(Widget, can_focus=True):
     def _update_labels(self, rows: set[int] | None = None) -> None:
         """Set the label rows under the images on screen (only ``rows``, 0-based, when given)."""
         shown = self._shown
-        if self._data is None or shown is None or shown.data is not self._data:
+        if self._data is None or shown is None or shown.data.stack is not self._data.stack:
             return
         columns, selected = shown.geometry.columns, self.selected
         labels = list(self.query(".grid-label").results(TextRow))
@@ -404,7 +467,16 @@ class ClassGrid(Widget, can_focus=True):
                 continue
             classes = shown.slices[r * columns : (r + 1) * columns]
             counts = self._data.counts if self._data.members_known else None
-            label.set_text(label_row(classes, counts, shown.geometry.tile_cols, selected))
+            label.set_text(
+                label_row(
+                    classes,
+                    counts,
+                    shown.geometry.tile_cols,
+                    selected,
+                    self._data.results,
+                    by_figure=self.sort == "resolution",
+                )
+            )
 
     def _update_header(self) -> None:
         lines = [self._header] if self._header else []
@@ -415,14 +487,34 @@ class ClassGrid(Widget, can_focus=True):
                 if data.members_known
                 else ""
             )
-            lines.append(
-                f"page {self.page + 1}/{self.page_count} · "
-                f"{'by member count' if self.by_count else 'by class number'} (o) · "
-                + (f"{note} · " if note else "")
-                + "arrows/hjkl move · enter opens · [ ] cycles"
-            )
+            parts = [f"page {self.page + 1}/{self.page_count}", f"{self.sort_text()} (o)"]
+            parts += [note] if note else []
+            parts.append("arrows/hjkl move · enter opens · [ ] cycles")
+            lines.append(" · ".join(parts))
+            if data.members_known:
+                lines.append(
+                    results_note(data.results) + " · space marks · R rules · E export · P report"
+                )
         header = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
         self.query_one("#grid-header", TextRow).set_text(header)
+
+    def sort_text(self) -> str:
+        """The order in words (``by resolution`` says when it waits for figures)."""
+        if self.sort == "members":
+            return "by member count"
+        if self.sort == "resolution":
+            results = self._data.results if self._data is not None else None
+            if results is None or results.quality is None:
+                return "by resolution (no figures yet: by number)"
+            return "by resolution"
+        return "by class number"
+
+    def set_results(self, cycle: int, results: CycleResults) -> None:
+        """New figures or marks of cycle ``cycle``: labels (and frames, when marks changed,
+        or the order, when sorted by resolution) follow; nothing when another cycle is shown."""
+        if self._data is None or self._data.cycle != cycle:
+            return
+        self.set_data(self._data.with_results(results), self._header)
 
     # --------------------------------------------------------------- actions
 
@@ -440,7 +532,7 @@ class ClassGrid(Widget, can_focus=True):
         }
         self._update_labels(rows=rows)
 
-    def watch_by_count(self, value: bool) -> None:
+    def watch_sort(self, value: Sort) -> None:
         if self._data is not None:
             self.set_data(self._data, self._header)
 
@@ -459,8 +551,8 @@ class ClassGrid(Widget, can_focus=True):
         self.cursor = min(len(self._order) - 1, page * self._geometry.per_page)
 
     def action_toggle_sort(self) -> None:
-        """Sort by class number ↔ member count."""
-        self.by_count = not self.by_count
+        """The next order: class number → member count → resolution → class number."""
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
 
     def action_open(self) -> None:
         """Open the selected class full size."""
