@@ -1,6 +1,7 @@
 """The content of Warp's documents for a simulated session: settings, movie XML, star rows.
 
-Keys, sections and value formats follow ../shared/reference/warp-formats.md §2-§5. Encoding and
+Keys, sections and value formats follow docs/warp-formats.md (#previoussettings,
+#the-particle-tables-goodparticles-and-allparticles, #per-movie-xml). Encoding and
 layout are :mod:`live2d_tui.simulate.warp_writer`'s job; this module decides *what* is written.
 """
 
@@ -213,16 +214,20 @@ def movie_document(
         ),
         (
             "CTF",
+            # Warp's CTF.Save order and names: Defocus and DefocusDelta in µm, PhaseShift in π
             [
+                ("PixelSize", geometry.pixel_size),
+                ("PixelSizeDelta", 0.0),
+                ("PixelSizeAngle", 0.0),
+                ("Cs", cs),
+                ("Voltage", int(voltage)),
                 ("Defocus", ctf.defocus),
                 ("DefocusDelta", ctf.defocus_delta),
                 ("DefocusAngle", ctf.defocus_angle),
-                ("PhaseShift", ctf.phase_shift),
-                ("Voltage", int(voltage)),
-                ("Cs", cs),
                 ("Amplitude", amplitude_contrast),
-                ("PixelSize", geometry.pixel_size),
                 ("Bfactor", 0.0),
+                ("Scale", 1.0),
+                ("PhaseShift", ctf.phase_shift),
             ],
         ),
         ("OptionsMovement", [("BinTimes", float(geometry.bin_times))]),
