@@ -45,7 +45,7 @@ from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
 from live2d_tui.warp.settings import WarpSettings
 from live2d_tui.warp.snapshot import StabilityTracker, file_signature
-from live2d_tui.warp.source import WarpSource
+from live2d_tui.warp.source import TableView, WarpSource
 
 __all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource"]
 
@@ -131,6 +131,16 @@ class Dataset:
     def warp_settings(self) -> WarpSettings | None:
         """The latest valid ``previous.settings``."""
         return self._warp.settings
+
+    @property
+    def xml_folders(self) -> tuple[Path, ...]:
+        """Where Warp's movie XML live (see :attr:`WarpSource.xml_folders`)."""
+        return self._warp.xml_folders
+
+    def table_view(self) -> TableView | None:
+        """The latest valid particle table as movie roots and counts; safe from any thread
+        (see :meth:`WarpSource.table_view`)."""
+        return self._warp.table_view()
 
     @property
     def generation(self) -> int:

@@ -22,6 +22,10 @@ from pathlib import Path
 from live2d_tui.formats.warp_xml import WarpFileError, as_bool, as_float, params, parse_xml_bytes
 
 
+class NotAMovie(WarpFileError):
+    """A well-formed XML whose root is not ``<Movie>`` (another program's file)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ExportOptions:
     """How one micrograph's particles were exported."""
@@ -82,11 +86,12 @@ def parse_movie_xml(data: bytes, source: str) -> MovieInfo:
     """Parse a movie XML's bytes.
 
     Raises:
+        NotAMovie: the root element is not ``<Movie>``.
         WarpFileError: malformed or half-written XML, or a non-numeric export option.
     """
     root = parse_xml_bytes(data, source)
     if root.tag != "Movie":
-        raise WarpFileError(f"{source}: root element is <{root.tag}>, expected <Movie>")
+        raise NotAMovie(f"{source}: root element is <{root.tag}>, expected <Movie>")
     flag = (root.get("UnselectManual") or "null").strip().lower()
     unselect = True if flag == "true" else False if flag == "false" else None
     element = root.find("OptionsParticlesExport")
