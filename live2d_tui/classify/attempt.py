@@ -123,6 +123,8 @@ class CycleAttempt:
         self.jobs_total = 1
         self.clock = time.monotonic()
         self.last_publish = 0.0
+        self.cpu_seconds: float | None = 0.0
+        """CPU time of the attempt's program runs so far (``None``: one run's is unknown)."""
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -285,6 +287,7 @@ class CycleAttempt:
             finished=finished,
             process_count=len(ranges),
             occupancy=occupancy,
+            cpu_seconds=self.cpu_seconds,
         )
 
     def refine_request(
@@ -394,6 +397,7 @@ class CycleAttempt:
                 cwd=self.context.output_folder,
             )
             outcome = await self.context.executor.run(spec, self._output_handler(progress))
+            self.add_cpu(outcome.cpu_seconds)
             problem = await asyncio.to_thread(judge, outcome, termination, outputs)
             if not problem:
                 if progress is not None:
@@ -409,6 +413,11 @@ class CycleAttempt:
                 log(f"Cycle {plan.number}: {name} failed ({problem}); retrying once")
         last = await asyncio.to_thread(assemble.tail, log_path)
         raise JobFailed(f"{name} failed twice: {problem} (log: {log_path})", last)
+
+    def add_cpu(self, seconds: float | None) -> None:
+        """Count one program run's CPU time (a failed try's too: it was spent on the cycle)."""
+        if self.cpu_seconds is not None:
+            self.cpu_seconds = None if seconds is None else self.cpu_seconds + seconds
 
     def _output_handler(self, progress: JobProgress | None) -> _OutputHandler:
         return _OutputHandler(self, progress)

@@ -61,6 +61,7 @@ def record_from_result(
         duration_seconds=round(max(0.0, duration), 3),
         generation=generation,
         input_rows=input_rows,
+        cpu_seconds=None if result.cpu_seconds is None else round(result.cpu_seconds, 3),
     )
 
 

@@ -6,7 +6,8 @@ runner may hand it more jobs than slots. Cancelling :meth:`Executor.run` must st
 reap it before the cancellation propagates: no job outlives its cycle.
 
 Implemented: :class:`~live2d_tui.classify.executors.local.LocalExecutor` (a process pool on this
-machine). A SLURM executor would implement the same method.
+machine). A SLURM executor would implement the same method, and report each run's CPU time from
+the cluster's accounting, so a cycle's speed leaves out the time its runs waited in the queue.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ class JobOutcome:
     """The watchdog ended it: its CPU time stopped growing."""
     start_error: str = ""
     """Why the program could not be started (e.g. not found)."""
+    cpu_seconds: float | None = None
+    """CPU time the program used (user + system), ``None`` when unknown. Only time spent
+    computing counts: a run's wait for a slot, or for a cluster's queue, does not."""
 
 
 class Executor(Protocol):
