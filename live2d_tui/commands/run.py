@@ -27,11 +27,14 @@ from typing import Any, TextIO
 from live2d_tui.commands.common import add_config_arguments, config_from_args, job_overrides
 from live2d_tui.config import Config, ConfigError, JobSettings
 from live2d_tui.events import (
+    AlertCleared,
+    AlertRaised,
     CycleFinished,
     CycleProgress,
     CycleStarted,
     ErrorRaised,
     Event,
+    HealthUpdated,
     IngestCounts,
     JobFinished,
     LogLine,
@@ -111,10 +114,17 @@ def format_event(event: Event) -> str | None:
             return f"[error] {message}" + (f" — {detail}" if detail else "")
         case SessionChanged(warp_folder=warp, output_folder=out):
             return f"[session] Warp folder {warp} → output folder {out}"
+        case AlertRaised(alert=alert):
+            return f"[alert] {alert.text}"
+        case AlertCleared(text=text):
+            return f"[alert ended] {text}"
+        case HealthUpdated():
+            return None
 
 
-ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)
-"""Events the supervisor always announces with a log line too: printed once, as that line."""
+ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised, AlertRaised, AlertCleared)
+"""Events the supervisor always announces with a log line too: printed once, as that line (an
+alert's is ``ALERT: <text>``, its end ``Alert ended: <text>``)."""
 
 
 class _Printer:

@@ -28,7 +28,14 @@ from live2d_tui.classify.procs import end_orphans
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
-from live2d_tui.events import BlockType, CycleFinished, CycleStarted, JobFinished, SessionStatus
+from live2d_tui.events import (
+    BlockType,
+    CycleFinished,
+    CycleStarted,
+    JobEnd,
+    JobFinished,
+    SessionStatus,
+)
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobs import JobOutcome, describe_failure, record_from_result
 from live2d_tui.supervisor.model import SupervisorError
@@ -349,7 +356,7 @@ class JobRunner:
         else:
             await self.store.save()
         if not keep:
-            self.ctx.bus.publish(JobFinished(success=False, message="aborted"))
+            self.ctx.bus.publish(JobFinished(success=False, message="aborted", end=JobEnd.ABORTED))
 
     async def _finish_job(self, session: Session, outcome: JobOutcome) -> None:
         # JobFinished is published last, with no await after it: a subscriber reacting to it
@@ -366,7 +373,8 @@ class JobRunner:
                 SessionStatus.WAITING if automatic else SessionStatus.STOPPED, outcome.message
             )
             self._on_ready()
-            self.ctx.bus.publish(JobFinished(success=True, message=outcome.message))
+            end = JobEnd.STOPPED if outcome.stopped else JobEnd.FINISHED
+            self.ctx.bus.publish(JobFinished(success=True, message=outcome.message, end=end))
             return
         failures = state.consecutive_failures + (1 if outcome.retry else 0)
         session.state = replace(state, consecutive_failures=failures, last_error=outcome.message)
@@ -377,7 +385,9 @@ class JobRunner:
                 SessionStatus.WAITING if state.automatic else SessionStatus.STOPPED, outcome.message
             )
             self._on_ready()
-            self.ctx.bus.publish(JobFinished(success=False, message=outcome.message))
+            self.ctx.bus.publish(
+                JobFinished(success=False, message=outcome.message, end=JobEnd.ENDED)
+            )
             return
         self.ctx.error(f"Job failed: {outcome.message}")
         retry = (
@@ -409,7 +419,7 @@ class JobRunner:
             await self.store.set_status(
                 SessionStatus.STOPPED, "the job failed (see the last error)"
             )
-        self.ctx.bus.publish(JobFinished(success=False, message=outcome.message))
+        self.ctx.bus.publish(JobFinished(success=False, message=outcome.message, end=JobEnd.FAILED))
 
 
 def _cycle_summary(record: CycleRecord) -> str:
