@@ -22,7 +22,6 @@ plus one ``stat`` per micrograph in it; appending costs only the new particles.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 import threading
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui import disk
 from live2d_tui.config import ParticleSource
 from live2d_tui.dataset.ledger import Ledger
 from live2d_tui.dataset.micrographs import NotReady, Params, Ready, check_stack, settings_params
@@ -425,7 +425,7 @@ class Dataset:
             return
         box = files.generation.box
         need = sum(r.rows.count for r in ready) * box * box * 4 * 1.05 + (1 << 20) * len(ready)
-        free = shutil.disk_usage(self.output_folder).free
+        free = disk.free_bytes(self.output_folder)
         if ready and free - need < self.min_free_gb * 1e9:
             self._say(
                 report,
