@@ -106,6 +106,8 @@ class CycleStarted:
     cycles_in_job: int
     high_res_limit: float
     particle_count: int
+    fraction_used: float = 1.0
+    """The share of the particles refine2d processes this cycle."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
 """The cycle runner: one classification cycle = J refine2d jobs → merge2d → joined star.
 
-A cycle (../shared/reference/cistem-protocol.md §9, original-live2d.md §3):
+A cycle (docs/architecture.md#a-cycle-step-by-step):
 
 1. builds its input star from the dataset (:mod:`~live2d_tui.classify.inputs`);
 2. a **seed** cycle runs one refine2d in random-start mode (K classes, ``/dev/null`` star);
@@ -30,7 +30,7 @@ from pathlib import Path
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, split_rows
 from live2d_tui.classify.attempt import AttemptContext, CycleAttempt
 from live2d_tui.classify.engines import EnginePrograms
-from live2d_tui.classify.executors import Executor
+from live2d_tui.classify.executors import Executor, ReportsRunningCpu
 from live2d_tui.classify.executors.local import LocalExecutor
 from live2d_tui.classify.inputs import CycleInputs
 from live2d_tui.classify.procs import TERM_GRACE_SECONDS, ProcessRegistry
@@ -98,6 +98,17 @@ class CycleRunner:
         )
         self.publish = publish
         self.log = log
+        self._attempt: CycleAttempt | None = None
+
+    def running_cpu_seconds(self) -> float | None:
+        """CPU seconds the running cycle's program runs have used so far, ended runs and runs in
+        progress (``None``: no cycle runs, or the executor cannot tell)."""
+        attempt = self._attempt
+        if attempt is None or attempt.cpu_seconds is None:
+            return None
+        if not isinstance(self.executor, ReportsRunningCpu):
+            return None
+        return attempt.cpu_seconds + self.executor.running_cpu_seconds()
 
     def attempt_context(self) -> AttemptContext:
         """What a cycle attempt uses of this runner."""
@@ -121,6 +132,7 @@ class CycleRunner:
             asyncio.CancelledError: The cycle was aborted (all jobs ended, scratch removed).
         """
         attempt = CycleAttempt(self.attempt_context(), plan, inputs, settings)
+        self._attempt = attempt
         try:
             return await attempt.run()
         except CycleFailed as exc:
@@ -128,6 +140,7 @@ class CycleRunner:
         except (OSError, ValueError) as exc:  # unreadable inputs, bad answers, a full disk...
             failure = CycleFailed(f"cycle {plan.number}: {exc}")
         finally:
+            self._attempt = None
             attempt.remove_scratch()
         self.log(f"Cycle {plan.number} failed: {failure.message}")
         for line in failure.last_lines:

@@ -26,7 +26,9 @@ The supervisor is made of parts that share one
 - :class:`~live2d_tui.supervisor.loops.IngestLoop` and
   :class:`~live2d_tui.supervisor.loops.TriggerLoop`: the two loops above;
 - :class:`~live2d_tui.supervisor.jobrunner.JobRunner`: the job task (cycles, stop, abort, retry
-  and back-off).
+  and back-off);
+- :class:`~live2d_tui.supervisor.monitor.HealthMonitor`: the session's health (the Session tab's
+  series, prepared in a worker thread) and the alerts, with their hook.
 """
 
 from __future__ import annotations
@@ -37,12 +39,14 @@ from dataclasses import replace
 from pathlib import Path
 
 from live2d_tui.config import Config, JobSettings
-from live2d_tui.events import EventBus, IngestCounts, SessionChanged, SessionStatus
+from live2d_tui.events import Alert, EventBus, IngestCounts, SessionChanged, SessionStatus
+from live2d_tui.health import SessionHealth
 from live2d_tui.paths import output_folder_for, read_last_session, resolve_warp_folder
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobrunner import JobRunner
 from live2d_tui.supervisor.loops import IngestLoop, TriggerLoop
 from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot
+from live2d_tui.supervisor.monitor import HealthMonitor
 from live2d_tui.supervisor.session import Session, open_session
 from live2d_tui.supervisor.state import JobRecord
 from live2d_tui.supervisor.store import SessionStore
@@ -95,6 +99,8 @@ class Supervisor:
             self._ctx, self._store, after_pass=lambda: self._triggers.after_ingest()
         )
         self._triggers = TriggerLoop(self._ctx, self._store, self._ingest, self._jobs)
+        self._monitor = HealthMonitor(self._ctx, self._store, self._jobs)
+        self._ctx.bus.subscribe(self._monitor.on_event)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -121,6 +127,16 @@ class Supervisor:
     def output_folder(self) -> Path:
         """The output folder in use."""
         return self._output_folder
+
+    @property
+    def health(self) -> SessionHealth | None:
+        """The Session tab's latest series (``None`` before the first scan)."""
+        return self._monitor.health
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """The alerts raised and not ended, oldest first."""
+        return sorted(self._monitor.book.active.values(), key=lambda a: a.time)
 
     @property
     def job_running(self) -> bool:
@@ -150,6 +166,7 @@ class Supervisor:
         self._tasks = [
             asyncio.create_task(self._ingest.run(), name="live2d-ingest"),
             asyncio.create_task(self._triggers.run(), name="live2d-trigger"),
+            asyncio.create_task(self._monitor.run(), name="live2d-health"),
         ]
 
     async def close(self, abort_running: bool = False) -> None:
@@ -169,6 +186,7 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        await self._monitor.close()
         await self._store.close()
 
     async def start_job_now(

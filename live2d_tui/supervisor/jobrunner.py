@@ -291,6 +291,7 @@ class JobRunner:
                 cycles_in_job=cycle.cycles_in_job,
                 high_res_limit=cycle.high_res_limit,
                 particle_count=len(inputs.active_positions),
+                fraction_used=cycle.fraction(len(inputs.active_positions)),
             )
         )
         self.ctx.log(

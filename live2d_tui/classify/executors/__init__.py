@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,4 +64,14 @@ class Executor(Protocol):
         Cancellation ends the job's process group (SIGTERM, bounded wait, SIGKILL), reaps it and
         re-raises.
         """
+        ...
+
+
+@runtime_checkable
+class ReportsRunningCpu(Protocol):
+    """An executor that can tell the CPU time its runs in progress have used so far (optional:
+    it lets a running cycle that spins without progress be noticed before it ends)."""
+
+    def running_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the runs that have not ended (0 when none runs)."""
         ...

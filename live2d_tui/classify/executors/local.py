@@ -94,11 +94,16 @@ class LocalExecutor:
         self._watchdog = watchdog_seconds
         self._grace = grace_seconds
         self._nice = shutil.which("nice") if niceness else None
+        self._live: dict[int, _Child] = {}
 
     @property
     def slots(self) -> int:
         """How many jobs run at the same time."""
         return self._slots
+
+    def running_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the runs in progress (from ``/proc``)."""
+        return sum(cpu_seconds(pid) or 0.0 for pid in list(self._live))
 
     def _argv(self, spec: JobSpec) -> list[str]:
         if self._nice is not None:
@@ -139,6 +144,7 @@ class LocalExecutor:
                 message = f"cannot start {spec.argv[0]}: {exc}"
                 log.write(f"{message}\n".encode())
                 return JobOutcome(None, spec.log_path, start_error=message)
+            self._live[proc.pid] = proc
             try:
                 if self._registry is not None:
                     self._registry.add(proc.pid, spec.name)
@@ -155,6 +161,7 @@ class LocalExecutor:
                         signal_group(proc.pid, signal.SIGKILL)
                 raise
             finally:
+                self._live.pop(proc.pid, None)
                 if self._registry is not None:
                     self._registry.remove(proc.pid)
                 proc.close_pipes()
