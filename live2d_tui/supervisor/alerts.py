@@ -10,8 +10,10 @@ Each alert kind is raised at most once until its condition ends (:class:`AlertBo
   written after a later movie was processed: a new movie is in goodparticles before its filter
   verdict). Stalled: no new movie for ``stall_minutes`` (counted from when automatic jobs were
   turned on at the earliest). Rejected: movies keep coming, but none has been kept for
-  ``stall_minutes`` and at least :data:`MIN_REJECTED` have arrived since the last kept one.
-  Stalled wins over rejected. Either ends, with a notice, when a movie arrives or is kept again.
+  ``stall_minutes`` and Warp has decided against at least :data:`MIN_REJECTED` new ones since
+  the last kept one (without a particle table accepted by ingest there is no verdict, and no
+  such alert). Stalled wins over rejected. Either ends, with a notice, when a movie arrives or
+  is kept again.
 - **Disk low** (:class:`DiskWatch`): less than ``disk_alert_gb`` free on the output folder's
   disk; the time left is until ingest pauses (``min_free_gb``), at the rate free space fell over
   the last hour (at least two minutes of samples). Ends, with a notice, above the margin plus
@@ -51,8 +53,8 @@ from live2d_tui.events import (
 from live2d_tui.supervisor.state import CycleRecord, now_iso
 
 MIN_REJECTED = 2
-"""Movies since the last kept one before "every new movie is rejected" may fire (the newest one
-is always undecided)."""
+"""Movies Warp decided against since the last kept one before "every new movie is rejected" may
+fire."""
 SLOW_FACTOR = 3.0
 """A cycle this many times slower than its reference is "much slower"."""
 SLOW_REFERENCES = 5
@@ -140,6 +142,8 @@ class Sighting:
     """Movies seen for the first time."""
     kept: frozenset[str]
     """Movies the particle table holds with Warp's verdict known."""
+    rejected: frozenset[str]
+    """Movies Warp has decided on that the particle table does not hold."""
     latest: tuple[str, float] | None
     """The newest movie (root, time on Warp's clock)."""
 
@@ -152,9 +156,10 @@ class StallWatch:
         self.last_movie_at = 0.0
         self.last_kept_at = 0.0
         self.since_kept = 0
-        """Movies first seen since the last newly kept one."""
+        """Movies newly rejected since the last newly kept one."""
         self.since_stall = 0
         self.kept: frozenset[str] = frozenset()
+        self.rejected: frozenset[str] = frozenset()
         self.latest: tuple[str, float] | None = None
         self.last_kept: tuple[str, float] | None = None
 
@@ -164,13 +169,15 @@ class StallWatch:
             self.primed = True
             self.last_movie_at = self.last_kept_at = now
             self.kept = sighting.kept
+            self.rejected = sighting.rejected
             self.latest = sighting.latest
             return
         if sighting.new:
             self.last_movie_at = now
-            self.since_kept += len(sighting.new)
             self.since_stall += len(sighting.new)
             self.latest = sighting.latest
+        self.since_kept += len(sighting.rejected - self.rejected)
+        self.rejected = sighting.rejected
         newly = sighting.kept - self.kept
         self.kept = sighting.kept
         if newly:

@@ -134,16 +134,22 @@ def run_scan(catalog: MovieCatalog, session: Session, cycles: Sequence[CycleReco
     scan = catalog.scan()
     view = session.dataset.table_view()
     arrays = movie_arrays(scan.movies, view)
+    decided = arrays.verdict_known
     kept = frozenset(
-        m.root for m, keep in zip(scan.movies, arrays.in_table & arrays.verdict_known, strict=True)
-        if keep
-    )  # fmt: skip
+        m.root for m, keep in zip(scan.movies, decided & arrays.in_table, strict=True) if keep
+    )
+    rejected = frozenset(
+        m.root for m, out in zip(scan.movies, decided & ~arrays.in_table, strict=True) if out
+    )
     newest = max(scan.movies, key=lambda m: m.time, default=None)
     health = prepare_health(arrays, cycle_classes(cycles), table_name=view.name if view else "")
     return ScanResult(
         health=health,
         sighting=Sighting(
-            new=scan.new, kept=kept, latest=(newest.root, newest.time) if newest else None
+            new=scan.new,
+            kept=kept,
+            rejected=rejected,
+            latest=(newest.root, newest.time) if newest else None,
         ),
         times={m.root: m.time for m in scan.movies},
         errors=len(scan.errors),
