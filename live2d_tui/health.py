@@ -15,7 +15,6 @@ The most recent bin is only partly elapsed; its rate is scaled by the part that 
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,8 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 MAX_POINTS = 600
-"""Per-movie series longer than this are thinned to this many medians of equal-count groups
-(more than the columns of any terminal: what is drawn stays cheap on the UI's event loop)."""
+"""Per-movie series longer than this are thinned to at most this many medians of groups of
+consecutive points (more than the columns of any terminal: what is drawn stays cheap on the UI's
+event loop)."""
 
 TOP_CLASSES = 8
 """Classes drawn one by one in the population plot; the others are summed as "other"."""
@@ -139,15 +139,17 @@ def choose_bin_hours(span_hours: float) -> float:
 
 
 def thin(x: FloatArray, y: FloatArray, limit: int = MAX_POINTS) -> Points:
-    """``(x, y)`` without NaN values, at most ``limit`` points: the medians of equal-count groups
-    of consecutive points (x must be sorted)."""
+    """``(x, y)`` without NaN values, at most ``limit`` points: the medians of groups of equal
+    size (the last one shorter) of consecutive points (x must be sorted)."""
     keep = ~np.isnan(y)
     x, y = x[keep], y[keep]
     n = int(x.shape[0])
     if n > limit:
-        groups = list(itertools.pairwise(np.linspace(0, n, limit + 1).astype(np.int64)))
-        x = np.array([np.median(x[a:b]) for a, b in groups])
-        y = np.array([np.median(y[a:b]) for a, b in groups])
+        size = -(-n // limit)  # groups of `size` consecutive points, the last one shorter
+        groups = -(-n // size)
+        pad = groups * size - n
+        x = np.nanmedian(np.pad(x, (0, pad), constant_values=np.nan).reshape(groups, size), 1)
+        y = np.nanmedian(np.pad(y, (0, pad), constant_values=np.nan).reshape(groups, size), 1)
     return Points(x=tuple(float(v) for v in x), y=tuple(float(v) for v in y))
 
 

@@ -64,8 +64,9 @@ class MovieCatalog:
                 folder hides the same root in a later one).
         """
         self.folders = [Path(f) for f in dict.fromkeys(folders)]
-        self._known: dict[str, tuple[Path, Signature, MovieEntry | None]] = {}
-        """root → (file, signature last read, entry; ``None`` for a non-movie XML)."""
+        self._known: dict[str, tuple[str, Signature, MovieEntry | None]] = {}
+        """root → (file, signature last read, entry; ``None`` for a non-movie XML). Paths are
+        kept as strings: comparing ``Path`` objects costs more than the ``stat`` itself."""
 
     def __len__(self) -> int:
         return sum(1 for _, _, entry in self._known.values() if entry is not None)
@@ -93,19 +94,19 @@ class MovieCatalog:
                 if not st.st_size:
                     continue  # truncated by a rewrite in progress
                 seen.add(root)
-                self._look(root, Path(item.path), (st.st_size, st.st_mtime_ns), out)
+                self._look(root, item.path, (st.st_size, st.st_mtime_ns), out)
         for root in [r for r in self._known if r not in seen]:
             del self._known[root]  # the XML is gone (Warp's folder was cleaned up)
         out.movies = [entry for _, _, entry in self._known.values() if entry is not None]
         return out
 
-    def _look(self, root: str, path: Path, signature: Signature, out: CatalogScan) -> None:
+    def _look(self, root: str, path: str, signature: Signature, out: CatalogScan) -> None:
         known = self._known.get(root)
         if known is not None and known[0] == path and known[1] == signature:
             return
         try:
-            data = path.read_bytes()
-            info = parse_movie_xml(data, str(path))
+            data = Path(path).read_bytes()
+            info = parse_movie_xml(data, path)
         except NotAMovie:
             self._known[root] = (path, signature, None)
             return

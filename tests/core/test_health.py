@@ -70,7 +70,10 @@ def test_long_series_are_thinned_to_medians() -> None:
     x = np.arange(5000, dtype=float)
     y = np.where(x % 2 == 0, 1.0, np.nan)
     points = thin(x, y)
-    assert len(points.x) == MAX_POINTS and set(points.y) == {1.0}
+    assert len(points.x) <= MAX_POINTS and set(points.y) == {1.0}
+    assert points.x[0] == 4.0 and points.x[-1] == pytest.approx(4995.0, abs=5)  # medians
+    odd = thin(np.arange(1001, dtype=float), np.arange(1001, dtype=float), limit=10)
+    assert len(odd.x) == 10 and odd.y[0] == 50.0 and odd.y[-1] == 954.5
     short = thin(np.array([0.0, 1.0]), np.array([2.0, np.nan]))
     assert short.x == (0.0,) and short.y == (2.0,)
 
