@@ -217,9 +217,10 @@ class HealthMonitor:
                 pass
 
     def reset(self) -> None:
-        """Another session was opened: forget what was seen, end the alerts quietly."""
+        """Another session was opened: forget what was seen; the alerts of the previous one end
+        without a log line or a hook (they belong to the other session)."""
         for cleared in self.book.clear_all():
-            self._announce_clear(cleared)
+            self.ctx.bus.publish(cleared)
         session = self.store.current
         self._session = session
         self._catalog = MovieCatalog(session.dataset.xml_folders) if session else None
