@@ -52,6 +52,27 @@ class BlockType(StrEnum):
     REFINEMENT = "refinement"
     """A cycle at the final resolution limit with all particles."""
 
+    @property
+    def label(self) -> str:
+        """The name a user sees (``random_seed`` is the job's random start)."""
+        return {
+            BlockType.RANDOM_SEED: "random start",
+            BlockType.STARTUP: "startup",
+            BlockType.REFINEMENT: "refinement",
+        }[self]
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st`` …"""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def job_position(index_in_job: int, cycles_in_job: int) -> str:
+    """Where a cycle is in its job, worded apart from its session number (``cycle 10``):
+    ``5th of 6 cycles in this job``."""
+    return f"{ordinal(index_in_job)} of {cycles_in_job} cycles in this job"
+
 
 class CycleStage(StrEnum):
     """Where a running cycle is."""
@@ -65,7 +86,7 @@ class CycleStage(StrEnum):
     CLASSIFYING = "classifying"
     """refine2d: aligning particles and accumulating class sums."""
     MERGING = "merging"
-    """merge2d: summing the jobs' partial class sums."""
+    """merge2d: summing the refine2d runs' partial class sums."""
     FINISHING = "finishing"
     """Joining stars, counting classes, writing images and state."""
 
@@ -112,14 +133,31 @@ class CycleStarted:
 
 @dataclass(frozen=True, slots=True)
 class CycleProgress:
-    """Progress of the running cycle, aggregated over its jobs (weighted by rows)."""
+    """Progress of the running cycle, aggregated over its program runs (weighted by rows)."""
 
     number: int
     stage: CycleStage
     percent: float
-    jobs_done: int
-    jobs_total: int
+    runs_done: int
+    """refine2d program runs of the cycle that succeeded."""
+    runs_total: int
+    """refine2d program runs of the cycle."""
     eta_seconds: float | None = None
+    runs_queued: int = 0
+    """Program runs (refine2d or merge2d) handed to the executor and not started: waiting for a
+    local slot, or pending in SLURM's queue — queued, not hung."""
+    runs_running: int = 0
+    """Program runs (refine2d or merge2d) running now."""
+
+    def runs_text(self) -> str:
+        """``runs 3/8 done, 4 running, 1 queued`` — the counts the UI and the headless log show
+        (running and queued only when there are any)."""
+        text = f"runs {self.runs_done}/{self.runs_total} done"
+        if self.runs_running:
+            text += f", {self.runs_running} running"
+        if self.runs_queued:
+            text += f", {self.runs_queued} queued"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

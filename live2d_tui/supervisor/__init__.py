@@ -14,7 +14,19 @@ See :mod:`live2d_tui.supervisor.core` for the behaviour and its invariants.
 from __future__ import annotations
 
 from live2d_tui.supervisor.core import Supervisor
-from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot, WarpSummary
+from live2d_tui.supervisor.model import (
+    OutputFolderInUse,
+    SupervisorError,
+    SupervisorSnapshot,
+    WarpSummary,
+)
 from live2d_tui.supervisor.state import CycleRecord
 
-__all__ = ["CycleRecord", "Supervisor", "SupervisorError", "SupervisorSnapshot", "WarpSummary"]
+__all__ = [
+    "CycleRecord",
+    "OutputFolderInUse",
+    "Supervisor",
+    "SupervisorError",
+    "SupervisorSnapshot",
+    "WarpSummary",
+]

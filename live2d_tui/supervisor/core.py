@@ -150,10 +150,15 @@ class Supervisor:
                 "first"
             )
 
-    async def start(self) -> None:
+    async def start(self, *, automatic: bool | None = None) -> None:
         """Lock the output folder, reload or recover the session, start ingest and triggers.
 
         Resumes an interrupted automatic job (``resume_automatic``) at its next cycle.
+
+        Args:
+            automatic: The saved mode (None) or one the caller chose for this run: False
+                (``live2d run --once``) restores no automatic jobs; an interrupted automatic
+                job is still continued, and nothing starts after it.
 
         Raises:
             SupervisorError: the lock is held, the folder is not a Warp folder, the state cannot
@@ -162,7 +167,13 @@ class Supervisor:
         if self._store.current is not None:
             return
         self._ctx.attach_loop()
-        await self._open(self._warp_folder, self._output_folder, resume=True, reguess=False)
+        await self._open(
+            self._warp_folder,
+            self._output_folder,
+            resume=True,
+            reguess=False,
+            automatic=automatic,
+        )
         self._tasks = [
             asyncio.create_task(self._ingest.run(), name="live2d-ingest"),
             asyncio.create_task(self._triggers.run(), name="live2d-trigger"),
@@ -346,7 +357,15 @@ class Supervisor:
             next_trigger=self._triggers.next_trigger,
         )
 
-    async def _open(self, warp: Path, out: Path, *, resume: bool, reguess: bool) -> None:
+    async def _open(
+        self,
+        warp: Path,
+        out: Path,
+        *,
+        resume: bool,
+        reguess: bool,
+        automatic: bool | None = None,
+    ) -> None:
         session = await asyncio.to_thread(
             open_session,
             self.config,
@@ -386,6 +405,10 @@ class Supervisor:
                 )
                 status = SessionStatus.WAITING
                 resume_job = job
+                if automatic is False:  # this run's mode wins: no automatic job after this one
+                    resume_job = replace(job, automatic=False)
+                    state = replace(state, job=resume_job, automatic=False)
+                    self._ctx.log("No automatic jobs after it (this run runs one job)")
             else:
                 why = (
                     "automatic jobs were off"
@@ -401,7 +424,11 @@ class Supervisor:
                 )
                 state = replace(state, job=None, automatic=False)
         elif state.automatic and resume and self.config.server.resume_automatic:
-            status = SessionStatus.WAITING
+            if automatic is False:
+                state = replace(state, automatic=False)
+                self._ctx.log("Automatic jobs were on: not restored (this run runs one job)")
+            else:
+                status = SessionStatus.WAITING
         else:
             state = replace(state, automatic=False)
         session.state = state

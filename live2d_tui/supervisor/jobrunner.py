@@ -24,7 +24,6 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
-from live2d_tui.classify.procs import end_orphans
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
@@ -35,6 +34,7 @@ from live2d_tui.events import (
     JobEnd,
     JobFinished,
     SessionStatus,
+    job_position,
 )
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobs import JobOutcome, describe_failure, record_from_result
@@ -175,6 +175,9 @@ class JobRunner:
             )
         except ConfigError as exc:
             raise SupervisorError(f"cannot plan the job: {exc}") from None
+        problem = self.store.mask_problem(settings)  # staged before Warp changed the box
+        if problem:
+            self.ctx.log(f"{problem} (the job runs with it)", "warning")
         # the job's own settings name the macro that actually runs (ab initio when forced), so
         # every cycle record says truthfully how it was made
         own = settings.to_dict() | {"classification_type": plan.kind.value}
@@ -295,8 +298,9 @@ class JobRunner:
             )
         )
         self.ctx.log(
-            f"Cycle {cycle.number} started ({cycle.block_type.value}, {cycle.index_in_job} of "
-            f"{cycle.cycles_in_job} in this job): {len(inputs.active_positions):,} particles, "
+            f"Cycle {cycle.number} started ({cycle.block_type.label}, "
+            f"{job_position(cycle.index_in_job, cycle.cycles_in_job)}): "
+            f"{len(inputs.active_positions):,} particles, "
             f"high-res limit {cycle.high_res_limit:.1f} Å"
         )
         try:
@@ -336,11 +340,12 @@ class JobRunner:
         return inputs, nz, dataset.generation
 
     async def _after_cancel(self, session: Session) -> None:
-        # Belt and braces: a process spawned at the very moment of cancellation may have escaped
-        # the runner's clean-up; the registry / environment marker finds it.
-        ended = await asyncio.to_thread(end_orphans, session.output_folder, self.ctx.log_threadsafe)
+        # Belt and braces: a process spawned (or a SLURM job submitted) at the very moment of
+        # cancellation may have escaped the runner's clean-up; the registries, the environment
+        # marker and the SLURM jobs' comments find it.
+        ended = await asyncio.to_thread(session.runner.end_orphans, self.ctx.log_threadsafe)
         if ended:
-            self.ctx.log(f"Ended {ended} leftover classification process(es)")
+            self.ctx.log(f"Ended {ended} leftover program run(s)")
         completed = {c.number for c in session.state.cycles}
         await asyncio.to_thread(remove_partial_outputs, session.output_folder, completed)
         keep = self._keep_job_on_cancel
@@ -425,9 +430,17 @@ class JobRunner:
 
 def _cycle_summary(record: CycleRecord) -> str:
     classes = record.particle_count_per_class[1:]
+    if record.block_type is BlockType.RANDOM_SEED:
+        # no particle belongs to a class yet: counting members would say "0 of K populated"
+        return (
+            f"Cycle {record.number} (random start) finished in {record.duration_seconds:.0f} s: "
+            f"{len(classes)} starting classes, each the average of a random subset of "
+            f"{record.particle_count:,} particles; particles join classes from the next cycle"
+        )
     nonempty = sum(1 for c in classes if c > 0)
     return (
         f"Cycle {record.number} finished in {record.duration_seconds:.0f} s: "
         f"{record.particle_count:,} particles, {nonempty} of {len(classes)} classes populated, "
-        f"{record.fraction_used:.0%} used, high-res limit {record.high_res_limit:.1f} Å"
+        f"{record.fraction_used:.0%} of the particles used, "
+        f"high-res limit {record.high_res_limit:.1f} Å"
     )

@@ -1,6 +1,6 @@
 """The session log ``live2d.log`` in the output folder: one timestamped line per summary.
 
-Per-job program output lives in ``cycles/cycle_<N>/``; this log holds what a person scanning the
+Per-run program output lives in ``cycles/cycle_<N>/``; this log holds what a person scanning the
 night wants: ingests, triggers, cycle summaries, errors. The UI shows its last lines.
 
 Invariants: a write never raises (a full disk or a vanished folder must not stop the supervisor;
@@ -18,9 +18,11 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 
+from live2d_tui.atomic import NEW_FILE_MODE
+
 LOG_NAME = "live2d.log"
 MAX_BYTES = 20 * 1024 * 1024
-"""Rotate beyond this size (20 MB is months of summaries; per-job logs live elsewhere)."""
+"""Rotate beyond this size (20 MB is months of summaries; per-run logs live elsewhere)."""
 
 
 class SessionLog:
@@ -42,7 +44,7 @@ class SessionLog:
             try:
                 self._rotate_if_large()
                 fd = os.open(
-                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, NEW_FILE_MODE
                 )
                 try:
                     os.write(fd, data)

@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from live2d_tui.config import ConfigError, JobSettings
+from live2d_tui.config import ConfigError, JobSettings, write_default_config
 from live2d_tui.events import SessionStatus, StatusChanged
 from live2d_tui.paths import write_last_session as _write_pointer
 from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobs import disk_note
-from live2d_tui.supervisor.model import SupervisorError
+from live2d_tui.supervisor.model import SupervisorError, mask_radius_problem
 from live2d_tui.supervisor.session import Session, close_session
 from live2d_tui.supervisor.state import save_state
 
@@ -82,6 +82,10 @@ class SessionStore:
             _write_pointer(warp, out)
         except OSError as exc:
             self.ctx.log_threadsafe(f"Cannot update the last-session pointer: {exc}")
+        try:
+            write_default_config()  # first use: the commented configuration file, if missing
+        except OSError as exc:
+            self.ctx.log_threadsafe(f"Cannot write the configuration file: {exc}")
 
     def with_dataset[T](self, func: Callable[[], T]) -> T:
         """Call ``func`` under the dataset lock (blocking; run it in a thread)."""
@@ -94,7 +98,18 @@ class SessionStore:
             settings.validate()
         except ConfigError as exc:
             raise SupervisorError(f"invalid settings: {exc}") from None
+        problem = self.mask_problem(settings)
+        if problem:
+            raise SupervisorError(f"invalid settings: {problem}")
         self.session.state = replace(self.session.state, settings=settings)
+
+    def mask_problem(self, settings: JobSettings) -> str:
+        """Why the mask radius does not fit the particles' box (empty if it fits or the box is
+        not known yet)."""
+        warp = self.session.warp_summary()
+        if warp is None:
+            return ""
+        return mask_radius_problem(settings.mask_radius, warp.box_size, warp.pixel_size)
 
     async def stage(self, settings: JobSettings) -> None:
         """Validate, stage and save ``settings``."""

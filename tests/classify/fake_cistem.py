@@ -2,8 +2,8 @@
 
 Usage: ``python fake_cistem.py refine2d|merge2d`` with the answers on stdin.
 
-It is written from ../shared/reference/cistem-protocol.md alone — it does not import the prompt
-table of the code under test — and behaves like a scripted-mode cisTEM build:
+It is written from docs/protocol.md and cisTEM's source, independently of the prompt table of
+the code under test — and behaves like a scripted-mode cisTEM build:
 
 - each answer is one stdin line; a blank line or EOF exits 255; the type (int: digit or '-'
   digit; float: digit or '-'/'.' then digit; yes/no: y/n first) and range of every answer is
@@ -21,8 +21,9 @@ Test hooks (environment):
   work instead (that much CPU time is used);
 - ``FAKE_FAIL_FIRST``: the first-particle value of the job that misbehaves; ``FAKE_FAIL_MODE``:
   ``once`` (exit 1 on the first try only), ``always`` (exit 1), ``noterm`` (exit 0 without the
-  termination line), ``hang`` (sleep forever, no CPU), ``ignoreterm`` (ignore SIGTERM, sleep
-  forever), ``droprow`` (succeed, but leave the last row out of the star);
+  termination line), ``hang`` (sleep forever, no CPU), ``hangonce`` (sleep forever on the first
+  try only), ``ignoreterm`` (ignore SIGTERM, sleep forever), ``droprow`` (succeed, but leave
+  the last row out of the star);
 - ``FAKE_MERGE_FAIL``: ``always`` makes merge2d exit 255.
 """
 
@@ -262,6 +263,12 @@ def misbehave(first: int) -> None:
     if mode == "hang":
         while True:
             time.sleep(3600)
+    if mode == "hangonce":
+        marker = os.path.join(folder, f"hung_once_{first}")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            while True:
+                time.sleep(3600)
     if mode == "ignoreterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         concurrency(+1)

@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.classify.engines import EngineKind, EnginePrograms
+from live2d_tui.classify.procs import end_orphans
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult, CycleRunner
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import Config, JobSettings
@@ -101,6 +102,10 @@ class ScriptedRunner:
 
     def release(self) -> None:
         self._released.set()
+
+    def end_orphans(self, log: Callable[[str], None]) -> int:
+        """As the real runner's, for its local executor: processes and scratch of the folder."""
+        return end_orphans(self.folder, log)
 
     async def run_cycle(
         self, plan: CyclePlan, inputs: CycleInputs, settings: JobSettings

@@ -173,12 +173,18 @@ def test_through_tmux_passthrough_only_when_allowed(tmp_path: Path, warp: Path) 
     wrapped = re.findall(rb"\x1bPtmux;(.*?)\x1b\\(?!\x1b)", raw, re.S)
     inner = [w.replace(b"\x1b\x1b", b"\x1b") for w in wrapped if b"]99;" in w]
     assert len(inner) == 2  # the title chunk and the body chunk of one notification
-    title = re.fullmatch(rb"\x1b\]99;i=([\w.+-]+):d=0:e=1:u=1:p=title;([A-Za-z0-9+/=]*)\x1b\\", inner[0])
-    body = re.fullmatch(rb"\x1b\]99;i=([\w.+-]+):d=1:e=1:u=1:p=body;([A-Za-z0-9+/=]*)\x1b\\", inner[1])
+    title = re.fullmatch(
+        rb"\x1b\]99;i=([\w.+-]+):d=0:e=1:u=1:p=title;([A-Za-z0-9+/=]*)\x1b\\", inner[0]
+    )
+    body = re.fullmatch(
+        rb"\x1b\]99;i=([\w.+-]+):d=1:e=1:u=1:p=body;([A-Za-z0-9+/=]*)\x1b\\", inner[1]
+    )
     assert title and body and title.group(1) == body.group(1)
     assert base64.b64decode(body.group(2)).startswith(b"Warp has stalled")
     assert ANY_NOTIFICATION.search(raw.replace(b"\x1b\x1b", b"")) is None  # never unwrapped
-    closed = start(tmp_path / "closed", warp, DesktopNotify.AUTO, fake_tmux(tmp_path / "bin2", "off"))
+    closed = start(
+        tmp_path / "closed", warp, DesktopNotify.AUTO, fake_tmux(tmp_path / "bin2", "off")
+    )
     try:
         closed.wait_for(b"Warp has stalled", timeout=60)
         time.sleep(1.0)

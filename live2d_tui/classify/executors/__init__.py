@@ -1,25 +1,38 @@
-"""Executors: where a cycle's jobs run. The runner only knows this interface.
+"""Executors: where a cycle's program runs execute. The runner only knows this interface.
 
 An executor starts one program with an answer list on stdin, streams its output to a log file
-(and to a callback, for progress), and returns how it ended. It bounds its own concurrency, so the
-runner may hand it more jobs than slots. Cancelling :meth:`Executor.run` must stop the job and
-reap it before the cancellation propagates: no job outlives its cycle.
+(and to a callback, for progress), tells a second callback when the run is queued and when it
+runs, and returns how it ended. It bounds its own concurrency, so the runner may hand it more
+runs than slots. Cancelling :meth:`Executor.run` must stop the run and wait until it has ended
+before the cancellation propagates: no program run outlives its cycle.
 
 Implemented: :class:`~live2d_tui.classify.executors.local.LocalExecutor` (a process pool on this
-machine). A SLURM executor would implement the same method, and report each run's CPU time from
-the cluster's accounting, so a cycle's speed leaves out the time its runs waited in the queue.
+machine) and :class:`~live2d_tui.classify.executors.slurm.SlurmExecutor` (one SLURM job per
+program run; docs/slurm.md). Each reports a run's CPU time when it can
+(:attr:`RunOutcome.cpu_seconds`), so a cycle's speed leaves out the time its runs waited for a
+slot or in a cluster's queue.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 
+class RunState(StrEnum):
+    """Where a program run is before it ends (its end is :meth:`Executor.run` returning)."""
+
+    QUEUED = "queued"
+    """Handed to the executor, not started: waiting for a slot, or pending in SLURM's queue."""
+    RUNNING = "running"
+    """The program runs (locally, or on a node)."""
+
+
 @dataclass(frozen=True, slots=True)
-class JobSpec:
+class RunSpec:
     """One program run."""
 
     name: str
@@ -32,10 +45,13 @@ class JobSpec:
     cwd: Path
     env: dict[str, str] = field(default_factory=dict)
     """Added to the executor's base environment."""
+    outputs: tuple[Path, ...] = ()
+    """Files the run must leave. An executor whose programs run elsewhere returns only once
+    they are visible here at the size they were written with (network filesystem lag)."""
 
 
 @dataclass(frozen=True, slots=True)
-class JobOutcome:
+class RunOutcome:
     """How a run ended."""
 
     returncode: int | None
@@ -48,21 +64,35 @@ class JobOutcome:
     cpu_seconds: float | None = None
     """CPU time the program used (user + system), ``None`` when unknown. Only time spent
     computing counts: a run's wait for a slot, or for a cluster's queue, does not."""
+    failure: str = ""
+    """Why the run failed when its exit status does not say: SLURM ended its job (SLURM's
+    state and reason), or its outputs never became visible here."""
 
 
 class Executor(Protocol):
-    """Runs jobs, at most its slot count at once."""
+    """Runs program runs, at most its slot count at once."""
 
     @property
     def slots(self) -> int:
-        """How many jobs run at the same time."""
+        """How many program runs run (or are queued at the cluster) at the same time."""
         ...
 
-    async def run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
-        """Run one job to its end; ``on_output`` receives decoded output chunks as they arrive.
+    @property
+    def threads(self) -> int:
+        """Threads each program run may use (refine2d's threads answer)."""
+        ...
 
-        Cancellation ends the job's process group (SIGTERM, bounded wait, SIGKILL), reaps it and
-        re-raises.
+    async def run(
+        self,
+        spec: RunSpec,
+        on_output: Callable[[str], None],
+        on_state: Callable[[RunState], None] | None = None,
+    ) -> RunOutcome:
+        """Run one program to its end; ``on_output`` receives decoded output chunks as they
+        arrive, ``on_state`` each change to queued or running.
+
+        Cancellation ends the run (locally: SIGTERM to its process group, bounded wait, SIGKILL,
+        reap; SLURM: scancel, then wait until SLURM reports the job ended) and re-raises.
         """
         ...
 

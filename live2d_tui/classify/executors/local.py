@@ -1,19 +1,19 @@
 """The local executor: an asyncio subprocess pool on this machine, bounded by a semaphore.
 
-Each job is one single-threaded process (``OMP_NUM_THREADS=1`` and friends; refine2d's threads
-answer is 1 too), started from an argv list (never a shell string) through ``nice -n <level>`` so
-the UI and ingest stay responsive, as the leader of a new session (``start_new_session=True``) so
-one signal reaches everything it spawned. stdin is a pipe (cisTEM's scripted mode), stdout and
-stderr go to the job's log file and to a callback for progress.
+Each program run is one single-threaded process (``OMP_NUM_THREADS=1`` and friends; refine2d's
+threads answer is 1 too), started from an argv list (never a shell string) through ``nice -n
+<level>`` so the UI and ingest stay responsive, as the leader of a new session
+(``start_new_session=True``) so one signal reaches everything it spawned. stdin is a pipe (cisTEM's
+scripted mode), stdout and stderr go to the program run's log file and to a callback for progress.
 
 Invariants:
-- at most ``slots`` jobs run at once (an ``asyncio.Semaphore``; the runner's task group may hold
-  more jobs than slots);
+- at most ``slots`` program runs at once (an ``asyncio.Semaphore``; the runner's task group may
+  hold more program runs than slots);
 - every started process is reaped before :meth:`LocalExecutor.run` returns or re-raises: a
   cancelled run terminates its group (SIGTERM → bounded wait → SIGKILL) first;
-- a running job is in the process registry (:mod:`~live2d_tui.classify.procs`) and carries the
-  output folder's marker in its environment, so a restarted supervisor can end it;
-- the watchdog ends a job whose CPU time (``/proc/<pid>/stat``) has not grown for
+- a running program run is in the process registry (:mod:`~live2d_tui.classify.procs`) and carries
+  the output folder's marker in its environment, so a restarted supervisor can end it;
+- the watchdog ends a program run whose CPU time (``/proc/<pid>/stat``) has not grown for
   ``watchdog_seconds``. Silence is not a hang: cisTEM block-buffers stdout on a pipe and merge2d
   prints nothing until it ends;
 - every run reports its CPU time (user + system, from ``wait4``'s resource usage: the process
@@ -38,7 +38,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from live2d_tui.classify.executors import JobOutcome, JobSpec
+from live2d_tui.classify.executors import RunOutcome, RunSpec, RunState
 from live2d_tui.classify.procs import (
     MARKER_ENV,
     TERM_GRACE_SECONDS,
@@ -54,13 +54,17 @@ THREAD_ENV: dict[str, str] = {
     "NUMEXPR_NUM_THREADS": "1",
     "VECLIB_MAXIMUM_THREADS": "1",
 }
-"""One thread per job: the pool size is the parallelism."""
+"""One thread per program run: the pool size is the parallelism."""
 
 _READ_SIZE = 1 << 16
 
 
+def _ignore_state(_: RunState) -> None:
+    return None
+
+
 class LocalExecutor:
-    """Runs jobs as local subprocesses, at most ``slots`` at once."""
+    """Runs program runs as local subprocesses, at most ``slots`` at once."""
 
     def __init__(
         self,
@@ -75,12 +79,12 @@ class LocalExecutor:
         """Create the pool.
 
         Args:
-            slots: Jobs that may run at the same time (≥ 1).
-            registry: Where running jobs are recorded for crash recovery.
-            marker_folder: The output folder named in each job's environment marker.
-            niceness: nice level added to each job (0 = none).
-            watchdog_seconds: A job whose CPU time does not grow for this long is ended.
-            grace_seconds: Wait between SIGTERM and SIGKILL when ending a job.
+            slots: Program runs that may run at the same time (≥ 1).
+            registry: Where running program runs are recorded for crash recovery.
+            marker_folder: The output folder named in each program run's environment marker.
+            niceness: nice level added to each program run (0 = none).
+            watchdog_seconds: A program run whose CPU time does not grow for this long is ended.
+            grace_seconds: Wait between SIGTERM and SIGKILL when ending a program run.
         """
         if slots < 1:
             raise ValueError(f"slots must be ≥ 1 (got {slots})")
@@ -98,28 +102,40 @@ class LocalExecutor:
 
     @property
     def slots(self) -> int:
-        """How many jobs run at the same time."""
+        """How many program runs go on at the same time."""
         return self._slots
+
+    @property
+    def threads(self) -> int:
+        """One thread per program run: the pool size is the parallelism."""
+        return 1
 
     def running_cpu_seconds(self) -> float:
         """CPU seconds used so far by the runs in progress (from ``/proc``)."""
         return sum(cpu_seconds(pid) or 0.0 for pid in list(self._live))
 
-    def _argv(self, spec: JobSpec) -> list[str]:
+    def _argv(self, spec: RunSpec) -> list[str]:
         if self._nice is not None:
             return [self._nice, "-n", str(self._niceness), *spec.argv]
         return list(spec.argv)
 
-    def _env(self, spec: JobSpec) -> dict[str, str]:
+    def _env(self, spec: RunSpec) -> dict[str, str]:
         env = {**os.environ, **THREAD_ENV, **spec.env}
         if self._marker is not None:
             env[MARKER_ENV] = self._marker
         return env
 
-    async def run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
-        """Run one job when a slot is free (see :class:`.Executor`)."""
+    async def run(
+        self,
+        spec: RunSpec,
+        on_output: Callable[[str], None],
+        on_state: Callable[[RunState], None] | None = None,
+    ) -> RunOutcome:
+        """Run one program run when a slot is free (see :class:`.Executor`)."""
+        notify = on_state or _ignore_state
+        notify(RunState.QUEUED)
         async with self._semaphore():
-            return await self._run(spec, on_output)
+            return await self._run(spec, on_output, notify)
 
     def _semaphore(self) -> asyncio.Semaphore:
         """The slots of the running event loop (a runner may outlive one ``asyncio.run``)."""
@@ -130,21 +146,24 @@ class LocalExecutor:
             semaphore = self._semaphores[loop]
         return semaphore
 
-    async def _run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
+    async def _run(
+        self, spec: RunSpec, on_output: Callable[[str], None], notify: Callable[[RunState], None]
+    ) -> RunOutcome:
         # a local log file: opening it and appending chunks costs microseconds (page cache)
         log = open(spec.log_path, "wb")  # noqa: ASYNC230, SIM115
         try:
             if shutil.which(spec.argv[0]) is None:  # `nice` would hide this behind exit 127
                 message = f"cannot start {spec.argv[0]}: not an executable program"
                 log.write(f"{message}\n".encode())
-                return JobOutcome(None, spec.log_path, start_error=message)
+                return RunOutcome(None, spec.log_path, start_error=message)
             try:
                 proc = _Child.start(self._argv(spec), cwd=spec.cwd, env=self._env(spec))
             except OSError as exc:
                 message = f"cannot start {spec.argv[0]}: {exc}"
                 log.write(f"{message}\n".encode())
-                return JobOutcome(None, spec.log_path, start_error=message)
+                return RunOutcome(None, spec.log_path, start_error=message)
             self._live[proc.pid] = proc
+            notify(RunState.RUNNING)
             try:
                 if self._registry is not None:
                     self._registry.add(proc.pid, spec.name)
@@ -165,7 +184,7 @@ class LocalExecutor:
                 if self._registry is not None:
                     self._registry.remove(proc.pid)
                 proc.close_pipes()
-            return JobOutcome(
+            return RunOutcome(
                 proc.returncode, spec.log_path, hung=hung, cpu_seconds=proc.cpu_seconds
             )
         finally:
@@ -174,7 +193,7 @@ class LocalExecutor:
     async def _supervise(
         self,
         proc: _Child,
-        spec: JobSpec,
+        spec: RunSpec,
         log: object,
         on_output: Callable[[str], None],
     ) -> bool:
@@ -208,7 +227,7 @@ class LocalExecutor:
                     hung = True
                     write(
                         f"\n[live2d] no CPU time used for {self._watchdog:.0f} s: "
-                        "treating the job as hung and ending it\n".encode()
+                        "treating the program run as hung and ending it\n".encode()
                     )
                     await self._terminate(proc)
                     return
@@ -237,7 +256,7 @@ class LocalExecutor:
         return hung
 
     async def _terminate(self, proc: _Child) -> None:
-        """SIGTERM the job's group, wait up to the grace time, SIGKILL, reap."""
+        """SIGTERM the program run's group, wait up to the grace time, SIGKILL, reap."""
         if proc.returncode is not None:
             return
         signal_group(proc.pid, signal.SIGTERM)
