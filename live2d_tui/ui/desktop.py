@@ -89,6 +89,12 @@ def resolve_desktop(
     return DesktopChoice(setting, in_tmux, f"{setting.value}{where} (configured)")
 
 
+def not_decided() -> DesktopChoice:
+    """No desktop notifications, because nobody decided on them (an app made without a choice,
+    as in tests)."""
+    return DesktopChoice(DesktopNotify.OFF, False, "not enabled for this app")
+
+
 class DesktopNotifier:
     """Sends desktop notifications with the chosen protocol through a writer (the driver)."""
 

@@ -19,7 +19,16 @@ from live2d_tui.events import Alert, AlertKind, AlertLevel
 from live2d_tui.health import CycleClasses, SessionHealth, prepare_health
 from live2d_tui.simulate import SimulationOptions, simulate_session
 from live2d_tui.supervisor.monitor import movie_arrays
-from live2d_tui.ui.widgets.session_health import HealthPlot, SessionHealthView, summary_line
+from live2d_tui.ui.widgets.session_health import (
+    HealthPlot,
+    SessionHealthView,
+    compact,
+    fit_title,
+    nice_ticks,
+    start_label,
+    summary_line,
+    time_scale,
+)
 from live2d_tui.warp.catalog import MovieCatalog
 
 START = 1_767_312_000.0  # 2026-01-02 00:00 UTC
@@ -104,8 +113,31 @@ def test_the_series_of_a_deterministic_session(health: SessionHealth) -> None:
     assert health.micrographs == 40 and health.start == START
     assert health.span_hours == pytest.approx(39 * 90 / 3600)
     assert health.micrographs_kept == 34  # 6 rejected by Warp's filter
-    assert summary_line(health).startswith("40 movies in 1.0 h, 85 % kept; ")
+    assert summary_line(health) == "40 movies in 58 min, 85 % kept · 409 particles"
     assert health.classes.cycles == tuple(range(1, 9))
+
+
+def test_axes_stay_legible_in_a_narrow_plot() -> None:
+    # ticks round and short, titles cut rather than dropped, minutes for a young session
+    assert nice_ticks(109_384.6) == [0.0, 50_000.0, 100_000.0, 150_000.0]
+    assert nice_ticks(3.2) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert nice_ticks(0.0) == [0.0, 1.0]
+    assert [compact(v) for v in (0, 850, 2_500, 12_500, 150_000, 1_200_000)] == [
+        "0",
+        "850",
+        "2,500",
+        "12.5k",
+        "150k",
+        "1.2M",
+    ]
+    title = "Movies not kept in goodparticles (%)"
+    assert fit_title(title, 80) == title
+    assert (
+        fit_title(title, 30) == "Movies not kept in goodpart…" and len(fit_title(title, 30)) == 28
+    )
+    young = SessionHealth(start=START, span_hours=1.5)
+    assert time_scale(young) == 60.0 and start_label(young).startswith("minutes since 00:00")
+    assert start_label(SessionHealth(start=START, span_hours=2.5)).startswith("hours since")
 
 
 def test_plots_at_80x24(snap_compare, health: SessionHealth) -> None:  # type: ignore[no-untyped-def]

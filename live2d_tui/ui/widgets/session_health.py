@@ -4,7 +4,9 @@ From the top: one line of totals, one line per raised alert (with its time), the
 the latest :class:`~live2d_tui.health.SessionHealth` (prepared by the supervisor in a worker):
 movies and particles per hour; Warp's CTF resolution estimate and the defocus, per movie; the
 share of movies the particle table does not keep; the class populations over the cycles of the
-current lineage, stacked. Time runs in hours since the first movie (its XML's modification time).
+current lineage, stacked. Time runs since the first movie (its XML's modification time), in
+minutes for the first two hours of a session and in hours after that; a title too long for its
+plot is shortened (plotext would drop it).
 
 Plots are drawn with textual-plotext's ``Plot``, **off the event loop**: a plot's text is built in
 a thread worker whenever its data or size changes, and the loop only swaps the finished text in
@@ -39,12 +41,38 @@ Draw = Callable[[Plot, SessionHealth, int], None]
 """Fills a plot from the health series, given the plot's width in columns."""
 
 
+MINUTES_UNTIL_HOURS = 2.0
+"""Sessions shorter than this (hours) have their time axis in minutes."""
+
+
+def time_scale(health: SessionHealth) -> float:
+    """Factor from the series' hours to the axis unit (60: minutes)."""
+    return 60.0 if health.span_hours < MINUTES_UNTIL_HOURS else 1.0
+
+
 def start_label(health: SessionHealth) -> str:
-    """``hours since 14:02`` (the first movie, local time)."""
+    """``hours since 14:02 (first movie)`` (local time), or ``minutes since …``."""
+    unit = "minutes" if time_scale(health) == 60.0 else "hours"
     if health.start is None:
-        return "hours"
+        return unit
     when = datetime.fromtimestamp(health.start).astimezone().strftime("%H:%M")
-    return f"hours since {when} (first movie)"
+    return f"{unit} since {when} (first movie)"
+
+
+def _scaled(xs: Sequence[float], health: SessionHealth) -> list[float]:
+    scale = time_scale(health)
+    return [x * scale for x in xs]
+
+
+def fit_title(title: str, width: int) -> str:
+    """``title`` cut with an ellipsis to fit a plot ``width`` columns wide."""
+    room = max(8, width - 2)
+    return title if len(title) <= room else title[: room - 1].rstrip() + "…"
+
+
+def table_label(health: SessionHealth) -> str:
+    """The particle table's short name (``goodparticles``) for titles."""
+    return health.table_name.split("_", 1)[0] if health.table_name else "the particle table"
 
 
 def _finite(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list[float]]:
@@ -52,39 +80,73 @@ def _finite(xs: Sequence[float], ys: Sequence[float]) -> tuple[list[float], list
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+def compact(value: float) -> str:
+    """A tick label a few characters wide: ``850``, ``12.5k``, ``110k``, ``1.2M``."""
+    size = abs(value)
+    if size >= 1e6:
+        return f"{value / 1e6:.{0 if size >= 1e7 else 1}f}M"
+    if size >= 1e4:
+        return f"{value / 1e3:.{0 if size >= 1e5 else 1}f}k"
+    return f"{value:,.0f}" if size >= 10 or value == round(value) else f"{value:.1f}"
+
+
+def nice_ticks(top: float, count: int = 4) -> list[float]:
+    """Round ticks from 0 to at least ``top`` (steps of 1, 2 or 5 × 10ⁿ)."""
+    if not math.isfinite(top) or top <= 0:
+        return [0.0, 1.0]
+    rough = top / count
+    power = 10.0 ** math.floor(math.log10(rough))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= rough)
+    return [i * step for i in range(math.ceil(top / step - 1e-9) + 1)]
+
+
+def _round_axis(plot: Plot, values: Sequence[float], yside: str = "left") -> None:
+    finite = [v for v in values if math.isfinite(v)]
+    ticks = nice_ticks(max(finite, default=0.0))
+    # plotext takes "left" or "right" (the stub's float is wrong, as for ``stacked_bar``)
+    ylim: Callable[..., None] = plot.ylim
+    yticks: Callable[..., None] = plot.yticks
+    ylim(0, ticks[-1], yside=yside)
+    yticks(ticks, [compact(t) for t in ticks], yside=yside)
+
+
 def draw_rates(plot: Plot, health: SessionHealth, width: int) -> None:
     """Movies (left axis) and particles (right axis) per hour."""
-    plot.title("Movies and particles per hour")
+    plot.title(fit_title("Movies and particles per hour", width))
     if not health.bins:
         return
-    x = list(health.bins)
+    x = _scaled(health.bins, health)
     plot.plot(x, list(health.micrographs_per_hour), label="movies/h", color="cyan")
     plot.plot(
         x, list(health.particles_per_hour), label="particles/h", color="orange", yside="right"
     )
+    _round_axis(plot, health.micrographs_per_hour)
+    _round_axis(plot, health.particles_per_hour, "right")
     plot.xlabel(start_label(health))
 
 
 def draw_resolution(plot: Plot, health: SessionHealth, width: int) -> None:
     """Warp's CTF fit resolution estimate per movie."""
-    plot.title("CTF fit resolution (Å), per movie")
+    plot.title(fit_title("CTF fit resolution (Å), per movie", width))
     if health.resolution.x:
-        plot.scatter(list(health.resolution.x), list(health.resolution.y), color="green")
+        x = _scaled(health.resolution.x, health)
+        plot.scatter(x, list(health.resolution.y), color="green")
         plot.xlabel(start_label(health))
 
 
 def draw_defocus(plot: Plot, health: SessionHealth, width: int) -> None:
     """Defocus per movie."""
-    plot.title("Defocus (µm), per movie")
+    plot.title(fit_title("Defocus (µm), per movie", width))
     if health.defocus.x:
-        plot.scatter(list(health.defocus.x), list(health.defocus.y), color="magenta")
+        x = _scaled(health.defocus.x, health)
+        plot.scatter(x, list(health.defocus.y), color="magenta")
         plot.xlabel(start_label(health))
 
 
 def draw_rejected(plot: Plot, health: SessionHealth, width: int) -> None:
     """Percent of the decided movies the table does not keep, per time bin."""
-    plot.title(f"Movies not in {health.table_name or 'the particle table'} (%)")
-    x, y = _finite(health.bins, health.rejected_percent)
+    plot.title(fit_title(f"Movies not kept in {table_label(health)} (%)", width))
+    x, y = _finite(_scaled(health.bins, health), health.rejected_percent)
     if x:
         plot.bar(x, y, color="red", width=0.8)
         plot.ylim(0, 100)
@@ -96,7 +158,7 @@ def draw_rejected(plot: Plot, health: SessionHealth, width: int) -> None:
 def draw_classes(plot: Plot, health: SessionHealth, width: int) -> None:
     """Members per class over the cycles of the current lineage, stacked."""
     pops = health.classes
-    plot.title("Class populations over the cycles (largest classes, stacked)")
+    plot.title(fit_title("Class populations per cycle (stacked)", width))
     if not pops.cycles:
         return
     colors = [CLASS_COLORS[i % len(CLASS_COLORS)] for i in range(len(pops.labels))]
@@ -110,6 +172,7 @@ def draw_classes(plot: Plot, health: SessionHealth, width: int) -> None:
         color=colors,
         width=0.8,
     )
+    _round_axis(plot, [float(sum(column)) for column in zip(*pops.counts, strict=True)])
     plot.xlabel("cycle")
 
 
@@ -156,6 +219,13 @@ class HealthPlot(Widget):
         self._health = health
         self._rebuild()
 
+    def clear(self) -> None:
+        """Show nothing (another session, its series not scanned yet)."""
+        self._health = None
+        self._text = None
+        self._wanted = None
+        self.refresh()
+
     def on_resize(self) -> None:
         self._rebuild()
 
@@ -185,14 +255,20 @@ class HealthPlot(Widget):
         return self._text if self._text is not None else Text("")
 
 
+def _span(hours: float) -> str:
+    if hours < 1 / 60:
+        return "< 1 min"
+    return f"{hours * 60:.0f} min" if hours < 1.0 else f"{hours:.1f} h"
+
+
 def summary_line(health: SessionHealth | None) -> str:
     """The line of totals above the plots."""
     if health is None or health.start is None:
         return "No movies from Warp yet."
     kept = 100.0 * health.micrographs_kept / health.micrographs if health.micrographs else 0.0
     return (
-        f"{health.micrographs:,} movies in {health.span_hours:.1f} h, {kept:.0f} % kept; "
-        f"{health.particles:,} particles in {health.table_name or 'the particle table'}"
+        f"{health.micrographs:,} movies in {_span(health.span_hours)}, {kept:.0f} % kept · "
+        f"{health.particles:,} particles"
     )
 
 
@@ -223,6 +299,8 @@ class SessionHealthView(VerticalScroll):
     SessionHealthView #health-alerts {
         height: auto;
         padding: 0 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     SessionHealthView #health-plots {
         grid-size: 1;
@@ -252,6 +330,12 @@ class SessionHealthView(VerticalScroll):
         self.query_one("#health-summary", Static).update(summary_line(health))
         for plot in self.query(HealthPlot):
             plot.show(health)
+
+    def clear(self) -> None:
+        """Nothing to show yet (another session, before its first scan)."""
+        self.query_one("#health-summary", Static).update(summary_line(None))
+        for plot in self.query(HealthPlot):
+            plot.clear()
 
     def show_alerts(self, alerts: Sequence[Alert]) -> None:
         """The alerts in force (none: the line is hidden)."""
