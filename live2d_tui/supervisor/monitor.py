@@ -5,7 +5,8 @@
 - every few seconds (at most every ``interval``) it looks at the output folder's free space, in a
   thread, and at the CPU time of the running cycle;
 - every :func:`scan_seconds` (a quarter of ``stall_minutes``, between ``interval`` and 30 s), and
-  after a cycle or on a new session, a **scan** in a worker thread reads the movie XML that are
+  after a cycle, on a new session or after an ingest pass that saw more movies or particles
+  (so the particle table's counts reach the tab as soon as ingest has read it), a **scan** in a worker thread reads the movie XML that are
   new or changed (:class:`~live2d_tui.warp.catalog.MovieCatalog`), takes the particle table's
   movies, builds the series of :mod:`live2d_tui.health` and publishes them
   (:class:`~live2d_tui.events.HealthUpdated`). The event loop only receives the result: the
@@ -39,6 +40,7 @@ from live2d_tui.events import (
     CycleStarted,
     Event,
     HealthUpdated,
+    IngestCounts,
     JobFinished,
     SessionChanged,
     SessionStatus,
@@ -185,6 +187,8 @@ class HealthMonitor:
         self._rescan = True
         self._wake = asyncio.Event()
         self._last_scan = -1e18
+        self._ingested: tuple[int, int] | None = None
+        """Movies seen and particles in the stack at the last ingest pass."""
 
     # ------------------------------------------------------------------ wiring
 
@@ -210,6 +214,12 @@ class HealthMonitor:
             case JobFinished() as finished:
                 self._running = None
                 self._job_ended(finished)
+            case IngestCounts() as counts:
+                ingested = (counts.micrographs_seen, counts.particles_total)
+                if ingested != self._ingested:  # the table changed: its counts are news
+                    self._ingested = ingested
+                    self._rescan = True
+                    self._wake.set()
             case StatusChanged(status=SessionStatus.RUNNING):
                 for kind in JOB_KINDS:
                     self._clear(kind, "a new job started", notify=False)
@@ -229,6 +239,7 @@ class HealthMonitor:
         self._disk = DiskWatch()
         self._automatic_since = None
         self._running = None
+        self._ingested = None
         self._rescan = True
         self._wake.set()
 

@@ -99,6 +99,28 @@ async def wait_movies(rec: Recorder, count: int) -> None:
     await rec.wait_new(lambda e: isinstance(e, HealthUpdated) and e.health.micrographs >= count)
 
 
+async def test_the_tab_has_the_tables_counts_once_ingest_has_read_it(tmp_path: Path) -> None:
+    # an hour between periodic looks: only the ingest pass can bring the counts to the tab (the
+    # scan at the start may come before ingest has read the particle table)
+    folder = tmp_path / "warp"
+    simulate_session(folder, SimulationOptions(micrographs=6, box=32, diameter=60.0, seed=3))
+    config = Config(server=tiny_server(interval=3600.0), job=NO_JOBS)
+    sup = Supervisor(config, warp_folder=folder, output_folder=tmp_path / "out")
+    rec = Recorder(sup.bus)
+    await sup.start()
+    try:
+        counts = await sup.ingest_now(settle=True)
+        assert counts is not None and counts.particles_active > 0
+        update = await rec.wait(
+            lambda e: isinstance(e, HealthUpdated) and e.health.particles > 0, timeout=30
+        )
+        assert isinstance(update, HealthUpdated)
+        assert update.health.particles == counts.particles_total
+        assert update.health.table_name.startswith("goodparticles")
+    finally:
+        await sup.close()
+
+
 async def test_warp_stall_fires_once_and_ends_when_warp_resumes(
     tmp_path: Path, live_warp: tuple[Path, threading.Event, dict[str, object]]
 ) -> None:
