@@ -8,9 +8,11 @@ thread (the supervisor's health monitor); the UI only draws the result. Its cost
 passes over the movies, so it grows linearly and gently with the session.
 
 Time is **hours since the first movie**, from the movies' XML modification times (Warp's clock).
-Rates are per hour whatever the bin width (bins of 5 min to 2 h, so a young session has several).
-The most recent bin is only partly elapsed; its rate is scaled by the part that has elapsed
-(at least a quarter of a bin, so one early movie does not look like a flood).
+Rates are per hour whatever the bin width (bins of 5 min to 2 h, so a young session has several;
+wide enough for a few movies each on average, so sparse movies do not draw a comb of 0 and 1).
+The most recent bin is only partly elapsed; its rate counts the time from the bin's start to the
+latest movie plus one mean interval between movies (each movie stands for one interval, so a
+steady stream gets its true rate, and one early movie does not look like a flood).
 """
 
 from __future__ import annotations
@@ -130,10 +132,16 @@ class SessionHealth:
     """Hours from the first movie to the latest."""
 
 
-def choose_bin_hours(span_hours: float) -> float:
-    """The smallest bin width of :data:`BIN_CHOICES_HOURS` giving at most :data:`MAX_BINS`."""
+MOVIES_PER_BIN = 3.0
+"""Bins are at least this many mean intervals between movies wide (when a choice allows it)."""
+
+
+def choose_bin_hours(span_hours: float, movies: int = 0) -> float:
+    """The smallest bin width of :data:`BIN_CHOICES_HOURS` giving at most :data:`MAX_BINS`,
+    and, given the number of ``movies``, at least :data:`MOVIES_PER_BIN` mean intervals."""
+    least = MOVIES_PER_BIN * span_hours / (movies - 1) if movies > 1 else 0.0
     for width in BIN_CHOICES_HOURS:
-        if span_hours / width <= MAX_BINS:
+        if span_hours / width <= MAX_BINS and (width >= least or width == BIN_CHOICES_HOURS[-1]):
             return width
     return math.ceil(span_hours / MAX_BINS)
 
@@ -204,14 +212,15 @@ def prepare_health(
     start = float(time[0])
     hours = (time - start) / 3600.0
     span = float(hours[-1])
-    width = choose_bin_hours(span)
+    width = choose_bin_hours(span, len(time))
     index = np.minimum((hours // width).astype(np.int64), int(span // width))
     nbins = int(index[-1]) + 1
     counts = np.bincount(index, minlength=nbins).astype(np.float64)
     weights = movies.particles[order].astype(np.float64)
     particle_counts = np.bincount(index, weights=weights, minlength=nbins)
     elapsed = np.full(nbins, width)
-    elapsed[-1] = max(span - (nbins - 1) * width, width / 4)
+    gap = span / (len(time) - 1) if len(time) > 1 else width
+    elapsed[-1] = min(width, max(span - (nbins - 1) * width + gap, width / 100))
     known = movies.verdict_known[order]
     rejected = known & ~movies.in_table[order]
     decided = np.bincount(index, weights=known.astype(np.float64), minlength=nbins)

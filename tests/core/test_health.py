@@ -46,6 +46,16 @@ def test_rates_per_hour_whatever_the_bin() -> None:
     assert health.micrographs_per_hour[-1] == pytest.approx(60.0, rel=0.1)
 
 
+def test_sparse_movies_get_wider_bins_and_a_true_last_rate() -> None:
+    # one movie every 10 minutes for 1.5 h: 6 per hour in every bin, the last one included
+    health = prepare_health(movies([i / 6 for i in range(10)]), [])
+    assert health.bin_hours == 0.5  # 5-min bins would alternate 12/h and 0/h
+    assert health.micrographs_per_hour == pytest.approx([6.0] * len(health.bins))
+    # a lone early movie is one interval's worth, not a flood
+    one = prepare_health(movies([0.0, 1 / 6, 2 / 6]), [])
+    assert max(one.micrographs_per_hour) <= 12.0
+
+
 def test_bin_widths() -> None:
     assert choose_bin_hours(0.5) == pytest.approx(1 / 12)
     assert choose_bin_hours(20.0) == 0.5
