@@ -6,9 +6,10 @@
   thread, and at the CPU time of the running cycle;
 - every :func:`scan_seconds` (a quarter of ``stall_minutes``, between ``interval`` and 30 s), and
   after a cycle, on a new session or after an ingest pass that saw more movies or particles
-  (so the particle table's counts reach the tab as soon as ingest has read it), a **scan** in a worker thread reads the movie XML that are
-  new or changed (:class:`~live2d_tui.warp.catalog.MovieCatalog`), takes the particle table's
-  movies, builds the series of :mod:`live2d_tui.health` and publishes them
+  (so the particle table's counts reach the tab as soon as ingest has read it), a **scan** in
+  a worker thread reads the movie XML that are new or changed
+  (:class:`~live2d_tui.warp.catalog.MovieCatalog`), takes the particle table's movies, builds
+  the series of :mod:`live2d_tui.health` and publishes them
   (:class:`~live2d_tui.events.HealthUpdated`). The event loop only receives the result: the
   scan's cost (a directory listing, a ``stat`` per XML, a parse per new XML and a few numpy passes)
   never runs on it, and one scan runs at a time;

@@ -102,7 +102,8 @@ def nice_ticks(top: float, count: int = 4) -> list[float]:
 
 def _round_axis(plot: Plot, values: Sequence[float], yside: str = "left") -> None:
     finite = [v for v in values if math.isfinite(v)]
-    ticks = nice_ticks(max(finite, default=0.0))
+    # a quarter of headroom: the top rows are the legend's, and a steady rate would run under it
+    ticks = nice_ticks(1.25 * max(finite, default=0.0))
     # plotext takes "left" or "right" (the stub's float is wrong, as for ``stacked_bar``)
     ylim: Callable[..., None] = plot.ylim
     yticks: Callable[..., None] = plot.yticks
@@ -211,8 +212,14 @@ class HealthPlot(Widget):
         self._health: SessionHealth | None = None
         self._text: Text | None = None
         self._wanted: tuple[int, int, int] | None = None
+        self._installed: tuple[int, int, int] | None = None
         self.built = 0
         """Plots built and shown so far (tests wait on it)."""
+
+    @property
+    def current(self) -> bool:
+        """The plot shown is of the latest series, at the widget's size."""
+        return self._wanted is not None and self._installed == self._wanted
 
     def show(self, health: SessionHealth) -> None:
         """Draw ``health`` (built in a worker)."""
@@ -224,6 +231,7 @@ class HealthPlot(Widget):
         self._health = None
         self._text = None
         self._wanted = None
+        self._installed = None
         self.refresh()
 
     def on_resize(self) -> None:
@@ -248,6 +256,7 @@ class HealthPlot(Widget):
     def _install(self, wanted: tuple[int, int, int], text: Text) -> None:
         if wanted == self._wanted:
             self._text = text
+            self._installed = wanted
             self.built += 1
             self.refresh()
 
