@@ -262,7 +262,7 @@ class DesktopNotify(StrEnum):
     AUTO = "auto"
     """The terminal's own way, when it is known to have one (see the README)."""
     OSC9 = "osc9"
-    """``ESC ] 9 ; text``: iTerm2, WezTerm, Ghostty, kitty, foot and others."""
+    """``ESC ] 9 ; text``: iTerm2, WezTerm, Ghostty."""
     OSC777 = "osc777"
     """``ESC ] 777 ; notify ; title ; body``: urxvt, foot, WezTerm, Ghostty, VTE with a patch."""
     OSC99 = "osc99"

@@ -2,11 +2,11 @@
 
 Terminals disagree (what each is documented to do is in the README's "Alerts" section):
 
-- **OSC 9** (iTerm2's): ``ESC ] 9 ; text BEL``, one text, no title. iTerm2, WezTerm, Ghostty and
-  kitty show it. Some terminals read ``9;<digits>;`` as a control channel (progress reports),
+- **OSC 9** (iTerm2's): ``ESC ] 9 ; text BEL``, one text, no title. iTerm2, WezTerm and Ghostty
+  show it. Some terminals read ``9;<digits>;`` as a control channel (progress reports),
   so a text starting with digits and a semicolon is given a leading space;
 - **OSC 777** (rxvt-unicode's ``notify`` extension): ``ESC ] 777 ; notify ; title ; body BEL``.
-  urxvt with its notify extension, foot, WezTerm, and VTE terminals built with the notify patch
+  urxvt with its notify extension, foot, WezTerm, Ghostty, and VTE terminals with Fedora's patch
   (plain VTE reads and ignores it). Neither field may hold a ``;``: they are replaced by ``,``;
 - **OSC 99** (kitty's own): ``ESC ] 99 ; metadata ; payload ESC \\``, title and body in two
   chunks of one notification id, here base64-encoded (``e=1``) so any text is safe, with an
