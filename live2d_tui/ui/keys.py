@@ -51,7 +51,7 @@ _TOOLTIPS = {
     "session.warp": "Open another Warp folder",
     "tab.classes": "Classes tab",
     "tab.output": "Job Output tab: the running cycle and the session log",
-    "tab.session": "Session tab: the session's health (plots) and the alerts in force",
+    "tab.session": "Session tab: the session's health and its alerts",
     "view.redraw": "Redraw the images (after a resize or a reattach)",
 }
 """What each key does, in the help (by binding id)."""
