@@ -254,6 +254,21 @@ class ImageMode(StrEnum):
     UNICODE = "unicode"
 
 
+class DesktopNotify(StrEnum):
+    """Whether and how alerts become desktop notifications through the terminal."""
+
+    OFF = "off"
+    """No desktop notifications (alerts still show in the app and the session log)."""
+    AUTO = "auto"
+    """The terminal's own way, when it is known to have one (see the README)."""
+    OSC9 = "osc9"
+    """``ESC ] 9 ; text``: iTerm2, WezTerm, Ghostty."""
+    OSC777 = "osc777"
+    """``ESC ] 777 ; notify ; title ; body``: urxvt, foot, WezTerm, Ghostty, VTE with a patch."""
+    OSC99 = "osc99"
+    """kitty's own protocol (``ESC ] 99 ; … ; text``): title and body, in kitty and foot."""
+
+
 class ExecutorKind(StrEnum):
     """Where a cycle's program runs execute."""
 
@@ -482,6 +497,40 @@ class ServerConfig:
             "for the next try. After 3 failures in a row automatic jobs stop (status failed)."
         ),
     )
+    stall_minutes: float = field(
+        default=15.0,
+        metadata=_doc(
+            "While automatic jobs are on: alert when Warp has written no new movie for this "
+            "many minutes, or when every new movie for this long was rejected by Warp's "
+            "filters (decimals allowed); and again when it resumes."
+        ),
+    )
+    disk_alert_gb: float = field(
+        default=20.0,
+        metadata=_doc(
+            "Alert when the disk holding the output folder has less free space than this (GB), "
+            "with the time left at the current rate. 0 = never."
+        ),
+    )
+    alert_hook: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            'A command run for every alert, e.g. ["/usr/local/bin/notify-chat", "--room", '
+            '"em"]: an argument list (no shell runs it), given the alert as one JSON object '
+            "on its standard input. Empty = none."
+        ),
+    )
+    alert_hook_timeout: float = field(
+        default=30.0,
+        metadata=_doc("Seconds after which a hook that has not finished is ended."),
+    )
+    desktop_notifications: DesktopNotify = field(
+        default=DesktopNotify.OFF,
+        metadata=_doc(
+            "Desktop notifications through the terminal: off, auto (the terminal's own way), "
+            "osc9, osc777 or osc99. Inside tmux they need 'set -g allow-passthrough on'."
+        ),
+    )
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` listing every invalid value."""
@@ -506,6 +555,14 @@ class ServerConfig:
             problems.append(f"min_free_gb must be ≥ 0 (got {self.min_free_gb})")
         if self.retry_seconds < 0:
             problems.append(f"retry_seconds must be ≥ 0 (got {self.retry_seconds})")
+        if not self.stall_minutes > 0:
+            problems.append(f"stall_minutes must be > 0 (got {self.stall_minutes})")
+        if self.disk_alert_gb < 0:
+            problems.append(f"disk_alert_gb must be ≥ 0 (got {self.disk_alert_gb})")
+        if not self.alert_hook_timeout > 0:
+            problems.append(f"alert_hook_timeout must be > 0 s (got {self.alert_hook_timeout})")
+        if any(not part for part in self.alert_hook):
+            problems.append("alert_hook must be a list of non-empty strings (the program first)")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -586,6 +643,8 @@ def _to_plain(obj: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
+        if isinstance(value, tuple):
+            value = list(value)
         out[f.name] = value.value if isinstance(value, StrEnum) else value
     return out
 
@@ -689,6 +748,8 @@ def config_path() -> Path:
 
 
 def _toml_value(value: Any) -> str:
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(str(v)) for v in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, StrEnum):

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from live2d_tui.health import SessionHealth
+
 _log = logging.getLogger(__name__)
 
 
@@ -125,6 +127,8 @@ class CycleStarted:
     cycles_in_job: int
     high_res_limit: float
     particle_count: int
+    fraction_used: float = 1.0
+    """The share of the particles refine2d processes this cycle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,12 +169,37 @@ class CycleFinished:
     message: str = ""
 
 
+class JobEnd(StrEnum):
+    """How a job ended."""
+
+    FINISHED = "finished"
+    """Every cycle of its plan completed."""
+    STOPPED = "stopped"
+    """The user stopped it: it ended after its running cycle (earlier cycles are complete)."""
+    ABORTED = "aborted"
+    """The user (or a signal) aborted it: its running cycle was ended and removed."""
+    FAILED = "failed"
+    """It failed and will not be retried (retries used up, or automatic jobs are off)."""
+    ENDED = "ended"
+    """A new dataset generation began: its classes no longer fit; the next job is ab initio."""
+
+
 @dataclass(frozen=True, slots=True)
 class JobFinished:
-    """A job (seed + startup + refinement cycles) ended."""
+    """A job (seed + startup + refinement cycles) ended (a failure that will be retried does not
+    end it)."""
 
     success: bool
     message: str = ""
+    end: JobEnd | None = None
+    """How it ended (``None`` from an older publisher: see :attr:`outcome`)."""
+
+    @property
+    def outcome(self) -> JobEnd:
+        """:attr:`end`, or what ``success`` implies when it is not given."""
+        if self.end is not None:
+            return self.end
+        return JobEnd.FINISHED if self.success else JobEnd.FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +216,78 @@ class ErrorRaised:
 
     message: str
     detail: str = ""
+
+
+class AlertKind(StrEnum):
+    """What an alert is about (one alert of each kind at a time)."""
+
+    WARP_STALLED = "warp_stalled"
+    """Automatic jobs are on and Warp has written no new movie XML for ``stall_minutes``."""
+    ALL_REJECTED = "all_rejected"
+    """New movies keep coming, but for ``stall_minutes`` none has stayed in the particle table:
+    Warp's filters reject every one (thick ice, drift, a bad grid square)."""
+    JOB_FAILED = "job_failed"
+    """A job failed and will not be retried."""
+    JOB_STOPPED = "job_stopped"
+    """A job was stopped or aborted before its plan was done."""
+    JOB_FINISHED = "job_finished"
+    """A job completed its plan."""
+    DISK_LOW = "disk_low"
+    """The disk holding the output folder has less than ``disk_alert_gb`` free."""
+    CYCLE_SLOW = "cycle_slow"
+    """A cycle processed far fewer particles per CPU-second than earlier ones at its limit."""
+
+
+class AlertLevel(StrEnum):
+    """How much an alert needs a person."""
+
+    INFO = "info"
+    """Good to know (a job finished)."""
+    WARNING = "warning"
+    """Worth a look soon (Warp stalled, the disk is filling, a cycle was slow)."""
+    ERROR = "error"
+    """Something failed (a job failed for good)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """Something a person at the microscope should hear about, in one line."""
+
+    kind: AlertKind
+    level: AlertLevel
+    text: str
+    """One line, complete on its own (it may be all a pager shows)."""
+    time: str
+    """When it was raised: ISO 8601 with the local offset, to the second."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertRaised:
+    """An alert fired (once: it stays raised until its condition ends)."""
+
+    alert: Alert
+
+
+@dataclass(frozen=True, slots=True)
+class AlertCleared:
+    """An alert's condition ended."""
+
+    alert: Alert
+    """The alert that was raised."""
+    text: str
+    """One line saying why it ended (e.g. ``Warp resumed: 2 new movies``)."""
+    time: str
+    """When it ended (ISO 8601 with offset)."""
+    notify: bool = False
+    """Worth telling a person like the alert itself (Warp resumed, the disk has room again);
+    otherwise it is only logged (a finished job's notice is cleared by the next job)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HealthUpdated:
+    """New series for the Session tab (prepared in a worker; see :mod:`live2d_tui.health`)."""
+
+    health: SessionHealth
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,6 +319,9 @@ Event = (
     | ErrorRaised
     | SessionChanged
     | ClassQualityReady
+    | AlertRaised
+    | AlertCleared
+    | HealthUpdated
 )
 
 

@@ -83,6 +83,10 @@ class CycleResult:
     process_count: int
     occupancy: list[float] = field(default_factory=list)
     """merge2d's likelihood-weighted class occupancy in %, index k-1 = class k (if printed)."""
+    cpu_seconds: float | None = None
+    """CPU time of every program run of the cycle (refine2d and merge2d, retries included), as
+    the executor reported it; ``None`` when a run's was unknown. Time waiting for a slot or in
+    a cluster's queue is not CPU time, so it is left out."""
 
 
 def split_rows(count: int, jobs: int) -> list[tuple[int, int]]:

@@ -127,6 +127,8 @@ class CycleAttempt:
         self.runs_total = 1
         self.clock = time.monotonic()
         self.last_publish = 0.0
+        self.cpu_seconds: float | None = 0.0
+        """CPU time of the attempt's program runs so far (``None``: one run's is unknown)."""
         self.run_states: dict[str, RunState] = {}
         """Program runs handed to an executor and not ended yet: queued or running."""
         self.stage: CycleStage | None = None
@@ -325,6 +327,7 @@ class CycleAttempt:
             finished=finished,
             process_count=len(ranges),
             occupancy=occupancy,
+            cpu_seconds=self.cpu_seconds,
         )
 
     def refine_request(
@@ -446,6 +449,7 @@ class CycleAttempt:
             finally:
                 if self.run_states.pop(name, None) is not None:
                     self.publish()
+            self.add_cpu(outcome.cpu_seconds)
             problem = await asyncio.to_thread(judge, outcome, termination, outputs)
             if not problem:
                 if progress is not None:
@@ -461,6 +465,11 @@ class CycleAttempt:
                 log(f"Cycle {plan.number}: {name} failed ({problem}); retrying once")
         last = await asyncio.to_thread(assemble.tail, log_path)
         raise RunFailed(f"{name} failed twice: {problem} (log: {log_path})", last)
+
+    def add_cpu(self, seconds: float | None) -> None:
+        """Count one program run's CPU time (a failed try's too: it was spent on the cycle)."""
+        if self.cpu_seconds is not None:
+            self.cpu_seconds = None if seconds is None else self.cpu_seconds + seconds
 
     def _output_handler(self, progress: RunProgress | None) -> _OutputHandler:
         return _OutputHandler(self, progress)

@@ -32,7 +32,7 @@ from pathlib import Path
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, split_rows
 from live2d_tui.classify.attempt import AttemptContext, CycleAttempt
 from live2d_tui.classify.engines import EnginePrograms
-from live2d_tui.classify.executors import Executor
+from live2d_tui.classify.executors import Executor, ReportsRunningCpu
 from live2d_tui.classify.executors.local import LocalExecutor
 from live2d_tui.classify.executors.slurm import SlurmExecutor
 from live2d_tui.classify.executors.slurm_jobs import end_slurm_orphans
@@ -109,6 +109,17 @@ class CycleRunner:
         self.merge_executor: Executor = local if merge2d_local else self.executor
         self.publish = publish
         self.log = log
+        self._attempt: CycleAttempt | None = None
+
+    def running_cpu_seconds(self) -> float | None:
+        """CPU seconds the running cycle's program runs have used so far, ended runs and runs in
+        progress (``None``: no cycle runs, or the executor cannot tell)."""
+        attempt = self._attempt
+        if attempt is None or attempt.cpu_seconds is None:
+            return None
+        if not isinstance(self.executor, ReportsRunningCpu):
+            return None
+        return attempt.cpu_seconds + self.executor.running_cpu_seconds()
 
     def attempt_context(self) -> AttemptContext:
         """What a cycle attempt uses of this runner."""
@@ -145,6 +156,7 @@ class CycleRunner:
             asyncio.CancelledError: The cycle was aborted (all program runs ended, scratch removed).
         """
         attempt = CycleAttempt(self.attempt_context(), plan, inputs, settings)
+        self._attempt = attempt
         try:
             return await attempt.run()
         except CycleFailed as exc:
@@ -152,6 +164,7 @@ class CycleRunner:
         except (OSError, ValueError) as exc:  # unreadable inputs, bad answers, a full disk...
             failure = CycleFailed(f"cycle {plan.number}: {exc}")
         finally:
+            self._attempt = None
             attempt.stop_publishing()
             attempt.remove_scratch()
         self.log(f"Cycle {plan.number} failed: {failure.message}")

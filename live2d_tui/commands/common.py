@@ -28,6 +28,9 @@ SERVER_FLAGS: dict[str, str] = {
     "--microscope-name": "microscope_name",
     "--particle-source": "particle_source",
     "--images": "images",
+    "--stall-minutes": "stall_minutes",
+    "--disk-alert-gb": "disk_alert_gb",
+    "--desktop-notifications": "desktop_notifications",
 }
 
 

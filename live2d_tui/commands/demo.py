@@ -100,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from live2d_tui.simulate import SimulationOptions, simulate_session
     from live2d_tui.supervisor import Supervisor, SupervisorError
     from live2d_tui.ui.app import Live2DApp
+    from live2d_tui.ui.desktop import output_is_terminal, resolve_desktop
     from live2d_tui.ui.images import prepare_images
 
     config = demo_config(config_from_args(args), job_overrides(args))
@@ -145,7 +146,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"live2d demo: {exc}", file=sys.stderr)
             return 1
         choice = prepare_images(config.server.images)
-        app = Live2DApp(supervisor, images=choice, start_automatic=True)
+        desktop = resolve_desktop(config.server.desktop_notifications, is_tty=output_is_terminal())
+        app = Live2DApp(supervisor, images=choice, desktop=desktop, start_automatic=True)
         app.exit_cleanups.append(lambda: cleanup(print_kept=False))
         app.run()
         ended_by = app.ended_by_signal

@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from live2d_tui.paths import PathError, resolve_warp_folder
     from live2d_tui.supervisor import Supervisor, SupervisorError
     from live2d_tui.ui.app import Live2DApp
+    from live2d_tui.ui.desktop import output_is_terminal, resolve_desktop
     from live2d_tui.ui.images import prepare_images
 
     config = config_from_args(args)
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             )
         return 2
     choice = prepare_images(config.server.images)
-    app = Live2DApp(supervisor, images=choice)
+    desktop = resolve_desktop(config.server.desktop_notifications, is_tty=output_is_terminal())
+    app = Live2DApp(supervisor, images=choice, desktop=desktop)
     app.run()
     return 0 if app.ended_by_signal is None else 128 + app.ended_by_signal

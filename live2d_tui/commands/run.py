@@ -35,12 +35,15 @@ from live2d_tui.commands.common import (
 )
 from live2d_tui.config import Config, ConfigError, JobSettings
 from live2d_tui.events import (
+    AlertCleared,
+    AlertRaised,
     ClassQualityReady,
     CycleFinished,
     CycleProgress,
     CycleStarted,
     ErrorRaised,
     Event,
+    HealthUpdated,
     IngestCounts,
     JobFinished,
     LogLine,
@@ -136,10 +139,17 @@ def format_event(event: Event) -> str | None:
             return f"[cycle {number}] half-set estimate " + (
                 "ready" if success else f"failed: {message}"
             )
+        case AlertRaised(alert=alert):
+            return f"[alert] {alert.text}"
+        case AlertCleared(text=text):
+            return f"[alert ended] {text}"
+        case HealthUpdated():
+            return None
 
 
-ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)
-"""Events the supervisor always announces with a log line too: printed once, as that line."""
+ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised, AlertRaised, AlertCleared)
+"""Events the supervisor always announces with a log line too: printed once, as that line (an
+alert's is ``ALERT: <text>``, its end ``Alert ended: <text>``)."""
 
 
 class _Printer:

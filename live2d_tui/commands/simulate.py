@@ -91,6 +91,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     h.add_argument("--no-invert", dest="invert", action="store_false",
                    help="Invert=False: protein-black stacks")  # fmt: skip
     h.add_argument("--phase-plate", action="store_true", help="phase-plate data (30-110°)")
+    h.add_argument("--rejected-from", type=int, default=None, metavar="N",
+                   help="from movie N every movie fails Warp's CTF filter "
+                   "(default: never)")  # fmt: skip
+    h.add_argument("--rejected-until", type=int, default=None, metavar="N",
+                   help="the rejected stretch ends before movie N "
+                   "(default: with the session)")  # fmt: skip
+    c = parser.add_argument_group("clock")
+    c.add_argument("--start-time", type=float, default=None, metavar="EPOCH",
+                   help="stamp movie i's files with EPOCH + i × --movie-seconds "
+                   "(default: the real time)")  # fmt: skip
+    c.add_argument("--movie-seconds", type=float, default=_D.movie_seconds, metavar="S",
+                   help="seconds between movies on that timeline (%(default)s)")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
 
 

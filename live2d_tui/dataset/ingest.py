@@ -22,7 +22,6 @@ plus one ``stat`` per micrograph in it; appending costs only the new particles.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sqlite3
 import threading
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui import disk
 from live2d_tui.config import ParticleSource
 from live2d_tui.dataset.ledger import Ledger
 from live2d_tui.dataset.micrographs import NotReady, Params, Ready, check_stack, settings_params
@@ -45,7 +45,7 @@ from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
 from live2d_tui.warp.settings import WarpSettings
 from live2d_tui.warp.snapshot import StabilityTracker, file_signature
-from live2d_tui.warp.source import WarpSource
+from live2d_tui.warp.source import TableView, WarpSource
 
 __all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource"]
 
@@ -131,6 +131,16 @@ class Dataset:
     def warp_settings(self) -> WarpSettings | None:
         """The latest valid ``previous.settings``."""
         return self._warp.settings
+
+    @property
+    def xml_folders(self) -> tuple[Path, ...]:
+        """Where Warp's movie XML live (see :attr:`WarpSource.xml_folders`)."""
+        return self._warp.xml_folders
+
+    def table_view(self) -> TableView | None:
+        """The latest valid particle table as movie roots and counts; safe from any thread
+        (see :meth:`WarpSource.table_view`)."""
+        return self._warp.table_view()
 
     @property
     def generation(self) -> int:
@@ -415,7 +425,7 @@ class Dataset:
             return
         box = files.generation.box
         need = sum(r.rows.count for r in ready) * box * box * 4 * 1.05 + (1 << 20) * len(ready)
-        free = shutil.disk_usage(self.output_folder).free
+        free = disk.free_bytes(self.output_folder)
         if ready and free - need < self.min_free_gb * 1e9:
             self._say(
                 report,

@@ -101,6 +101,21 @@ class SimulationOptions:
     """``Picking/Invert``; False writes protein-black stacks."""
     phase_plate: bool = False
     """Volta phase plate data: phase shifts of 30–110° (``rlnPhaseShift`` in degrees)."""
+    rejected_from: int | None = None
+    """From this micrograph index (0-based) on, every micrograph fails Warp's CTF filter (a
+    stretch of thick ice): it is in goodparticles once, like a ``vanishing`` one, and then
+    never again."""
+    rejected_until: int | None = None
+    """The first micrograph index after the rejected stretch (``None``: to the end)."""
+
+    # --- the clock -------------------------------------------------------------------------
+    start_time: float | None = None
+    """Stamp each movie's files (XML, stack, picks) with the time Warp would have processed it:
+    ``start_time + index × movie_seconds`` (seconds since the epoch), so a session written at
+    once has a realistic, reproducible timeline. ``None``: the files keep the time they were
+    written at."""
+    movie_seconds: float = 60.0
+    """Seconds between two movies on that stamped timeline."""
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -127,6 +142,18 @@ class SimulationOptions:
         for name in ("vanishing", "unselect_later", "reprocess"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be a fraction in [0, 1]")
+        if self.rejected_from is not None and self.rejected_from < 0:
+            problems.append("rejected_from must be ≥ 0")
+        if self.rejected_until is not None and self.rejected_from is None:
+            problems.append("rejected_until needs rejected_from")
+        if (
+            self.rejected_until is not None
+            and self.rejected_from is not None
+            and self.rejected_until <= self.rejected_from
+        ):
+            problems.append("rejected_until must be after rejected_from")
+        if not self.movie_seconds > 0:
+            problems.append("movie_seconds must be > 0")
         if self.processing_folder is not None and not self.warp2:
             problems.append("processing_folder needs warp2 (Warp 1 writes next to the movies)")
         if not self.model or "/" in self.model or "\\" in self.model:

@@ -13,11 +13,14 @@ When the session stops, both tables are rewritten once more (temp file ``<target
 Randomness: every draw comes from a generator seeded with (seed, movie index, purpose), so a
 movie's content does not depend on which hazards are switched on, and a seed reproduces every
 byte. Live mode (``rate`` > 0) sleeps between movies and holds each hazard's window open for a
-while (``stop`` ends the session early, after a final rewrite).
+while (``stop`` ends the session early, after a final rewrite; ``pause`` holds it between two
+movies, a stalled Warp). With ``start_time`` set, each movie's files carry the time Warp would have
+processed it, so a session written at once still has a timeline.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -69,6 +72,7 @@ class _Session:
         opts: SimulationOptions,
         stop: threading.Event | None,
         on_event: Callable[[SimEvent], None] | None,
+        pause: threading.Event | None = None,
     ) -> None:
         self.opts = opts
         self.folder = Path(out)
@@ -84,6 +88,9 @@ class _Session:
         )
         n = opts.micrographs
         hazard_rng = rng_for(opts.seed, -1, _SALT_HAZARDS)
+        self.clock_index = 0
+        """The movie being processed (the stamped timeline's position)."""
+        self.pause = pause
         self.vanishing = choose(hazard_rng, opts.vanishing, n)
         self.unselect = choose(hazard_rng, opts.unselect_later, n - HAZARD_DELAY)
         self.reprocess = choose(hazard_rng, opts.reprocess, n - HAZARD_DELAY)
@@ -101,6 +108,22 @@ class _Session:
                 self.stop.wait(seconds)
             else:
                 threading.Event().wait(seconds)
+
+    def rejected(self, index: int) -> bool:
+        """Micrograph ``index`` lies in the stretch that fails Warp's filter."""
+        o = self.opts
+        if o.rejected_from is None or index < o.rejected_from:
+            return False
+        return o.rejected_until is None or index < o.rejected_until
+
+    def stamp(self, paths: list[Path], index: int) -> None:
+        """Give ``paths`` the time movie ``index`` was processed on the stamped timeline."""
+        o = self.opts
+        if o.start_time is None:
+            return
+        when = o.start_time + index * o.movie_seconds
+        for path in paths:
+            os.utime(path, (when, when))
 
     @property
     def window(self) -> float:
@@ -222,11 +245,19 @@ class _Session:
 
         write_stack(stack_path, images, g.pixel_size, float16=o.warp2, partial_hook=hook)
         self.summary.particles += len(movie.params)
+        self.stamp(
+            [
+                self.out / f"{movie.root}.xml",
+                self.out / "matching" / f"{movie.root}_{self.model_of(g)}.star",
+                stack_path,
+            ],
+            self.clock_index,
+        )
 
     def draw(self, index: int, revision: int = 0, avoid_count: int | None = None) -> MovieRecord:
         o = self.opts
         g = self.geometry(index)
-        bad = index in self.vanishing
+        bad = index in self.vanishing or self.rejected(index)
         ctf = draw_micrograph_ctf(
             rng_for(o.seed, index, _SALT_CTF),
             defocus_min=o.defocus_min,
@@ -320,6 +351,14 @@ class _Session:
     def stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
+    def wait_while_paused(self) -> None:
+        """Write nothing while ``pause`` is set (Warp stalled); ``stop`` still ends the session."""
+        while self.pause is not None and self.pause.is_set() and not self.stopped():
+            if self.stop is not None:
+                self.stop.wait(0.05)
+            else:
+                threading.Event().wait(0.05)
+
     def run(self) -> SimulationSummary:
         o = self.opts
         for sub in ("particles", "matching"):
@@ -329,6 +368,7 @@ class _Session:
         self.write_truth_header(first=True)
         self.write_settings(geometry, -1)
         for index in range(o.micrographs):
+            self.wait_while_paused()
             if self.stopped():
                 self.summary.stopped = True
                 break
@@ -341,6 +381,7 @@ class _Session:
         return self.summary
 
     def step(self, index: int) -> None:
+        self.clock_index = index
         new_geometry = self.geometry(index)
         if index > 0 and (new_geometry != self.geometry(index - 1) or self.opts.torn_settings):
             self.write_settings(new_geometry, index)
@@ -378,6 +419,7 @@ class _Session:
                 target = self.movies[earlier]
                 target.unselect_manual = True
                 self.write_movie_xml(target)
+                self.stamp([self.out / f"{target.root}.xml"], index)
                 self.summary.unselected.append(target.root)
                 self.emit("unselected", earlier, self.out / f"{target.root}.xml")
 
@@ -428,6 +470,7 @@ def simulate_session(
     *,
     stop: threading.Event | None = None,
     on_event: Callable[[SimEvent], None] | None = None,
+    pause: threading.Event | None = None,
 ) -> SimulationSummary:
     """Write a simulated Warp session into ``out`` (created if needed); blocking.
 
@@ -437,9 +480,10 @@ def simulate_session(
         stop: set it to end a live session early (the tables still get their final rewrite).
         on_event: called synchronously at notable moments (see :class:`SimEvent`), e.g. while a
             star is missing or a stack is half-written, so tests can look at that state.
+        pause: while set, no next movie is started (a stalled Warp); clearing it resumes.
 
     Returns:
         What was written (see :class:`SimulationSummary`).
     """
     Path(out).mkdir(parents=True, exist_ok=True)
-    return _Session(Path(out), opts, stop, on_event).run()
+    return _Session(Path(out), opts, stop, on_event, pause).run()

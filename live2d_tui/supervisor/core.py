@@ -29,6 +29,8 @@ The supervisor is made of parts that share one
   and back-off);
 - :class:`~live2d_tui.supervisor.results.ResultsWorker`: after each cycle, the per-class
   half-set estimate and the carried class selection, in a separate idle-priority process.
+- :class:`~live2d_tui.supervisor.monitor.HealthMonitor`: the session's health (the Session tab's
+  series, prepared in a worker thread) and the alerts, with their hook.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from live2d_tui.config import Config, JobSettings
-from live2d_tui.events import EventBus, IngestCounts, SessionChanged, SessionStatus
+from live2d_tui.events import Alert, EventBus, IngestCounts, SessionChanged, SessionStatus
+from live2d_tui.health import SessionHealth
 from live2d_tui.paths import output_folder_for, read_last_session, resolve_warp_folder
 from live2d_tui.results.cycle_results import CycleResults
 from live2d_tui.results.export import ExportError, ExportRequest, ExportSummary
@@ -50,6 +53,7 @@ from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobrunner import JobRunner
 from live2d_tui.supervisor.loops import IngestLoop, TriggerLoop
 from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot
+from live2d_tui.supervisor.monitor import HealthMonitor
 from live2d_tui.supervisor.results import (
     ResultsWorker,
     class_count,
@@ -117,6 +121,8 @@ class Supervisor:
         self._results = ResultsWorker(self._ctx)
         self._marks_lock = asyncio.Lock()
         """One change of class marks at a time: each returns the marks after it, in order."""
+        self._monitor = HealthMonitor(self._ctx, self._store, self._jobs)
+        self._ctx.bus.subscribe(self._monitor.on_event)
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -143,6 +149,16 @@ class Supervisor:
     def output_folder(self) -> Path:
         """The output folder in use."""
         return self._output_folder
+
+    @property
+    def health(self) -> SessionHealth | None:
+        """The Session tab's latest series (``None`` before the first scan)."""
+        return self._monitor.health
+
+    @property
+    def alerts(self) -> list[Alert]:
+        """The alerts raised and not ended, oldest first."""
+        return sorted(self._monitor.book.active.values(), key=lambda a: a.time)
 
     @property
     def job_running(self) -> bool:
@@ -183,6 +199,7 @@ class Supervisor:
         self._tasks = [
             asyncio.create_task(self._ingest.run(), name="live2d-ingest"),
             asyncio.create_task(self._triggers.run(), name="live2d-trigger"),
+            asyncio.create_task(self._monitor.run(), name="live2d-health"),
         ]
 
     async def close(self, abort_running: bool = False) -> None:
@@ -203,6 +220,7 @@ class Supervisor:
                 await task
         self._tasks = []
         await self._results.close()
+        await self._monitor.close()
         await self._store.close()
 
     async def start_job_now(

@@ -31,6 +31,7 @@ from live2d_tui.events import (
     BlockType,
     CycleFinished,
     CycleStarted,
+    JobEnd,
     JobFinished,
     SessionStatus,
     job_position,
@@ -293,6 +294,7 @@ class JobRunner:
                 cycles_in_job=cycle.cycles_in_job,
                 high_res_limit=cycle.high_res_limit,
                 particle_count=len(inputs.active_positions),
+                fraction_used=cycle.fraction(len(inputs.active_positions)),
             )
         )
         self.ctx.log(
@@ -360,7 +362,7 @@ class JobRunner:
         else:
             await self.store.save()
         if not keep:
-            self.ctx.bus.publish(JobFinished(success=False, message="aborted"))
+            self.ctx.bus.publish(JobFinished(success=False, message="aborted", end=JobEnd.ABORTED))
 
     async def _finish_job(self, session: Session, outcome: JobOutcome) -> None:
         # JobFinished is published last, with no await after it: a subscriber reacting to it
@@ -377,7 +379,8 @@ class JobRunner:
                 SessionStatus.WAITING if automatic else SessionStatus.STOPPED, outcome.message
             )
             self._on_ready()
-            self.ctx.bus.publish(JobFinished(success=True, message=outcome.message))
+            end = JobEnd.STOPPED if outcome.stopped else JobEnd.FINISHED
+            self.ctx.bus.publish(JobFinished(success=True, message=outcome.message, end=end))
             return
         failures = state.consecutive_failures + (1 if outcome.retry else 0)
         session.state = replace(state, consecutive_failures=failures, last_error=outcome.message)
@@ -388,7 +391,9 @@ class JobRunner:
                 SessionStatus.WAITING if state.automatic else SessionStatus.STOPPED, outcome.message
             )
             self._on_ready()
-            self.ctx.bus.publish(JobFinished(success=False, message=outcome.message))
+            self.ctx.bus.publish(
+                JobFinished(success=False, message=outcome.message, end=JobEnd.ENDED)
+            )
             return
         self.ctx.error(f"Job failed: {outcome.message}")
         retry = (
@@ -420,7 +425,7 @@ class JobRunner:
             await self.store.set_status(
                 SessionStatus.STOPPED, "the job failed (see the last error)"
             )
-        self.ctx.bus.publish(JobFinished(success=False, message=outcome.message))
+        self.ctx.bus.publish(JobFinished(success=False, message=outcome.message, end=JobEnd.FAILED))
 
 
 def _cycle_summary(record: CycleRecord) -> str:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import errno
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from live2d_tui import disk
 from live2d_tui.classify.runner import CycleFailed, CycleResult
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
@@ -61,13 +61,14 @@ def record_from_result(
         duration_seconds=round(max(0.0, duration), 3),
         generation=generation,
         input_rows=input_rows,
+        cpu_seconds=None if result.cpu_seconds is None else round(result.cpu_seconds, 3),
     )
 
 
 def disk_note(folder: Path) -> str:
     """`` (N MB free on its disk)`` for messages, or an empty string."""
     try:
-        free = shutil.disk_usage(folder).free
+        free = disk.free_bytes(folder)
     except OSError:
         return ""
     return f" ({free / 1e6:.0f} MB free on its disk)"
@@ -80,7 +81,7 @@ def _disk_full(exc: BaseException, folder: Path) -> bool:
     if "no space left" in text or "disk quota" in text or "disk is full" in text:
         return True
     try:
-        return shutil.disk_usage(folder).free < LOW_SPACE_BYTES
+        return disk.free_bytes(folder) < LOW_SPACE_BYTES
     except OSError:
         return False
 
@@ -98,7 +99,7 @@ def describe_failure(exc: BaseException, folder: Path) -> str:
         text = str(exc) or type(exc).__name__
     if _disk_full(exc, folder):
         try:
-            free = shutil.disk_usage(folder).free / 1e6
+            free = disk.free_bytes(folder) / 1e6
             where = f" ({free:.0f} MB free)"
         except OSError:
             where = ""

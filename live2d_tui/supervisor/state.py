@@ -78,6 +78,18 @@ class CycleRecord:
     """Dataset generation (stack) the cycle classified."""
     input_rows: int = 0
     """Rows of the combined stack when this cycle's input was built (trigger bookkeeping)."""
+    cpu_seconds: float | None = None
+    """CPU time of the cycle's program runs (``None``: unknown, e.g. a record written before
+    it was kept): with the particles processed, the cycle's speed in particle-passes per
+    CPU-second, which leaves out time waiting for a slot or in a cluster's queue."""
+
+    @property
+    def passes_per_cpu_second(self) -> float | None:
+        """Particles processed (particles × fraction used) per CPU-second of the programs;
+        ``None`` for a seed cycle (it aligns nothing) or an unknown CPU time."""
+        if self.block_type is BlockType.RANDOM_SEED or not self.cpu_seconds:
+            return None
+        return self.particle_count * self.fraction_used / self.cpu_seconds
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values (the original Live2D's keys first)."""
@@ -97,6 +109,7 @@ class CycleRecord:
             "duration_seconds": self.duration_seconds,
             "generation": self.generation,
             "input_rows": self.input_rows,
+            "cpu_seconds": self.cpu_seconds,
         }
 
     @classmethod
@@ -121,6 +134,7 @@ class CycleRecord:
             duration_seconds=float(data.get("duration_seconds", 0.0)),
             generation=int(data.get("generation", 0)),
             input_rows=int(data.get("input_rows", 0)),
+            cpu_seconds=None if data.get("cpu_seconds") is None else float(data["cpu_seconds"]),
         )
 
 

@@ -6,6 +6,8 @@ garbage collector; and it bridges core events into the UI: each event (a plain d
 :mod:`live2d_tui.events`) becomes one :class:`~live2d_tui.ui.messages.CoreEvent`
 (:meth:`Live2DApp._on_bus_event`, the one place core data becomes a Textual message), handed to
 the main screen, which owns the keys, the actions and the event handlers (:mod:`.screens.main`).
+Desktop notifications (decided before the app starts, :func:`~.desktop.resolve_desktop`) are
+written through the app's driver, in order with the screen's own output.
 The app itself keeps ``?`` (help for every screen), quitting, ctrl+q and the command palette's
 frame.
 """
@@ -31,6 +33,7 @@ from textual.screen import Screen
 from live2d_tui.events import Event, JobFinished, SessionStatus
 from live2d_tui.supervisor import Supervisor, SupervisorError
 from live2d_tui.ui import keys
+from live2d_tui.ui.desktop import DesktopChoice, DesktopNotifier, not_decided
 from live2d_tui.ui.images import ImageChoice
 from live2d_tui.ui.messages import CoreEvent
 from live2d_tui.ui.screens.detail import ClassDetailScreen
@@ -68,17 +71,25 @@ class Live2DApp(App[None]):
     ]
 
     def __init__(
-        self, supervisor: Supervisor, *, images: ImageChoice, start_automatic: bool = False
+        self,
+        supervisor: Supervisor,
+        *,
+        images: ImageChoice,
+        desktop: DesktopChoice | None = None,
+        start_automatic: bool = False,
     ) -> None:
         """Args:
         supervisor: The core (not started yet; the app starts and closes it).
         images: The renderer chosen by :func:`~live2d_tui.ui.images.prepare_images`.
+        desktop: How alerts become desktop notifications, chosen by
+            :func:`~live2d_tui.ui.desktop.resolve_desktop` (``None``: never).
         start_automatic: Turn automatic jobs on once the session is open (``live2d demo``).
         """
         super().__init__()
         self.session = Session(supervisor)
         self._start_automatic = start_automatic
         self.image_choice = images
+        self.desktop = DesktopNotifier(desktop or not_decided(), self._write_to_terminal)
         self.main_screen: MainScreen
         """The default screen (made by :meth:`get_default_screen`)."""
         self._unsubscribe: list[Callable[[], None]] = []
@@ -96,9 +107,15 @@ class Live2DApp(App[None]):
     def get_default_screen(self) -> Screen[None]:
         """The main screen, built from the configured default settings until the core is up."""
         self.main_screen = MainScreen(
-            self.session, self.image_choice, self.session.supervisor.config.job
+            self.session, self.image_choice, self.session.supervisor.config.job, self.desktop
         )
         return self.main_screen
+
+    def _write_to_terminal(self, sequence: str) -> None:
+        """Write a control sequence through the driver (never to a headless one)."""
+        driver = self._driver
+        if driver is not None and not driver.is_headless:
+            driver.write(sequence)
 
     async def on_ready(self) -> None:
         # Ready (not Mount): the main screen's widgets exist, so the form can take the settings
@@ -245,6 +262,7 @@ class Live2DApp(App[None]):
         """Show every key."""
         notes = [
             f"Images: {self.image_choice.mode.value} ({self.image_choice.reason})",
+            f"Desktop notifications: {self.desktop.choice.reason}",
         ]
         if self.image_choice.hint:
             notes.append(self.image_choice.hint)

@@ -38,6 +38,7 @@ _MAIN_KEYS: tuple[tuple[str, str, str, str], ...] = (
     ("w", "warp_folder", "Warp folder", "session.warp"),
     ("1", "tab('classes-tab')", "Classes", "tab.classes"),
     ("2", "tab('output-tab')", "Job Output", "tab.output"),
+    ("3", "tab('session-tab')", "Session", "tab.session"),
     ("ctrl+l", "redraw", "Redraw", "view.redraw"),
 )
 _TOOLTIPS = {
@@ -58,10 +59,11 @@ _TOOLTIPS = {
     "session.warp": "Open another Warp folder",
     "tab.classes": "Classes tab",
     "tab.output": "Job Output tab: the running cycle and the session log",
+    "tab.session": "Session tab: the session's health and its alerts",
     "view.redraw": "Redraw the images (after a resize or a reattach)",
 }
 """What each key does, in the help (by binding id)."""
-_HIDDEN = frozenset({"tab.classes", "tab.output", "view.redraw"})
+_HIDDEN = frozenset({"tab.classes", "tab.output", "tab.session", "view.redraw"})
 """Keys the footer does not show (the help lists them)."""
 
 MAIN_BINDINGS: list[BindingType] = [

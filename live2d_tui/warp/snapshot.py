@@ -104,6 +104,11 @@ class StableSnapshot[T]:
         self._rejected: Signature | None = None
         self.value: T | None = None
 
+    @property
+    def accepted(self) -> Signature | None:
+        """The signature of the content in :attr:`value` (``None`` before the first)."""
+        return self._accepted
+
     def poll(self) -> SnapshotResult[T]:
         """Stat the file; read, parse and accept it if it is stable and new."""
         signature = file_signature(self.path)

@@ -9,6 +9,7 @@ change to the new table once it exists, and reads movie XML on demand, cached by
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,18 @@ class SourcePoll:
     settling: bool = False
     """Settings or table changed and are not stable yet (look again soon)."""
     messages: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TableView:
+    """Which movies the latest particle table holds, and how many particles each."""
+
+    name: str
+    """The table's file name (``goodparticles_<Model>.star`` or ``allparticles_…``)."""
+    counts: Mapping[str, int]
+    """Movie root → rows (particles) in the table."""
+    time: float
+    """The table file's modification time (Warp's clock), seconds since the epoch."""
 
 
 def initial_settings(folder: Path, retry_seconds: float = SETTINGS_RETRY_SECONDS) -> WarpSettings:
@@ -108,6 +121,7 @@ class WarpSource:
         self.table: WarpTable | None = None
         """The latest valid snapshot of the particle table (kept when a read is invalid)."""
         self._xml: dict[str, tuple[Signature, MovieInfo]] = {}
+        self._view: tuple[WarpTable, TableView] | None = None
 
     @property
     def settings(self) -> WarpSettings | None:
@@ -142,17 +156,47 @@ class WarpSource:
             out.table_changed = True
         return out
 
+    @property
+    def xml_folders(self) -> tuple[Path, ...]:
+        """Where movie XML is looked for, in order: Warp 2's processing folder, the Warp folder."""
+        return tuple(dict.fromkeys((self.processing_folder, self.warp_folder)))
+
+    def movie_root(self, stack: str) -> str:
+        """The movie root of a stack path: ``particles/<root>_<Model>.mrcs`` → ``<root>``."""
+        settings = self._settings.value
+        suffix = f"_{settings.model}.mrcs" if settings else ".mrcs"
+        name = Path(stack).name
+        return name[: -len(suffix)] if name.endswith(suffix) else Path(name).stem
+
+    def table_view(self) -> TableView | None:
+        """The latest valid table as movie roots and counts (``None`` before the first).
+
+        Safe to call from another thread than the one polling: it reads one reference to an
+        accepted snapshot, which is never changed afterwards; the view is made once per
+        snapshot.
+        """
+        table, signature = self.table, self._table.accepted
+        if table is None or signature is None:
+            return None
+        cached = self._view
+        if cached is not None and cached[0] is table:
+            return cached[1]
+        counts: dict[str, int] = {}
+        for stack, rows in table.micrographs.items():
+            root = self.movie_root(stack)
+            counts[root] = counts.get(root, 0) + rows.count
+        view = TableView(name=self._table.path.name, counts=counts, time=signature[1] / 1e9)
+        self._view = (table, view)
+        return view
+
     def movie(self, stack: str) -> tuple[MovieInfo | None, str | None]:
         """The XML of the micrograph of ``stack`` (cached by signature) and an error message.
 
         Warp 1 keeps XML next to the movies, Warp 2 in the processing folder; both are tried.
         A missing XML gives (None, None); an unreadable one the last good read, or None.
         """
-        settings = self._settings.value
-        suffix = f"_{settings.model}.mrcs" if settings else ".mrcs"
-        name = Path(stack).name
-        root = name[: -len(suffix)] if name.endswith(suffix) else Path(name).stem
-        for folder in dict.fromkeys((self.processing_folder, self.warp_folder)):
+        root = self.movie_root(stack)
+        for folder in self.xml_folders:
             path = folder / f"{root}.xml"
             signature = file_signature(path)
             if signature is None:

@@ -18,7 +18,7 @@ Test hooks (environment):
 - ``FAKE_STATE``: folder for a concurrency counter (``peak``) and ``runs.jsonl`` (one record per
   run: program, pid, pgid, sid, nice, OMP_NUM_THREADS, answers);
 - ``FAKE_SLEEP``: seconds of (sleeping) work per refine2d run; ``FAKE_SPIN``: seconds of busy
-  work instead (CPU time grows);
+  work instead (that much CPU time is used);
 - ``FAKE_FAIL_FIRST``: the first-particle value of the job that misbehaves; ``FAKE_FAIL_MODE``:
   ``once`` (exit 1 on the first try only), ``always`` (exit 1), ``noterm`` (exit 0 without the
   termination line), ``hang`` (sleep forever, no CPU), ``hangonce`` (sleep forever on the first
@@ -232,9 +232,9 @@ def progress(seconds: float, spin: bool) -> None:
     out("     0% [                              ] ???h:??m:??s   ", end="\r")
     steps = 4
     for i in range(1, steps + 1):
-        end = time.monotonic() + seconds / steps
-        if spin:
-            while time.monotonic() < end:
+        if spin:  # busy until this much CPU time is used (on a shared machine, wall time is more)
+            end = time.process_time() + seconds / steps
+            while time.process_time() < end:
                 pass
         elif seconds:
             time.sleep(seconds / steps)

@@ -480,3 +480,37 @@ async def test_a_new_abinit_seed_ignores_earlier_assignments(
     assert seed.number == 2 and seed.class_count == 2
     assert seed.members == [dataset.count, 0, 0]
     assert set(read_star(seed.star_path)["best_class"].tolist()) == {0}
+
+
+async def test_a_cycle_reports_its_programs_cpu_time(
+    dataset: Dataset, fake_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 2 refine2d runs busy 0.6 s each (plus start-up), merge2d near nothing; sleeping is no CPU
+    runner = make_runner(dataset, pool=2, jobs=2)
+    (seed,) = await run_job(runner, dataset, cycles=1)
+    assert seed.cpu_seconds is not None and seed.cpu_seconds < 1.0
+    plan = plan_job(SETTINGS, last_cycle_number=None)
+    monkeypatch.setenv("FAKE_SPIN", "0.6")
+    busy = await runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
+    assert busy.cpu_seconds is not None and 1.2 <= busy.cpu_seconds < 1.2 + 2.0
+    monkeypatch.delenv("FAKE_SPIN")
+    monkeypatch.setenv("FAKE_SLEEP", "0.6")
+    idle = await runner.run_cycle(plan.cycles[2], dataset.inputs(previous=1), SETTINGS)
+    assert idle.cpu_seconds is not None and idle.cpu_seconds < busy.cpu_seconds - 0.8
+
+
+async def test_cpu_time_without_pidfd_support(
+    dataset: Dataset, fake_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an older kernel (no pidfd_open): a thread reaps with wait4, the figure is the same
+    import os
+
+    def no_pidfd(pid: int, flags: int = 0) -> int:
+        raise OSError(38, "Function not implemented")
+
+    monkeypatch.setattr(os, "pidfd_open", no_pidfd)
+    monkeypatch.setenv("FAKE_SPIN", "0.5")
+    runner = make_runner(dataset, pool=1, jobs=1)
+    plan = plan_job(SETTINGS, last_cycle_number=None)
+    result = await runner.run_cycle(plan.cycles[0], dataset.inputs(), SETTINGS)
+    assert result.cpu_seconds is not None and 0.5 <= result.cpu_seconds < 2.5

@@ -85,14 +85,22 @@ def small_job() -> JobSettings:
     )
 
 
-async def run_job(runner: CycleRunner, dataset: Dataset, settings: JobSettings) -> list[Path]:
-    """Every cycle of an ab initio job; the class files of each."""
+async def run_job(
+    runner: CycleRunner,
+    dataset: Dataset,
+    settings: JobSettings,
+    cpu: list[float | None] | None = None,
+) -> list[Path]:
+    """Every cycle of an ab initio job; the class files of each (and each cycle's CPU time in
+    ``cpu``)."""
     previous: int | None = None
     classes: list[Path] = []
     for cycle in plan_job(settings, last_cycle_number=None).cycles:
         result = await runner.run_cycle(cycle, dataset.inputs(previous=previous), settings)
         previous = cycle.number
         classes.append(result.classes_path)
+        if cpu is not None:
+            cpu.append(result.cpu_seconds)
     return classes
 
 
@@ -122,7 +130,10 @@ async def test_slurm_ab_initio_gives_the_local_executors_classes(
         publish=events.append,
         log=logs.append,
     )
-    got = await run_job(runner, slurm_data, settings)
+    cpu: list[float | None] = []
+    got = await run_job(runner, slurm_data, settings, cpu)
+    # every cycle's CPU time is known (the job scripts measure it on the node), queue time aside
+    assert cpu and all(seconds is not None and seconds > 0 for seconds in cpu), cpu
 
     for mine, theirs in zip(got, expected, strict=True):
         with mrcfile.open(mine) as a, mrcfile.open(theirs) as b:

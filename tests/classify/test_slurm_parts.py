@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -38,6 +40,7 @@ from live2d_tui.classify.executors.slurm_script import (
     EndRecord,
     ScriptSpec,
     end_path,
+    parse_cpu,
     parse_end,
     render,
 )
@@ -103,7 +106,37 @@ def test_the_script_feeds_the_answers_and_records_exit_and_output_sizes(tmp_path
     assert f"seed=5 threads=2 cwd={folder} extra=from the prologue" in lines
     assert lines[-1] == "[live2d] program ended with exit status 0"
     assert record is not None
-    assert record == EndRecord(0, False, record.node, "", {output: len(answers)}, len(stdout))
+    assert record == EndRecord(
+        0, False, record.node, "", {output: len(answers)}, len(stdout), record.cpu_seconds
+    )
+    assert record.cpu_seconds is not None and record.cpu_seconds < 5.0
+
+
+def test_the_script_reports_the_programs_cpu_time_without_the_prologues(tmp_path: Path) -> None:
+    def burn(seconds: float) -> str:
+        return f"import time\nwhile time.process_time() < {seconds}: pass"
+
+    # the program's child burns the CPU time: a child's time counts too
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn(1.2)!r}])"
+    spec = ScriptSpec(
+        argv=[sys.executable, "-c", parent],
+        answers="x\n",
+        cwd=tmp_path,
+        log_path=tmp_path / "run.log",
+        prologue=[f"{shlex.quote(sys.executable)} -c {shlex.quote(burn(1.0))}"],
+    )
+    code, stdout, record = run_script(spec)
+    assert code == 0, stdout
+    assert record is not None and record.cpu_seconds is not None
+    # 1.2 s burnt plus two interpreters' start; the prologue's 1.0 s would make it 2.2 or more
+    assert 1.2 <= record.cpu_seconds < 2.0, record
+
+
+def test_end_records_cpu_time_is_read_in_any_locale() -> None:
+    assert parse_cpu("0m0.010s 0m0.020s|1m2.500s 0m0.530s") == 63.0
+    assert parse_cpu("0m0,010s 0m0,020s|0m1,030s 0m0,000s") == 1.0
+    for bad in ("", "0m0.010s 0m0.020s", "x|y", "0m5.000s 0m0.000s|0m1.000s 0m0.000s"):
+        assert parse_cpu(bad) is None
 
 
 def test_the_script_reports_a_program_that_cannot_start_or_fails(tmp_path: Path) -> None:

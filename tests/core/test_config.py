@@ -152,3 +152,36 @@ def test_parse_assignment() -> None:
     assert parse_assignment("class_number=20") == ("class_number", "20")
     with pytest.raises(ConfigError):
         parse_assignment("class_number")
+
+
+def test_alert_settings_from_the_file_and_the_command_line(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    text = render_toml(Config())
+    assert "alert_hook = []" in text and "stall_minutes = 15.0" in text
+    hooked = text.replace(
+        "alert_hook = []", 'alert_hook = ["/opt/pager", "--to", "em team"]'
+    ).replace("stall_minutes = 15.0", "stall_minutes = 7.5")
+    path.write_text(hooked, encoding="utf-8")
+    server = load_config(path).server
+    assert server.alert_hook == ("/opt/pager", "--to", "em team")
+    assert server.stall_minutes == 7.5
+    assert tomllib.loads(render_toml(Config(server=server)))["server"]["alert_hook"] == [
+        "/opt/pager",
+        "--to",
+        "em team",
+    ]
+    from live2d_tui.cli import build_parser
+    from live2d_tui.commands.common import config_from_args
+
+    argv = ["run", "w", "--config", str(path), "--stall-minutes", "0.25"]
+    args = build_parser(argv).parse_args(argv)
+    assert config_from_args(args).server.stall_minutes == 0.25
+    # an argument list only, like every list setting: one string would leave its splitting to guess
+    for bad in ("alert_hook = [1, 2]", 'alert_hook = [""]', "alert_hook = 3", 'alert_hook = "a b"'):
+        path.write_text(text.replace("alert_hook = []", bad), encoding="utf-8")
+        with pytest.raises(ConfigError, match="alert_hook"):
+            load_config(path)
+    with pytest.raises(ConfigError, match="stall_minutes"):
+        ServerConfig(stall_minutes=0).validate()
+    with pytest.raises(ConfigError, match="desktop_notifications"):
+        ServerConfig().with_changes(desktop_notifications="bell")

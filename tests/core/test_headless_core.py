@@ -65,6 +65,7 @@ NEVER_IMPORTS = {
     "engine": {"classify", "dataset", "warp", "supervisor", "simulate", "commands", "ui"},
     "results": {"engine", "supervisor", "simulate", "commands", "ui"},
     "supervisor": {"engine", "simulate", "commands", "ui"},
+    "notify": {"warp", "dataset", "classify", "engine", "supervisor", "simulate", "commands", "ui"},
 }
 """Package → the packages above or beside it that it must not import."""
 

@@ -80,6 +80,45 @@ def test_movie_xml_flags_and_export_options() -> None:
         parse_movie_xml(movie_xml()[:-30], "m.xml")
 
 
+WARP2_MOVIE = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<Movie DataDirectory="/data/frames" UnselectFilter="False" UnselectManual="null" '
+    'CTFResolutionEstimate="3.41" MeanFrameMovement="1.2" MaskPercentage="0" Bfactor="0" '
+    'Weight="1" MagnificationCorrection="(1, 0, 0, 1)">\n'
+    "\t<OptionsCTF>\n"
+    '\t\t<Param Name="Window" Value="512" />\n'
+    "\t</OptionsCTF>\n"
+    "\t<CTF>\n"
+    '\t\t<Param Name="PixelSize" Value="0.834" />\n'
+    '\t\t<Param Name="Defocus" Value="1.2345" />\n'
+    '\t\t<Param Name="DefocusDelta" Value="0.031" />\n'
+    '\t\t<Param Name="PhaseShift" Value="0" />\n'
+    "\t</CTF>\n"
+    "</Movie>\n"
+)
+"""A movie XML as Warp 2 writes it (tab-indented, the fields the health view reads)."""
+
+
+def test_movie_xml_ctf_fit_of_warp1_and_warp2() -> None:
+    w2 = parse_movie_xml(b"\xef\xbb\xbf" + WARP2_MOVIE.encode(), "m.xml")
+    assert w2.ctf is not None
+    assert (w2.ctf.resolution, w2.ctf.defocus) == (3.41, 1.2345)
+    assert w2.export is None  # CTF fitted, particles not exported yet
+    w1 = parse_movie_xml(WARP2_MOVIE.replace("utf-8", "utf-16").encode("utf-16"), "m.xml")
+    assert w1.ctf == w2.ctf
+
+
+def test_movie_xml_without_a_fit_has_no_ctf_and_bad_values_are_left_out() -> None:
+    # before fitting, Warp writes a default <CTF> (Defocus 1) and CTFResolutionEstimate 0
+    options = '\t<OptionsCTF>\n\t\t<Param Name="Window" Value="512" />\n\t</OptionsCTF>\n'
+    unfitted = WARP2_MOVIE.replace('"3.41"', '"0"').replace(options, "")
+    assert parse_movie_xml(unfitted.encode(), "m.xml").ctf is None
+    odd = WARP2_MOVIE.replace('"1.2345"', '"n/a"').replace('"3.41"', '"NaN"')
+    ctf = parse_movie_xml(odd.encode(), "m.xml").ctf
+    assert ctf is not None and (ctf.resolution, ctf.defocus) == (None, None)
+    assert parse_movie_xml(movie_xml(), "m.xml").ctf is None
+
+
 def _folder(tmp_path: Path) -> WarpFolder:
     warp = WarpFolder(tmp_path)
     warp.write_micrograph("a", 3, seed=1, phase=42.0)

@@ -15,6 +15,7 @@ import pytest
 
 from live2d_tui.simulate.documents import PARTICLE_COLUMNS
 from live2d_tui.simulate.truth import load_truth
+from live2d_tui.warp.movie import read_movie_xml
 
 MODEL = "BoxNet2Mask_20180918"
 
@@ -93,6 +94,14 @@ def test_small_session_files_read_back(small_warp_session: Path) -> None:
         xml = ET.fromstring((folder / f"{root_name}.xml").read_bytes())
         assert xml.get("UnselectManual") == "null"
         assert xml.find("./OptionsParticlesExport/Param[@Name='BoxSize']") is not None
+        # the CTF fit the health view plots: Warp's units, consistent with the star's defocus
+        ctf = read_movie_xml(folder / f"{root_name}.xml").ctf
+        assert ctf is not None and ctf.resolution is not None and ctf.defocus is not None
+        assert 3.0 <= ctf.resolution <= 6.0 and 0.8 <= ctf.defocus <= 2.5
+        mine = np.array([n.endswith(stack) for n in names])
+        u = np.array(column(labels, rows, "rlnDefocusU"), dtype=float)[mine]
+        v = np.array(column(labels, rows, "rlnDefocusV"), dtype=float)[mine]
+        assert abs((u + v).mean() / 2e4 - ctf.defocus) < 0.05
         ml, mr = read_warp_star(folder / "matching" / f"{root_name}_{MODEL}.star")
         assert ml == ["rlnCoordinateX", "rlnCoordinateY", "rlnMicrographName",
                       "rlnAutopickFigureOfMerit"]  # fmt: skip

@@ -354,3 +354,61 @@ def test_stopped_before_the_first_movie_leaves_empty_tables(tmp_path: Path) -> N
     labels, rows = read_warp_star(good_path(folder))
     assert rows == [] and "rlnImageName" in labels
     ET.fromstring((folder / "previous.settings").read_bytes())
+
+
+def test_rejected_stretch_fails_the_filter_then_ends(tmp_path: Path) -> None:
+    folder, summary = run(tmp_path, rejected_from=2, rejected_until=4)
+    everything = stacks_in(folder / f"allparticles_{DEFAULT_MODEL}.star")
+    final = stacks_in(good_path(folder))
+    rejected = [everything[2], everything[3]]
+    assert [s for s in everything if s not in final] == rejected
+    assert summary.vanished == [  # type: ignore[attr-defined]
+        s.removeprefix("particles/").removesuffix(f"_{DEFAULT_MODEL}.mrcs") for s in rejected
+    ]
+    with pytest.raises(ValueError, match="rejected_until"):
+        SimulationOptions(rejected_from=3, rejected_until=3)
+
+
+def test_stamped_clock_gives_each_movie_its_time(tmp_path: Path) -> None:
+    folder, _ = run(tmp_path, start_time=1_700_000_000.0, movie_seconds=90.0, unselect_later=0.2)
+    stacks = stacks_in(folder / f"allparticles_{DEFAULT_MODEL}.star")
+    for index, stack in enumerate(stacks):
+        root = stack.removeprefix("particles/").removesuffix(f"_{DEFAULT_MODEL}.mrcs")
+        assert (folder / stack).stat().st_mtime == 1_700_000_000.0 + 90.0 * index
+        xml = (folder / f"{root}.xml").stat().st_mtime
+        # a later deselection rewrites the XML two movies on
+        assert xml in {1_700_000_000.0 + 90.0 * index, 1_700_000_000.0 + 90.0 * (index + 2)}
+
+
+def test_pause_holds_the_next_movie_until_cleared(tmp_path: Path) -> None:
+    pause = threading.Event()
+    written: list[int] = []
+    resumed = threading.Event()
+
+    def on(event: SimEvent) -> None:
+        if event.kind == "movie_done":
+            written.append(event.micrograph)
+            if event.micrograph == 1:
+                pause.set()
+
+    folder = tmp_path / "live"
+    worker = threading.Thread(
+        target=lambda: (
+            simulate_session(
+                folder, SimulationOptions(**{**BASE, "rate": 0.01}), on_event=on, pause=pause
+            ),
+            resumed.set(),
+        )
+    )
+    worker.start()
+    try:
+        deadline = 100
+        while len(written) < 2 and deadline:
+            threading.Event().wait(0.05)
+            deadline -= 1
+        threading.Event().wait(0.5)
+        assert written == [0, 1]  # held while paused
+    finally:
+        pause.clear()
+        worker.join(30)
+    assert resumed.is_set() and written == list(range(6))

@@ -269,3 +269,38 @@ def test_full_disk_during_a_cycle_keeps_earlier_results(tmp_path: Path, make_war
         assert engine_processes(out) == []
     finally:
         subprocess.run(["umount", "-l", str(out)], check=False)
+
+
+def test_alerts_are_printed_and_sent_to_the_hook(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
+    """A finished session under ``--auto``: Warp writes nothing more, so it has stalled."""
+    import json
+    import sys
+
+    from live2d_tui.config import Config, render_toml
+
+    from .conftest import TINY_JOB, tiny_server
+
+    warp = make_warp_session(micrographs=2, particles_per_micrograph=10, box=32, diameter=60.0)
+    got = tmp_path / "hook.jsonl"
+    hook = tmp_path / "hook.py"
+    hook.write_text(f"import sys\nopen({str(got)!r}, 'a').write(sys.stdin.read())\n")
+    server = tiny_server(stall_minutes=0.02, alert_hook=[sys.executable, str(hook)])
+    config = tmp_path / "config.toml"
+    no_jobs = TINY_JOB.with_changes(particle_count_initial=10_000_000)
+    config.write_text(render_toml(Config(server=server, job=no_jobs)))
+    run = Headless([str(warp), "--auto", "--config", str(config)])
+    try:
+        run.wait_for("ALERT: Warp has stalled: no new movie for", timeout=60)
+        for _ in range(200):
+            if got.exists() and got.read_text().endswith("\n"):
+                break
+            threading.Event().wait(0.05)
+        run.signal(signal.SIGINT)
+        assert run.finish(60) == 0
+    finally:
+        if run.proc.poll() is None:
+            run.kill()
+    alert = json.loads(got.read_text().splitlines()[0])
+    assert alert["event"] == "raised" and alert["kind"] == "warp_stalled"
+    assert alert["output_folder"] == str(warp / "classification")
+    assert run.text().count("ALERT: ") == 1  # printed once, as its log line

@@ -41,6 +41,7 @@ def _record(number: int, settings: JobSettings, classes: int = 4) -> CycleRecord
         duration_seconds=3.5,
         generation=0,
         input_rows=100,
+        cpu_seconds=12.0,
     )
 
 
@@ -72,6 +73,16 @@ def test_round_trip(tmp_path: Path) -> None:
     loaded = load_state(tmp_path)
     assert loaded is not None and not loaded.recovered_from_prev
     assert loaded.state == state
+
+
+def test_cpu_time_and_speed_of_a_cycle(tmp_path: Path) -> None:
+    record = _record(1, JobSettings())
+    assert record.passes_per_cpu_second == 100 * 0.6 / 12.0
+    # a record written before the CPU time was kept reads back as unknown
+    old = {k: v for k, v in record.to_dict().items() if k != "cpu_seconds"}
+    assert CycleRecord.from_dict(old).passes_per_cpu_second is None
+    seed = CycleRecord.from_dict(record.to_dict() | {"block_type": "random_seed"})
+    assert seed.cpu_seconds == 12.0 and seed.passes_per_cpu_second is None
 
 
 def test_schema_keys_read_by_cistem_warp_to_cistem(tmp_path: Path) -> None:

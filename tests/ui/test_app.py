@@ -719,3 +719,45 @@ async def test_every_button_label_is_legible_in_16_256_and_true_colour(
             app.pop_screen()
             await pilot.pause()
         assert len(checked) == 8 + 3 + 2 + 2
+
+
+async def test_alerts_become_notifications_and_desktop_notifications(session_copy: Path) -> None:
+    from live2d_tui.config import DesktopNotify
+    from live2d_tui.events import Alert, AlertCleared, AlertKind, AlertLevel, AlertRaised
+    from live2d_tui.ui.desktop import DesktopChoice, DesktopNotifier
+    from live2d_tui.ui.widgets.session_health import SessionHealthView
+
+    app = _app(session_copy)
+    sent: list[str] = []
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        # the app's own notifier writes to its (headless) driver: this one keeps what it sends
+        choice = DesktopChoice(DesktopNotify.OSC777, False, "for the test")
+        app.main_screen.desktop = DesktopNotifier(choice, sent.append)
+        await pilot.press("3")
+        assert app.query_one(TabbedContent).active == "session-tab"
+        assert app.focused is app.query_one(SessionHealthView)  # arrows scroll the plots
+        alert = Alert(
+            AlertKind.WARP_STALLED,
+            AlertLevel.WARNING,
+            "Warp has stalled: no new movie for 15 min",
+            "2026-01-02T03:04:05+00:00",
+        )
+        bus = app.session.supervisor.bus
+        bus.publish(AlertRaised(alert))
+        await wait_until(pilot, lambda: len(app._notifications) >= 1)
+        shown = list(app._notifications)[-1]
+        assert (shown.title, shown.severity, shown.message) == ("Alert", "warning", alert.text)
+        assert sent == ["\x1b]777;notify;live2d;Warp has stalled: no new movie for 15 min\x07"]
+        # an end nobody needs to hear about is neither notified nor sent
+        bus.publish(AlertCleared(alert, "quietly", "2026-01-02T03:05:00+00:00", notify=False))
+        bus.publish(
+            AlertCleared(
+                alert, "Warp resumed: 2 new movies", "2026-01-02T03:06:00+00:00", notify=True
+            )
+        )
+        await wait_until(pilot, lambda: len(app._notifications) >= 2)
+        ended = list(app._notifications)[-1]
+        assert (ended.title, ended.message) == ("Alert ended", "Warp resumed: 2 new movies")
+        assert len(app._notifications) == 2 and len(sent) == 2
+        assert sent[1].endswith(";live2d;Warp resumed: 2 new movies\x07")

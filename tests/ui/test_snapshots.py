@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
+import os
 import shutil
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +36,7 @@ from live2d_tui.ui.screens.detail import ClassDetailScreen
 from live2d_tui.ui.screens.dialogs import ConfirmScreen, CyclePicker, QuitScreen, WarpFolderScreen
 from live2d_tui.ui.screens.results import ExportScreen, RulesScreen
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.session_health import HealthPlot, SessionHealthView
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 
 from .ui_helpers import copy_session, make_app, wait_until
@@ -219,7 +222,13 @@ Step = Callable[[Any, Any], Awaitable[object]]
 """One thing to do before the picture: ``await step(app, pilot)``."""
 
 
-def _snapshot_after(snap_compare: Any, app: Any, *steps: Step, ready: bool = True) -> bool:
+def _snapshot_after(
+    snap_compare: Any,
+    app: Any,
+    *steps: Step,
+    ready: bool = True,
+    size: tuple[int, int] = SIZE,
+) -> bool:
     """The picture of ``app`` after its grid is ready (unless ``ready`` is False) and ``steps``."""
 
     async def run_before(pilot: Any) -> None:
@@ -229,7 +238,7 @@ def _snapshot_after(snap_compare: Any, app: Any, *steps: Step, ready: bool = Tru
             await step(app, pilot)
         await pilot.pause()
 
-    return bool(snap_compare(app, terminal_size=SIZE, run_before=run_before))
+    return bool(snap_compare(app, terminal_size=size, run_before=run_before))
 
 
 def _press(*keys: str) -> Step:
@@ -428,3 +437,48 @@ def test_class_view_with_frc_plot(snap_compare: Any, snapshot_session: Path) -> 
     assert _snapshot_after(
         snap_compare, app, _until(_has_results), _press("enter"), _until(_detail_image)
     )
+
+
+# --- the Session tab ----------------------------------------------------------------------------
+
+MOVIES_START = 1_767_312_000.0
+"""2026-01-02 00:00 UTC: the first movie's XML time in the Session tab's pictures."""
+
+
+@pytest.fixture
+def utc() -> Iterator[None]:
+    """Local time is UTC (the plots' time axis names the first movie's local time)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    yield
+    if old is None:
+        os.environ.pop("TZ", None)
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def _stamp_movies(warp: Path) -> None:
+    """One movie every 10 minutes: the XML times are the plots' time axis."""
+    for i, xml in enumerate(sorted(warp.glob("*.xml"))):
+        stamp = MOVIES_START + 600.0 * i
+        os.utime(xml, (stamp, stamp))
+
+
+def _plots_shown(app: Any) -> bool:
+    view = app.query_one(SessionHealthView)
+    summary = str(view.query_one("#health-summary").render())
+    shown = [plot for plot in view.query(HealthPlot) if plot.region.height]
+    counted = "movies in" in summary and not summary.endswith(" 0 particles")  # ingest has read
+    return counted and bool(shown) and all(plot.current for plot in shown)
+
+
+@pytest.mark.parametrize("size", [SIZE, (80, 24)], ids=["140x42", "80x24"])
+def test_session_tab(
+    snap_compare: Any, snapshot_session: Path, utc: None, size: tuple[int, int]
+) -> None:
+    _stamp_movies(snapshot_session)
+    app = make_app(snapshot_session)
+    opened = (_press("3"), _until(_plots_shown))
+    assert _snapshot_after(snap_compare, app, *opened, size=size)

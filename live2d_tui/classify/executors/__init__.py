@@ -8,7 +8,9 @@ before the cancellation propagates: no program run outlives its cycle.
 
 Implemented: :class:`~live2d_tui.classify.executors.local.LocalExecutor` (a process pool on this
 machine) and :class:`~live2d_tui.classify.executors.slurm.SlurmExecutor` (one SLURM job per
-program run; docs/slurm.md).
+program run; docs/slurm.md). Each reports a run's CPU time when it can
+(:attr:`RunOutcome.cpu_seconds`), so a cycle's speed leaves out the time its runs waited for a
+slot or in a cluster's queue.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class RunState(StrEnum):
@@ -59,6 +61,9 @@ class RunOutcome:
     """The watchdog ended it: its CPU time stopped growing."""
     start_error: str = ""
     """Why the program could not be started (e.g. not found)."""
+    cpu_seconds: float | None = None
+    """CPU time the program used (user + system), ``None`` when unknown. Only time spent
+    computing counts: a run's wait for a slot, or for a cluster's queue, does not."""
     failure: str = ""
     """Why the run failed when its exit status does not say: SLURM ended its job (SLURM's
     state and reason), or its outputs never became visible here."""
@@ -89,4 +94,14 @@ class Executor(Protocol):
         Cancellation ends the run (locally: SIGTERM to its process group, bounded wait, SIGKILL,
         reap; SLURM: scancel, then wait until SLURM reports the job ended) and re-raises.
         """
+        ...
+
+
+@runtime_checkable
+class ReportsRunningCpu(Protocol):
+    """An executor that can tell the CPU time its runs in progress have used so far (optional:
+    it lets a running cycle that spins without progress be noticed before it ends)."""
+
+    def running_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the runs that have not ended (0 when none runs)."""
         ...

@@ -15,7 +15,12 @@ Invariants:
   the output folder's marker in its environment, so a restarted supervisor can end it;
 - the watchdog ends a program run whose CPU time (``/proc/<pid>/stat``) has not grown for
   ``watchdog_seconds``. Silence is not a hang: cisTEM block-buffers stdout on a pipe and merge2d
-  prints nothing until it ends.
+  prints nothing until it ends;
+- every run reports its CPU time (user + system, from ``wait4``'s resource usage: the process
+  and the children it waited for), so a cycle's speed can be judged in particle-passes per
+  CPU-second. That is why this executor reaps its processes itself (a pidfd watched by the event
+  loop, or a waiting thread on kernels without ``pidfd_open``) instead of through asyncio's
+  subprocess support, whose child watcher reaps with ``waitpid`` and throws the usage away.
 """
 
 from __future__ import annotations
@@ -24,8 +29,11 @@ import asyncio
 import codecs
 import contextlib
 import os
+import resource
 import shutil
 import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +98,7 @@ class LocalExecutor:
         self._watchdog = watchdog_seconds
         self._grace = grace_seconds
         self._nice = shutil.which("nice") if niceness else None
+        self._live: dict[int, _Child] = {}
 
     @property
     def slots(self) -> int:
@@ -100,6 +109,10 @@ class LocalExecutor:
     def threads(self) -> int:
         """One thread per program run: the pool size is the parallelism."""
         return 1
+
+    def running_cpu_seconds(self) -> float:
+        """CPU seconds used so far by the runs in progress (from ``/proc``)."""
+        return sum(cpu_seconds(pid) or 0.0 for pid in list(self._live))
 
     def _argv(self, spec: RunSpec) -> list[str]:
         if self._nice is not None:
@@ -144,19 +157,12 @@ class LocalExecutor:
                 log.write(f"{message}\n".encode())
                 return RunOutcome(None, spec.log_path, start_error=message)
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    *self._argv(spec),
-                    stdin=asyncio.subprocess.PIPE,
-                    stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.STDOUT,
-                    cwd=spec.cwd,
-                    env=self._env(spec),
-                    start_new_session=True,
-                )
+                proc = _Child.start(self._argv(spec), cwd=spec.cwd, env=self._env(spec))
             except OSError as exc:
                 message = f"cannot start {spec.argv[0]}: {exc}"
                 log.write(f"{message}\n".encode())
                 return RunOutcome(None, spec.log_path, start_error=message)
+            self._live[proc.pid] = proc
             notify(RunState.RUNNING)
             try:
                 if self._registry is not None:
@@ -174,28 +180,35 @@ class LocalExecutor:
                         signal_group(proc.pid, signal.SIGKILL)
                 raise
             finally:
+                self._live.pop(proc.pid, None)
                 if self._registry is not None:
                     self._registry.remove(proc.pid)
-            return RunOutcome(proc.returncode, spec.log_path, hung=hung)
+                proc.close_pipes()
+            return RunOutcome(
+                proc.returncode, spec.log_path, hung=hung, cpu_seconds=proc.cpu_seconds
+            )
         finally:
             log.close()
 
     async def _supervise(
         self,
-        proc: asyncio.subprocess.Process,
+        proc: _Child,
         spec: RunSpec,
         log: object,
         on_output: Callable[[str], None],
     ) -> bool:
         """Feed stdin, stream output, watch CPU time; return whether the watchdog fired."""
-        assert proc.stdin is not None and proc.stdout is not None
         write = log.write  # type: ignore[attr-defined]
         hung = False
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(spec.stdin_text.encode())
-            await proc.stdin.drain()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.close()
+        loop = asyncio.get_running_loop()
+        # stdin through a write transport: never blocks the loop, whatever the program reads
+        stdin, _ = await loop.connect_write_pipe(asyncio.Protocol, proc.popen.stdin)
+        stdin.write(spec.stdin_text.encode())
+        stdin.close()  # after the buffer is flushed; a program that exits first is fine
+        reader = asyncio.StreamReader(limit=_READ_SIZE)
+        stdout, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), proc.popen.stdout
+        )
 
         async def watchdog() -> None:
             nonlocal hung
@@ -223,7 +236,7 @@ class LocalExecutor:
         dog = asyncio.create_task(watchdog(), name=f"watchdog {spec.name}")
         try:
             while True:
-                chunk = await proc.stdout.read(_READ_SIZE)
+                chunk = await reader.read(_READ_SIZE)
                 if not chunk:
                     break
                 write(chunk)
@@ -237,9 +250,12 @@ class LocalExecutor:
         finally:
             dog.cancel()
             await asyncio.wait([dog])  # never swallows a cancellation of this task
+            stdout.close()
+            if stdin.get_write_buffer_size():
+                stdin.abort()  # unread answers of a program that ended or was ended
         return hung
 
-    async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
+    async def _terminate(self, proc: _Child) -> None:
         """SIGTERM the program run's group, wait up to the grace time, SIGKILL, reap."""
         if proc.returncode is not None:
             return
@@ -251,3 +267,89 @@ class LocalExecutor:
             pass
         signal_group(proc.pid, signal.SIGKILL)
         await proc.wait()
+
+
+class _Child:
+    """A program run's process, reaped by us with ``wait4`` so its CPU time is known.
+
+    The exit is noticed through a pidfd watched by the event loop (Linux ≥ 5.3), or else by a
+    thread blocked in ``wait4`` (what asyncio itself does without pidfds). Either way the
+    process is reaped exactly once, here: :attr:`popen`'s own ``returncode`` is set at the same
+    time, so :mod:`subprocess` never waits for the pid again (it could belong to another process
+    by then).
+    """
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        self.returncode: int | None = None
+        self.cpu_seconds: float | None = None
+        """User + system CPU seconds of the process and its waited-for children, once reaped."""
+        loop = asyncio.get_running_loop()
+        self._exit: asyncio.Future[None] = loop.create_future()
+        try:
+            fd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # an older kernel: a thread waits instead
+            threading.Thread(
+                target=self._wait_in_thread, args=(loop,), name=f"wait4 {self.pid}", daemon=True
+            ).start()
+        else:
+            loop.add_reader(fd, self._on_pidfd, loop, fd)
+
+    @classmethod
+    def start(cls, argv: list[str], *, cwd: Path, env: dict[str, str]) -> _Child:
+        """Start ``argv`` as the leader of a new session, stdin and stdout (with stderr) piped.
+
+        Raises:
+            OSError: the program could not be started.
+        """
+        popen = subprocess.Popen(
+            argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+            bufsize=0,
+        )
+        return cls(popen)
+
+    def close_pipes(self) -> None:
+        """Close our ends of stdin and stdout (idempotent; the pipe transports close them too)."""
+        for pipe in (self.popen.stdin, self.popen.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+
+    async def wait(self) -> None:
+        """Return once the process was reaped (a cancelled waiter leaves the reaping on)."""
+        await asyncio.shield(self._exit)
+
+    def _on_pidfd(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        try:
+            pid, status, usage = os.wait4(self.pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: the exit status is lost
+            pid, status, usage = self.pid, 255 << 8, None
+        if pid == 0:
+            return  # not exited yet
+        loop.remove_reader(fd)
+        os.close(fd)
+        self._exited(status, usage)
+
+    def _wait_in_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        usage: resource.struct_rusage | None
+        try:
+            _, status, usage = os.wait4(self.pid, 0)
+        except ChildProcessError:
+            status, usage = 255 << 8, None
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(self._exited, status, usage)
+
+    def _exited(self, status: int, usage: resource.struct_rusage | None) -> None:
+        self.returncode = os.waitstatus_to_exitcode(status)
+        self.popen.returncode = self.returncode
+        if usage is not None:
+            self.cpu_seconds = usage.ru_utime + usage.ru_stime
+        if not self._exit.done():
+            self._exit.set_result(None)

@@ -27,6 +27,10 @@ output is visible here at that size (``slurm_file_wait_seconds``; network filesy
 node's files late, and merge2d run here does not wait), and returns. A job SLURM ended itself
 (time limit, node failure, out of memory, an administrator's scancel) is reported with SLURM's
 state and reason in :attr:`RunOutcome.failure`; the cycle attempt logs it and retries once.
+The run's CPU time comes from the end record (the job script measures it on the node, without
+SLURM's accounting), so a cycle's speed leaves out the time its jobs were pending; a job SLURM
+ended has none, and neither has its cycle. A running cycle's CPU time so far is not reported
+(that would take ``sstat`` on every poll).
 A job pending with a reason it can never outgrow (``PartitionConfig``...) is cancelled and
 fails at once.
 
@@ -502,7 +506,13 @@ class SlurmExecutor:
         if record.start_error:
             return RunOutcome(None, log_path, start_error=record.start_error)
         problem = await self._await_files(job, spec, record)
-        return RunOutcome(record.returncode, log_path, hung=record.hung, failure=problem)
+        return RunOutcome(
+            record.returncode,
+            log_path,
+            hung=record.hung,
+            failure=problem,
+            cpu_seconds=record.cpu_seconds,
+        )
 
     async def _await_files(self, job: str, spec: RunSpec, record: EndRecord) -> str:
         """Wait until each output the node wrote is visible here at that size, and the log at

@@ -13,13 +13,20 @@ The script is handed to ``sbatch`` on stdin (nothing to clean up) and runs under
    ``watchdog`` seconds is ended as hung). It starts with the program, so time spent pending in
    the queue never counts;
 4. writes the **end record** ``<log>.end`` atomically (temporary file + ``mv``): the program's
-   exit status, whether the watchdog ended it, the node, and the size of each expected output
-   and of the log as the node sees them — the executor waits until its own view of the files
-   has those sizes before it reports the run (network filesystems show a node's writes late),
-   then deletes it.
+   exit status, whether the watchdog ended it, the node, the program's CPU time, and the size of
+   each expected output and of the log as the node sees them — the executor waits until its own
+   view of the files has those sizes before it reports the run (network filesystems show a
+   node's writes late), then deletes it.
+
+The CPU time is the growth of the shell's ``times`` for its children (user + system of every
+process it has waited for) from just before the program starts to after it and the watchdog
+have been waited for: the program and all its threads and children, plus the watchdog's few
+``sleep``/``cat`` per tick (milliseconds); the prologue is left out. It needs no SLURM
+accounting (``sacct``'s ``TotalCPU`` is empty where ``jobacct_gather`` is off), and time pending
+in the queue is never in it.
 
 A job that SLURM ends (time limit, node failure, out of memory, scancel) leaves no end record:
-its state and reason come from SLURM.
+its state and reason come from SLURM, and its CPU time is unknown.
 """
 
 from __future__ import annotations
@@ -82,11 +89,21 @@ def render(spec: ScriptSpec) -> str:
         *spec.prologue,
         *(f"export {name}={q(value)}" for name, value in sorted(spec.env.items())),
         f"live2d_end={q(str(end))}",
+        'live2d_t0=""; live2d_t1=""; live2d_tf=$(mktemp 2>/dev/null) || live2d_tf=""',
+        "live2d_times() {  # this shell's children's user and system time, as bash's times says",
+        "  live2d_tn=''",
+        '  if [ -n "$live2d_tf" ] && times > "$live2d_tf" 2>/dev/null; then',
+        '    live2d_tn=$(tail -n 1 -- "$live2d_tf")',
+        "  fi",
+        "}",
         f"live2d_hung={q(str(spec.log_path) + HUNG_SUFFIX)}",
         "live2d_finish() {  # exit status, hung (0/1), start error",
         "  {",
         '    printf \'exit=%s\\nhung=%s\\nnode=%s\\n\' "$1" "$2" "$(hostname)"',
         '    if [ -n "$3" ]; then printf \'start_error=%s\\n\' "$3"; fi',
+        '    if [ -n "$live2d_t0" ] && [ -n "$live2d_t1" ]; then',
+        '      printf \'cpu=%s|%s\\n\' "$live2d_t0" "$live2d_t1"',
+        "    fi",
         f"    if [ -f {q(str(spec.log_path))} ]; then",
         f"      printf 'log=%s\\n' \"$(( $(wc -c < {q(str(spec.log_path))}) ))\"",
         "    fi",
@@ -107,6 +124,7 @@ def render(spec: ScriptSpec) -> str:
         '  echo "[live2d] $live2d_msg"; live2d_finish 127 0 "$live2d_msg"; exit 127',
         "fi",
         'rm -f -- "$live2d_hung"',
+        "live2d_times; live2d_t0=$live2d_tn",
         f"{' '.join(q(a) for a in spec.argv)} <<'{delimiter}' &",
         spec.answers[:-1] if spec.answers.endswith("\n") else spec.answers,
         delimiter,
@@ -139,6 +157,7 @@ def render(spec: ScriptSpec) -> str:
         "live2d_dog=$!",
         'wait "$live2d_pid"; live2d_rc=$?',
         'kill "$live2d_dog" 2>/dev/null; wait "$live2d_dog" 2>/dev/null',
+        'live2d_times; live2d_t1=$live2d_tn; [ -n "$live2d_tf" ] && rm -f -- "$live2d_tf"',
         'live2d_hung_flag=0; [ -e "$live2d_hung" ] && live2d_hung_flag=1',
         'rm -f -- "$live2d_hung"',
         f'echo "{ENDED_PREFIX} with exit status $live2d_rc"',
@@ -162,6 +181,9 @@ class EndRecord:
     """Each expected output that existed, with its size on the node."""
     log_size: int = -1
     """The log's size on the node when the program had ended (-1: unknown)."""
+    cpu_seconds: float | None = None
+    """The program's CPU time (user + system, with its threads and children), ``None`` when
+    unknown (it never started, or the node's shell could not tell)."""
 
     @property
     def returncode(self) -> int:
@@ -172,7 +194,33 @@ class EndRecord:
         return self.exit_status
 
 
-_LINE = re.compile(r"^(exit|hung|node|start_error|size|log)=(.*)$")
+_LINE = re.compile(r"^(exit|hung|node|start_error|size|log|cpu)=(.*)$")
+_TIMES = re.compile(r"^(\d+)m(\d+(?:[.,]\d+)?)s (\d+)m(\d+(?:[.,]\d+)?)s$")
+"""One line of bash's ``times``: user and system time as ``<min>m<sec>s`` (the decimal mark
+follows the locale)."""
+
+
+def _times_seconds(text: str) -> float | None:
+    match = _TIMES.match(text.strip())
+    if match is None:
+        return None
+    minutes_user, user, minutes_system, system = match.groups()
+    return (
+        60 * int(minutes_user)
+        + float(user.replace(",", "."))
+        + 60 * int(minutes_system)
+        + float(system.replace(",", "."))
+    )
+
+
+def parse_cpu(value: str) -> float | None:
+    """The CPU seconds of an end record's ``cpu=<times before>|<times after>`` (``None`` when
+    either part does not parse, or the difference is negative)."""
+    before, _, after = value.partition("|")
+    start, end = _times_seconds(before), _times_seconds(after)
+    if start is None or end is None or end < start:
+        return None
+    return round(end - start, 3)
 
 
 def parse_end(text: str) -> EndRecord | None:
@@ -201,4 +249,5 @@ def parse_end(text: str) -> EndRecord | None:
         start_error=values.get("start_error", ""),
         sizes=sizes,
         log_size=int(values["log"]) if values.get("log", "").isdigit() else -1,
+        cpu_seconds=parse_cpu(values["cpu"]) if "cpu" in values else None,
     )

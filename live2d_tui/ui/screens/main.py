@@ -1,10 +1,12 @@
-"""The main screen: session, job bar and settings on the left; Classes and Job Output tabs on the
-right. It owns its keys and actions, turns core events into widget updates, and decides which
-cycle the grid shows.
+"""The main screen: session, job bar and settings on the left; Classes, Job Output and Session tabs
+on the right. It owns its keys and actions, turns core events into widget updates (alerts into
+notifications: in the app, and on the desktop when enabled), and decides which cycle the grid
+shows.
 
 Invariants:
 - The screen never blocks the loop: cycles are read and laid out by :class:`CycleLoader`'s
-  thread worker, the session log by :class:`JobOutput`'s.
+  thread worker, the session log by :class:`JobOutput`'s; the Session tab's series come
+  prepared from the supervisor's worker and its plots are built in thread workers.
 - Settings typed in the form are staged; they reach the supervisor only with a Start.
 - What the user looks at is not moved by new cycles unless they follow the latest
   (``shown_cycle is None``).
@@ -27,17 +29,22 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Header, Static, TabbedContent, TabPane
 
 from live2d_tui.config import ConfigError, JobSettings
 from live2d_tui.events import (
+    AlertCleared,
+    AlertLevel,
+    AlertRaised,
     ClassQualityReady,
     CycleFinished,
     CycleProgress,
     CycleStarted,
     ErrorRaised,
     Event,
+    HealthUpdated,
     JobFinished,
     LogLine,
     SessionChanged,
@@ -48,6 +55,7 @@ from live2d_tui.results.export import ExportRequest
 from live2d_tui.supervisor import CycleRecord, SupervisorError, SupervisorSnapshot
 from live2d_tui.ui import keys, text
 from live2d_tui.ui.cycles import CycleLoader
+from live2d_tui.ui.desktop import DesktopNotifier
 from live2d_tui.ui.images import ImageChoice
 from live2d_tui.ui.messages import EventHandlers
 from live2d_tui.ui.screens.detail import ClassDetailScreen
@@ -58,29 +66,47 @@ from live2d_tui.ui.widgets.class_grid import ClassGrid
 from live2d_tui.ui.widgets.grid_page import GridData, GridPage
 from live2d_tui.ui.widgets.job_bar import JobBar
 from live2d_tui.ui.widgets.job_output import JobOutput
+from live2d_tui.ui.widgets.session_health import SessionHealthView
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 from live2d_tui.ui.widgets.settings_form import SettingsForm
 
 LOCKED_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.STOPPING, SessionStatus.WAITING})
 """The settings form is read-only in these states (the original allowed edits only when idle)."""
 
+ALERT_NOTICE: dict[AlertLevel, tuple[str, SeverityLevel, float, int]] = {
+    # level: (title, Textual severity, seconds shown, desktop urgency 0 low / 1 normal / 2 high)
+    AlertLevel.INFO: ("Notice", "information", 10.0, 0),
+    AlertLevel.WARNING: ("Alert", "warning", 30.0, 1),
+    AlertLevel.ERROR: ("Alert", "error", 60.0, 2),
+}
+"""How an alert of each level is told: warnings and errors stay longer (the Session tab lists
+the alerts in force for whoever comes back later)."""
+
 
 class MainScreen(Screen[None]):
-    """Left: session, job bar, settings. Right: Classes / Job Output."""
+    """Left: session, job bar, settings. Right: Classes / Job Output / Session."""
 
     AUTO_FOCUS = "ClassGrid"
     """Arrow keys move over the classes from the start (Tab moves focus to the form)."""
 
     BINDINGS: ClassVar[list[BindingType]] = keys.MAIN_BINDINGS
 
-    def __init__(self, session: Session, images: ImageChoice, settings: JobSettings) -> None:
+    def __init__(
+        self,
+        session: Session,
+        images: ImageChoice,
+        settings: JobSettings,
+        desktop: DesktopNotifier | None = None,
+    ) -> None:
         """Args:
         session: The app's session (its snapshot and commands).
         images: The renderer chosen before the app started.
         settings: The form's settings until the session's own arrive.
+        desktop: Sends alerts as desktop notifications (``None``: none are sent).
         """
         super().__init__()
         self.session = session
+        self.desktop = desktop
         self._images = images
         self._settings = settings
         self.shown_cycle: int | None = None
@@ -106,6 +132,8 @@ class MainScreen(Screen[None]):
                 yield ClassGrid(self._images.mode, id="grid")
             with TabPane("Job Output", id="output-tab"):
                 yield JobOutput(id="job-output")
+            with TabPane("Session", id="session-tab"):
+                yield SessionHealthView(id="health")
         yield Footer()
 
     # ------------------------------------------------------------------ core → view
@@ -120,6 +148,9 @@ class MainScreen(Screen[None]):
         on(ErrorRaised, self._on_error)
         on(SessionChanged, lambda event: self.session_changed())
         on(ClassQualityReady, self._on_quality_ready)
+        on(HealthUpdated, lambda event: self.query_one(SessionHealthView).show(event.health))
+        on(AlertRaised, self._on_alert_raised)
+        on(AlertCleared, self._on_alert_cleared)
 
     def show_event(self, event: Event) -> None:
         """Show a core event (the app hands each one here, in the order they came)."""
@@ -141,6 +172,24 @@ class MainScreen(Screen[None]):
     def _on_error(self, event: ErrorRaised) -> None:
         self.notify(event.message, title="Error", severity="error", timeout=10)
         self.refresh_snapshot()
+
+    def _on_alert_raised(self, event: AlertRaised) -> None:
+        alert = event.alert
+        title, severity, seconds, urgency = ALERT_NOTICE[alert.level]
+        self.notify(alert.text, title=title, severity=severity, timeout=seconds)
+        if self.desktop is not None:
+            self.desktop.send(alert.text, urgency=urgency)
+        self._show_alerts()
+
+    def _on_alert_cleared(self, event: AlertCleared) -> None:
+        if event.notify:
+            self.notify(event.text, title="Alert ended", timeout=10)
+            if self.desktop is not None:
+                self.desktop.send(event.text, urgency=0)
+        self._show_alerts()
+
+    def _show_alerts(self) -> None:
+        self.query_one(SessionHealthView).show_alerts(self.session.supervisor.alerts)
 
     def refresh_snapshot(self) -> SupervisorSnapshot | None:
         """Take a new snapshot and show it: panel, job bar, form, title, waiting message."""
@@ -171,6 +220,13 @@ class MainScreen(Screen[None]):
         self.shown_cycle = None
         self._loaded_settings = None
         self.query_one(JobOutput).follow(self.session.supervisor.output_folder / "live2d.log")
+        health = self.session.supervisor.health
+        view = self.query_one(SessionHealthView)
+        if health is None:
+            view.clear()
+        else:
+            view.show(health)
+        self._show_alerts()
         self._cycles_changed()  # refreshes the snapshot first
 
     def show_open_failed(self, exc: SupervisorError) -> None:
@@ -511,6 +567,8 @@ class MainScreen(Screen[None]):
         self.query_one(TabbedContent).active = tab
         if tab == "classes-tab":
             self.query_one(ClassGrid).focus()
+        elif tab == "session-tab":
+            self.query_one(SessionHealthView).focus()  # arrows and page keys scroll the plots
 
     def action_redraw(self) -> None:
         """Re-send every image (after a resize, a reattach, or on request)."""
