@@ -49,6 +49,9 @@ class BlockType(StrEnum):
     """A cycle of the startup ramp (resolution limit from initial to final)."""
     REFINEMENT = "refinement"
     """A cycle at the final resolution limit with all particles."""
+    STREAMING = "streaming"
+    """A streaming update: the new particles (and a few revisited blocks) classified against
+    the latest classes and folded into them (:mod:`live2d_tui.classify.streaming`)."""
 
 
 class CycleStage(StrEnum):

@@ -11,6 +11,9 @@ touches files or the clock. The three macros are the original Live2D's
   cycles at the final limit with every particle;
 - **seeded**: the S startup cycles of the ramp with every particle, from the latest classes;
 - **refine**: R cycles at the final limit with every particle, from the latest classes.
+- **streaming**: not a macro of cycles: its updates are planned and run by
+  :mod:`live2d_tui.classify.streaming`. Planned here (until the supervisor runs streaming
+  updates) it gives the refinement cycles, and ab initio when there are no classes.
 
 Invariants: cycle numbers are consecutive and start right after ``last_cycle_number`` (at 0 when
 there is none); a job with no previous cycle is always ab initio; the fraction is computed at
