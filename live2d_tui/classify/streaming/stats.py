@@ -86,8 +86,8 @@ class ClassStats:
         both_count = np.concatenate([self.score_count, np.full(len(classes), sign, np.int64)])
         pairs = np.stack([both_class, both_key], axis=1)
         unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        counts = np.bincount(inverse.ravel(), weights=both_count, minlength=len(unique))
-        counts = np.rint(counts).astype(np.int64)
+        summed = np.bincount(inverse.ravel(), weights=both_count, minlength=len(unique))
+        counts = np.rint(summed).astype(np.int64)
         if np.any(counts < 0):
             raise StatsError("a score taken out of a class that never held it")
         keep = counts > 0
