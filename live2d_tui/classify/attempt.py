@@ -350,8 +350,10 @@ class CycleAttempt:
         termination: str,
         progress: JobProgress | None,
         echo_check: bool,
+        env: dict[str, str] | None = None,
     ) -> Path:
-        """Run one program, retrying once; return the successful run's log path."""
+        """Run one program, retrying once; return the successful run's log path (``env``: added
+        to the job's environment)."""
         plan, log = self.plan, self.runner.log
         problem = ""
         log_path = self.dir / f"{name}_{self.token}.log"
@@ -368,6 +370,7 @@ class CycleAttempt:
                 stdin_text=stdin_text(lines),
                 log_path=log_path,
                 cwd=self.runner.output_folder,
+                env=dict(env or {}),
             )
             outcome = await self.runner.executor.run(spec, self._output_handler(progress))
             problem = await asyncio.to_thread(judge, outcome, termination, outputs)
