@@ -1,0 +1,418 @@
+"""Benchmarks of streaming classification (issue 20): quality, cost flat in N, freshness.
+
+**quality** — a simulated session; a *full* run is an ab initio job over every particle (the
+reference of bench_engine.py: K classes, S startup cycles 40 → 8 Å, R refinement cycles); a
+*streamed* run is an ab initio job over the first ``--initial`` particles, then a stream
+started from its last cycle and updates of ``--block`` new particles each until every particle
+is in (the last update writes the full star), ``--revisit`` earlier blocks revisited per update.
+Both are scored with the simulator's scorer (purity, ARI, views recovered, FRC0.5 against the
+true projections). ``--late-views 2`` removes the particles of two views from the first
+``--initial`` particles (those views first appear later) and reports the classes each got.
+Shapes: ``--shape full`` (bench_engine.py's reference shape: about 6,000 particles, 96 px at
+2 Å, 12 views, K = 20) and ``--shape hard`` (about 20,000 particles, 128 px at 1.5 Å,
+continuous orientations, K = 50)::
+
+    flock /tmp/live2d-bench.lock .venv/bin/python benchmarks/bench_stream.py quality \\
+        --work /tmp/bench20 --shape full --mode full --run 1
+    ... --mode stream --initial 1500 --block 500 --revisit 1 --run 1 [--late-views 2]
+    .venv/bin/python benchmarks/bench_stream.py report --work /tmp/bench20
+
+Each run writes ``<work>/results/<name>.json``; ``report`` compares the worst streamed run with
+the median full run per shape.
+
+**cost** — one update of ``--new`` (1,000) new particles at 128 px, K = 50, with 10,000 and
+with 100,000 particles already classified, timed in one process: wall time with merge2d's and
+the file writes' shares, bytes read and written. The 10,000-particle state is made by a real
+stream (an ab initio job over 2,000 particles, then updates); the 100,000-particle state
+replicates it ten times (the stack's particles and the blocks' files copied under new
+positions and ids, the running total and statistics multiplied), so the update that is timed
+is the real one on a state of that size::
+
+    flock /tmp/live2d-bench.lock .venv/bin/python benchmarks/bench_stream.py cost --work /tmp/b20c
+
+**freshness** — needs the supervisor to run streaming updates (issue 20, phase 2): prepared
+here as :func:`freshness_report`, which turns a headless run's log and the simulator's
+listing times into per-particle delays (p50/p95).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_engine import FULL, HARD_FULL, SMALL
+
+from live2d_tui.classify.engines import builtin_programs
+from live2d_tui.classify.inputs import CycleInputs
+from live2d_tui.classify.runner import CycleRunner
+from live2d_tui.classify.schedule import plan_job
+from live2d_tui.classify.streaming.runner import StreamResult, StreamRunner
+from live2d_tui.config import JobSettings
+from live2d_tui.dataset.cistem_star import read_star
+from live2d_tui.dataset.ingest import Dataset
+from live2d_tui.simulate import SimulationOptions, simulate_session
+from live2d_tui.simulate.score import (
+    Scorecard,
+    original_names_from_relion_star,
+    score_classes,
+)
+from live2d_tui.simulate.truth import load_truth
+
+SHAPES: dict[str, dict[str, Any]] = {"full": FULL, "hard": HARD_FULL, "small": SMALL}
+"""``small``: a quick check of the script (bench_engine.py's small shape)."""
+CLASSES = {"full": 20, "hard": 50, "small": 8}
+STARTUP = {"full": 10, "hard": 15, "small": 6}
+REFINE = {"full": 3, "hard": 5, "small": 2}
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# ---------------------------------------------------------------- the session
+
+
+def ingest(work: Path, shape: dict[str, Any], seed: int) -> Dataset:
+    """Simulate (once) and ingest (once) into ``work/base``."""
+    session = work / "session"
+    if not (session / "truth").exists():
+        simulate_session(session, SimulationOptions(seed=seed, **shape))
+    dataset = Dataset(session, work / "base", settle_seconds=0.0)
+    dataset.poll_until_settled(60.0, interval=0.1)
+    return dataset
+
+
+def true_views(dataset: Dataset, truth_dir: Path) -> np.ndarray:
+    """The true view of every stack position (index position − 1)."""
+    names = original_names_from_relion_star(dataset.relion_star_path)
+    truth = load_truth(truth_dir)
+    index = truth.index()
+    return np.array([int(truth.view[index[name]]) for name in names], dtype=np.int64)
+
+
+def job_settings(shape: str, **changes: Any) -> JobSettings:
+    return JobSettings(
+        class_number=CLASSES[shape],
+        run_count_startup=STARTUP[shape],
+        run_count_refine=REFINE[shape],
+        high_res_initial=40.0,
+        high_res_final=9.0 if shape == "small" else 8.0,
+        mask_radius=0.6 * float(SHAPES[shape]["diameter"]),
+        particles_per_class=300,
+    ).with_changes(**changes)
+
+
+class Session:
+    """One run's output folder on the shared ingested dataset."""
+
+    def __init__(self, dataset: Dataset, folder: Path, pool: int, jobs: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.dataset = dataset
+        self.folder = folder
+        self.pixel = float(read_star(dataset.star_path)["pixel_size"][0])
+        self.log: list[str] = []
+        self.runner = CycleRunner(
+            folder,
+            builtin_programs(),
+            pool_size=pool,
+            jobs_per_cycle=jobs,
+            niceness=0,
+            log=self.log.append,
+        )
+
+    def inputs(self, active: np.ndarray, nz: int, previous: int | None) -> CycleInputs:
+        folder = self.folder
+        return CycleInputs(
+            stack_path=self.dataset.stack_path,
+            nz=nz,
+            dataset_star=self.dataset.star_path,
+            active_positions=active,
+            previous_star=None if previous is None else folder / f"cycle_{previous}.star",
+            previous_classes=None if previous is None else folder / f"cycle_{previous}.mrc",
+            pixel_size=self.pixel,
+        )
+
+    async def job(self, settings: JobSettings, active: np.ndarray, nz: int) -> int:
+        """An ab initio job over ``active`` ≤ ``nz``; returns its last cycle."""
+        previous: int | None = None
+        for cycle in plan_job(settings, last_cycle_number=None).cycles:
+            wall = time.monotonic()
+            await self.runner.run_cycle(cycle, self.inputs(active, nz, previous), settings)
+            print(f"  cycle {cycle.number:3d} {time.monotonic() - wall:7.1f} s", flush=True)
+            previous = cycle.number
+        assert previous is not None
+        return previous
+
+    def score(self, number: int, truth_dir: Path) -> Scorecard:
+        return score_classes(
+            self.folder / f"cycle_{number}.mrc",
+            self.folder / f"cycle_{number}.star",
+            self.dataset.stack_path,
+            original_names_from_relion_star(self.dataset.relion_star_path),
+            truth_dir,
+            pixel_size=self.pixel,
+        )
+
+
+def card_summary(card: Scorecard, views: list[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "purity": card.purity,
+        "ari": card.ari,
+        "views_recovered": card.views_recovered,
+        "median_frc05_A": card.median_frc05,
+        "weighted_median_frc05_A": card.weighted_median_frc05,
+        "median_half_frc0143_A": card.median_half_frc0143,
+        "classes": len(card.classes),
+        "particles": card.particles,
+        "recovered_views": sorted({c.majority_view for c in card.classes if c.purity >= 0.5}),
+        "box": card.box,
+        "pixel_size": card.pixel_size,
+    }
+    for view in views:  # the classes a late view got
+        mine = [c for c in card.classes if c.majority_view == view and c.purity >= 0.5]
+        out[f"view_{view}"] = [
+            {"class": c.class_number, "members": c.members, "purity": round(c.purity, 3),
+             "frc05_A": round(c.frc05, 2)}
+            for c in mine
+        ]  # fmt: skip
+    return out
+
+
+# ---------------------------------------------------------------- quality
+
+
+async def quality(args: argparse.Namespace) -> dict[str, Any]:
+    shape = SHAPES[args.shape]
+    work: Path = args.work / args.shape
+    dataset = ingest(work, shape, args.seed)
+    truth_dir = work / "session" / "truth"
+    views = true_views(dataset, truth_dir)
+    active = np.asarray(dataset.active_positions(), dtype=np.int64)
+    late: list[int] = []
+    if args.late_views:
+        # two views that first appear after the first --initial particles: their particles
+        # among the first ones never existed (their positions stay inactive)
+        counts = np.bincount(views[views >= 0])
+        late = [int(v) for v in np.argsort(counts)[::-1][: args.late_views]]
+        early = active[: args.initial + int(args.initial * 0.25)]
+        cut = early[~np.isin(views[early - 1], late)][args.initial - 1]
+        drop = active[(active <= cut) & np.isin(views[active - 1], late)]
+        active = active[~np.isin(active, drop)]
+    nz = int(active.max())
+    name = f"{args.shape}_{args.mode}" + (f"_R{args.revisit}" if args.mode == "stream" else "")
+    name += f"_late{args.late_views}" if args.late_views else ""
+    name += f"_run{args.run}"
+    folder = work / "runs" / name
+    if folder.exists():
+        shutil.rmtree(folder)
+    session = Session(dataset, folder, args.pool, args.jobs)
+    settings = job_settings(args.shape, stream_batch=args.block, stream_revisit=args.revisit)
+    wall0, cpu0 = time.monotonic(), children_cpu()
+    updates: list[dict[str, Any]] = []
+    print(f"{name}: {len(active)} particles", flush=True)
+    if args.mode == "full":
+        last = await session.job(settings, active, nz)
+    else:
+        cut = int(active[args.initial - 1])
+        first = active[active <= cut]
+        base = await session.job(settings, first, cut)
+        stream = StreamRunner(session.runner)
+        await stream.start(base, session.inputs(active, cut, base), settings)
+        number, reached = base + 1, cut
+        while True:
+            chunk = active[active > reached][: args.block]
+            reached = int(chunk[-1]) if len(chunk) else reached
+            done = reached >= nz
+            wall = time.monotonic()
+            result = await stream.update(
+                number, session.inputs(active, reached, None), settings, force=True,
+                full_star=done,
+            )  # fmt: skip
+            assert result is not None
+            updates.append(update_row(result, time.monotonic() - wall))
+            print(
+                f"  update {number}: +{result.new_particles} new, {result.revisited_particles} "
+                f"revisited, {result.particle_count} in classes, {updates[-1]['wall_s']:.1f} s, "
+                f"drift max {result.drift.max_shift:.2f} px",
+                flush=True,
+            )
+            number += 1
+            if done:
+                break
+        last = number - 1
+    wall, cpu = time.monotonic() - wall0, children_cpu() - cpu0
+    card = session.score(last, truth_dir)
+    print(card.format(), flush=True)
+    summary = {
+        "name": name,
+        "shape": args.shape,
+        "mode": args.mode,
+        "revisit": args.revisit,
+        "initial": args.initial,
+        "block": args.block,
+        "late_views": late,
+        "particles": len(active),
+        "wall_s": wall,
+        "children_cpu_s": cpu,
+        "scores": card_summary(card, late),
+        "updates": updates,
+        "log_tail": [line for line in session.log if "failed" in line.lower()][-20:],
+    }
+    results = args.work / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"{name}.json").write_text(json.dumps(summary, indent=2))
+    if not args.keep:  # the last cycle's files are all a later look needs
+        for path in folder.glob("cycle_*"):
+            if path.name not in (f"cycle_{last}.mrc", f"cycle_{last}.star"):
+                path.unlink(missing_ok=True)
+        shutil.rmtree(folder / "cycles", ignore_errors=True)
+    return summary
+
+
+def update_row(result: StreamResult, wall: float) -> dict[str, Any]:
+    return {
+        "cycle": result.number,
+        "new": result.new_particles,
+        "revisited": result.revisited_particles,
+        "in_classes": result.particle_count,
+        "blocks": result.blocks,
+        "wall_s": wall,
+        "seconds": result.seconds,
+        "bytes_read": result.io.bytes_read,
+        "bytes_written": result.io.bytes_written,
+        "drift_max_px": result.drift.max_shift,
+        "drift_median_px": result.drift.median_shift,
+        "drift_max_deg": result.drift.max_angle,
+        "emptied": result.emptied,
+        "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def report(work: Path) -> dict[str, Any]:
+    """Worst streamed run against the median full run, per shape and variant."""
+    runs = [json.loads(p.read_text()) for p in sorted((work / "results").glob("*.json"))]
+    out: dict[str, Any] = {}
+    for shape in SHAPES:
+        full = [r for r in runs if r["shape"] == shape and r["mode"] == "full"]
+        if not full:
+            continue
+        med = {
+            key: statistics.median(r["scores"][key] for r in full if r["scores"][key] is not None)
+            for key in ("purity", "ari", "median_frc05_A")
+            if any(r["scores"][key] is not None for r in full)
+        }
+        box, pixel = full[0]["scores"]["box"], full[0]["scores"]["pixel_size"]
+        field = box * pixel
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for r in runs:
+            if r["shape"] == shape and r["mode"] == "stream":
+                key = f"R{r['revisit']}" + ("_late" if r["late_views"] else "")
+                groups.setdefault(key, []).append(r)
+        rows: dict[str, Any] = {"full_runs": len(full), "full_median": med}
+        for key, group in sorted(groups.items()):
+            worst: dict[str, Any] = {"runs": len(group)}
+            if "purity" in med:
+                worst["purity"] = min(r["scores"]["purity"] for r in group)
+                worst["ari"] = min(r["scores"]["ari"] for r in group)
+                worst["purity_ok"] = worst["purity"] >= med["purity"] - 0.02
+                worst["ari_ok"] = worst["ari"] >= med["ari"] - 0.05
+            frc = max(r["scores"]["median_frc05_A"] for r in group)
+            worst["median_frc05_A"] = frc
+            # one Fourier ring at the full run's median: field/ring vs field/(ring - 1)
+            ring = field / med["median_frc05_A"]
+            worst["frc_rings_behind"] = ring - field / frc
+            worst["frc_ok"] = worst["frc_rings_behind"] <= 1.0 + 1e-9
+            worst["views"] = [r["scores"]["recovered_views"] for r in group]
+            if group[0]["late_views"]:
+                worst["late_view_classes"] = [
+                    {str(v): r["scores"].get(f"view_{v}", []) for v in r["late_views"]}
+                    for r in group
+                ]
+            worst["stream_wall_s"] = [round(r["wall_s"]) for r in group]
+            rows[key] = worst
+        rows["full_views"] = [r["scores"]["recovered_views"] for r in full]
+        rows["full_wall_s"] = [round(r["wall_s"]) for r in full]
+        out[shape] = rows
+    print(json.dumps(out, indent=2))
+    return out
+
+
+# ---------------------------------------------------------------- freshness (phase 2)
+
+
+def freshness_report(
+    listing_times: dict[int, float], published: dict[int, float]
+) -> dict[str, float]:
+    """Per-particle delay from its micrograph's first listing in goodparticles to its first
+    appearance in a published cycle (both ``time.time()``; keys: stack positions). Needs a
+    headless streaming run (issue 20, phase 2) to produce ``published``."""
+    delays = np.array([published[p] - t for p, t in listing_times.items() if p in published])
+    if len(delays) == 0:
+        return {"particles": 0}
+    return {
+        "particles": float(len(delays)),
+        "p50_s": float(np.percentile(delays, 50)),
+        "p95_s": float(np.percentile(delays, 95)),
+        "unpublished": float(len(listing_times) - len(delays)),
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    q = sub.add_parser("quality")
+    q.add_argument("--work", type=Path, default=Path("/tmp/bench20"))
+    q.add_argument("--shape", choices=sorted(SHAPES), default="full")
+    q.add_argument("--mode", choices=["full", "stream"], default="stream")
+    q.add_argument("--run", type=int, default=1)
+    q.add_argument("--seed", type=int, default=1)
+    q.add_argument("--initial", type=int, default=1500)
+    q.add_argument("--block", type=int, default=500)
+    q.add_argument("--revisit", type=int, default=1)
+    q.add_argument("--late-views", type=int, default=0)
+    q.add_argument("--pool", type=int, default=2)
+    q.add_argument("--jobs", type=int, default=2)
+    q.add_argument("--keep", action="store_true", help="keep every cycle's files")
+    r = sub.add_parser("report")
+    r.add_argument("--work", type=Path, default=Path("/tmp/bench20"))
+    c = sub.add_parser("cost")
+    c.add_argument("--work", type=Path, default=Path("/tmp/bench20_cost"))
+    c.add_argument("--new", type=int, default=1000)
+    c.add_argument("--revisit", type=int, default=1)
+    c.add_argument("--pool", type=int, default=2)
+    c.add_argument("--jobs", type=int, default=2)
+    c.add_argument("--seed", type=int, default=3)
+    args = parser.parse_args()
+    if args.command == "quality":
+        asyncio.run(quality(args))
+    elif args.command == "report":
+        report(args.work)
+    else:
+        asyncio.run(cost(args))
+    return 0
+
+
+async def cost(args: argparse.Namespace) -> dict[str, Any]:  # defined below the CLI on purpose
+    raise NotImplementedError
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
