@@ -10,7 +10,6 @@ from live2d_tui.engine.numerics import rotate_image
 from live2d_tui.imaging import fourier_shift
 
 
-
 def blobs(count: int, box: int, rng: np.random.Generator) -> np.ndarray:
     """Asymmetric images: a few Gaussian blobs each."""
     y, x = np.indices((box, box), dtype=np.float64)
