@@ -230,3 +230,87 @@ async def test_the_index_names_every_file_and_orphans_are_removed(
     data = mrcfile.read(dataset.folder / f"cycle_{base + 1}.mrc")
     assert data.shape[0] == 4
     check_state(dataset, stream, active)
+
+
+CHILD = Path(__file__).with_name("stream_child.py")
+
+
+def block_invariants(folder: Path) -> int:
+    """The committed state counts every particle of every block once: the fake's dumps count
+    particles and sum their positions mod 97. Returns the updates done."""
+    stream_dir = stream_folder(folder)
+    index = json.loads((stream_dir / "index.json").read_text())
+    positions = [
+        read_star(stream_dir / b["star"])["position"] for b in index["blocks"] if b["star"]
+    ]
+    rows = np.concatenate(positions) if positions else np.zeros(0, np.int64)
+    assert len(rows) == len(np.unique(rows)), "a particle in two blocks"
+    if index["total"]:
+        total = read_total(stream_dir / index["total"])
+        assert total.processed == len(rows)
+        assert total.sums[:, 0, 0].real.sum() == pytest.approx(len(rows))
+        assert total.sums[:, 0, 1].real.sum() == pytest.approx(checksum(rows))
+    for name in [b["star"] for b in index["blocks"]] + [index["stats"], index["averages"]]:
+        assert not name or (stream_dir / name).is_file(), f"{name} missing"
+    return int(index["updates"])
+
+
+async def test_a_sigkill_at_random_points_loses_or_doubles_no_particle(
+    tmp_path: Path, fake_state: Path
+) -> None:
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from live2d_tui.classify.procs import end_orphans
+
+    dataset = make_dataset(tmp_path / "session", count=80)
+    runner = make_runner(dataset)
+    await classify(dataset, runner, np.arange(1, 81), nz=24)  # cycles 0 and 1
+    updates = 6
+    env = {**os.environ, "FAKE_STATE": str(fake_state), "FAKE_SLEEP": "0.4"}
+    rng = random.Random(20)
+    kills = 0
+    for _attempt in range(40):
+        log = (fake_state / "child.log").open("ab")
+        child = subprocess.Popen(
+            [sys.executable, str(CHILD), str(dataset.folder), str(updates)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            child.wait(timeout=rng.uniform(0.3, 4.0))
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGKILL)
+            child.wait(timeout=30)
+            kills += 1
+        finally:
+            log.close()
+        if child.returncode == 0:
+            break
+        assert child.returncode == -signal.SIGKILL, (fake_state / "child.log").read_text()[-3000:]
+        # what a restart finds: the last committed state, whole
+        if (stream_folder(dataset.folder) / "index.json").exists():
+            end_orphans(dataset.folder, lambda line: None, grace=1.0)
+            block_invariants(dataset.folder)
+        time.sleep(0.05)
+    assert child.returncode == 0 and kills >= 3
+    assert block_invariants(dataset.folder) == updates
+    stream = StreamRunner(make_runner(dataset))
+    stream.recover()
+    check_state_after_churn(dataset, stream)
+
+
+def check_state_after_churn(dataset: Dataset, stream: StreamRunner) -> None:
+    index = stream.state()
+    assert index is not None
+    folder = stream_folder(dataset.folder)
+    names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert names == index.files() | {"index.json"}
+    for number in range(index.base_cycle + 1, index.cycle + 1):
+        assert (dataset.folder / f"cycle_{number}.mrc").is_file()
+    assert stream.check_total() < 1e-9

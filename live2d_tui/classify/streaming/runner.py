@@ -244,6 +244,10 @@ class StreamRunner:
         the committed update's files if their links are missing. Returns the removed files."""
         index = self.state()
         removed = ix.remove_orphans(self.folder, index)
+        for leftover in self.runner.output_folder.glob(".cycle_*.link"):  # a link half made
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+                removed.append(leftover)
         if index is not None and index.updates:
             out = self.runner.output_folder
             _link(self.folder / index.averages, out / f"cycle_{index.cycle}.mrc")
