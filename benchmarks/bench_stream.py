@@ -209,8 +209,7 @@ async def quality(args: argparse.Namespace) -> dict[str, Any]:
         # among the first ones never existed (their positions stay inactive)
         counts = np.bincount(views[views >= 0])
         late = [int(v) for v in np.argsort(counts)[::-1][: args.late_views]]
-        early = active[: args.initial + int(args.initial * 0.25)]
-        cut = early[~np.isin(views[early - 1], late)][args.initial - 1]
+        cut = active[~np.isin(views[active - 1], late)][args.initial - 1]
         drop = active[(active <= cut) & np.isin(views[active - 1], late)]
         active = active[~np.isin(active, drop)]
     nz = int(active.max())
@@ -233,7 +232,7 @@ async def quality(args: argparse.Namespace) -> dict[str, Any]:
         base = await session.job(settings, first, cut)
         stream = StreamRunner(session.runner)
         await stream.start(base, session.inputs(active, cut, base), settings)
-        number, reached = base + 1, cut
+        number, reached, seen = base + 1, cut, len(session.log)
         while True:
             chunk = active[active > reached][: args.block]
             reached = int(chunk[-1]) if len(chunk) else reached
@@ -251,6 +250,10 @@ async def quality(args: argparse.Namespace) -> dict[str, Any]:
                 f"drift max {result.drift.max_shift:.2f} px",
                 flush=True,
             )
+            for line in session.log[seen:]:
+                if any(word in line for word in ("misfits", "takes a view", "fused")):
+                    print(f"    {line}", flush=True)
+            seen = len(session.log)
             number += 1
             if done:
                 break
@@ -272,6 +275,7 @@ async def quality(args: argparse.Namespace) -> dict[str, Any]:
         "scores": card_summary(card, late),
         "updates": updates,
         "log_tail": [line for line in session.log if "failed" in line.lower()][-20:],
+        "new_views": [line for line in session.log if "takes a view" in line],
     }
     results = args.work / "results"
     results.mkdir(parents=True, exist_ok=True)

@@ -84,8 +84,9 @@ from live2d_tui.classify.protocol import (
     Refine2dRequest,
     validate_refine2d,
 )
-from live2d_tui.classify.schedule import CyclePlan
+from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.classify.streaming import index as ix
+from live2d_tui.classify.streaming import reseed
 from live2d_tui.classify.streaming.dumps import (
     DumpFormat,
     Partials,
@@ -196,6 +197,9 @@ class StreamResult:
     drift: DriftReport
     emptied: list[int]
     """1-based classes the engine emptied in this update."""
+    new_views: list[tuple[int, int, bool]]
+    """Classes given to views that appeared late: (1-based class, members in the pool's
+    classification, whether the slot held a copy of another class)."""
     started: datetime
     finished: datetime
     process_count: int
@@ -433,6 +437,24 @@ def _not_stale(block: ix.Block, k: int) -> npt.NDArray[np.bool_]:
     return keep
 
 
+def _write_classes(path: Path, classes: npt.NDArray[np.float32], pixel: float) -> None:
+    with mrcfile.new(path, overwrite=True) as handle:
+        handle.set_data(np.ascontiguousarray(classes, dtype=np.float32))
+        handle.voxel_size = pixel
+    fsync_dir(path.parent)
+
+
+def _pool_folder(folder: Path, pool: StarRows, stack: Path) -> None:
+    """The pool's classification folder: its star, and the stack under a plain name (so the
+    programs get names free of ``data_``/``loop_`` whatever the output folder is called)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_star(folder / "pool.star", pool, ["misfits of a streaming classification"])
+    link = folder / "stack.mrcs"
+    with contextlib.suppress(FileNotFoundError):
+        link.unlink()
+    link.symlink_to(Path(stack).resolve())
+
+
 def _link(source: Path, target: Path) -> None:
     """Publish ``source`` as ``target`` (a hard link, else a copy), replacing it atomically."""
     if not source.is_file():
@@ -477,6 +499,9 @@ class StreamUpdate(CycleAttempt):
         self.io = IoCount()
         self.available = index.cursor.position
         """The last stack position whose dataset row this update read."""
+        self.rules: FrozenRules | None = None
+        self.pool_rows: StarRows = empty_rows(0)
+        """The misfits the new state keeps for a later classification of late views."""
         self.created: list[Path] = []
         """Stream files written by this update (deleted unless it commits)."""
 
@@ -520,9 +545,11 @@ class StreamUpdate(CycleAttempt):
         t0 = time.monotonic()
         if requests:
             await self.run_jobs(requests, rules_path)
+        await asyncio.to_thread(self.join_all, works)
+        references, replaced, taken = await self.reseed(works, requests, references, rules_path)
         seconds["refine2d"] = time.monotonic() - t0
         t0 = time.monotonic()
-        outcome = await write_in_thread(self.consolidate, works, references)
+        outcome = await write_in_thread(self.consolidate, works, references, replaced)
         total, stats, emptied, merge_seed = outcome
         seconds["consolidate"] = time.monotonic() - t0
         t0 = time.monotonic()
@@ -583,7 +610,8 @@ class StreamUpdate(CycleAttempt):
             blocks_revisited=len(plan.revisit),
             dump_bytes=new_index.dump_bytes,
             drift=drift,
-            emptied=[int(c) + 1 for c in np.flatnonzero(emptied)],
+            emptied=[int(c) + 1 for c in np.flatnonzero(emptied & ~replaced)],
+            new_views=[(v.slot + 1, v.members, v.replaced) for v in taken],
             started=started,
             finished=finished,
             process_count=len(requests),
@@ -668,6 +696,7 @@ class StreamUpdate(CycleAttempt):
             noise_pixel_sizes=np.full(len(pick), float(inputs.pixel_size)),
         )
         write_rules(rules_path, rules)
+        self.rules = rules
         self.io.add_written("rules", _size(rules_path))
         total_rows = sum(len(w.rows) for w in works)
         per_job = max(1, -(-total_rows // max(1, self.runner.jobs_per_cycle)))
@@ -760,11 +789,153 @@ class StreamUpdate(CycleAttempt):
             for name in request.output_paths():
                 self.io.add_written("refine2d stars and dumps", _size(folder / name))
 
+    async def reseed(
+        self,
+        works: list[_Work],
+        requests: list[tuple[_Work, int, Refine2dRequest]],
+        references: Path,
+        rules_path: Path,
+    ) -> tuple[Path, npt.NDArray[np.bool_], list[reseed.NewView]]:
+        """Pool the new misfits; when enough, classify the pool and give its new views classes,
+        then refine the update's blocks again (see :mod:`.reseed`). Returns the references the
+        update's dumps were made against, the slots given to new views, and those views."""
+        index, folder, log = self.index, self.stream.folder, self.runner.log
+        none = np.zeros(index.classes, dtype=bool)
+        pool, fresh = await asyncio.to_thread(self.pool_misfits, works)
+        self.pool_rows = pool
+        if len(pool) < reseed.POOL_SIZE or not requests:
+            return references, none, []
+        self.pool_rows = empty_rows(0)  # the pool is used up, whatever comes of it
+        log(
+            f"Cycle {self.number}: {len(pool)} particles fit their classes badly ({fresh} of "
+            "them new); classifying them alone to look for views without a class"
+        )
+        try:
+            pool_averages, members = await self.classify_pool(pool)
+        except (CycleFailed, OSError, ValueError) as exc:
+            log(f"Cycle {self.number}: the classification of the misfits failed ({exc})")
+            return references, none, []
+        current = mrcfile.read(references).reshape(index.classes, index.box, index.box)
+        pixel, high = float(self.inputs.pixel_size), self.plan.high_res_limit
+        stats = ClassStats.load(folder / index.stats)
+        counts = stats.counts()
+        counts = np.zeros(index.classes) if counts is None else counts
+        found = reseed.new_views(current, pool_averages, members, pixel, high)
+        slots = reseed.free_slots(current, counts, pixel, high, len(found)) if found else []
+        if not found or not slots:
+            why = "none unlike the current classes" if not found else "no free slot"
+            log(f"Cycle {self.number}: misfits give no new class ({why})")
+            return references, none, []
+        taken = [
+            reseed.NewView(c, m, sim, slot, copy)
+            for (c, m, sim), (slot, copy) in zip(found, slots, strict=False)
+        ]
+        updated = current.astype(np.float32).copy()
+        replaced = none.copy()
+        assert self.rules is not None
+        rule_counts = (
+            np.zeros(index.classes) if self.rules.counts is None else self.rules.counts.copy()
+        )
+        for view in taken:
+            updated[view.slot] = pool_averages[view.pool_class]
+            replaced[view.slot] = True
+            rule_counts[view.slot] = float(view.members)
+            log(
+                f"Cycle {self.number}: class {view.slot + 1} "
+                + ("(a copy of another class, emptied) " if view.replaced else "(empty) ")
+                + f"takes a view no class had ({view.members} misfits, best correlation "
+                f"with the classes {view.similarity:.2f})"
+            )
+        target = self.stream_path(f"classes_rs{self.number}.mrc")
+        await write_in_thread(_write_classes, target, updated, pixel)
+        self.rules = dataclasses.replace(self.rules, counts=rule_counts)
+        await write_in_thread(write_rules, rules_path, self.rules)
+        rel = self.runner.relative(target)
+        again = [
+            (work, j, dataclasses.replace(request, input_classes=rel))
+            for work, j, request in requests
+        ]
+        for progress in self.tracker.jobs:
+            progress.fraction, progress.done = 0.0, False
+        await self.run_jobs(again, rules_path)
+        await asyncio.to_thread(self.join_all, works)
+        return target, replaced, taken
+
+    def pool_misfits(self, works: list[_Work]) -> tuple[StarRows, int]:
+        """The pool with this update's new misfits added (blocking); and how many were new."""
+        index, folder = self.index, self.stream.folder
+        stats = ClassStats.load(folder / index.stats)
+        fresh = [w.refined for w in works if w.previous is None and w.refined is not None]
+        rows = np.concatenate(fresh) if fresh else empty_rows(0)
+        bad = rows[reseed.misfits(rows, stats)] if len(rows) else rows
+        pool = read_star(folder / index.pool) if index.pool else empty_rows(0)
+        if index.pool:
+            self.io.add_read("misfit pool", _size(folder / index.pool))
+        pool = pool[~np.isin(pool["position"], bad["position"])]
+        joined = np.concatenate([pool, bad])[-reseed.POOL_LIMIT :]
+        out: StarRows = joined[np.argsort(joined["position"], kind="stable")]
+        return out, len(bad)
+
+    async def classify_pool(
+        self, pool: StarRows
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]:
+        """A small ab initio job over the pool alone, through the same programs and executor
+        (its files in a folder of this update's, removed afterwards). Returns its class
+        averages and each class's members."""
+        from live2d_tui.classify.runner import CycleRunner
+
+        folder = self.dir / f"pool_{self.token}"
+        try:
+            await asyncio.to_thread(_pool_folder, folder, pool, self.inputs.stack_path)
+            runner = CycleRunner(
+                folder,
+                self.runner.programs,
+                pool_size=self.runner.executor.slots,
+                jobs_per_cycle=self.runner.jobs_per_cycle,
+                executor=self.runner.executor,
+            )
+            settings = self.settings.with_changes(
+                classification_type="abinit",
+                class_number=reseed.POOL_CLASSES,
+                run_count_startup=reseed.POOL_STARTUP,
+                run_count_refine=reseed.POOL_REFINE,
+                particles_per_class=max(1, len(pool)),
+                autocenter=True,
+            )
+            previous: int | None = None
+            for cycle in plan_job(settings, last_cycle_number=None).cycles:
+                inputs = CycleInputs(
+                    stack_path=folder / "stack.mrcs",
+                    nz=self.inputs.nz,
+                    dataset_star=folder / "pool.star",
+                    active_positions=pool["position"],
+                    previous_star=None if previous is None else folder / f"cycle_{previous}.star",
+                    previous_classes=None if previous is None else folder / f"cycle_{previous}.mrc",
+                    pixel_size=self.inputs.pixel_size,
+                )
+                result = await runner.run_cycle(cycle, inputs, settings)
+                previous = cycle.number
+            averages = mrcfile.read(result.classes_path).reshape(-1, self.index.box, self.index.box)
+            members = np.asarray(result.members[1:], dtype=np.int64)
+            return averages.astype(np.float32), members
+        finally:
+            await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    def join_all(self, works: list[_Work]) -> None:
+        """Each block's refined rows from its jobs' stars (blocking)."""
+        for work in works:
+            parts = []
+            for j, start, end in work.jobs:
+                first, last = int(work.rows["position"][start]), int(work.rows["position"][end - 1])
+                parts.append((self.dir / f"part_{self.token}_{j}.star", first, last))
+            work.refined = assemble.join_stars(work.rows, parts) if parts else empty_rows(0)
+
     def consolidate(
-        self, works: list[_Work], references: Path
+        self, works: list[_Work], references: Path, replaced: npt.NDArray[np.bool_]
     ) -> tuple[Partials, ClassStats, npt.NDArray[np.bool_], Path]:
-        """Check the dumps, join the stars, update T and the statistics, write merge2d's input
-        (blocking). Returns (T', statistics, classes the engine emptied, merge2d's dump seed)."""
+        """Check the dumps, update T and the statistics, write merge2d's input (blocking).
+        ``replaced``: slots given to new views (their old sums leave T). Returns (T',
+        statistics, classes emptied in T, merge2d's dump seed)."""
         index, folder = self.index, self.stream.folder
         fmt = index.engine
         with mrcfile.open(references, permissive=True) as handle:
@@ -777,18 +948,14 @@ class StreamUpdate(CycleAttempt):
         named: list[tuple[str, npt.NDArray[np.bool_]]] = []
         by_block: list[list[Partials]] = []
         for work in works:
-            parts = []
             dumps: list[Partials] = []
-            for j, start, end in work.jobs:
+            for j, _, _ in work.jobs:
                 dump = self.dir / f"dump_{self.token}_{j}.dat"
                 data = read_engine_dump(dump, fmt)
                 self.io.add_read("new dumps", _size(dump))
                 named.append((dump.name, data.searched))
                 dumps.append(data)
-                first, last = int(work.rows["position"][start]), int(work.rows["position"][end - 1])
-                parts.append((self.dir / f"part_{self.token}_{j}.star", first, last))
             by_block.append(dumps)
-            work.refined = assemble.join_stars(work.rows, parts) if parts else empty_rows(0)
         try:
             check_same_classes(named)
         except PartialsError as exc:
@@ -820,11 +987,12 @@ class StreamUpdate(CycleAttempt):
                 total.add(old, sign=-1, classes=keep)
             if work.previous_rows is not None and block.star:
                 stats.add(work.previous_rows, sign=-1)
+        emptied = emptied | replaced
+        if np.any(emptied):
+            total.clear_classes(emptied)
         for work, dumps in zip(works, by_block, strict=True):
             if dumps:
                 total.add(self.block_dump(work, dumps))
-        if np.any(emptied):
-            total.clear_classes(emptied)
         for work in works:
             if work.refined is not None and len(work.refined):
                 stats.add(work.refined)
@@ -942,6 +1110,11 @@ class StreamUpdate(CycleAttempt):
         kept = context[~np.isin(context["position"], refined_positions)]
         pool = np.concatenate([kept, *[w.refined for w in works if w.refined is not None]])
         pool = pool[np.argsort(pool["position"], kind="stable")]
+        pool_name = ""
+        if len(self.pool_rows):
+            pool_name = f"pool_v{number}.star"
+            write_star(self.stream_path(pool_name), self.pool_rows, ["streaming misfits"])
+            self.io.add_written("misfit pool", _size(folder / pool_name))
         context_name = f"context_v{number}.star"
         write_star(
             self.stream_path(context_name), _sample(pool, CONTEXT_ROWS), ["streaming context"]
@@ -969,6 +1142,7 @@ class StreamUpdate(CycleAttempt):
             stats=stats_name,
             averages=averages,
             context=context_name,
+            pool=pool_name,
             updates=index.updates + 1,
             full_star_cycle=full_star_cycle,
             full_star_time=full_star_time,
