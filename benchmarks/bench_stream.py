@@ -404,6 +404,10 @@ def main() -> int:
     c.add_argument("--pool", type=int, default=2)
     c.add_argument("--jobs", type=int, default=2)
     c.add_argument("--seed", type=int, default=3)
+    c.add_argument("--repeats", type=int, default=2)
+    c.add_argument("--count", type=int, default=10_000, help="particles classified before")
+    c.add_argument("--copies", type=int, default=10, help="the larger state is this × count")
+    c.add_argument("--shape", choices=["hard", "small"], default="hard")
     args = parser.parse_args()
     if args.command == "quality":
         asyncio.run(quality(args))
@@ -414,8 +418,225 @@ def main() -> int:
     return 0
 
 
-async def cost(args: argparse.Namespace) -> dict[str, Any]:  # defined below the CLI on purpose
-    raise NotImplementedError
+# ---------------------------------------------------------------- cost
+
+
+COST_SHAPE = {**HARD_FULL, "micrographs": 180, "particles_per_micrograph": 62}
+"""128 px at 1.5 Å, continuous orientations: about 11,000 particles (10,000 + the new ones)."""
+
+
+async def build_state(
+    session: Session, active: np.ndarray, classified: int, settings: JobSettings
+) -> int:
+    """A real stream holding the first ``classified`` particles: an ab initio job over 2,000,
+    then updates of ``stream_batch``. Returns the last cycle."""
+    cut = int(active[min(2000, classified // 2) - 1])
+    base = await session.job(
+        settings.with_changes(run_count_startup=6, run_count_refine=1), active[active <= cut], cut
+    )
+    stream = StreamRunner(session.runner)
+    await stream.start(base, session.inputs(active, cut, base), settings)
+    number, reached = base + 1, cut
+    while True:
+        result = await stream.update(number, session.inputs(active, reached, None), settings)
+        assert result is not None
+        print(f"  state: cycle {number}, {result.particle_count} particles", flush=True)
+        number += 1
+        if result.particle_count >= classified:
+            return number - 1
+        reached = int(active[min(len(active), result.particle_count + settings.stream_batch) - 1])
+
+
+def replicate(a: Path, b: Path, stack: Path, star: Path, copies: int, count: int, new: int) -> None:
+    """State ``b``: ``copies`` copies of state ``a``'s ``count`` particles (stack slices, dataset
+    rows, blocks under shifted positions and new ids; dumps linked, the running total and the
+    class statistics multiplied), then ``a``'s next ``new`` particles after them."""
+    import mrcfile
+
+    from live2d_tui.classify.streaming import index as ix
+    from live2d_tui.classify.streaming.dumps import read_total, write_total
+    from live2d_tui.classify.streaming.startail import cursor_after
+    from live2d_tui.classify.streaming.stats import ClassStats
+    from live2d_tui.dataset.cistem_star import write_star
+
+    if b.exists():
+        shutil.rmtree(b)
+    (b / "stream" / "blocks").mkdir(parents=True)
+    source = mrcfile.mmap(stack, mode="r", permissive=True)
+    data = np.asarray(source.data[:count])
+    extra = np.asarray(source.data[count : count + new])
+    total = copies * count + new
+    with mrcfile.new_mmap(
+        b / "combined_stack.mrcs", shape=(total, *data.shape[1:]), mrc_mode=2, overwrite=True
+    ) as out:
+        for i in range(copies):
+            out.data[i * count : (i + 1) * count] = data
+        out.data[copies * count :] = extra
+        out.set_image_stack()
+        out.voxel_size = source.voxel_size
+    source.close()
+    rows = read_star(star)
+    parts = []
+    for i in range(copies):
+        part = rows[:count].copy()
+        part["position"] += i * count
+        parts.append(part)
+    tail = rows[count : count + new].copy()
+    tail["position"] += (copies - 1) * count
+    write_star(b / "combined_stack.star", np.concatenate([*parts, tail]), ["replicated"])
+    folder_a, folder_b = a / "stream", b / "stream"
+    index = ix.load_index(folder_a)
+    assert index is not None
+    blocks = []
+    next_id = 0
+    for i in range(copies):
+        for block in index.blocks:
+            shift = i * count
+            names = {}
+            for kind in ("data", "star"):
+                name = getattr(block, kind)
+                if name:
+                    moved = read_star(folder_a / name)
+                    moved["position"] += shift
+                    names[kind] = f"blocks/b{next_id}_{kind}.star"
+                    write_star(folder_b / names[kind], moved, ["replicated"])
+            dumps = []
+            for j, name in enumerate(block.dumps):
+                target = f"blocks/b{next_id}_{j}.dat"
+                os.link(folder_a / name, folder_b / target)
+                dumps.append(target)
+            blocks.append(
+                ix.Block(
+                    next_id, block.first + shift, block.last + shift, block.visited,
+                    names.get("data", ""), names.get("star", ""), tuple(dumps), block.rows,
+                    block.bytes, block.stale,
+                )
+            )  # fmt: skip
+            next_id += 1
+    totals = read_total(folder_a / index.total)
+    for name in ("sums", "ctf2", "weight"):
+        setattr(totals, name, getattr(totals, name) * copies)
+    totals.processed *= copies
+    write_total(folder_b / index.total, totals)
+    stats = ClassStats.load(folder_a / index.stats)
+    for name in ("members", "used", "score_count"):
+        setattr(stats, name, getattr(stats, name) * copies)
+    stats.save(folder_b / index.stats)
+    for name in (index.averages, index.context):
+        shutil.copyfile(folder_a / name, folder_b / name)
+    if index.pool:
+        shutil.copyfile(folder_a / index.pool, folder_b / index.pool)
+    replica = index.with_changes(
+        stack=str(b / "combined_stack.mrcs"),
+        cursor=cursor_after(b / "combined_stack.star", copies * count),
+        next_block=next_id,
+        blocks=tuple(blocks),
+        extra={},
+        full_star_time=time.time(),
+    )
+    ix.save_index(folder_b, replica)
+
+
+async def cost(args: argparse.Namespace) -> dict[str, Any]:
+    work: Path = args.work
+    shape = COST_SHAPE if args.shape == "hard" else SHAPES[args.shape]
+    dataset = ingest(work, shape, args.seed)
+    active = np.asarray(dataset.active_positions(), dtype=np.int64)
+    count, new, copies = args.count, args.new, args.copies
+    assert len(active) >= count + new, f"only {len(active)} particles"
+    settings = job_settings(args.shape, stream_batch=new, stream_revisit=args.revisit)
+    state_a = work / "state_10k"
+    if not (state_a / "stream" / "index.json").exists():
+        session = Session(dataset, state_a, args.pool, args.jobs)
+        await build_state(session, active, count, settings)
+    index_a = json.loads((state_a / "stream" / "index.json").read_text())
+    classified = sum(b["rows"] for b in index_a["blocks"])
+    reached = int(index_a["cursor"]["position"])
+    print(f"10k state: {classified} particles up to position {reached}", flush=True)
+    state_b = work / "state_100k"
+    if not (state_b / "stream" / "index.json").exists():
+        wall = time.monotonic()
+        replicate(state_a, state_b, dataset.stack_path, dataset.star_path, copies, reached, new)
+        print(f"100k state replicated in {time.monotonic() - wall:.0f} s", flush=True)
+    snapshots = {}
+    for name, folder in (("10k", state_a), ("100k", state_b)):
+        snapshot = work / f"snapshot_{name}"
+        if not snapshot.exists():
+            shutil.copytree(folder / "stream", snapshot, copy_function=os.link)
+        snapshots[name] = (folder, snapshot)
+    rows: dict[str, list[dict[str, Any]]] = {"10k": [], "100k": []}
+    pixel = float(read_star(dataset.star_path)["pixel_size"][0])
+    for repeat in range(args.repeats):
+        for name in ("10k", "100k") if repeat % 2 == 0 else ("100k", "10k"):
+            folder, snapshot = snapshots[name]
+            shutil.rmtree(folder / "stream")
+            shutil.copytree(snapshot, folder / "stream", copy_function=shutil.copy2)
+            stack = dataset.stack_path if name == "10k" else folder / "combined_stack.mrcs"
+            star = dataset.star_path if name == "10k" else folder / "combined_stack.star"
+            start = reached if name == "10k" else copies * reached
+            positions = np.arange(1, start + new + 1)
+            if name == "10k":
+                positions = active[active <= int(active[active > reached][new - 1])]
+            nz = int(positions.max())
+            runner = CycleRunner(folder, builtin_programs(), pool_size=args.pool,
+                                 jobs_per_cycle=args.jobs, niceness=0)  # fmt: skip
+            stream = StreamRunner(runner)
+            index = stream.state()
+            assert index is not None
+            inputs = CycleInputs(
+                stack_path=stack, nz=nz, dataset_star=star, active_positions=positions,
+                previous_star=None, previous_classes=None, pixel_size=pixel,
+            )  # fmt: skip
+            cpu0, wall = children_cpu(), time.monotonic()
+            result = await stream.update(index.cycle + 1, inputs, settings, full_star=False)
+            wall = time.monotonic() - wall
+            assert result is not None
+            row = {
+                "repeat": repeat,
+                "classified_before": index.particles,
+                "new": result.new_particles,
+                "revisited": result.revisited_particles,
+                "wall_s": wall,
+                "children_cpu_s": children_cpu() - cpu0,
+                "seconds": result.seconds,
+                "bytes_read": result.io.bytes_read,
+                "bytes_written": result.io.bytes_written,
+                "read": result.io.read,
+                "written": result.io.written,
+                "blocks": result.blocks,
+                "load_average_1min": os.getloadavg()[0],
+            }
+            rows[name].append(row)
+            print(
+                f"  {name}: {index.particles} classified, update of {result.new_particles} new + "
+                f"{result.revisited_particles} revisited: {wall:.1f} s (merge2d "
+                f"{result.seconds['merge2d']:.1f} s, files {result.seconds['publish']:.1f} s), "
+                f"read {result.io.bytes_read / 1e6:.0f} MB, wrote "
+                f"{result.io.bytes_written / 1e6:.0f} MB",
+                flush=True,
+            )
+
+    def median(name: str, key: str) -> float:
+        return float(statistics.median(r[key] for r in rows[name]))
+
+    def share(name: str, step: str) -> float:
+        return float(statistics.median(r["seconds"][step] / r["wall_s"] for r in rows[name]))
+
+    summary = {
+        "wall_ratio_100k_over_10k": median("100k", "wall_s") / median("10k", "wall_s"),
+        "median_wall_s": {n: median(n, "wall_s") for n in rows},
+        "merge2d_share": {n: share(n, "merge2d") for n in rows},
+        "file_writes_share": {n: share(n, "publish") for n in rows},
+        "sums_share": {n: share(n, "consolidate") for n in rows},
+        "bytes_read": {n: median(n, "bytes_read") for n in rows},
+        "bytes_written": {n: median(n, "bytes_written") for n in rows},
+        "runs": rows,
+    }
+    results = args.work / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "cost.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
+    return summary
 
 
 if __name__ == "__main__":

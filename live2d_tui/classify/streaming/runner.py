@@ -785,7 +785,18 @@ class StreamUpdate(CycleAttempt):
             if failed:
                 raise CycleFailed(failed[0].message, failed[0].last_lines) from None
             raise CycleFailed(f"a job could not run: {failures.exceptions[0]}") from None
-        for _, _, request in requests:
+        # what the jobs read, from sizes: their particles, (ours) the noise sample, the
+        # references and their input star
+        slice_bytes = 4 * self.index.box * self.index.box
+        noise = 0
+        if self.index.engine is DumpFormat.LIVE2D and self.rules is not None:
+            noise = len(self.rules.noise_positions)
+        for work, j, request in requests:
+            rows = next(end - start for k, start, end in work.jobs if k == j)
+            self.io.add_read("refine2d: particle images", rows * slice_bytes)
+            self.io.add_read("refine2d: noise sample", noise * slice_bytes)
+            self.io.add_read("refine2d: references", _size(folder / request.input_classes))
+            self.io.add_read("refine2d: input stars", _size(folder / request.input_star))
             for name in request.output_paths():
                 self.io.add_written("refine2d stars and dumps", _size(folder / name))
 
