@@ -11,7 +11,7 @@ from live2d_tui.classify.streaming.dumps import DumpFormat
 from live2d_tui.classify.streaming.history import cycles_to_forget
 from live2d_tui.classify.streaming.index import Block, StreamIndex
 from live2d_tui.classify.streaming.plan import fusions, new_blocks, plan_update, revisits
-from live2d_tui.classify.streaming.reseed import MISFIT_QUANTILE, free_slots, misfits
+from live2d_tui.classify.streaming.reseed import MISFIT_SPREADS, free_slots, misfits
 from live2d_tui.classify.streaming.startail import StarCursor
 from live2d_tui.classify.streaming.stats import ClassStats
 from live2d_tui.dataset.cistem_star import empty_rows
@@ -69,16 +69,22 @@ def test_the_history_keeps_the_newest_updates_and_the_newest_with_a_star() -> No
         cycles_to_forget([1], [], keep=0)
 
 
-def test_misfits_are_the_new_particles_below_their_class_tenth_percentile() -> None:
+def test_misfits_score_far_below_their_class_median() -> None:
     stats = ClassStats.empty(2)
-    old = empty_rows(40)
-    old["best_class"] = [1] * 20 + [2] * 20
-    old["score"] = np.r_[np.linspace(30, 40, 20), np.linspace(10, 20, 20)]
+    old = empty_rows(60)
+    old["best_class"] = [1] * 40 + [2] * 20
+    # class 1: its own view around 38 ± 3, and a minority of a foreign view around 25
+    rng = np.random.default_rng(1)
+    old["score"] = np.r_[rng.normal(38, 3, 32), rng.normal(25, 1, 8), rng.normal(15, 2, 20)]
+    old["score"] = np.round(old["score"], 2)
     stats.add(old)
+    median, spread = stats.median_spread(1)
+    assert median == pytest.approx(np.median(old["score"][:40]))
+    assert 2.0 < spread < 6.0
     new = empty_rows(4)
     new["best_class"] = [1, 1, 2, 2]
-    new["score"] = [25.0, 35.0, 9.0, 15.0]
-    assert MISFIT_QUANTILE == 0.1
+    new["score"] = [25.0, 35.0, 5.0, 15.0]
+    assert MISFIT_SPREADS == 2.5
     assert misfits(new, stats).tolist() == [True, False, True, False]
 
 

@@ -97,3 +97,78 @@ async def test_an_update_revisiting_every_block_equals_a_refinement_cycle(
     again = await stream.update(2, inputs(data, streamed, None), SETTINGS, all_blocks=True)
     assert again is not None and again.particle_count == 90
     assert stream.check_total() < 1e-12
+
+
+def distinct_views(count: int, box: int, rng: np.random.Generator) -> np.ndarray:
+    """Three views nothing alike: two blobs, three blobs in a row, a ring."""
+    del rng
+    y, x = np.indices((box, box), dtype=np.float64) - box // 2
+    blob = lambda cx, cy, s: np.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * s * s))  # noqa: E731
+    views = np.stack(
+        [
+            blob(-3, -2, 2.5) + 0.8 * blob(4, 3, 3.0),
+            blob(-6, 0, 2.0) + blob(0, 0, 2.0) + blob(6, 0, 2.0),
+            np.exp(-((np.hypot(x, y) - 6.0) ** 2) / 2.0),
+        ]
+    )
+    return views[:count]
+
+
+async def test_a_view_that_appears_late_gets_a_class(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from live2d_tui.classify.streaming import reseed
+
+    from . import synth
+
+    monkeypatch.setattr(reseed, "POOL_SIZE", 30)
+    monkeypatch.setattr(reseed, "POOL_CLASSES", 3)
+    monkeypatch.setattr(synth, "make_views", distinct_views)
+    (tmp_path / "data").mkdir()
+    data = make_set(tmp_path / "data", n_particles=360, box=32, n_views=3, snr=0.5, seed=41)
+    positions = np.arange(1, 361)
+    late = data.labels == 2
+    # view 3 appears after the first 100 particles: its earlier particles never existed
+    first_hundred = positions[~late][99]
+    active = positions[~(late & (positions <= first_hundred))]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    rows = read_star(data.star)
+    rows["best_class"] = np.where(positions <= first_hundred, data.labels + 1, 0)
+    rows["score"] = 20.0
+    write_star(folder / "cycle_0.star", rows[np.isin(positions, active)])
+    classes = np.zeros((4, 32, 32), dtype=np.float32)
+    classes[:2] = data.views[:2]
+    with mrcfile.new(folder / "cycle_0.mrc") as handle:
+        handle.set_data(classes)
+    logs: list[str] = []
+    runner = CycleRunner(folder, builtin_programs(), pool_size=2, jobs_per_cycle=2, log=logs.append)
+    stream = StreamRunner(runner)
+    settings = SETTINGS.with_changes(stream_batch=50)
+
+    def given(nz: int, previous: int | None) -> CycleInputs:
+        return CycleInputs(
+            stack_path=data.stack, nz=nz, dataset_star=data.star, active_positions=active,
+            previous_star=None if previous is None else folder / f"cycle_{previous}.star",
+            previous_classes=None if previous is None else folder / f"cycle_{previous}.mrc",
+            pixel_size=data.pixel_size,
+        )  # fmt: skip
+
+    await stream.start(0, given(int(first_hundred), 0), settings)
+    number, nz = 1, int(first_hundred)
+    while nz < 360:
+        nz = min(360, nz + 50)
+        result = await stream.update(number, given(nz, None), settings, force=True)
+        assert result is not None
+        number += 1
+    final = await stream.update(number, given(360, None), settings, all_blocks=True, full_star=True)
+    assert final is not None and final.star_path is not None
+    star = read_star(final.star_path)
+    views = data.labels[star["position"] - 1]
+    assert any("takes a view no class had" in line for line in logs), "\n".join(logs)
+    own = [
+        np.mean(views[star["best_class"] == k] == 2)
+        for k in np.unique(star["best_class"])
+        if np.sum(star["best_class"] == k) >= 20
+    ]
+    assert max(own) >= 0.9, own  # a class of the late view

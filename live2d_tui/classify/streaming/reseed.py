@@ -3,11 +3,12 @@
 A view that first appears after the stream's classes exist has no class of its own: its
 particles go to the classes most like it and fit them badly. Each update therefore:
 
-1. marks the new particles that score below the :data:`MISFIT_QUANTILE` of their class's scores
-   in the classification so far (:func:`misfits`; exact quantiles from :mod:`.stats`): about a
-   tenth of a class's own new members, but most of a foreign view's particles (simulated
-   session: a late view's particles score 24–26 in the classes that took them, those classes'
-   own members 38 with a tenth below 34);
+1. marks the new particles that score more than :data:`MISFIT_SPREADS` robust standard
+   deviations below the median score of their class in the classification so far
+   (:func:`misfits`; the median and the median absolute deviation from :mod:`.stats`, which a
+   minority of foreign particles in the class barely moves): few of a class's own members, most
+   of a foreign view's (simulated session: a late view's particles score 24–26 in the classes
+   that took them, those classes' own members 38 ± 3);
 2. keeps them in a pool (the stream's ``pool_v<N>.star``); once it holds :data:`POOL_SIZE`
    particles, classifies the pool alone, from scratch, through the same programs (a small ab
    initio job: :data:`POOL_CLASSES` classes, the startup ramp to the final limit), and empties
@@ -38,8 +39,9 @@ from live2d_tui.dataset.cistem_star import StarRows
 from live2d_tui.engine.references import aligned_similarity, filled
 from live2d_tui.engine.refine2d import COPY_CORRELATION
 
-MISFIT_QUANTILE = 0.1
-"""A new particle scoring below this quantile of its class's scores is a misfit."""
+MISFIT_SPREADS = 2.5
+"""A new particle scoring this many robust standard deviations below its class's median score
+is a misfit (a normal distribution puts 0.6 % of a class's own members there)."""
 POOL_SIZE = 150
 """Misfits that start a classification of the pool."""
 POOL_LIMIT = 2000
@@ -61,16 +63,17 @@ view."""
 
 
 def misfits(rows: StarRows, stats: ClassStats) -> npt.NDArray[np.bool_]:
-    """Which ``rows`` (newly refined) score below :data:`MISFIT_QUANTILE` of their class's
-    scores in ``stats`` (classes with fewer than 10 scored members: none)."""
+    """Which ``rows`` (newly refined) score more than :data:`MISFIT_SPREADS` robust standard
+    deviations below their class's median score in ``stats`` (classes with fewer than 10
+    scored members: none)."""
     out = np.zeros(len(rows), dtype=bool)
     labels = np.abs(np.asarray(rows["best_class"], dtype=np.int64))
     for c in np.unique(labels[labels > 0]):
         if c > stats.k or stats.used[c] < 10:
             continue
-        threshold = stats.quantile(int(c), MISFIT_QUANTILE)
+        median, spread = stats.median_spread(int(c))
         mine = labels == c
-        out[mine] = rows["score"][mine] < threshold
+        out[mine] = rows["score"][mine] < median - MISFIT_SPREADS * spread
     return out
 
 

@@ -814,6 +814,11 @@ class StreamUpdate(CycleAttempt):
         none = np.zeros(index.classes, dtype=bool)
         pool, fresh = await asyncio.to_thread(self.pool_misfits, works)
         self.pool_rows = pool
+        if fresh:
+            log(
+                f"Cycle {self.number}: {fresh} new particles fit their classes badly "
+                f"({len(pool)} pooled, {reseed.POOL_SIZE} start a search for new views)"
+            )
         if len(pool) < reseed.POOL_SIZE or not requests:
             return references, none, []
         self.pool_rows = empty_rows(0)  # the pool is used up, whatever comes of it

@@ -121,6 +121,22 @@ class ClassStats:
         # numpy's lerp: exact at both ends
         return b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t
 
+    def median_spread(self, c: int) -> tuple[float, float]:
+        """The median of class +c's scores and their spread, 1.4826 × the median absolute
+        deviation (the standard deviation of a normal distribution; robust: a minority of
+        another view's particles in the class barely moves either). NaN when there are none."""
+        mine = self.score_class == c
+        values = self.score_key[mine] / SCALE
+        counts = self.score_count[mine]
+        if counts.sum() == 0:
+            return float("nan"), float("nan")
+        median = self.quantile(c, 0.5)
+        deviation = np.abs(values - median)
+        order = np.argsort(deviation, kind="stable")
+        ends = np.cumsum(counts[order])
+        middle = int(np.searchsorted(ends, (ends[-1] + 1) // 2))
+        return median, 1.4826 * float(deviation[order][min(middle, len(order) - 1)])
+
     def core_thresholds(self) -> F64:
         """(k+1,) as :func:`live2d_tui.engine.rules.core_thresholds` gives them."""
         out = np.full(self.k + 1, -np.inf)
