@@ -314,3 +314,39 @@ def check_state_after_churn(dataset: Dataset, stream: StreamRunner) -> None:
     for number in range(index.base_cycle + 1, index.cycle + 1):
         assert (dataset.folder / f"cycle_{number}.mrc").is_file()
     assert stream.check_total() < 1e-9
+
+
+async def test_an_abort_at_random_moments_leaves_the_previous_state(
+    tmp_path: Path, fake_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    import random
+
+    monkeypatch.setenv("FAKE_SLEEP", "0.3")
+    dataset = make_dataset(tmp_path / "session", count=60)
+    runner = make_runner(dataset)
+    active = np.arange(1, 61)
+    base = await classify(dataset, runner, active, nz=24)
+    stream = StreamRunner(runner)
+    await stream.start(base, dataset.inputs(active, nz=24, previous=base), SETTINGS)
+    await stream.update(base + 1, dataset.inputs(active, nz=24), SETTINGS)
+    folder = stream_folder(dataset.folder)
+    rng = random.Random(7)
+    for _ in range(4):
+        before = (folder / "index.json").read_text()
+        task = asyncio.create_task(stream.update(base + 2, dataset.inputs(active, nz=40), SETTINGS))
+        await asyncio.sleep(rng.uniform(0.05, 1.5))
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            check_state(dataset, stream, active)
+            if (folder / "index.json").read_text() == before:
+                assert not (dataset.folder / f"cycle_{base + 2}.mrc").exists()
+                continue
+            # aborted during the commit: the update completed first
+            assert (dataset.folder / f"cycle_{base + 2}.mrc").is_file()
+        break  # it finished: the state is the new one
+    result = await stream.update(stream.state().cycle + 1, dataset.inputs(active, nz=60), SETTINGS)  # type: ignore[union-attr]
+    assert result is not None
+    check_state(dataset, stream, active)

@@ -373,7 +373,8 @@ class StreamRunner:
                 have passed since the last one).
 
         Raises:
-            StreamError: No stream, or its settings or stack differ from these.
+            StreamError: No stream, or its settings or stack differ from these (a changed
+                setting or a new stack generation needs a new stream).
             CycleFailed: A program failed twice, dumps disagree, or a file could not be written.
             asyncio.CancelledError: Aborted: every job ended, the previous state intact (an
                 abort during the final commit completes the update first).
@@ -388,6 +389,11 @@ class StreamRunner:
             )
         if number <= index.cycle:
             raise StreamError(f"cycle {number} is not after the stream's cycle {index.cycle}")
+        if Path(index.stack) != Path(inputs.stack_path):
+            raise StreamError(
+                f"the stream's blocks refer to {index.stack}, not {inputs.stack_path} (a new "
+                "stack generation): start a new stream"
+            )
         attempt = StreamUpdate(self, index, number, inputs, settings)
         try:
             return await attempt.run(force=force, all_blocks=all_blocks, full_star=full_star)
