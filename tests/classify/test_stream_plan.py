@@ -49,6 +49,9 @@ def test_an_update_waits_for_a_batch_and_revisits_the_least_recent_blocks() -> N
     assert revisits(state, 0, all_blocks=True) == (1, 2, 0)
     forced = plan_update(state, active, 30, number=6, batch=10, revisit=1, force=True)
     assert forced is not None and forced.new == () and forced.revisit == (1,)
+    # new positions that are all inactive still get a block: they may become active later
+    idle = plan_update(state, active[:20], 36, number=6, batch=10, revisit=1, force=True)
+    assert idle is not None and [(b.first, b.last, b.active) for b in idle.new] == [(31, 36, 0)]
     waiting = index([Block(0, 1, 10, 0, "d", "s", (), 10, 0), block(1, 11, 20, 1)], 20)
     first = plan_update(waiting, active, 20, number=1, batch=100, revisit=0)
     assert first is not None and first.revisit == (0,)  # blocks without sums come first

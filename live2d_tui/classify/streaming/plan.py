@@ -134,6 +134,7 @@ def plan_update(
     pending = any(not b.dumps and b.rows > 0 for b in index.blocks)
     if len(waiting) < batch and not (force or all_blocks or pending):
         return None
-    fresh = new_blocks(waiting, start, available, batch) if len(waiting) else ()
+    # every new position goes into a block, active or not (one may become active later)
+    fresh = new_blocks(waiting, start, available, batch) if available >= start else ()
     visited = revisits(index, revisit, all_blocks=all_blocks)
     return UpdatePlan(number, fresh, visited, len(waiting))
