@@ -110,6 +110,9 @@ async def test_updates_fold_new_particles_in_and_keep_each_once(
     assert not (dataset.folder / f"cycle_{base + 2}.star").exists()
     assert sum(second.members) == 41
     check_state(dataset, stream, active)
+    star = await stream.write_full_star(active)  # e.g. when streaming stops
+    assert star == dataset.folder / f"cycle_{base + 2}.star"
+    assert np.array_equal(read_star(star)["position"], np.arange(1, 42))
     jobs = [r for r in runs(fake_state) if r["program"] == "refine2d"]
     last = jobs[-4:]  # the new blocks' and the revisit's jobs
     assert all(r["answers"][21] == "No" for r in last)  # no auto-centre while streaming

@@ -406,6 +406,43 @@ class StreamRunner:
         finally:
             attempt.remove_scratch()
 
+    async def write_full_star(self, active_positions: npt.ArrayLike) -> Path | None:
+        """Write the full star of the committed update (every block's latest rows of the active
+        particles) as ``cycle_<N>.star`` now, e.g. when streaming stops; ``None`` when the
+        stream has no update yet. O(N): the updates themselves write it only when due."""
+        return await write_in_thread(self._write_full_star, active_positions)
+
+    def _write_full_star(self, active_positions: npt.ArrayLike) -> Path | None:
+        index = self.state()
+        if index is None or not index.updates:
+            return None
+        out = self.runner.output_folder / f"cycle_{index.cycle}.star"
+        if index.full_star_cycle == index.cycle and out.is_file():
+            return out
+        name = f"cycle_v{index.cycle}.star"
+        rows = [read_star(self.folder / b.star) for b in index.blocks if b.star]
+        joined = np.concatenate(rows) if rows else empty_rows(0)
+        joined = joined[np.isin(joined["position"], np.asarray(active_positions, np.int64))]
+        comment = (
+            f"live2d-tui streaming cycle {index.cycle}: {len(joined)} particles, "
+            f"{index.classes} classes; {STAR_COMMENT}"
+        )
+        write_star(self.folder / name, joined, [comment])
+        old = index.extra.get("full_star", "")
+        extra = {**index.extra, "full_star": name}
+        ix.save_index(
+            self.folder,
+            index.with_changes(
+                extra=extra, full_star_cycle=index.cycle, full_star_time=time.time()
+            ),
+        )
+        _link(self.folder / name, out)
+        fsync_dir(self.runner.output_folder)
+        if old and old != name:
+            with contextlib.suppress(FileNotFoundError):
+                (self.folder / old).unlink()
+        return out
+
     def check_total(self) -> float:
         """Recompute the running total from every block's dumps (reads O(N) bytes) and return
         the largest difference relative to the largest class sum (the drift of the running
