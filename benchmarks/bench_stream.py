@@ -606,6 +606,10 @@ async def cost(args: argparse.Namespace) -> dict[str, Any]:
                 "blocks": result.blocks,
                 "load_average_1min": os.getloadavg()[0],
             }
+            wall = time.monotonic()  # the full star: O(N), written every stream_star_minutes
+            await stream.write_full_star(positions)
+            row["full_star_s"] = time.monotonic() - wall
+            row["full_star_bytes"] = (folder / f"cycle_{result.number}.star").stat().st_size
             rows[name].append(row)
             print(
                 f"  {name}: {index.particles} classified, update of {result.new_particles} new + "
@@ -630,6 +634,8 @@ async def cost(args: argparse.Namespace) -> dict[str, Any]:
         "sums_share": {n: share(n, "consolidate") for n in rows},
         "bytes_read": {n: median(n, "bytes_read") for n in rows},
         "bytes_written": {n: median(n, "bytes_written") for n in rows},
+        "full_star_s": {n: median(n, "full_star_s") for n in rows},
+        "full_star_bytes": {n: median(n, "full_star_bytes") for n in rows},
         "runs": rows,
     }
     results = args.work / "results"
