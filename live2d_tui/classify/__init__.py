@@ -8,4 +8,5 @@
 - :mod:`.executors`: where jobs run (:mod:`.executors.local`: a bounded subprocess pool);
 - :mod:`.procs`: process groups, the running-job registry, orphans after a crash;
 - :mod:`.progress`, :mod:`.counts`, :mod:`.mrcheader`: progress bars, class counts, MRC headers.
+- :mod:`.streaming`: streaming updates (new particles folded into the latest classes).
 """
