@@ -341,7 +341,7 @@ def report(work: Path) -> dict[str, Any]:
             ring = field / med["median_frc05_A"]
             worst["frc_rings_behind"] = ring - field / frc
             worst["frc_ok"] = worst["frc_rings_behind"] <= 1.0 + 1e-9
-            worst["views"] = [r["scores"]["recovered_views"] for r in group]
+            worst["views_recovered"] = [len(r["scores"]["recovered_views"]) for r in group]
             if group[0]["late_views"]:
                 worst["late_view_classes"] = [
                     {str(v): r["scores"].get(f"view_{v}", []) for v in r["late_views"]}
@@ -349,7 +349,7 @@ def report(work: Path) -> dict[str, Any]:
                 ]
             worst["stream_wall_s"] = [round(r["wall_s"]) for r in group]
             rows[key] = worst
-        rows["full_views"] = [r["scores"]["recovered_views"] for r in full]
+        rows["full_views_recovered"] = [len(r["scores"]["recovered_views"]) for r in full]
         rows["full_wall_s"] = [round(r["wall_s"]) for r in full]
         out[shape] = rows
     print(json.dumps(out, indent=2))
