@@ -215,6 +215,11 @@ async def quality(args: argparse.Namespace) -> dict[str, Any]:
     nz = int(active.max())
     name = f"{args.shape}_{args.mode}" + (f"_R{args.revisit}" if args.mode == "stream" else "")
     name += f"_late{args.late_views}" if args.late_views else ""
+    if args.no_reseed:  # the misfit pool never fills
+        from live2d_tui.classify.streaming import reseed
+
+        reseed.POOL_SIZE = 10**12
+        name += "_noreseed"
     name += f"_run{args.run}"
     folder = work / "runs" / name
     if folder.exists():
@@ -326,6 +331,7 @@ def report(work: Path) -> dict[str, Any]:
         for r in runs:
             if r["shape"] == shape and r["mode"] == "stream":
                 key = f"R{r['revisit']}" + ("_late" if r["late_views"] else "")
+                key += "_noreseed" if "_noreseed_" in r["name"] else ""
                 groups.setdefault(key, []).append(r)
         rows: dict[str, Any] = {"full_runs": len(full), "full_median": med}
         for key, group in sorted(groups.items()):
@@ -395,6 +401,9 @@ def main() -> int:
     q.add_argument("--pool", type=int, default=2)
     q.add_argument("--jobs", type=int, default=2)
     q.add_argument("--keep", action="store_true", help="keep every cycle's files")
+    q.add_argument(
+        "--no-reseed", action="store_true", help="never look for late views (for comparison)"
+    )
     r = sub.add_parser("report")
     r.add_argument("--work", type=Path, default=Path("/tmp/bench20"))
     c = sub.add_parser("cost")
