@@ -558,7 +558,11 @@ async def cost(args: argparse.Namespace) -> dict[str, Any]:
     if not (state_a / "stream" / "index.json").exists():
         session = Session(dataset, state_a, args.pool, args.jobs)
         await build_state(session, active, count, settings)
-    index_a = json.loads((state_a / "stream" / "index.json").read_text())
+    # the state as it was before any timed update (a snapshot of it, once timed)
+    before = work / "snapshot_10k" / "index.json"
+    if not before.exists():
+        before = state_a / "stream" / "index.json"
+    index_a = json.loads(before.read_text())
     classified = sum(b["rows"] for b in index_a["blocks"])
     reached = int(index_a["cursor"]["position"])
     print(f"10k state: {classified} particles up to position {reached}", flush=True)
