@@ -179,7 +179,9 @@ def card_summary(card: Scorecard, views: list[int]) -> dict[str, Any]:
         "median_half_frc0143_A": card.median_half_frc0143,
         "classes": len(card.classes),
         "particles": card.particles,
-        "recovered_views": sorted({c.majority_view for c in card.classes if c.purity >= 0.5}),
+        "recovered_views": sorted({c.majority_view for c in card.classes if c.purity >= 0.5})
+        if card.views_recovered is not None
+        else [],
         "box": card.box,
         "pixel_size": card.pixel_size,
     }
