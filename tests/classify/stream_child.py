@@ -2,8 +2,8 @@
 
 Usage: ``python stream_child.py OUTPUT_FOLDER UPDATES`` — ends the jobs a killed predecessor
 left, recovers the stream, starts it from cycle 1 if there is none, then runs updates until the
-stream has had UPDATES of them. Update n (0-based) sees the stack up to 24 + 8n particles, and
-from update 3 on positions 5-8 are inactive (a micrograph Warp dropped).
+stream has had UPDATES of them. Update n (0-based) sees the stack up to 24 + 8n particles (80 at
+most), and from update 3 on positions 5-8 are inactive (a micrograph Warp dropped).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def active(update: int) -> np.ndarray:
 def inputs(folder: Path, update: int, previous: int | None) -> CycleInputs:
     return CycleInputs(
         stack_path=folder / "combined_stack.mrcs",
-        nz=24 + 8 * update,
+        nz=min(80, 24 + 8 * update),
         dataset_star=folder / "combined_stack.star",
         active_positions=active(update),
         previous_star=None if previous is None else folder / f"cycle_{previous}.star",
