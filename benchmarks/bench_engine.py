@@ -45,8 +45,8 @@ from live2d_tui.classify.inputs import CycleInputs
 from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
 from live2d_tui.config import JobSettings
-from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.dataset.ingest import Dataset
+from live2d_tui.formats.cistem_star import read_star
 from live2d_tui.simulate import SimulationOptions, simulate_session
 from live2d_tui.simulate.score import original_names_from_relion_star, score_classes
 

@@ -31,15 +31,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from live2d_tui.dataset import ingest, relion_star
-from live2d_tui.dataset.cistem_star import empty_rows, format_rows
+from live2d_tui.dataset import ingest
 from live2d_tui.dataset.ledger import Ledger, NewRange
 from live2d_tui.dataset.micrographs import Params
-from live2d_tui.dataset.stack import build_header
+from live2d_tui.dataset.stack import combined_header
 from live2d_tui.dataset.writer import Defaults, GenerationFiles
+from live2d_tui.formats import relion_star
+from live2d_tui.formats.cistem_star import empty_rows, format_rows
+from live2d_tui.formats.mrc import build_header
+from live2d_tui.formats.warp_star import parse_warp_star, star_text
 from live2d_tui.simulate.documents import PARTICLE_COLUMNS
-from live2d_tui.simulate.warp_writer import star_text
-from live2d_tui.warp.star import parse_warp_star
 
 MODEL = "BoxNet2Mask_20180918"
 PIXEL = 2.0
@@ -79,7 +80,7 @@ def star_bytes(mics: list[int], per_mic: int) -> bytes:
 
 def write_stack(path: Path, count: int, box: int, seed: int, mode12: bool = False) -> None:
     data = np.random.default_rng(seed).standard_normal((count, box, box)).astype(np.float32)
-    header = bytearray(build_header(box, count, PIXEL))
+    header = bytearray(build_header((count, box, box), PIXEL))
     if mode12:
         header[12:16] = (12).to_bytes(4, "little")
         payload = data.astype(np.float16).tobytes()
@@ -167,7 +168,7 @@ def synthetic_present(warp: Path, out: Path, present: int, box: int) -> None:
     with open(files.stack.path, "r+b") as f:
         f.truncate(1024 + present * box * box * 4)  # sparse: no disk blocks
         f.seek(0)
-        f.write(build_header(box, present, PIXEL))
+        f.write(combined_header(box, present, PIXEL))
     rows = empty_rows(present)
     rows["position"] = np.arange(1, present + 1)
     rows["pixel_size"] = PIXEL

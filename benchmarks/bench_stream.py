@@ -62,8 +62,8 @@ from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
 from live2d_tui.classify.streaming.runner import StreamResult, StreamRunner
 from live2d_tui.config import JobSettings
-from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.dataset.ingest import Dataset
+from live2d_tui.formats.cistem_star import read_star
 from live2d_tui.simulate import SimulationOptions, simulate_session
 from live2d_tui.simulate.score import (
     Scorecard,
@@ -468,7 +468,7 @@ def replicate(a: Path, b: Path, stack: Path, star: Path, copies: int, count: int
     from live2d_tui.classify.streaming.dumps import read_total, write_total
     from live2d_tui.classify.streaming.startail import cursor_after
     from live2d_tui.classify.streaming.stats import ClassStats
-    from live2d_tui.dataset.cistem_star import write_star
+    from live2d_tui.formats.cistem_star import write_star
 
     if b.exists():
         shutil.rmtree(b)

@@ -15,6 +15,7 @@ texts and the settings form all read it from there.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -318,6 +319,52 @@ class ImageMode(StrEnum):
     UNICODE = "unicode"
 
 
+class ExecutorKind(StrEnum):
+    """Where a cycle's program runs execute."""
+
+    LOCAL = "local"
+    """A process pool on this machine (``pool_size`` at once)."""
+    SLURM = "slurm"
+    """One SLURM job per program run (``slurm_max_jobs`` in flight); see docs/slurm.md."""
+
+
+SBATCH_OPTIONS_WE_SET: tuple[str, ...] = (
+    "--job-name",
+    "-J",
+    "--comment",
+    "--output",
+    "-o",
+    "--error",
+    "-e",
+    "--input",
+    "-i",
+    "--open-mode",
+    "--parsable",
+    "--wait",
+    "-W",
+    "--array",
+    "-a",
+    "--requeue",
+    "--no-requeue",
+    "--chdir",
+    "-D",
+    "--wrap",
+)
+"""sbatch options the SLURM executor sets itself (it finds its jobs, their logs and their end by
+them), so ``slurm_extra_args`` may not contain them."""
+
+
+def _sbatch_option_we_set(arg: str) -> str | None:
+    """The option of :data:`SBATCH_OPTIONS_WE_SET` that ``arg`` gives, if any."""
+    for option in SBATCH_OPTIONS_WE_SET:
+        if option.startswith("--"):
+            if arg == option or arg.startswith(f"{option}="):
+                return option
+        elif arg.startswith(option):  # -J, -Jname
+            return option
+    return None
+
+
 class ParticleSource(StrEnum):
     """Which of Warp's particle tables feeds the combined stack."""
 
@@ -366,7 +413,9 @@ class ServerConfig:
     )
     jobs_per_cycle: int = field(
         default=0,
-        metadata=_doc("refine2d jobs a cycle is split into. 0 = the pool size."),
+        metadata=_doc(
+            "refine2d jobs a cycle is split into. 0 = the pool size (slurm: slurm_max_jobs)."
+        ),
     )
     engine: EngineKind = field(
         default=EngineKind.AUTO,
@@ -380,8 +429,87 @@ class ServerConfig:
         default="",
         metadata=_doc("Path of the merge2d program matching refine2d. Empty: from PATH."),
     )
-    executor: str = field(
-        default="local", metadata=_doc("Where jobs run: local (a process pool on this machine).")
+    executor: ExecutorKind = field(
+        default=ExecutorKind.LOCAL,
+        metadata=_doc(
+            "Where program runs execute: local (a process pool on this machine) or slurm (one "
+            "SLURM job per program run; the output folder must be on a filesystem the nodes "
+            "mount at the same path; see the slurm_* settings)."
+        ),
+    )
+    slurm_partition: str = field(
+        default="",
+        metadata=_doc("SLURM: the partition (sbatch --partition). Empty: the cluster's default."),
+    )
+    slurm_account: str = field(
+        default="", metadata=_doc("SLURM: the account charged (sbatch --account). Empty: none.")
+    )
+    slurm_qos: str = field(
+        default="", metadata=_doc("SLURM: the quality of service (sbatch --qos). Empty: none.")
+    )
+    slurm_time_limit_minutes: int = field(
+        default=60,
+        metadata=_doc(
+            "SLURM: time limit of each program run's job in whole minutes (sbatch --time). A job "
+            "that reaches it is ended by SLURM and retried once. 0: the partition's default."
+        ),
+    )
+    slurm_memory_mb: int = field(
+        default=0,
+        metadata=_doc(
+            "SLURM: memory per job in MB (sbatch --mem). 0: the cluster's default. refine2d holds "
+            "its class sums and one batch of particles; merge2d the sums of every class."
+        ),
+    )
+    slurm_cpus_per_task: int = field(
+        default=1,
+        metadata=_doc(
+            "SLURM: CPUs per job (sbatch --cpus-per-task); also refine2d's threads answer and "
+            "OMP_NUM_THREADS (the built-in engine always computes on one thread)."
+        ),
+    )
+    slurm_max_jobs: int = field(
+        default=16,
+        metadata=_doc(
+            "SLURM: jobs of this session in SLURM's queue at once (pending or running); more "
+            "program runs wait here. pool_size still counts the CPUs of this machine."
+        ),
+    )
+    slurm_merge2d: bool = field(
+        default=False,
+        metadata=_doc(
+            "SLURM: run merge2d as a SLURM job too. false: merge2d runs on this machine (one "
+            "process, no queue wait; it then needs merge2d installed here)."
+        ),
+    )
+    slurm_extra_args: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            'SLURM: more sbatch arguments, one per array item, e.g. ["--constraint=avx2", '
+            '"--gres=gpu:0"]; they come after the ones above. Options the executor sets itself '
+            "(job name, comment, output, error, requeue, chdir...) are refused."
+        ),
+    )
+    slurm_prologue: tuple[str, ...] = field(
+        default=(),
+        metadata=_doc(
+            'SLURM: shell lines each job runs before its program, e.g. ["module load cistem"]. '
+            "Their output goes to the program run's log."
+        ),
+    )
+    slurm_poll_seconds: float = field(
+        default=5.0,
+        metadata=_doc(
+            "SLURM: seconds between squeue calls (one call for all jobs of the session; faster "
+            "while a job is ending or being cancelled)."
+        ),
+    )
+    slurm_file_wait_seconds: float = field(
+        default=120.0,
+        metadata=_doc(
+            "SLURM: how long to wait, after a job ended, for its outputs to appear here at the "
+            "size the node wrote (network filesystems show a node's files late)."
+        ),
     )
     interval: float = field(
         default=5.0,
@@ -430,8 +558,7 @@ class ServerConfig:
                 "refine2d and merge2d are a pair: set both programs or neither "
                 f"(refine2d={self.refine2d!r}, merge2d={self.merge2d!r})"
             )
-        if self.executor not in {"local"}:
-            problems.append(f"executor must be 'local' (got {self.executor!r})")
+        problems += self._slurm_problems()
         if not self.interval > 0:
             problems.append(f"interval must be > 0 s (got {self.interval})")
         if not 0 <= self.niceness <= 19:
@@ -445,13 +572,53 @@ class ServerConfig:
         if problems:
             raise ConfigError("; ".join(problems))
 
+    def _slurm_problems(self) -> list[str]:
+        problems: list[str] = []
+        for name in ("slurm_partition", "slurm_account", "slurm_qos"):
+            value = getattr(self, name)
+            if value != value.strip() or any(c.isspace() for c in value):
+                problems.append(f"{name} must not contain spaces (got {value!r})")
+        if self.slurm_time_limit_minutes < 0:
+            problems.append(
+                f"slurm_time_limit_minutes must be ≥ 0 (got {self.slurm_time_limit_minutes})"
+            )
+        if self.slurm_memory_mb < 0:
+            problems.append(f"slurm_memory_mb must be ≥ 0 (got {self.slurm_memory_mb})")
+        if self.slurm_cpus_per_task < 1:
+            problems.append(f"slurm_cpus_per_task must be ≥ 1 (got {self.slurm_cpus_per_task})")
+        if self.slurm_max_jobs < 1:
+            problems.append(f"slurm_max_jobs must be ≥ 1 (got {self.slurm_max_jobs})")
+        if not self.slurm_poll_seconds >= 0.2:
+            problems.append(f"slurm_poll_seconds must be ≥ 0.2 (got {self.slurm_poll_seconds})")
+        if self.slurm_file_wait_seconds < 0:
+            problems.append(
+                f"slurm_file_wait_seconds must be ≥ 0 (got {self.slurm_file_wait_seconds})"
+            )
+        for arg in self.slurm_extra_args:
+            option = _sbatch_option_we_set(arg)
+            if option is not None:
+                problems.append(
+                    f"slurm_extra_args: {arg!r} sets {option}, which the SLURM executor sets itself"
+                )
+            elif not arg.strip():
+                problems.append("slurm_extra_args: empty argument")
+        for line in self.slurm_prologue:
+            if "\n" in line or "\r" in line:
+                problems.append(f"slurm_prologue: one line per item (got {line!r})")
+        return problems
+
     def effective_pool_size(self) -> int:
         """The pool size in use: the configured one, or the CPUs available."""
         return self.pool_size or available_cpus()
 
     def effective_jobs_per_cycle(self) -> int:
-        """refine2d jobs per cycle: the configured number, or the pool size."""
-        return self.jobs_per_cycle or self.effective_pool_size()
+        """refine2d jobs per cycle: the configured number, else the pool size (local) or
+        ``slurm_max_jobs`` (slurm)."""
+        if self.jobs_per_cycle:
+            return self.jobs_per_cycle
+        if self.executor == ExecutorKind.SLURM:
+            return self.slurm_max_jobs
+        return self.effective_pool_size()
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values keyed by field name."""
@@ -492,52 +659,60 @@ _FALSE = {"false", "no", "n", "0", "off"}
 
 def coerce_value(cls: type[Any], name: str, value: Any) -> Any:
     """Convert ``value`` (possibly a string from the command line or old state) to the type of
-    field ``name`` of dataclass ``cls``; raise :class:`ConfigError` naming the field."""
+    field ``name`` of dataclass ``cls``; raise :class:`ConfigError` naming the field and the
+    type it takes, e.g. ``class_number must be a whole number (got 'abc')``."""
     hints = get_type_hints(cls)
     if name not in hints:
         known = ", ".join(f.name for f in dataclasses.fields(cls))
         raise ConfigError(f"unknown setting {name!r}; known settings: {known}")
     kind = hints[name]
-    try:
-        if kind is bool:
-            if isinstance(value, bool):
-                return value
-            text = str(value).strip().lower()
-            if text in _TRUE:
-                return True
-            if text in _FALSE:
-                return False
-            raise ValueError(f"expected true or false, got {value!r}")
-        if kind is int:
-            if isinstance(value, bool):
-                raise ValueError("expected a whole number")
-            if isinstance(value, float):
-                if not value.is_integer():
-                    raise ValueError(f"expected a whole number, got {value}")
-                return int(value)
-            text = str(value).strip()
-            number = float(text)
-            if not number.is_integer():
-                raise ValueError(f"expected a whole number, got {text}")
-            return int(number)
-        if kind is float:
-            if isinstance(value, bool):
-                raise ValueError("expected a number")
-            number = float(str(value).strip()) if not isinstance(value, int | float) else value
-            if number != number or number in (float("inf"), float("-inf")):
-                raise ValueError("expected a finite number")
-            return float(number)
-        if isinstance(kind, type) and issubclass(kind, StrEnum):
-            try:
-                return kind(str(value).strip().lower())
-            except ValueError:
-                allowed = ", ".join(m.value for m in kind)
-                raise ValueError(f"expected one of {allowed}, got {value!r}") from None
-        if kind is str:
-            return str(value)
-    except ValueError as exc:
-        raise ConfigError(f"{name}: {exc}") from None
+    shown = repr(value) if isinstance(value, str) else str(value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(f"{name} must be true or false (got {shown})")
+    if kind is int:
+        number = _number(value)
+        if number is None or not number.is_integer():
+            raise ConfigError(f"{name} must be a whole number (got {shown})")
+        return int(number)
+    if kind is float:
+        number = _number(value)
+        if number is None:
+            raise ConfigError(f"{name} must be a number (got {shown})")
+        return number
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        try:
+            return kind(str(value).strip().lower())
+        except ValueError:
+            allowed = ", ".join(m.value for m in kind)
+            raise ConfigError(f"{name} must be one of {allowed} (got {shown})") from None
+    if kind is str:
+        return str(value)
+    if kind == tuple[str, ...]:
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return tuple(value)
+        raise ConfigError(f'{name} must be an array of strings, e.g. ["a", "b"] (got {shown})')
     raise ConfigError(f"{name}: unsupported setting type {kind!r}")  # pragma: no cover
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float (numbers or their text), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number = float(value)
+    else:
+        try:
+            number = float(str(value).strip())
+        except ValueError:
+            return None
+    return number if math.isfinite(number) else None
 
 
 def _from_plain[T](cls: type[T], data: dict[str, Any], *, ignore_unknown: bool) -> T:
@@ -583,6 +758,8 @@ def _toml_value(value: Any) -> str:
         value = value.value
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
 
@@ -616,6 +793,17 @@ def render_toml(config: Config) -> str:
             out.append(f"{f.name} = {_toml_value(getattr(obj, f.name))}")
             out.append("")
     return "\n".join(out)
+
+
+def write_default_config() -> bool:
+    """Write the commented default configuration to :func:`config_path` if there is none yet;
+    returns whether it was written."""
+    path = config_path()
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, render_toml(Config()))
+    return True
 
 
 def load_config(path: Path | None = None, *, create: bool = True) -> Config:

@@ -86,7 +86,7 @@ def ctf_2d(
 def star_ctfs(
     rows: npt.NDArray[Any], box: int, pixel_size: float, *, isotropic: bool = False
 ) -> npt.NDArray[np.floating[Any]]:
-    """Per-particle CTFs (B, box, box//2+1) of cisTEM star rows (``dataset.cistem_star``
+    """Per-particle CTFs (B, box, box//2+1) of cisTEM star rows (``formats.cistem_star``
     columns: defocus 1/2 and angle, phase shift in degrees, voltage, Cs, amplitude contrast); a
     row without a voltage (≤ 0) counts as 300 kV. ``isotropic``: at the mean defocus without
     astigmatism, so the same after any in-plane rotation (the CTF² of a class-frame average)."""

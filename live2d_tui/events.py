@@ -53,6 +53,27 @@ class BlockType(StrEnum):
     """A streaming update: the new particles (and a few revisited blocks) classified against
     the latest classes and folded into them (:mod:`live2d_tui.classify.streaming`)."""
 
+    @property
+    def label(self) -> str:
+        """The name a user sees (``random_seed`` is the job's random start)."""
+        return {
+            BlockType.RANDOM_SEED: "random start",
+            BlockType.STARTUP: "startup",
+            BlockType.REFINEMENT: "refinement",
+        }[self]
+
+
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ``11th``, ``21st`` …"""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def job_position(index_in_job: int, cycles_in_job: int) -> str:
+    """Where a cycle is in its job, worded apart from its session number (``cycle 10``):
+    ``5th of 6 cycles in this job``."""
+    return f"{ordinal(index_in_job)} of {cycles_in_job} cycles in this job"
+
 
 class CycleStage(StrEnum):
     """Where a running cycle is."""
@@ -117,8 +138,25 @@ class CycleProgress:
     stage: CycleStage
     percent: float
     jobs_done: int
+    """refine2d program runs of the cycle that succeeded."""
     jobs_total: int
+    """refine2d program runs of the cycle."""
     eta_seconds: float | None = None
+    jobs_queued: int = 0
+    """Program runs (refine2d or merge2d) handed to the executor and not started: waiting for a
+    local slot, or pending in SLURM's queue — queued, not hung."""
+    jobs_running: int = 0
+    """Program runs (refine2d or merge2d) running now."""
+
+    def jobs_text(self) -> str:
+        """``jobs 3/8 done, 4 running, 1 queued`` — the counts the UI and the headless log show
+        (running and queued only when there are any)."""
+        text = f"jobs {self.jobs_done}/{self.jobs_total} done"
+        if self.jobs_running:
+            text += f", {self.jobs_running} running"
+        if self.jobs_queued:
+            text += f", {self.jobs_queued} queued"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

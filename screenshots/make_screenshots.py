@@ -86,6 +86,7 @@ async def main_async(args: argparse.Namespace) -> None:
     os.environ["LIVE2D_HOME"] = str(root / "home")
     warp = root / "warp_session"
     settings = JobSettings().with_changes(
+        mask_radius=90.0,  # inside half the 64 px × 3 Å/px box
         particle_count_initial=500,
         particle_count_update=500,
         class_number=12,
@@ -101,7 +102,8 @@ async def main_async(args: argparse.Namespace) -> None:
     )
     if not (warp / "classification" / "latest_run.json").exists():
         print(f"simulating {args.micrographs} micrographs in {warp} …", file=sys.stderr)
-        simulate_session(warp, SimulationOptions(micrographs=args.micrographs, box=64, seed=3))
+        options = SimulationOptions(micrographs=args.micrographs, box=64, views=12, seed=3)
+        simulate_session(warp, options)
         print("running one job with the built-in engine …", file=sys.stderr)
         await run_job(warp, config, settings)
 

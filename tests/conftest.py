@@ -2,10 +2,14 @@
 
 - Slow tests (``@pytest.mark.slow``) run only with ``--run-slow`` (CI passes it).
 - Every test gets its own ``LIVE2D_HOME``, so nothing touches the real ``~/.live2d``.
+- Tests that need a real SLURM take the ``slurm`` fixture: they skip, saying why, when no SLURM
+  controller answers — or fail, when ``LIVE2D_REQUIRE_SLURM=1`` (CI started one with
+  ``.ci/slurm-up``).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -31,6 +35,24 @@ def _isolated_home(
     home = tmp_path_factory.mktemp("live2d_home")
     monkeypatch.setenv("LIVE2D_HOME", str(home))
     return home
+
+
+@pytest.fixture(scope="session")
+def _slurm_problem() -> str:
+    from live2d_tui.classify.executors.slurm_cli import slurm_answers
+
+    return slurm_answers()
+
+
+@pytest.fixture
+def slurm(_slurm_problem: str) -> None:
+    """A SLURM controller answers (see the module docstring)."""
+    if not _slurm_problem:
+        return
+    message = f"no SLURM answers ({_slurm_problem}); `.ci/slurm-up` starts a one-node cluster"
+    if os.environ.get("LIVE2D_REQUIRE_SLURM") == "1":
+        pytest.fail(f"{message} — LIVE2D_REQUIRE_SLURM=1 requires one")
+    pytest.skip(message)
 
 
 # --- simulated Warp sessions (owner: the simulator, live2d_tui.simulate) ---------------------

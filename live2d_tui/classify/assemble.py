@@ -22,15 +22,15 @@ import numpy as np
 
 from live2d_tui.atomic import fsync_dir
 from live2d_tui.classify.inputs import CycleInputError, CycleInputs
-from live2d_tui.classify.mrcheader import read_shape, stamp_pixel_size
-from live2d_tui.dataset.cistem_star import (
+from live2d_tui.events import BlockType
+from live2d_tui.formats.cistem_star import (
     CTF_FIELDS,
     CistemStarError,
     StarRows,
     parse_star_text,
     write_star,
 )
-from live2d_tui.events import BlockType
+from live2d_tui.formats.mrc import read_shape, stamp_pixel_size
 
 LAST_LINES = 50
 """Lines of a failing job's log quoted in the session log and in :class:`CycleFailed`."""

@@ -18,24 +18,31 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from live2d_tui.classify import assemble
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, JobFailed
 from live2d_tui.classify.counts import class_counts
-from live2d_tui.classify.executors import JobOutcome, JobSpec
+from live2d_tui.classify.engines import EnginePrograms
+from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec, RunState
 from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
+from live2d_tui.classify.procs import SCRATCH_PATTERN
 from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
-from live2d_tui.classify.prompts import (
+from live2d_tui.classify.schedule import CyclePlan
+from live2d_tui.config import JobSettings
+from live2d_tui.events import BlockType, CycleProgress, CycleStage, Event, job_position
+from live2d_tui.formats.cistem_star import write_star
+from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
     MERGE2D_TERMINATION,
     REFINE2D_PROMPTS,
     REFINE2D_TERMINATION,
     dump_file_name,
 )
-from live2d_tui.classify.protocol import (
+from live2d_tui.formats.protocol import (
     DEV_NULL,
     Merge2dRequest,
     Refine2dRequest,
@@ -44,13 +51,6 @@ from live2d_tui.classify.protocol import (
     validate_merge2d,
     validate_refine2d,
 )
-from live2d_tui.classify.schedule import CyclePlan
-from live2d_tui.config import JobSettings
-from live2d_tui.dataset.cistem_star import write_star
-from live2d_tui.events import BlockType, CycleProgress, CycleStage
-
-if TYPE_CHECKING:
-    from live2d_tui.classify.runner import CycleRunner
 
 PUBLISH_INTERVAL = 0.25
 """Seconds between progress events while jobs run (stage changes and job ends always publish)."""
@@ -78,33 +78,70 @@ async def write_in_thread[T](
         raise
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptContext:
+    """What an attempt uses of its runner (:class:`~live2d_tui.classify.runner.CycleRunner`)."""
+
+    output_folder: Path
+    """The session output folder (absolute): cycle files land here; jobs run in it."""
+    programs: EnginePrograms
+    jobs_per_cycle: int
+    executor: Executor
+    publish: Callable[[Event], None]
+    log: Callable[[str], None]
+    merge_executor: Executor | None = None
+    """Runs merge2d; ``None``: the executor (e.g. merge2d on this machine, refine2d on SLURM)."""
+
+    def relative(self, path: Path) -> str:
+        """A path as refine2d sees it: relative to the output folder (its cwd) when inside it.
+
+        Relative names keep the output folder's own path (which may contain ``data_``) out of
+        refine2d's star comments.
+        """
+        path = Path(path).absolute()
+        try:
+            return str(path.relative_to(self.output_folder))
+        except ValueError:
+            return str(path)
+
+
 class CycleAttempt:
     """One attempt at one cycle (see the module docstring)."""
 
     def __init__(
         self,
-        runner: CycleRunner,
+        context: AttemptContext,
         plan: CyclePlan,
         inputs: CycleInputs,
         settings: JobSettings,
     ) -> None:
-        self.runner = runner
+        self.context = context
         self.plan = plan
         self.inputs = inputs
         self.settings = settings
-        self.dir = runner.output_folder / "cycles" / f"cycle_{plan.number}"
+        self.dir = context.output_folder / "cycles" / f"cycle_{plan.number}"
         self.token = secrets.token_hex(3)
         self.scratch: list[Path] = []
         self.tracker = CycleProgressTracker.for_rows([1])
         self.jobs_total = 1
         self.clock = time.monotonic()
         self.last_publish = 0.0
+        self.run_states: dict[str, RunState] = {}
+        """Program runs handed to an executor and not ended yet: queued or running."""
+        self.stage: CycleStage | None = None
+        """The stage published last when one was named (preparing, merging, finishing); while
+        it is ``None`` the tracker's stage is shown."""
+        self._trailing: asyncio.TimerHandle | None = None
 
     # ------------------------------------------------------------------ bookkeeping
 
     def scratch_path(self, stem: str, suffix: str) -> Path:
-        """A scratch file name carrying this attempt's token; removed at the end."""
+        """A scratch file name carrying this attempt's token; removed at the end, and by
+        :func:`~live2d_tui.classify.procs.remove_stale_scratch` after a crash, whose pattern it
+        must match (a name it missed stayed behind for good)."""
         path = self.dir / f"{stem}_{self.token}{suffix}"
+        if not SCRATCH_PATTERN.match(path.name):
+            raise ValueError(f"scratch name {path.name} is not one a restart would clean up")
         self.scratch.append(path)
         return path
 
@@ -115,32 +152,54 @@ class CycleAttempt:
                 path.unlink()
 
     def publish(self, stage: CycleStage | None = None, *, force: bool = False) -> None:
-        """Publish the cycle's progress (throttled unless ``force``)."""
+        """Publish the cycle's progress (throttled unless ``force``; a throttled change is
+        published when the interval has passed, so the last state is always shown)."""
+        if stage is not None:
+            self.stage = stage
         now = time.monotonic()
         if not force and now - self.last_publish < PUBLISH_INTERVAL:
+            if self._trailing is None:
+                delay = PUBLISH_INTERVAL - (now - self.last_publish)
+                self._trailing = asyncio.get_running_loop().call_later(delay, self._publish_later)
             return
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
         self.last_publish = now
-        self.runner.publish(
+        states = list(self.run_states.values())
+        self.context.publish(
             CycleProgress(
                 number=self.plan.number,
-                stage=stage or self.tracker.stage,
+                stage=self.stage or self.tracker.stage,
                 percent=round(self.tracker.percent, 1),
                 jobs_done=self.tracker.jobs_done,
                 jobs_total=self.jobs_total,
                 eta_seconds=self.tracker.eta_seconds(now - self.clock),
+                jobs_queued=states.count(RunState.QUEUED),
+                jobs_running=states.count(RunState.RUNNING),
             )
         )
+
+    def _publish_later(self) -> None:
+        self._trailing = None
+        self.publish(force=True)
+
+    def stop_publishing(self) -> None:
+        """Drop a pending trailing publish (the attempt has ended)."""
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
 
     # ------------------------------------------------------------------ the cycle
 
     async def run(self) -> CycleResult:
         """Run the cycle to its installed files (errors: see :meth:`CycleRunner.run_cycle`)."""
-        plan, inputs, log = self.plan, self.inputs, self.runner.log
+        plan, inputs, log = self.plan, self.inputs, self.context.log
         started = datetime.now(UTC)
         self.dir.mkdir(parents=True, exist_ok=True)
         seed = plan.block_type is BlockType.RANDOM_SEED
         expected = len(select_positions(inputs.active_positions, inputs.nz))
-        self.jobs_total = 1 if seed else max(1, min(self.runner.jobs_per_cycle, expected))
+        self.jobs_total = 1 if seed else max(1, min(self.context.jobs_per_cycle, expected))
         self.publish(CycleStage.PREPARING, force=True)
         rows = await asyncio.to_thread(load_input_rows, inputs, carry=not seed)
         seed_classes = plan.class_number if seed else None
@@ -151,7 +210,7 @@ class CycleAttempt:
         await write_in_thread(write_star, input_star, rows, [f"live2d-tui cycle {plan.number}"])
         classes_tmp = self.scratch_path("classes", ".mrc")
         dump_seed = self.scratch_path("dump", "_.dat")
-        ranges = [(0, n)] if seed else assemble.split_rows(n, self.runner.jobs_per_cycle)
+        ranges = [(0, n)] if seed else assemble.split_rows(n, self.context.jobs_per_cycle)
         positions = rows["position"]
         requests = [
             self.refine_request(
@@ -166,7 +225,7 @@ class CycleAttempt:
             )
             for j, (start, end) in enumerate(ranges, start=1)
         ]
-        folder = self.runner.output_folder
+        folder = self.context.output_folder
         answer_lists = [validate_refine2d(request, cwd=folder) for request in requests]
         for request in requests:
             self.scratch += [folder / p for p in request.output_paths()]
@@ -175,9 +234,11 @@ class CycleAttempt:
             [end - start for start, end in ranges],
             CycleStage.SEEDING if seed else CycleStage.NOISE,
         )
+        self.stage = None  # from here the program runs' output says where the cycle is
         log(
-            f"Cycle {plan.number} ({plan.block_type.value}, {plan.index_in_job}/"
-            f"{plan.cycles_in_job}): {n} particles, high-res limit {plan.high_res_limit:.2f} Å, "
+            f"Cycle {plan.number} ({plan.block_type.label}, "
+            f"{job_position(plan.index_in_job, plan.cycles_in_job)}): {n} particles, "
+            f"high-res limit {plan.high_res_limit:.2f} Å, "
             f"fraction {fraction:.3g}, {len(ranges)} job(s)"
         )
         t_jobs = time.monotonic()
@@ -276,7 +337,7 @@ class CycleAttempt:
         j: int,
     ) -> Refine2dRequest:
         """refine2d's answers for job ``j`` (random start for a seed, else dump mode)."""
-        plan, settings, rel = self.plan, self.settings, self.runner.relative
+        plan, settings, rel = self.plan, self.settings, self.context.relative
         previous = self.inputs.previous_classes
         return Refine2dRequest(
             input_stack=rel(self.inputs.stack_path),
@@ -301,39 +362,42 @@ class CycleAttempt:
             autocenter=settings.autocenter,
             dump=not seed,
             dump_file=DEV_NULL if seed else dump_file_name(rel(dump_seed), j),
+            threads=self.context.executor.threads,
         )
 
     async def refine_job(self, j: int, request: Refine2dRequest, lines: list[str]) -> None:
         """Run refine2d job ``j``; retry once; raise :class:`JobFailed` after two failures."""
-        folder = self.runner.output_folder
+        folder = self.context.output_folder
         await self.run_program(
             name=f"refine2d_{j}",
-            argv=self.runner.programs.refine2d,
+            argv=self.context.programs.refine2d,
             lines=lines,
             outputs=[folder / p for p in request.output_paths()],
             termination=REFINE2D_TERMINATION,
             progress=self.tracker.jobs[j - 1],
             echo_check=j == 1,
+            executor=self.context.executor,
         )
 
     async def merge_job(self, classes_tmp: Path, dump_seed: Path, count: int) -> list[float]:
         """Run merge2d over ``count`` dumps; return its per-class occupancies."""
         request = Merge2dRequest(
-            output_classes=self.runner.relative(classes_tmp),
-            dump_seed=self.runner.relative(dump_seed),
+            output_classes=self.context.relative(classes_tmp),
+            dump_seed=self.context.relative(dump_seed),
             dump_count=count,
         )
-        lines = validate_merge2d(request, cwd=self.runner.output_folder)
+        lines = validate_merge2d(request, cwd=self.context.output_folder)
         self.publish(CycleStage.MERGING, force=True)
         try:
             log_path = await self.run_program(
                 name="merge2d",
-                argv=self.runner.programs.merge2d,
+                argv=self.context.programs.merge2d,
                 lines=lines,
                 outputs=[classes_tmp],
                 termination=MERGE2D_TERMINATION,
                 progress=None,
                 echo_check=True,
+                executor=self.context.merge_executor or self.context.executor,
             )
         except JobFailed as exc:
             raise CycleFailed(exc.message, exc.last_lines) from None
@@ -350,11 +414,12 @@ class CycleAttempt:
         termination: str,
         progress: JobProgress | None,
         echo_check: bool,
+        executor: Executor,
         env: dict[str, str] | None = None,
     ) -> Path:
         """Run one program, retrying once; return the successful run's log path (``env``: added
         to the job's environment)."""
-        plan, log = self.plan, self.runner.log
+        plan, log = self.plan, self.context.log
         problem = ""
         log_path = self.dir / f"{name}_{self.token}.log"
         for attempt in (1, 2):
@@ -369,10 +434,17 @@ class CycleAttempt:
                 argv=list(argv),
                 stdin_text=stdin_text(lines),
                 log_path=log_path,
-                cwd=self.runner.output_folder,
+                cwd=self.context.output_folder,
                 env=dict(env or {}),
+                outputs=tuple(outputs),
             )
-            outcome = await self.runner.executor.run(spec, self._output_handler(progress))
+            try:
+                outcome = await executor.run(
+                    spec, self._output_handler(progress), self._state_handler(name)
+                )
+            finally:
+                if self.run_states.pop(name, None) is not None:
+                    self.publish()
             problem = await asyncio.to_thread(judge, outcome, termination, outputs)
             if not problem:
                 if progress is not None:
@@ -391,6 +463,14 @@ class CycleAttempt:
 
     def _output_handler(self, progress: JobProgress | None) -> _OutputHandler:
         return _OutputHandler(self, progress)
+
+    def _state_handler(self, name: str) -> Callable[[RunState], None]:
+        def changed(state: RunState) -> None:
+            if self.run_states.get(name) is not state:
+                self.run_states[name] = state
+                self.publish()
+
+        return changed
 
 
 class _OutputHandler:
@@ -411,7 +491,7 @@ class _OutputHandler:
             if progress.update(piece):
                 changed = True
                 if progress is attempt.tracker.jobs[0] and len(progress.stage_lines) > stages:
-                    attempt.runner.log(f"Cycle {attempt.plan.number}: {piece.strip()}")
+                    attempt.context.log(f"Cycle {attempt.plan.number}: {piece.strip()}")
         if changed:
             attempt.publish()
 
@@ -422,6 +502,8 @@ def judge(outcome: JobOutcome, termination: str, outputs: list[Path]) -> str:
         return outcome.start_error
     if outcome.hung:
         return "hung (CPU time stopped growing); ended by the watchdog"
+    if outcome.failure:
+        return outcome.failure
     if outcome.returncode != 0:
         return f"exit status {outcome.returncode}"
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.dataset.cistem_star import CTF_FIELDS, StarRows, empty_rows, read_star
+from live2d_tui.formats.cistem_star import CTF_FIELDS, StarRows, empty_rows, read_star
 
 CARRIED_FIELDS: tuple[str, ...] = (
     "psi",

@@ -32,7 +32,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 REGISTRY_NAME = "running_jobs.json"
-SCRATCH_PATTERN = re.compile(r"^(input|classes|dump|part)_[0-9a-f]{6}(_\d*)?\.(star|mrc|dat)$")
+SCRATCH_STEMS = ("input", "classes", "dump", "part", "joined")
+"""Name stems of a cycle attempt's scratch files (``<stem>_<token>…``); the attempt refuses any
+other, so every scratch file it makes is one :data:`SCRATCH_PATTERN` finds after a crash."""
+SCRATCH_PATTERN = re.compile(rf"^({'|'.join(SCRATCH_STEMS)})_[0-9a-f]{{6}}(_\d*)?\.(star|mrc|dat)$")
 """Scratch files of a cycle attempt in ``cycles/cycle_<N>/`` (see the runner); logs are kept."""
 MARKER_ENV = "LIVE2D_OUTPUT_FOLDER"
 TERM_GRACE_SECONDS = 5.0

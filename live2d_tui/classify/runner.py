@@ -6,9 +6,10 @@ A cycle (../shared/reference/cistem-protocol.md §9, original-live2d.md §3):
 2. a **seed** cycle runs one refine2d in random-start mode (K classes, ``/dev/null`` star);
    any other cycle splits the input rows into J contiguous, balanced (±1 row), non-empty jobs,
    passed to refine2d as the stack positions of their first and last rows, in dump mode;
-3. runs the jobs through an executor (by default the local pool: at most ``pool_size`` at once,
-   all inside one ``asyncio.TaskGroup`` so no job outlives its cycle); a failed job is retried
-   once inside its own task, so its siblings keep running;
+3. runs the jobs through an executor (by default the local pool: at most ``pool_size`` at once;
+   or SLURM, :mod:`~live2d_tui.classify.executors.slurm`), all inside one ``asyncio.TaskGroup``
+   so no job outlives its cycle; a failed job is retried once inside its own task, so its
+   siblings keep running;
 4. runs ``merge2d`` on the dumps while it joins the per-job stars (each must hold exactly its
    slice of the input rows; CTF columns are restored from the input so phase shift stays in
    degrees) and writes the joined star to scratch: merge2d uses one core, so the join costs
@@ -28,12 +29,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from live2d_tui.classify.assemble import CycleFailed, CycleResult, split_rows
-from live2d_tui.classify.attempt import CycleAttempt
+from live2d_tui.classify.attempt import AttemptContext, CycleAttempt
 from live2d_tui.classify.engines import EnginePrograms
 from live2d_tui.classify.executors import Executor
 from live2d_tui.classify.executors.local import LocalExecutor
+from live2d_tui.classify.executors.slurm import SlurmExecutor
+from live2d_tui.classify.executors.slurm_jobs import end_slurm_orphans
 from live2d_tui.classify.inputs import CycleInputs
-from live2d_tui.classify.procs import TERM_GRACE_SECONDS, ProcessRegistry
+from live2d_tui.classify.procs import TERM_GRACE_SECONDS, ProcessRegistry, end_orphans
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
 from live2d_tui.events import Event
@@ -67,6 +70,7 @@ class CycleRunner:
         log: Callable[[str], None] = _ignore,
         executor: Executor | None = None,
         grace_seconds: float = TERM_GRACE_SECONDS,
+        merge2d_local: bool = False,
     ) -> None:
         """Create a runner.
 
@@ -81,6 +85,8 @@ class CycleRunner:
             log: Receives session-log lines (summaries, failures), on the loop.
             executor: Runs the jobs; default a :class:`LocalExecutor` of ``pool_size`` slots.
             grace_seconds: Wait between SIGTERM and SIGKILL when a job is ended.
+            merge2d_local: Run merge2d on the local pool even when ``executor`` is another one
+                (e.g. refine2d on SLURM, merge2d here).
         """
         if pool_size < 1 or jobs_per_cycle < 1:
             raise ValueError("pool_size and jobs_per_cycle must be ≥ 1")
@@ -88,7 +94,7 @@ class CycleRunner:
         self.programs = programs
         self.jobs_per_cycle = jobs_per_cycle
         self.registry = ProcessRegistry(self.output_folder)
-        self.executor: Executor = executor or LocalExecutor(
+        local = LocalExecutor(
             pool_size,
             registry=self.registry,
             marker_folder=self.output_folder,
@@ -96,20 +102,34 @@ class CycleRunner:
             watchdog_seconds=watchdog_seconds,
             grace_seconds=grace_seconds,
         )
+        self.executor: Executor = executor or local
+        self.merge_executor: Executor = local if merge2d_local else self.executor
         self.publish = publish
         self.log = log
 
-    def relative(self, path: Path) -> str:
-        """A path as refine2d sees it: relative to the output folder (its cwd) when inside it.
+    def attempt_context(self) -> AttemptContext:
+        """What a cycle attempt uses of this runner."""
+        return AttemptContext(
+            output_folder=self.output_folder,
+            programs=self.programs,
+            jobs_per_cycle=self.jobs_per_cycle,
+            executor=self.executor,
+            publish=self.publish,
+            log=self.log,
+            merge_executor=self.merge_executor,
+        )
 
-        Relative names keep the output folder's own path (which may contain ``data_``) out of
-        refine2d's star comments.
+    def end_orphans(self, log: Callable[[str], None]) -> int:
+        """End the program runs a previous supervisor of this folder left behind: its SLURM jobs
+        (when this runner uses SLURM or the folder records SLURM jobs) and its local processes,
+        then remove the scratch files of interrupted attempts; return how many were ended.
+
+        Blocking (waits until SLURM reports cancelled jobs ended): call it from a thread, and
+        only while no cycle of this folder runs (at start-up, after an abort).
         """
-        path = Path(path).absolute()
-        try:
-            return str(path.relative_to(self.output_folder))
-        except ValueError:
-            return str(path)
+        slurm = any(isinstance(e, SlurmExecutor) for e in (self.executor, self.merge_executor))
+        cancelled = end_slurm_orphans(self.output_folder, log, configured=slurm)
+        return cancelled + end_orphans(self.output_folder, log)
 
     async def run_cycle(
         self, plan: CyclePlan, inputs: CycleInputs, settings: JobSettings
@@ -121,7 +141,7 @@ class CycleRunner:
                 twice; the message says why (also logged, with the program's last lines).
             asyncio.CancelledError: The cycle was aborted (all jobs ended, scratch removed).
         """
-        attempt = CycleAttempt(self, plan, inputs, settings)
+        attempt = CycleAttempt(self.attempt_context(), plan, inputs, settings)
         try:
             return await attempt.run()
         except CycleFailed as exc:
@@ -129,6 +149,7 @@ class CycleRunner:
         except (OSError, ValueError) as exc:  # unreadable inputs, bad answers, a full disk...
             failure = CycleFailed(f"cycle {plan.number}: {exc}")
         finally:
+            attempt.stop_publishing()
             attempt.remove_scratch()
         self.log(f"Cycle {plan.number} failed: {failure.message}")
         for line in failure.last_lines:

@@ -1,10 +1,11 @@
 """``live2d demo``: a simulated live Warp session in a temporary folder, with the UI on it.
 
 The simulator writes movies in a background thread (live mode), the supervisor uses the
-built-in engine with small thresholds and automatic jobs on, so classes appear within a few
-minutes. The demo keeps its own ``LIVE2D_HOME`` inside the temporary folder, so it never
-replaces the user's last-session pointer (the user's configuration is still read first, for
-``images`` and ``microscope_name``).
+built-in engine with small thresholds and automatic jobs on, so the first classes appear after
+about half a minute (the first job waits for 400 particles: ten movies, 3 s apart). The demo
+keeps its own ``LIVE2D_HOME`` inside the temporary folder, so it never replaces the user's
+last-session pointer (the user's configuration is still read first, for ``images`` and
+``microscope_name``).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import sys
 import tempfile
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -23,10 +26,18 @@ from live2d_tui.config import Config, EngineKind
 
 HELP = "Start a simulated live session and the UI on it (built-in engine)"
 
+DEMO_VIEWS = 4
+"""Distinct views in the simulated data, and the demo's classes: as many classes as views, so
+the first job fills the grid (8 classes of 4 views left half the grid crossed out; with 6 and
+8 the first job still ended with a class emptied in 3 runs of 3, with 4 in none)."""
+
+DEMO_SEED = 2
+"""The simulated data's seed (seed 1's data left a class of 4 empty after the first job)."""
+
 DEMO_JOB = {
     "particle_count_initial": 400,
     "particle_count_update": 600,
-    "class_number": 8,
+    "class_number": DEMO_VIEWS,
     "particles_per_class": 50,
     "run_count_startup": 4,
     "run_count_refine": 2,
@@ -36,11 +47,32 @@ DEMO_JOB = {
 """Small thresholds: the first job starts after ~10 micrographs, a new one every ~15."""
 
 
+EPILOG = textwrap.fill(
+    "The demo always uses the built-in engine and looks at the simulated folder every 2 s, "
+    f"with small job settings ({', '.join(f'{k} {v}' for k, v in DEMO_JOB.items())}); "
+    "--set KEY=VALUE overrides them. Quit with q (or ctrl+q); closing the terminal or SIGTERM "
+    "quits too, and the temporary folder is removed in every case unless --keep or --folder "
+    "is given.",
+    width=78,
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``--folder`` (keep the session there), ``--micrographs``, ``--rate``, config options."""
-    parser.add_argument("--folder", type=Path, default=None, help="where to write (default: temp)")
-    parser.add_argument("--micrographs", type=int, default=200, help="movies to simulate")
-    parser.add_argument("--rate", type=float, default=3.0, help="seconds between movies")
+    parser.add_argument(
+        "--folder",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write the session and its classification, kept afterwards (default: a "
+        "new live2d-demo-* folder in the temporary folder, removed when the demo ends)",
+    )
+    parser.add_argument(
+        "--micrographs", type=int, default=200, metavar="N", help="movies to simulate"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=3.0, metavar="SECONDS", help="seconds between movies"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     add_config_arguments(parser)
 
@@ -78,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
     os.environ["LIVE2D_HOME"] = str(root / "home")  # the user's pointer stays untouched
     warp = root / "warp_session"
     stop = threading.Event()
-    options = SimulationOptions(micrographs=args.micrographs, rate=args.rate, seed=1)
+    options = SimulationOptions(
+        micrographs=args.micrographs, rate=args.rate, seed=DEMO_SEED, views=DEMO_VIEWS
+    )
     sim = threading.Thread(
         target=simulate_session,
         args=(warp, options),
@@ -87,6 +121,21 @@ def run(args: argparse.Namespace) -> int:
         daemon=True,
     )
     print(f"live2d demo: simulating a Warp session in {warp}", file=sys.stderr)
+    ended_by: int | None = None
+
+    def cleanup(*, print_kept: bool) -> None:
+        stop.set()
+        sim.join(timeout=30)
+        if args.folder is None and not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+        elif print_kept:
+            print(f"live2d demo: session kept in {root}", file=sys.stderr)
+
+    def terminated(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)  # before the app runs: leave through the cleanup below
+
+    for signum in (signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, terminated)
     sim.start()
     try:
         if not wait_for(warp / "previous.settings", sim):
@@ -98,12 +147,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"live2d demo: {exc}", file=sys.stderr)
             return 1
         choice = prepare_images(config.server.images)
-        Live2DApp(supervisor, images=choice, start_automatic=True).run()
+        app = Live2DApp(supervisor, images=choice, start_automatic=True)
+        app.exit_cleanups.append(lambda: cleanup(print_kept=False))
+        app.run()
+        ended_by = app.ended_by_signal
     finally:
-        stop.set()
-        sim.join(timeout=30)
-        if args.folder is None and not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
-        else:
-            print(f"live2d demo: session kept in {root}", file=sys.stderr)
-    return 0
+        for signum in (signal.SIGHUP, signal.SIGTERM):  # a second signal must not stop cleanup
+            signal.signal(signum, signal.SIG_IGN)
+        cleanup(print_kept=True)
+    return 0 if ended_by is None else 128 + ended_by

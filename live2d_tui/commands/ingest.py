@@ -18,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from live2d_tui.commands.common import add_config_arguments, config_from_args
+from live2d_tui.commands.common import OUT_RULE, add_config_arguments, config_from_args
 from live2d_tui.config import ParticleSource
 from live2d_tui.dataset.ingest import Dataset, IngestError, IngestReport
 from live2d_tui.paths import output_folder_for
@@ -30,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``ingest`` options."""
     parser.add_argument("warp_folder", type=Path, metavar="WARP_FOLDER", help="Warp session folder")
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: the configured rule)"
+        "--out", type=Path, default=None, metavar="DIR", help=f"output folder (default: {OUT_RULE})"
     )
     parser.add_argument("--once", action="store_true", help="ingest what is there, then exit")
     parser.add_argument(

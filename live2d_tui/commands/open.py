@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from live2d_tui.commands.common import add_config_arguments, config_from_args
+from live2d_tui.commands.common import OUT_RULE, add_config_arguments, config_from_args
 
 HELP = "Open a Warp session in the terminal UI"
 
@@ -25,7 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="WARP_FOLDER",
         help="Warp session folder or session name (default: the last session)",
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: rule)")
+    parser.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help=f"output folder (default: {OUT_RULE})"
+    )
     add_config_arguments(parser)
 
 
@@ -53,5 +55,6 @@ def run(args: argparse.Namespace) -> int:
             )
         return 2
     choice = prepare_images(config.server.images)
-    Live2DApp(supervisor, images=choice).run()
-    return 0
+    app = Live2DApp(supervisor, images=choice)
+    app.run()
+    return 0 if app.ended_by_signal is None else 128 + app.ended_by_signal

@@ -2,7 +2,9 @@
 
 Modes: ``--auto`` (the default) waits for particles and runs jobs until stopped; ``--once``
 ingests what is there, runs one job now and exits when it ends (exit status 0 only when the job
-succeeded). ``--set KEY=VALUE`` overrides a job setting (canonical names) for this run, on top of
+succeeded). The mode given here wins over the one saved in the output folder: ``--once`` after
+an ``--auto`` run restores no automatic jobs, and finishes an interrupted job instead of
+starting one. ``--set KEY=VALUE`` overrides a job setting (canonical names) for this run, on top of
 the session's saved settings.
 
 Signals: the first SIGINT (Ctrl-C) stops after the running cycle, a second one aborts now;
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from collections.abc import Coroutine
@@ -24,7 +27,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from live2d_tui.commands.common import add_config_arguments, config_from_args, job_overrides
+from live2d_tui.commands.common import (
+    OUT_RULE,
+    add_config_arguments,
+    config_from_args,
+    job_overrides,
+)
 from live2d_tui.config import Config, ConfigError, JobSettings
 from live2d_tui.events import (
     CycleFinished,
@@ -38,11 +46,26 @@ from live2d_tui.events import (
     SessionChanged,
     SessionStatus,
     StatusChanged,
+    job_position,
 )
+from live2d_tui.formats.warp_xml import WarpFileError
 from live2d_tui.paths import resolve_warp_folder
 from live2d_tui.supervisor import Supervisor, SupervisorError
+from live2d_tui.supervisor.model import mask_radius_problem
+from live2d_tui.warp.source import initial_settings
 
 HELP = "Run the live classification headless (one log line per event)"
+
+EPILOG = """\
+exit status: 0 success or a clean stop; 1 the job failed, or automatic jobs ended failed;
+  2 the session could not be opened (one line on stderr, nothing written);
+  128 + the signal's number after an abort by signal.
+signals: the first Ctrl-C stops after the running cycle, a second one aborts now;
+  SIGTERM and SIGHUP abort cleanly (jobs ended, partial outputs removed).
+output: one line per event on stdout; every line is also in live2d.log in the output folder.
+  When stdout is closed (e.g. `live2d run ... | head`), printing stops quietly and the run
+  carries on (the job is not ended; --once still exits with the job's status).
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="Warp session folder: a path, or a session name under warp_prefix",
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="output folder (default: the configured rule)"
+        "--out", type=Path, default=None, metavar="DIR", help=f"output folder (default: {OUT_RULE})"
     )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
@@ -64,7 +87,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     mode.add_argument(
         "--once",
         action="store_true",
-        help="ingest what is there, run one job now, exit with its status",
+        help="ingest what is there, run one job now (or finish an interrupted one), exit with "
+        "its status; automatic jobs saved by an earlier --auto are not restored",
     )
     parser.add_argument(
         "--reimport",
@@ -91,14 +115,12 @@ def format_event(event: Event) -> str | None:
             )
         case CycleStarted() as s:
             return (
-                f"[cycle {s.number}] started: {s.block_type.value} {s.index_in_job}/"
-                f"{s.cycles_in_job}, {s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
+                f"[cycle {s.number}] started: {s.block_type.label}, "
+                f"{job_position(s.index_in_job, s.cycles_in_job)}, "
+                f"{s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
             )
         case CycleProgress() as p:
-            return (
-                f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% "
-                f"({p.jobs_done}/{p.jobs_total} jobs)"
-            )
+            return f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% ({p.jobs_text()})"
         case CycleFinished(number=number, success=success, message=message):
             return f"[cycle {number}] " + ("finished" if success else f"failed: {message}")
         case JobFinished(success=success, message=message):
@@ -118,17 +140,32 @@ ALSO_LOGGED = (CycleStarted, CycleFinished, JobFinished, ErrorRaised)
 
 
 class _Printer:
-    """Prints events; coalesces progress to stage changes and 10 % steps."""
+    """Prints events; coalesces progress to stage changes, 10 % steps and changes of the queued,
+    running and done counts.
+
+    When the reader goes away (``live2d run … | head``), printing stops quietly and the run
+    carries on: the job is not ended because nobody reads its output (the session log keeps
+    every line).
+    """
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
-        self._progress: tuple[int, str, int] | None = None
+        self._progress: tuple[int, str, int, int, int, int] | None = None
+        self.closed = False
+        """The reader closed the pipe: nothing more is printed."""
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, ALSO_LOGGED):
+        if self.closed or isinstance(event, ALSO_LOGGED):
             return
         if isinstance(event, CycleProgress):
-            key = (event.number, event.stage.value, int(event.percent // 10))
+            key = (
+                event.number,
+                event.stage.value,
+                int(event.percent // 10),
+                event.jobs_queued,
+                event.jobs_running,
+                event.jobs_done,
+            )
             if key == self._progress:
                 return
             self._progress = key
@@ -136,9 +173,27 @@ class _Printer:
         if line is None:
             return
         stamp = datetime.now().strftime("%H:%M:%S")
-        for part in line.splitlines() or [""]:
-            self.stream.write(f"{stamp} {part}\n")
-        self.stream.flush()
+        try:
+            for part in line.splitlines() or [""]:
+                self.stream.write(f"{stamp} {part}\n")
+            self.stream.flush()
+        except BrokenPipeError:
+            self.closed = True
+            _discard_output(self.stream)
+
+
+def _discard_output(stream: TextIO) -> None:
+    """Point ``stream``'s descriptor at /dev/null, so that what is still buffered (flushed at
+    exit) does not raise a second BrokenPipeError."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,9 +205,25 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"live2d run: {exc}", file=sys.stderr)
         return 2
+    problem = _mask_problem(warp, overrides)
+    if problem:  # before the session opens: a refused start writes nothing
+        print(f"live2d run: {problem}", file=sys.stderr)
+        return 2
     return asyncio.run(
         _main(config, warp, args.out, overrides, once=bool(args.once), reimport=args.reimport)
     )
+
+
+def _mask_problem(warp: Path, overrides: dict[str, str]) -> str:
+    """Whether ``--set mask_radius=…`` exceeds half the box of the Warp folder's particles."""
+    if "mask_radius" not in overrides:
+        return ""
+    try:
+        settings = initial_settings(warp)
+    except WarpFileError:
+        return ""  # the session's opening says what is wrong with the folder
+    radius = JobSettings().with_changes(mask_radius=overrides["mask_radius"]).mask_radius
+    return mask_radius_problem(radius, settings.box_size, settings.pixel_size)
 
 
 async def _main(
@@ -190,7 +261,8 @@ async def _main(
     stopping = False
     sup.bus.subscribe(on_event)
     try:
-        await sup.start()
+        # the mode given here wins over the saved one: --once restores no automatic jobs
+        await sup.start(automatic=False if once else None)
     except SupervisorError as exc:
         print(f"live2d run: {exc}", file=sys.stderr)
         return 2
@@ -243,8 +315,10 @@ async def _main(
             if settings is not None:
                 spawn(_stage_later(sup, settings))
         elif once:
+            if settings is not None:  # refused now rather than after the ingest
+                await sup.update_settings(settings)
             await sup.ingest_now(settle=True)
-            await sup.start_job_now(settings, continue_automatic=False)
+            await sup.start_job_now(continue_automatic=False)
         elif not sup.job_running and sup.status is not SessionStatus.WAITING:
             await sup.start_automatic(settings)
         elif settings is not None:

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--model", default=_D.model, help="BoxNet model name (%(default)s)")
     g.add_argument("--warp2", action="store_true", help="Warp 2: UTF-8, float16 stacks")
     g.add_argument(
-        "--processing-folder", default=None, help="Warp 2: outputs in OUT/NAME instead of OUT"
+        "--processing-folder", default=None, help="Warp 2: outputs in OUT/NAME (default: in OUT)"
     )
     h = parser.add_argument_group("hazards (all off by default)")
     h.add_argument(
@@ -85,11 +85,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="rewrite previous.settings each movie, visibly half-written first",
     )  # fmt: skip
     h.add_argument("--change-box-at", type=int, default=None, metavar="N",
-                   help="box grows by a quarter from movie N (0-based)")  # fmt: skip
+                   help="box grows by 1/4 from movie N, 0-based (default: never)")  # fmt: skip
     h.add_argument("--change-model-at", type=int, default=None, metavar="N",
-                   help="BoxNet model changes from movie N")  # fmt: skip
+                   help="BoxNet model changes from movie N (default: never)")  # fmt: skip
     h.add_argument("--change-binning-at", type=int, default=None, metavar="N",
-                   help="BinTimes grows by 1 from movie N")  # fmt: skip
+                   help="BinTimes grows by 1 from movie N (default: never)")  # fmt: skip
     h.add_argument("--no-invert", dest="invert", action="store_false",
                    help="Invert=False: protein-black stacks")  # fmt: skip
     h.add_argument("--phase-plate", action="store_true", help="phase-plate data (30-110°)")

@@ -38,13 +38,14 @@ from live2d_tui.dataset.micrographs import NotReady, Params, Ready, check_stack,
 from live2d_tui.dataset.report import IngestError, IngestReport
 from live2d_tui.dataset.stack import SliceSource, StackError
 from live2d_tui.dataset.writer import Defaults, GenerationFiles, Piece
+from live2d_tui.formats.mrc import MrcError
+from live2d_tui.formats.warp_star import MicrographRows, WarpTable
+from live2d_tui.formats.warp_xml import WarpFileError
 from live2d_tui.warp import watch
 from live2d_tui.warp.mounts import is_network_filesystem, polling_forced_by_env
 from live2d_tui.warp.settings import WarpSettings
 from live2d_tui.warp.snapshot import StabilityTracker, file_signature
 from live2d_tui.warp.source import WarpSource
-from live2d_tui.warp.star import MicrographRows, WarpTable
-from live2d_tui.warp.xmlutil import WarpFileError
 
 __all__ = ["Dataset", "IngestError", "IngestReport", "ParticleSource"]
 
@@ -229,7 +230,7 @@ class Dataset:
             report = IngestReport()
             try:
                 self._poll(report)
-            except (IngestError, StackError, OSError, sqlite3.Error) as exc:
+            except (IngestError, MrcError, StackError, OSError, sqlite3.Error) as exc:
                 self._say(report, f"ingest stopped this pass: {exc}")
             gen = self._ledger.generation
             report.particles_total = 0 if gen is None else gen.nz
@@ -524,7 +525,7 @@ class Dataset:
         files = GenerationFiles(self.output_folder, gen)
         try:
             repaired = files.reconcile()
-        except StackError as exc:
+        except (MrcError, StackError) as exc:
             raise IngestError(f"{exc}; the output folder is damaged (use a new --out)") from exc
         for line in repaired:
             self._emit(f"recovered: {line}")

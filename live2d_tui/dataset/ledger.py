@@ -17,6 +17,7 @@ serialise writers; queries may come from other threads (one lock guards the conn
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui.atomic import NEW_FILE_MODE
 from live2d_tui.warp.mounts import is_network_filesystem
 
 SCHEMA = """
@@ -116,6 +118,9 @@ class Ledger:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        # sqlite creates a database 0644 whatever the umask (its journal and WAL files copy the
+        # database's mode): create it first, as any new file, so it follows the umask
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, NEW_FILE_MODE))
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         network = is_network_filesystem(self.path.parent)
         self.journal_mode = "delete" if network else "wal"

@@ -16,11 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from live2d_tui.dataset.stack import MrcHeader, StackError, read_header
+from live2d_tui.formats.mrc import MrcError, MrcHeader, read_header
+from live2d_tui.formats.warp_star import VALUE_INDEX, MicrographRows
 from live2d_tui.warp.movie import MovieInfo
 from live2d_tui.warp.settings import WarpSettings
 from live2d_tui.warp.snapshot import Signature, StabilityTracker
-from live2d_tui.warp.star import VALUE_INDEX, MicrographRows
 
 PIXEL_TOLERANCE = 1e-3
 """Relative pixel-size difference still counted as equal (Warp prints 5 decimals)."""
@@ -106,10 +106,10 @@ def check_stack(
         return NotReady(f"{path}: stack does not exist yet")
     stable = tracker.check(str(path), signature)
     try:
-        header = read_header(path)
+        header = read_header(path, "<")  # Warp writes little endian, whatever its stamp says
     except FileNotFoundError:
         return NotReady(f"{path}: stack vanished")
-    except StackError as exc:
+    except MrcError as exc:
         if signature[0] < 1024:
             return NotReady(str(exc))
         return NotReady(str(exc), malformed=stable)

@@ -1,7 +1,8 @@
-"""MRC particle stacks: header checks of Warp's stacks and our append-only combined stack.
+"""Particle stacks: our append-only combined stack, and the slices of Warp's stacks it takes.
 
-The combined stack (``combined_stack.mrcs``) is float32 (MRC mode 2), 1024-byte header, no
-extended header, protein white. Invariants:
+The combined stack (``combined_stack.mrcs``) is float32 (MRC mode 2), little endian, 1024-byte
+header (written by :mod:`live2d_tui.formats.mrc`), no extended header, protein white.
+Invariants:
 - existing slices are never rewritten: appends go past the end of the data, so a reader that
   uses only positions up to the NZ it saw is never disturbed;
 - write order of an append: data (``pwrite``), ``fsync``, then **one** 1024-byte header write
@@ -13,7 +14,6 @@ extended header, protein white. Invariants:
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,128 +22,18 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.atomic import atomic_write_bytes, fsync_dir
-
-HEADER_BYTES = 1024
-MODE_DTYPES: dict[int, np.dtype[np.generic]] = {
-    0: np.dtype("<i1"),
-    1: np.dtype("<i2"),
-    2: np.dtype("<f4"),
-    6: np.dtype("<u2"),
-    12: np.dtype("<f2"),
-}
-"""MRC data modes for real-valued images (mode 12 = float16, Warp 2's default)."""
-
-Float32Array = npt.NDArray[np.float32]
+from live2d_tui.formats.mrc import HEADER_BYTES, MrcHeader, build_header, read_header, read_slices
 
 
 class StackError(ValueError):
-    """A particle stack is malformed or incomplete; the message names the file."""
+    """A particle stack does not fit the dataset, or the dataset's files are damaged; the message
+    names the file. (A malformed MRC file raises :class:`~live2d_tui.formats.mrc.MrcError`.)"""
 
 
-@dataclass(frozen=True, slots=True)
-class MrcHeader:
-    """The fields of an MRC header that ingest checks."""
-
-    nx: int
-    ny: int
-    nz: int
-    mode: int
-    nsymbt: int
-    pixel_size: float
-    """cell X / MX in Å (0 when the cell is not set)."""
-
-    @property
-    def dtype(self) -> np.dtype[np.generic]:
-        """numpy dtype of the data block."""
-        return MODE_DTYPES[self.mode]
-
-    @property
-    def data_offset(self) -> int:
-        """Byte offset of the first slice."""
-        return HEADER_BYTES + self.nsymbt
-
-    @property
-    def slice_bytes(self) -> int:
-        """Bytes per slice."""
-        return self.nx * self.ny * self.dtype.itemsize
-
-    @property
-    def expected_size(self) -> int:
-        """File size of a complete stack: 1024 + NSYMBT + NX·NY·NZ·bytes(mode)."""
-        return self.data_offset + self.nz * self.slice_bytes
-
-
-def parse_header(raw: bytes, source: str) -> MrcHeader:
-    """Decode a 1024-byte little-endian MRC header.
-
-    Raises:
-        StackError: too short, big-endian/unknown mode, or impossible dimensions.
-    """
-    if len(raw) < HEADER_BYTES:
-        raise StackError(f"{source}: {len(raw)} bytes, shorter than an MRC header")
-    nx, ny, nz, mode = struct.unpack_from("<4i", raw, 0)
-    mx = struct.unpack_from("<i", raw, 28)[0]
-    cell_x = struct.unpack_from("<f", raw, 40)[0]
-    nsymbt = struct.unpack_from("<i", raw, 92)[0]
-    if mode not in MODE_DTYPES:
-        raise StackError(f"{source}: unsupported MRC mode {mode} (or not a little-endian MRC)")
-    if nx <= 0 or ny <= 0 or nz < 0 or nsymbt < 0:
-        raise StackError(f"{source}: impossible MRC dimensions {nx}×{ny}×{nz}, NSYMBT {nsymbt}")
-    pixel = float(cell_x) / mx if mx > 0 and np.isfinite(cell_x) and cell_x > 0 else 0.0
-    return MrcHeader(nx=nx, ny=ny, nz=nz, mode=mode, nsymbt=nsymbt, pixel_size=pixel)
-
-
-def read_header(path: Path) -> MrcHeader:
-    """Read and decode the header of an MRC file (1024 bytes only)."""
-    with open(path, "rb") as handle:
-        raw = handle.read(HEADER_BYTES)
-    return parse_header(raw, str(path))
-
-
-def read_slices(
-    path: Path, header: MrcHeader, indices: npt.NDArray[np.int64], *, flip: bool = False
-) -> Float32Array:
-    """Slices ``indices`` (1-based) of a complete stack as float32 (N, NY, NX), optionally
-    sign-flipped. The file is read with plain reads (no mmap: unsafe over SMB) and closed.
-
-    Raises:
-        StackError: an index is beyond NZ or the file is shorter than its header says.
-    """
-    if indices.size and (indices.min() < 1 or indices.max() > header.nz):
-        raise StackError(f"{path}: slice {int(indices.max())} requested, stack has {header.nz}")
-    lo = int(indices.min()) - 1 if indices.size else 0
-    hi = int(indices.max()) if indices.size else 0
-    count = (hi - lo) * header.nx * header.ny
-    with open(path, "rb") as handle:
-        handle.seek(header.data_offset + lo * header.slice_bytes)
-        block = np.fromfile(handle, dtype=header.dtype, count=count)
-    if block.size != count:
-        raise StackError(f"{path}: data block is shorter than the header says")
-    block = block.reshape(hi - lo, header.ny, header.nx)
-    contiguous = indices.size == hi - lo and bool((np.diff(indices) == 1).all())
-    picked = block if contiguous else block[indices - 1 - lo]  # the usual case needs no copy
-    out = picked.astype(np.float32, copy=False) if picked.dtype != np.float32 else picked
-    if flip:
-        np.negative(out, out=out)
-    return np.ascontiguousarray(out)
-
-
-def build_header(box: int, nz: int, pixel_size: float) -> bytes:
-    """A 1024-byte MRC2014 header for a float32 image stack (ISPG 0, cell = pixel × dims)."""
-    raw = bytearray(HEADER_BYTES)
-    struct.pack_into("<4i", raw, 0, box, box, nz, 2)
-    struct.pack_into("<3i", raw, 28, box, box, max(nz, 1))
-    struct.pack_into("<3f", raw, 40, pixel_size * box, pixel_size * box, pixel_size * max(nz, 1))
-    struct.pack_into("<3f", raw, 52, 90.0, 90.0, 90.0)
-    struct.pack_into("<3i", raw, 64, 1, 2, 3)
-    # dmin > dmax and rms < 0: statistics not computed (MRC2014), so appends need not update them.
-    struct.pack_into("<3f", raw, 76, 0.0, -1.0, -2.0)
-    struct.pack_into("<2i", raw, 88, 0, 0)
-    struct.pack_into("<i", raw, 108, 20140)
-    raw[208:212] = b"MAP "
-    raw[212:216] = b"\x44\x44\x00\x00"
-    struct.pack_into("<f", raw, 216, -1.0)
-    return bytes(raw)
+def combined_header(box: int, nz: int, pixel_size: float) -> bytes:
+    """The combined stack's header: float32, ``nz`` slices of ``box``², statistics not computed,
+    MZ at least 1 (so an empty stack has a voxel size too)."""
+    return build_header((nz, box, box), pixel_size, mz=max(nz, 1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +80,7 @@ class CombinedStack:
     @classmethod
     def create(cls, path: Path, box: int, pixel_size: float) -> CombinedStack:
         """Write an empty stack (header only, NZ 0) atomically, replacing any file there."""
-        atomic_write_bytes(Path(path), build_header(box, 0, pixel_size))
+        atomic_write_bytes(Path(path), combined_header(box, 0, pixel_size))
         return cls(path, box, pixel_size)
 
     def reconcile(self, committed_nz: int) -> bool:
@@ -198,9 +88,10 @@ class CombinedStack:
 
         Raises:
             StackError: the file is missing, not ours, or holds fewer slices than the ledger.
+            MrcError: its header is not an MRC header.
         """
         try:
-            header = read_header(self.path)
+            header = read_header(self.path, "<")  # ours: always little endian
             size = self.path.stat().st_size
         except FileNotFoundError:
             raise StackError(f"{self.path}: combined stack is missing") from None
@@ -295,7 +186,7 @@ class CombinedStack:
     def _write_header(self, nz: int) -> None:
         fd = os.open(self.path, os.O_WRONLY)
         try:
-            os.pwrite(fd, build_header(self.box, nz, self.pixel_size), 0)
+            os.pwrite(fd, combined_header(self.box, nz, self.pixel_size), 0)
             os.fsync(fd)
         finally:
             os.close(fd)

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.dataset import relion_star
-from live2d_tui.dataset.cistem_star import append_rows, empty_rows, write_star
 from live2d_tui.dataset.ledger import Generation, NewRange
 from live2d_tui.dataset.micrographs import Params
 from live2d_tui.dataset.stack import CombinedStack, SliceSource, StackError, ensure_folder
-from live2d_tui.warp.star import VALUE_INDEX, MicrographRows
+from live2d_tui.formats import relion_star
+from live2d_tui.formats.cistem_star import append_rows, empty_rows, write_star
+from live2d_tui.formats.warp_star import VALUE_INDEX, MicrographRows
 
 STACK_NAME = "combined_stack.mrcs"
 STAR_NAME = "combined_stack.star"
@@ -110,6 +110,7 @@ class GenerationFiles:
 
         Raises:
             StackError: a file is missing or shorter than the ledger records.
+            MrcError: the stack's header is not an MRC header.
         """
         repaired = []
         if self.stack.reconcile(self.generation.nz):

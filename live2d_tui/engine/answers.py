@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import TextIO
 
 from live2d_tui import __version__
-from live2d_tui.classify.prompts import AnswerKind, Prompt
-from live2d_tui.classify.protocol import Answer
 from live2d_tui.engine import ENGINE_VERSION
+from live2d_tui.formats.prompts import AnswerKind, Prompt
+from live2d_tui.formats.protocol import Answer
 
 _INT = re.compile(r"-?\d+")
 _FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")

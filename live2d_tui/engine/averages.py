@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from pathlib import Path
 
 import mrcfile
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui.atomic import create_temp_file
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.dumpfile import ClassSums
 from live2d_tui.imaging import soft_circular_mask
@@ -67,7 +67,8 @@ def write_mrc(path: str, images: npt.NDArray[np.float32], pixel_size: float) -> 
     if path == "/dev/null":
         return
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    # a new file's mode (0666 less the umask), not mkstemp's 0600: the file becomes cycle_<N>.mrc
+    fd, tmp = create_temp_file(target.parent, target.name)
     os.close(fd)
     try:
         with mrcfile.new(tmp, overwrite=True) as handle:

@@ -1,7 +1,7 @@
 """``live2d-merge2d``: a drop-in for cisTEM's ``merge2d`` (3 stdin answers).
 
 Reads dump files ``seed`` with 1..n inserted before the extension
-(:func:`live2d_tui.classify.prompts.dump_file_name`), refuses a missing or incompatible dump
+(:func:`live2d_tui.formats.prompts.dump_file_name`), refuses a missing or incompatible dump
 (exit 255, as cisTEM), sums them and writes the class averages (float32, protein white, pixel
 size in the header) with cisTEM's stdout lines and ``Merge2D: Normal termination``. Runnable as
 ``python -m live2d_tui.engine.merge2d``.
@@ -13,11 +13,11 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from live2d_tui.classify.prompts import MERGE2D_PROMPTS, MERGE2D_TERMINATION, dump_file_name
-from live2d_tui.classify.protocol import Answer, Merge2dRequest
 from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.dumpfile import ClassSums, DumpError, read_dump
 from live2d_tui.engine.program import run_program
+from live2d_tui.formats.prompts import MERGE2D_PROMPTS, MERGE2D_TERMINATION, dump_file_name
+from live2d_tui.formats.protocol import Answer, Merge2dRequest
 
 VERSION = "1.00"
 

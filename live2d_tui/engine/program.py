@@ -18,9 +18,9 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from live2d_tui.classify.prompts import Prompt
-from live2d_tui.classify.protocol import Answer
 from live2d_tui.engine.answers import ProgramExit, banner, read_answers
+from live2d_tui.formats.prompts import Prompt
+from live2d_tui.formats.protocol import Answer
 
 MRCFILE_DTYPE_WARNING = "Setting the dtype on a NumPy array"
 """Start of the DeprecationWarning numpy 2.5 raises when mrcfile 1.5 sets a record array's dtype

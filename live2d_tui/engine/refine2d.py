@@ -19,7 +19,7 @@ Modes (../shared/reference/cistem-protocol.md §2-4, §8):
 How some answers are honoured:
 
 - #2 input star: a text star, or cisTEM's binary parameter file when the name ends in
-  ``.cistem`` (cisTEM's rule; :mod:`live2d_tui.dataset.cistem_binary`), as cisTEM's GUI sends it;
+  ``.cistem`` (cisTEM's rule; :mod:`live2d_tui.formats.cistem_binary`), as cisTEM's GUI sends it;
 - #10 pixel size: particles whose star pixel size differs by more than 0.1 % are resampled; the
   work happens at the binned box whose Nyquist is #13 (binned pixel = high limit / 2);
 - #14 angular step: the global search step (0 = cisTEM's automatic rad2deg(binned pixel / mask
@@ -51,10 +51,6 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.classify.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
-from live2d_tui.classify.protocol import DEV_NULL, Answer, Refine2dRequest
-from live2d_tui.dataset.cistem_binary import is_binary_star, read_binary_star
-from live2d_tui.dataset.cistem_star import CistemStarError, StarRows, read_star, write_star
 from live2d_tui.engine import ENGINE_VERSION, rules
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
@@ -73,6 +69,10 @@ from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.engine.references import aligned_similarity, filled, prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
 from live2d_tui.engine.split import SplitSource, fill_empty_slots
+from live2d_tui.formats.cistem_binary import is_binary_star, read_binary_star
+from live2d_tui.formats.cistem_star import CistemStarError, StarRows, read_star, write_star
+from live2d_tui.formats.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
+from live2d_tui.formats.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.imaging import soft_circular_mask
 
 VERSION = "1.02"

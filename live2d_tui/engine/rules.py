@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.atomic import atomic_writer
-from live2d_tui.dataset.cistem_star import StarRows
+from live2d_tui.formats.cistem_star import StarRows
 
 RULES_ENV = "LIVE2D_ENGINE_RULES"
 """Names the frozen-rules file for ``live2d-refine2d`` (unset: rules from the input star)."""

@@ -11,7 +11,7 @@ import numpy as np
 
 from live2d_tui import imaging
 from live2d_tui.ctf import star_ctfs
-from live2d_tui.dataset.cistem_star import StarRows
+from live2d_tui.formats.cistem_star import StarRows
 from live2d_tui.simulate.metrics import F64
 
 COARSE_STEP = 5.0

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from live2d_tui.formats.warp_xml import XmlSection, render_xml
 from live2d_tui.simulate.particles import MicrographCTF, ParticleParams
-from live2d_tui.simulate.warp_writer import XmlSection, render_xml
 
 MICROGRAPH_PX_UNBINNED = 4096
 """Movie frame size (a 4K detector); binned coordinates live in 4096 / 2**BinTimes pixels."""

@@ -25,8 +25,8 @@ from typing import Literal
 
 import numpy as np
 
-from live2d_tui.dataset.cistem_star import empty_rows, write_star
-from live2d_tui.dataset.stack import read_header, read_slices
+from live2d_tui.formats.cistem_star import empty_rows, write_star
+from live2d_tui.formats.mrc import read_header, read_slices
 from live2d_tui.simulate.averaging import wiener_average
 from live2d_tui.simulate.phantom import fibonacci_views, viewing_direction
 from live2d_tui.simulate.truth import load_session, load_truth

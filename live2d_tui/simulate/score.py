@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from live2d_tui import imaging
-from live2d_tui.dataset.cistem_star import StarRows, read_star
-from live2d_tui.dataset.stack import read_header, read_slices
+from live2d_tui.formats.cistem_star import StarRows, read_star
+from live2d_tui.formats.mrc import read_header, read_slices
 from live2d_tui.simulate import metrics
 from live2d_tui.simulate.averaging import align_reference, wiener_average
 from live2d_tui.simulate.metrics import F64, I64

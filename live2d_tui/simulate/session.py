@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from live2d_tui.formats.warp_star import star_text
 from live2d_tui.simulate import documents as docs
 from live2d_tui.simulate.options import CHANGED_MODEL, SimulationOptions
 from live2d_tui.simulate.particles import draw_micrograph_ctf, draw_particles, render_particles
@@ -44,7 +45,6 @@ from live2d_tui.simulate.truth import (
 )
 from live2d_tui.simulate.warp_writer import (
     replace_like_warp,
-    star_text,
     write_in_place,
     write_last_window,
     write_stack,

@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from live2d_tui.formats.warp_star import star_text
 from live2d_tui.simulate.particles import ParticleParams
-from live2d_tui.simulate.warp_writer import mrc_header, star_text
+from live2d_tui.simulate.warp_writer import mrc_header
 
 
 def _replace(path: Path, data: bytes) -> None:

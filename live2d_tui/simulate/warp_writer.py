@@ -1,76 +1,31 @@
 """Writers for the files Warp puts in a session folder, byte for byte the way Warp writes them.
 
 Formats follow ../shared/reference/warp-formats.md (sources: Warp 1 ``WarpLib/Star.cs``,
-``Warp/MainWindow.xaml.cs``, ``WarpLib/Headers/MRC.cs``; Warp 2 ``WarpLib/Image.cs``):
+``Warp/MainWindow.xaml.cs``, ``WarpLib/Headers/MRC.cs``; Warp 2 ``WarpLib/Image.cs``); the
+formats themselves are written by :mod:`live2d_tui.formats` (:func:`~.warp_xml.render_xml`,
+:func:`~.warp_star.star_text`), and this module writes the files the way Warp does:
 
-- ``previous.settings`` / ``<root>.xml``: XML with ``<Param Name= Value=/>`` elements; Warp 1
-  writes UTF-16LE with a BOM and CRLF lines (a Windows program), Warp 2 UTF-8 with a BOM.
-  Warp writes both non-atomically (``File.Create``); so do we.
+- ``previous.settings`` / ``<root>.xml``: Warp writes both non-atomically (``File.Create``); so
+  do we.
 - particle stacks: 1024-byte MRC header, no extended header, mode 2 (W1) or 12 (W2), cell =
   pixel × dims; header first, then the slices, straight to the final path.
-- RELION 3.0 star tables with an empty block name (``Star.Save``): a leading newline,
-  ``data_``, a blank line, ``loop_``, ``_rlnX #n`` labels, then rows in which every field is
-  right-aligned to its column's width plus two spaces.
 - all/goodparticles replacement: write ``<target>_<movie root>``, delete the target, move the
   temporary in (so a reader can briefly see no file at all).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui.formats.mrc import MODE_FLOAT16, MODE_FLOAT32, build_header
+
 # ---------------------------------------------------------------------------------------------
 # XML
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if value is None:
-        return "null"
-    if isinstance(value, float):
-        # shortest round-trip text, like .NET's invariant float formatting ("3", "0.8", "1.25")
-        return np.format_float_positional(value, trim="-")
-    return str(value)
-
-
-XmlSection = tuple[str, Sequence[tuple[str, object]]]
-"""A section element name and its ``(Param name, value)`` pairs."""
-
-
-def render_xml(
-    root: str,
-    attributes: Sequence[tuple[str, object]],
-    params: Sequence[tuple[str, object]],
-    sections: Sequence[XmlSection],
-    *,
-    warp2: bool,
-) -> bytes:
-    """An indented XML document as Warp's ``XmlTextWriter`` produces it, encoded for W1/W2."""
-    newline = "\n" if warp2 else "\r\n"
-    encoding_name = "utf-8" if warp2 else "utf-16"
-    lines = [f'<?xml version="1.0" encoding="{encoding_name}"?>']
-    attrs = "".join(f" {name}={quoteattr(_fmt(value))}" for name, value in attributes)
-    lines.append(f"<{root}{attrs}>")
-    lines += [f"  <Param Name={quoteattr(n)} Value={quoteattr(_fmt(v))} />" for n, v in params]
-    for section, items in sections:
-        if not items:
-            lines.append(f"  <{section} />")
-            continue
-        lines.append(f"  <{section}>")
-        lines += [f"    <Param Name={quoteattr(n)} Value={quoteattr(_fmt(v))} />" for n, v in items]
-        lines.append(f"  </{section}>")
-    lines.append(f"</{root}>")
-    text = newline.join(lines)
-    if warp2:
-        return b"\xef\xbb\xbf" + text.encode("utf-8")
-    return b"\xff\xfe" + text.encode("utf-16-le")
 
 
 def write_in_place(path: Path, data: bytes, *, torn_hook: Callable[[], None] | None = None) -> None:
@@ -92,52 +47,20 @@ def write_in_place(path: Path, data: bytes, *, torn_hook: Callable[[], None] | N
 # ---------------------------------------------------------------------------------------------
 # MRC stacks
 
-MRC_MODE_FLOAT32 = 2
-MRC_MODE_FLOAT16 = 12
-
 
 def mrc_header(
     shape: tuple[int, ...], pixel_size: float, data: npt.NDArray[np.floating[Any]]
 ) -> bytes:
     """The 1024-byte MRC2014 header of a stack (nz, ny, nx) with statistics of ``data``."""
-    nz, ny, nx = shape
-    mode = MRC_MODE_FLOAT16 if data.dtype == np.float16 else MRC_MODE_FLOAT32
-    header = np.zeros(1, dtype=_HEADER_DTYPE)[0]
-    header["nx"], header["ny"], header["nz"] = nx, ny, nz
-    header["mode"] = mode
-    header["mx"], header["my"], header["mz"] = nx, ny, nz
-    header["cella"] = (nx * pixel_size, ny * pixel_size, nz * pixel_size)
-    header["cellb"] = (90.0, 90.0, 90.0)
-    header["mapc"], header["mapr"], header["maps"] = 1, 2, 3
+    mode = MODE_FLOAT16 if data.dtype == np.float16 else MODE_FLOAT32
     values = data.astype(np.float32) if data.size else np.zeros(1, np.float32)
-    header["dmin"] = float(values.min())
-    header["dmax"] = float(values.max())
-    header["dmean"] = float(values.mean(dtype=np.float64))
-    header["rms"] = float(values.std(dtype=np.float64))
-    header["ispg"] = 0
-    header["nsymbt"] = 0
-    header["exttyp"] = b"MRCO"
-    header["nversion"] = 20140
-    header["map"] = b"MAP "
-    header["machst"] = (0x44, 0x44, 0x00, 0x00)
-    return bytes(header.tobytes())
-
-
-_HEADER_DTYPE = np.dtype(
-    [
-        ("nx", "<i4"), ("ny", "<i4"), ("nz", "<i4"), ("mode", "<i4"),
-        ("nxstart", "<i4"), ("nystart", "<i4"), ("nzstart", "<i4"),
-        ("mx", "<i4"), ("my", "<i4"), ("mz", "<i4"),
-        ("cella", "<f4", (3,)), ("cellb", "<f4", (3,)),
-        ("mapc", "<i4"), ("mapr", "<i4"), ("maps", "<i4"),
-        ("dmin", "<f4"), ("dmax", "<f4"), ("dmean", "<f4"),
-        ("ispg", "<i4"), ("nsymbt", "<i4"), ("extra1", "V8"), ("exttyp", "S4"),
-        ("nversion", "<i4"), ("extra2", "V84"), ("origin", "<f4", (3,)),
-        ("map", "S4"), ("machst", "u1", (4,)), ("rms", "<f4"), ("nlabl", "<i4"),
-        ("label", "S80", (10,)),
-    ]
-)  # fmt: skip
-assert _HEADER_DTYPE.itemsize == 1024
+    statistics = (
+        float(values.min()),
+        float(values.max()),
+        float(values.mean(dtype=np.float64)),
+        float(values.std(dtype=np.float64)),
+    )
+    return build_header(shape, pixel_size, mode=mode, statistics=statistics, exttyp=b"MRCO")
 
 
 def write_stack(
@@ -169,19 +92,6 @@ def write_stack(
 
 # ---------------------------------------------------------------------------------------------
 # STAR tables
-
-
-def star_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    """A RELION 3.0 table as Warp's ``Star.Save`` writes it (empty block name)."""
-    out = ["\n", "data_\n", "\n", "loop_\n"]
-    out += [f"_{name} #{i}\n" for i, name in enumerate(columns, start=1)]
-    if rows:
-        # every field right-aligned to its column's widest value plus two spaces
-        widths = [max(map(len, column)) + 2 for column in zip(*rows, strict=True)]
-        out += [
-            "".join([v.rjust(w) for v, w in zip(row, widths, strict=True)]) + "\n" for row in rows
-        ]
-    return "".join(out)
 
 
 def replace_like_warp(

@@ -16,48 +16,151 @@ background raises into the caller — failures become :class:`ErrorRaised` event
 
 Events are published on the event loop's thread only (callbacks from worker threads are
 forwarded with ``call_soon_threadsafe``).
+
+The supervisor is made of parts that share one
+:class:`~live2d_tui.supervisor.context.SupervisorContext` (settings, event bus, loop, log), and
+:class:`Supervisor` is their façade — the public commands, the session's opening and closing:
+
+- :class:`~live2d_tui.supervisor.store.SessionStore`: the open session, its state, saving
+  before publishing, the status, the last-session pointer;
+- :class:`~live2d_tui.supervisor.loops.IngestLoop` and
+  :class:`~live2d_tui.supervisor.loops.TriggerLoop`: the two loops above;
+- :class:`~live2d_tui.supervisor.jobrunner.JobRunner`: the job task (cycles, stop, abort, retry
+  and back-off).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from dataclasses import replace
 from pathlib import Path
 
-from live2d_tui.config import JobSettings
-from live2d_tui.events import IngestCounts, SessionChanged, SessionStatus
-from live2d_tui.paths import output_folder_for, resolve_warp_folder
-from live2d_tui.state import JobRecord
-from live2d_tui.supervisor.loops import IngestTriggerLoops
+from live2d_tui.config import Config, JobSettings
+from live2d_tui.events import EventBus, IngestCounts, SessionChanged, SessionStatus
+from live2d_tui.paths import output_folder_for, read_last_session, resolve_warp_folder
+from live2d_tui.supervisor.context import SupervisorContext
+from live2d_tui.supervisor.jobrunner import JobRunner
+from live2d_tui.supervisor.loops import IngestLoop, TriggerLoop
 from live2d_tui.supervisor.model import SupervisorError, SupervisorSnapshot
-from live2d_tui.supervisor.session import Session, close_session, open_session
+from live2d_tui.supervisor.session import Session, open_session
+from live2d_tui.supervisor.state import JobRecord
+from live2d_tui.supervisor.store import SessionStore
 
 SETTLE_PASSES = 12
 """At most this many ingest passes (≥ 1 s apart) before ``--once`` starts its job."""
 
 
-class Supervisor(IngestTriggerLoops):
+class Supervisor:
     """The live classification of one Warp session (see the module docstring)."""
 
-    async def start(self) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        warp_folder: Path | None = None,
+        output_folder: Path | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        """Prepare a supervisor; :meth:`start` opens the session.
+
+        Args:
+            config: Server settings and the default job settings of new sessions.
+            warp_folder: The Warp folder; ``None`` reopens the last session.
+            output_folder: ``--out``; ``None`` applies the one output-folder rule.
+            bus: Where events go (a new bus when ``None``).
+
+        Raises:
+            SupervisorError: no Warp folder given and no last session known.
+        """
+        self._ctx = SupervisorContext(config, bus or EventBus())
+        if warp_folder is None:
+            last = read_last_session()
+            if last is None:
+                raise SupervisorError("no Warp folder given and no last session to reopen")
+            warp_folder = last.warp_folder
+            output_folder = output_folder or last.output_folder
+        self._warp_folder = Path(warp_folder).expanduser().absolute()
+        self._output_folder = output_folder_for(self._warp_folder, config.server, output_folder)
+        self._store = SessionStore(self._ctx)
+        # The trigger loop comes last (it reads the ingest loop and starts jobs); the job runner
+        # and the ingest loop reach it through these callbacks.
+        self._jobs = JobRunner(
+            self._ctx,
+            self._store,
+            on_start=lambda: self._triggers.job_started(),
+            on_ready=lambda: self._triggers.wake(),
+        )
+        self._ingest = IngestLoop(
+            self._ctx, self._store, after_pass=lambda: self._triggers.after_ingest()
+        )
+        self._triggers = TriggerLoop(self._ctx, self._store, self._ingest, self._jobs)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def config(self) -> Config:
+        """Server settings and the default job settings of new sessions."""
+        return self._ctx.config
+
+    @property
+    def bus(self) -> EventBus:
+        """Where the supervisor's events go."""
+        return self._ctx.bus
+
+    @property
+    def session(self) -> Session:
+        """The open session (after :meth:`start`)."""
+        return self._store.session
+
+    @property
+    def status(self) -> SessionStatus:
+        """The current status."""
+        return self._store.status
+
+    @property
+    def output_folder(self) -> Path:
+        """The output folder in use."""
+        return self._output_folder
+
+    @property
+    def job_running(self) -> bool:
+        """A job task exists (running or stopping)."""
+        return self._jobs.running
+
+    def _refuse_while_running(self, what: str) -> None:
+        if self.job_running:
+            raise SupervisorError(
+                f"cannot {what} while a job is running: stop it (after this cycle) or abort it "
+                "first"
+            )
+
+    async def start(self, *, automatic: bool | None = None) -> None:
         """Lock the output folder, reload or recover the session, start ingest and triggers.
 
         Resumes an interrupted automatic job (``resume_automatic``) at its next cycle.
+
+        Args:
+            automatic: The saved mode (None) or one the caller chose for this run: False
+                (``live2d run --once``) restores no automatic jobs; an interrupted automatic
+                job is still continued, and nothing starts after it.
 
         Raises:
             SupervisorError: the lock is held, the folder is not a Warp folder, the state cannot
                 be recovered, or the engine is missing.
         """
-        if self._session is not None:
+        if self._store.current is not None:
             return
-        self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
-        await self._open(self._warp_folder, self._output_folder, resume=True, reguess=False)
+        self._ctx.attach_loop()
+        await self._open(
+            self._warp_folder,
+            self._output_folder,
+            resume=True,
+            reguess=False,
+            automatic=automatic,
+        )
         self._tasks = [
-            asyncio.create_task(self._ingest_loop(), name="live2d-ingest"),
-            asyncio.create_task(self._trigger_loop(), name="live2d-trigger"),
+            asyncio.create_task(self._ingest.run(), name="live2d-ingest"),
+            asyncio.create_task(self._triggers.run(), name="live2d-trigger"),
         ]
 
     async def close(self, abort_running: bool = False) -> None:
@@ -68,22 +171,16 @@ class Supervisor(IngestTriggerLoops):
                 cycle is ended but the job stays recorded as interrupted, so the next start
                 continues it at that cycle (if automatic jobs and ``resume_automatic`` are on).
         """
-        if self._closing:
+        if self._jobs.closing:
             return
-        self._closing = True
-        if self.job_running:
-            self._keep_job_on_cancel = not abort_running
-            await self._cancel_job()
+        await self._jobs.close(abort_running)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
-        if self._session is not None:
-            await self._save()
-            await close_session(self._session, self._ds_lock)
-            self._session = None
+        await self._store.close()
 
     async def start_job_now(
         self, settings: JobSettings | None = None, *, continue_automatic: bool = True
@@ -101,12 +198,11 @@ class Supervisor(IngestTriggerLoops):
         self._refuse_while_running("start a job")
         # No await until the job task exists: the trigger loop must not start one meanwhile.
         if settings is not None:
-            self._stage_now(settings)
-        self._stop_requested = False
+            self._store.stage_now(settings)
         self.session.state = replace(
             self.session.state, automatic=continue_automatic, consecutive_failures=0
         )
-        self._launch_new_job(automatic=continue_automatic)
+        self._jobs.launch_new(automatic=continue_automatic, generation=self._ingest.generation)
 
     async def start_automatic(self, settings: JobSettings | None = None) -> None:
         """Turn automatic jobs on: wait for enough particles, then run jobs one after another.
@@ -116,40 +212,37 @@ class Supervisor(IngestTriggerLoops):
         """
         self._refuse_while_running("start automatic jobs")
         if settings is not None:
-            await self._stage(settings)
-        self._stop_requested = False
+            await self._store.stage(settings)
         state = self.session.state
         self.session.state = replace(state, consecutive_failures=0, automatic=True)
-        self._retry_at = None
-        await self._set_status(SessionStatus.WAITING, "automatic jobs on")
-        self._log("Automatic jobs on: waiting for new particles")
-        self._trigger_wake.set()
+        self._jobs.cancel_retry()
+        await self._store.set_status(SessionStatus.WAITING, "automatic jobs on")
+        self._ctx.log("Automatic jobs on: waiting for new particles")
+        self._triggers.wake()
 
     async def stop(self) -> None:
         """Stop all jobs: the running cycle finishes, then the job ends; automatic jobs stop."""
-        await self._set_automatic(False)
-        self._retry_at = None
+        await self._store.set_automatic(False)
+        self._jobs.cancel_retry()
         if self.job_running:
-            self._stop_requested = True
-            await self._set_status(SessionStatus.STOPPING, "stop requested")
-            self._log("Stop requested: the job ends after the running cycle")
+            self._jobs.request_stop()
+            await self._store.set_status(SessionStatus.STOPPING, "stop requested")
+            self._ctx.log("Stop requested: the job ends after the running cycle")
             return
         if self.session.state.job is not None:
             self.session.state = replace(self.session.state, job=None)
-        await self._set_status(SessionStatus.STOPPED, "stopped by the user")
-        self._log("Automatic jobs stopped")
+        await self._store.set_status(SessionStatus.STOPPED, "stopped by the user")
+        self._ctx.log("Automatic jobs stopped")
 
     async def abort(self) -> None:
         """Abort now: the running cycle is terminated and its partial outputs removed."""
-        await self._set_automatic(False)
-        self._retry_at = None
+        await self._store.set_automatic(False)
+        self._jobs.cancel_retry()
         if self.job_running:
-            self._keep_job_on_cancel = False
-            self._log("Abort requested: terminating the running cycle")
-            await self._cancel_job()
+            await self._jobs.abort()
         else:
             self.session.state = replace(self.session.state, job=None)
-            await self._set_status(SessionStatus.STOPPED, "aborted by the user")
+            await self._store.set_status(SessionStatus.STOPPED, "aborted by the user")
 
     async def update_settings(self, settings: JobSettings) -> None:
         """Stage new job settings for the next job.
@@ -158,8 +251,8 @@ class Supervisor(IngestTriggerLoops):
             SupervisorError: a job is running, or the settings are invalid.
         """
         self._refuse_while_running("change the settings")
-        await self._stage(settings)
-        self._trigger_wake.set()
+        await self._store.stage(settings)
+        self._triggers.wake()
 
     async def change_warp_folder(self, name_or_path: str) -> None:
         """Work on another Warp folder (a session name under ``warp_prefix`` or a path).
@@ -181,12 +274,11 @@ class Supervisor(IngestTriggerLoops):
             if warp != self._warp_folder:
                 raise SupervisorError(f"{warp} maps to the output folder already in use ({out})")
             return
-        old = self._session
-        if old is not None:
-            await self._set_automatic(False)
-            await self._set_status(SessionStatus.STOPPED, "changing Warp folder")
-            self._log(f"Changing Warp folder to {warp}")
-        await self._open(warp, out, resume=False, reguess=True, previous=old)
+        if self._store.current is not None:
+            await self._store.set_automatic(False)
+            await self._store.set_status(SessionStatus.STOPPED, "changing Warp folder")
+            self._ctx.log(f"Changing Warp folder to {warp}")
+        await self._open(warp, out, resume=False, reguess=True)
         self._warp_folder, self._output_folder = warp, out
 
     async def force_reimport(self) -> None:
@@ -196,40 +288,38 @@ class Supervisor(IngestTriggerLoops):
         """
         self._refuse_while_running("re-import the particles")
         session = self.session
-        await asyncio.to_thread(self._with_dataset, session.dataset.request_reimport)
+        await asyncio.to_thread(self._store.with_dataset, session.dataset.request_reimport)
         session.state = replace(session.state, next_run_new_particles=True, force_abinit=True)
-        await self._save()
-        self._log("Full re-import requested: the stack is rebuilt; the next job is ab initio")
-        self._ingest_wake.set()
+        await self._store.save()
+        self._ctx.log("Full re-import requested: the stack is rebuilt; the next job is ab initio")
+        self._ingest.wake()
 
     async def ingest_now(self, *, settle: bool = False) -> IngestCounts | None:
         """Run an ingest pass now; with ``settle`` (``--once``), repeat until a pass after the
         first finds nothing new and nothing settling (stability needs two looks ≥ 1 s apart; at
         most :data:`SETTLE_PASSES`)."""
         for index in range(SETTLE_PASSES if settle else 1):
-            report = await self._ingest_once()
+            report = await self._ingest.ingest_once()
             if not settle:
                 break
             quiet = report is not None and not report.pending and not report.particles_appended
             if index >= 1 and quiet:
                 break
             await asyncio.sleep(1.05)
-        return self._counts
+        return self._triggers.counts
 
     async def wait_job(self) -> None:
         """Return when no job task runs (at once when none does)."""
-        task = self._job_task
-        if task is not None and not task.done():
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(task)
+        await self._jobs.wait()
 
     def snapshot(self) -> SupervisorSnapshot:
         """The current view of the session (immutable)."""
         session = self.session
         state = session.state
-        job = self._job if self.job_running else None
+        job = self._jobs.job
+        current = self._jobs.current
         return SupervisorSnapshot(
-            status=self._status,
+            status=self._store.status,
             warp_folder=session.warp_folder,
             output_folder=session.output_folder,
             session_name=state.session_name,
@@ -237,16 +327,16 @@ class Supervisor(IngestTriggerLoops):
             settings=state.settings,
             automatic=state.automatic,
             cycles=state.cycles,
-            ingest=self._counts,
+            ingest=self._triggers.counts,
             warp=session.warp_summary(),
             engine=session.programs.describe(),
             pool_size=self.config.server.effective_pool_size(),
-            job_kind=self._job_kind if job else None,
-            job_cycle=self._current.index_in_job if job and self._current else 0,
+            job_kind=self._jobs.kind if job else None,
+            job_cycle=current.index_in_job if job and current else 0,
             job_cycles=job.cycles_total if job else 0,
-            running_cycle_number=self._current.number if job and self._current else None,
+            running_cycle_number=current.number if job and current else None,
             last_error=state.last_error,
-            next_trigger=self._next_trigger,
+            next_trigger=self._triggers.next_trigger,
         )
 
     async def _open(
@@ -256,36 +346,31 @@ class Supervisor(IngestTriggerLoops):
         *,
         resume: bool,
         reguess: bool,
-        previous: Session | None = None,
+        automatic: bool | None = None,
     ) -> None:
         session = await asyncio.to_thread(
             open_session,
             self.config,
             warp,
             out,
-            log=self._log_threadsafe,
-            publish=self._publish_threadsafe,
+            log=self._ctx.log_threadsafe,
+            publish=self._ctx.publish_threadsafe,
             reguess_mask=reguess,
         )
-        if previous is not None:
-            await self._save()  # the previous session's state, before the swap
-        self._session = session  # no await since the save: nothing runs on a half swap
-        if previous is not None:
-            await close_session(previous, self._ds_lock)
-        self._report, self._counts = None, None
-        self._job, self._job_kind, self._current = None, None, None
-        self._retry_at = None
+        await self._store.switch_to(session)  # the previous session is saved, then closed
+        self._ingest.reset(session.dataset.generation)
+        self._triggers.reset()
+        self._jobs.reset()
         for note in session.notes:
-            self._log(note)
+            self._ctx.log(note)
         for warning in session.warnings:
-            self._error(warning)
-        self._generation = session.dataset.generation
+            self._ctx.error(warning)
         if session.state.next_run_new_particles:
             # the original's documented remedy for a damaged stack (set in latest_run.json by
             # hand, or a re-import interrupted by a crash): rebuild the stack at the first look
-            await asyncio.to_thread(self._with_dataset, session.dataset.request_reimport)
+            await asyncio.to_thread(self._store.with_dataset, session.dataset.request_reimport)
             session.state = replace(session.state, force_abinit=True)
-            self._log(
+            self._ctx.log(
                 "A full re-import was requested: the stack is rebuilt; the next job is ab initio"
             )
         state = session.state
@@ -296,12 +381,16 @@ class Supervisor(IngestTriggerLoops):
         if state.job is not None:
             job = state.job
             if resume and state.automatic and self.config.server.resume_automatic:
-                self._log(
+                self._ctx.log(
                     f"Continuing the interrupted {job.kind.label} job at cycle "
                     f"{job.next_cycle_number} ({job.cycles_done} of {job.cycles_total} done)"
                 )
                 status = SessionStatus.WAITING
                 resume_job = job
+                if automatic is False:  # this run's mode wins: no automatic job after this one
+                    resume_job = replace(job, automatic=False)
+                    state = replace(state, job=resume_job, automatic=False)
+                    self._ctx.log("No automatic jobs after it (this run runs one job)")
             else:
                 why = (
                     "automatic jobs were off"
@@ -310,20 +399,24 @@ class Supervisor(IngestTriggerLoops):
                     if resume
                     else "the Warp folder was changed"
                 )
-                self._log(
+                self._ctx.log(
                     f"An interrupted {job.kind.label} job ({job.cycles_done} of "
                     f"{job.cycles_total} cycles done) was not continued ({why}); "
                     "start a job to continue from the last completed cycle"
                 )
                 state = replace(state, job=None, automatic=False)
         elif state.automatic and resume and self.config.server.resume_automatic:
-            status = SessionStatus.WAITING
+            if automatic is False:
+                state = replace(state, automatic=False)
+                self._ctx.log("Automatic jobs were on: not restored (this run runs one job)")
+            else:
+                status = SessionStatus.WAITING
         else:
             state = replace(state, automatic=False)
         session.state = state
-        await self._set_status(status, "session opened", force=True)
-        await asyncio.to_thread(self._write_pointer, warp, out)
+        await self._store.set_status(status, "session opened", force=True)
+        await asyncio.to_thread(self._store.write_pointer, warp, out)
         self.bus.publish(SessionChanged(warp_folder=str(warp), output_folder=str(out)))
         if resume_job is not None:
-            self._launch(resume_job)  # at once: start() returns with the job running
-        self._ingest_wake.set()
+            self._jobs.launch(resume_job)  # at once: start() returns with the job running
+        self._ingest.wake()

@@ -1,4 +1,4 @@
-"""Small pure helpers of the job loop: cycle records from results, failure wording."""
+"""Small pure helpers of the job runner: cycle records from results, failure wording."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from live2d_tui.classify.runner import CycleFailed, CycleResult
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor.state import CycleRecord
 
 LOW_SPACE_BYTES = 64 * 1024 * 1024
 """Below this much free space a failure is reported as a full disk (64 MB: less than one cycle's

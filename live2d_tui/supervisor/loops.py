@@ -4,19 +4,27 @@ Ingest runs every ``interval`` seconds whatever the status — while waiting, be
 during a cycle (a cycle reads the stack only up to the size it saw at its start, so appends are
 safe); new particles join at the next cycle. The trigger loop checks after every ingest pass and
 every ``interval`` whether an automatic job should start or a failed one be retried.
+
+:class:`IngestLoop` knows the session store only: after each pass it hands over to whoever was
+given as ``after_pass``. :class:`TriggerLoop` reads the ingest loop's last report and starts jobs
+through the :class:`~live2d_tui.supervisor.jobrunner.JobRunner`; the rules themselves are the
+pure functions of :mod:`~live2d_tui.supervisor.triggers`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 
 from live2d_tui.dataset.ingest import IngestError, IngestReport
 from live2d_tui.events import IngestCounts, SessionStatus
-from live2d_tui.supervisor.jobloop import JobLoop
+from live2d_tui.supervisor.context import SupervisorContext
+from live2d_tui.supervisor.jobrunner import JobRunner
 from live2d_tui.supervisor.jobs import disk_note
 from live2d_tui.supervisor.model import SupervisorError
+from live2d_tui.supervisor.store import SessionStore
 from live2d_tui.supervisor.triggers import (
     MAX_CONSECUTIVE_FAILURES,
     TriggerCheck,
@@ -27,38 +35,79 @@ PENDING_RECHECK_SECONDS = 1.1
 """Next look when Warp's files are still settling (stability needs two looks ≥ 1 s apart)."""
 
 
-class IngestTriggerLoops(JobLoop):
-    """Ingest and trigger loops of the supervisor."""
+class IngestLoop:
+    """Follows the Warp folder: one ingest pass every ``interval`` seconds (see the module
+    docstring)."""
 
-    async def _ingest_loop(self) -> None:
-        interval = self.config.server.interval
+    def __init__(
+        self, ctx: SupervisorContext, store: SessionStore, *, after_pass: Callable[[], None]
+    ) -> None:
+        """An ingest loop that has not looked yet.
+
+        Args:
+            ctx: The shared context.
+            store: The session store (its session's dataset is polled, under its lock).
+            after_pass: Called after each pass that produced a report.
+        """
+        self.ctx = ctx
+        self.store = store
+        self._after_pass = after_pass
+        self._report: IngestReport | None = None
+        self._generation = 0
+        self._last_ingest_error = ""
+        self._ingest_wake = asyncio.Event()
+
+    @property
+    def report(self) -> IngestReport | None:
+        """The last pass's report (``None`` before the first pass of this session)."""
+        return self._report
+
+    @property
+    def generation(self) -> int:
+        """The dataset's stack generation as of the last pass."""
+        return self._generation
+
+    def reset(self, generation: int) -> None:
+        """Forget the last report (another session was opened, at ``generation``)."""
+        self._report = None
+        self._generation = generation
+
+    def wake(self) -> None:
+        """Look now rather than at the end of the interval."""
+        self._ingest_wake.set()
+
+    async def run(self) -> None:
+        """The loop (a task until cancelled)."""
+        interval = self.ctx.config.server.interval
         while True:
-            report = await self._ingest_once()
+            report = await self.ingest_once()
             # files still settling: look again as soon as stability can be judged (≥ 1 s)
             wait = min(interval, PENDING_RECHECK_SECONDS) if report and report.pending else interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ingest_wake.wait(), wait)
             self._ingest_wake.clear()
 
-    async def _ingest_once(self) -> IngestReport | None:
-        session = self._session
+    async def ingest_once(self) -> IngestReport | None:
+        """One pass now: poll the dataset (in a thread), log, note a new generation, then hand
+        over to ``after_pass``. Never raises: a failed pass is reported once and returns ``None``.
+        """
+        session = self.store.current
         if session is None:
             return None
 
         def work() -> tuple[IngestReport, int, bool] | None:
-            with self._ds_lock:
-                if self._session is not session:
-                    return None  # the Warp folder changed: this dataset is being closed
-                dataset = session.dataset
-                return dataset.poll(), dataset.generation, dataset.consume_abinitio_flag()
+            if self.store.current is not session:
+                return None  # the Warp folder changed: this dataset is being closed
+            dataset = session.dataset
+            return dataset.poll(), dataset.generation, dataset.consume_abinitio_flag()
 
         try:
-            result = await asyncio.to_thread(work)
+            result = await asyncio.to_thread(self.store.with_dataset, work)
         except IngestError as exc:
             message = f"Ingest failed: {exc}"
             if message != self._last_ingest_error:
                 self._last_ingest_error = message
-                self._error(message)
+                self.ctx.error(message)
             return None
         except Exception as exc:  # the loop must outlive any one bad pass (disk, sqlite, file)
             message = (
@@ -67,45 +116,89 @@ class IngestTriggerLoops(JobLoop):
             )
             if message != self._last_ingest_error:
                 self._last_ingest_error = message
-                self._error(message)
+                self.ctx.error(message)
             return None
-        if result is None or session is not self._session:
+        if result is None or session is not self.store.current:
             return None  # the Warp folder changed while this pass ran
         report, generation, new_generation = result
         self._last_ingest_error = ""
         self._report, self._generation = report, generation
         # report.messages already reached the log through the dataset's log callback
         if report.particles_appended:
-            self._log(
+            self.ctx.log(
                 f"Ingested {report.particles_appended:,} new particles: "
                 f"{report.particles_active:,} active of {report.particles_total:,} in the stack, "
                 f"from {report.micrographs_ingested} micrograph(s)"
             )
         if new_generation or report.new_generation:
             session.state = replace(session.state, force_abinit=True)
-            await self._save()
-            self._log(
+            await self.store.save()
+            self.ctx.log(
                 f"Stack generation {generation} started: the next job starts ab initio "
                 "(earlier classes do not fit the new stack)"
             )
         if session.state.next_run_new_particles and report.particles_appended:
             session.state = replace(session.state, next_run_new_particles=False)
-            await self._save()
-        self._publish_counts()
-        self._trigger_wake.set()
+            await self.store.save()
+        self._after_pass()
         return report
 
-    def _publish_counts(self) -> TriggerCheck | None:
+
+class TriggerLoop:
+    """Starts automatic jobs and retries failed ones (see the module docstring); owns the ingest
+    counts shown to the user and the text saying when the next job starts."""
+
+    def __init__(
+        self, ctx: SupervisorContext, store: SessionStore, ingest: IngestLoop, jobs: JobRunner
+    ) -> None:
+        """A trigger loop over ``ingest``'s reports, starting jobs through ``jobs``."""
+        self.ctx = ctx
+        self.store = store
+        self.ingest = ingest
+        self.jobs = jobs
+        self._counts: IngestCounts | None = None
+        self._next_trigger = ""
+        self._trigger_wake = asyncio.Event()
+
+    @property
+    def counts(self) -> IngestCounts | None:
+        """The ingest counts last published."""
+        return self._counts
+
+    @property
+    def next_trigger(self) -> str:
+        """When the next automatic job starts (or why it does not)."""
+        return self._next_trigger
+
+    def reset(self) -> None:
+        """Forget the counts (another session was opened)."""
+        self._counts = None
+
+    def wake(self) -> None:
+        """Check now rather than at the end of the interval."""
+        self._trigger_wake.set()
+
+    def job_started(self) -> None:
+        """A job's task began."""
+        self._next_trigger = "A job is running"
+
+    def after_ingest(self) -> None:
+        """An ingest pass ended: publish its counts and check at once."""
+        self.publish_counts()
+        self._trigger_wake.set()
+
+    def publish_counts(self) -> TriggerCheck | None:
         """Publish the ingest counts (when they changed); return the trigger check they hold."""
-        report = self._report
-        if report is None or self._session is None:
+        report = self.ingest.report
+        session = self.store.current
+        if report is None or session is None:
             return None
         check = check_trigger(
-            self._session.state.settings,
+            session.state.settings,
             active=report.particles_active,
             stack_rows=report.particles_total,
-            generation=self._generation,
-            last_cycle=self._session.state.last_cycle,
+            generation=self.ingest.generation,
+            last_cycle=session.state.last_cycle,
         )
         self._update_next_trigger(check.text)
         counts = IngestCounts(
@@ -120,19 +213,19 @@ class IngestTriggerLoops(JobLoop):
         )
         if counts != self._counts:
             self._counts = counts
-            self.bus.publish(counts)
+            self.ctx.bus.publish(counts)
         return check
 
     def _update_next_trigger(self, check_text: str) -> None:
-        state = self.session.state
-        if self.job_running:
+        state = self.store.session.state
+        if self.jobs.running:
             text = "A job is running"
-        elif self._status is SessionStatus.FAILED:
+        elif self.store.status is SessionStatus.FAILED:
             text = "Automatic jobs stopped after repeated failures"
         elif not state.automatic:
             text = f"Automatic jobs off. {check_text}"
-        elif self._retry_at is not None and state.job is not None and self._loop is not None:
-            wait = max(0.0, self._retry_at - self._loop.time())
+        elif self.jobs.retry_at is not None and state.job is not None and self.ctx.loop is not None:
+            wait = max(0.0, self.jobs.retry_at - self.ctx.loop.time())
             text = (
                 f"Retrying the job in {wait:.0f} s "
                 f"(attempt {state.consecutive_failures + 1} of {MAX_CONSECUTIVE_FAILURES})"
@@ -141,33 +234,35 @@ class IngestTriggerLoops(JobLoop):
             text = check_text
         self._next_trigger = text
 
-    async def _trigger_loop(self) -> None:
-        interval = self.config.server.interval
+    async def run(self) -> None:
+        """The loop (a task until cancelled)."""
+        interval = self.ctx.config.server.interval
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._trigger_wake.wait(), interval)
             self._trigger_wake.clear()
             try:
-                await self._check_trigger()
+                await self.check()
             except SupervisorError as exc:
-                self._error(str(exc))
+                self.ctx.error(str(exc))
 
-    async def _check_trigger(self) -> None:
-        session = self._session
-        if session is None or self.job_running or self._closing:
+    async def check(self) -> None:
+        """Start an automatic job when its trigger is met, or retry a failed one when due."""
+        session = self.store.current
+        if session is None or self.jobs.running or self.jobs.closing:
             return
         state = session.state
-        check = self._publish_counts()
-        if not state.automatic or self._status is SessionStatus.FAILED:
+        check = self.publish_counts()
+        if not state.automatic or self.store.status is SessionStatus.FAILED:
             return
         if state.job is not None:
-            assert self._loop is not None
-            if self._retry_at is None or self._loop.time() >= self._retry_at:
-                self._launch(state.job)
+            assert self.ctx.loop is not None
+            if self.jobs.retry_at is None or self.ctx.loop.time() >= self.jobs.retry_at:
+                self.jobs.launch(state.job)
             return
         if check is not None and check.ready:
-            self._log(
+            self.ctx.log(
                 f"Starting an automatic job: {check.particles_new:,} particles ≥ "
                 f"{check.threshold:,}"
             )
-            self._launch_new_job(automatic=True)
+            self.jobs.launch_new(automatic=True, generation=self.ingest.generation)

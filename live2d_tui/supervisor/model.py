@@ -6,12 +6,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from live2d_tui.config import ClassificationType, JobSettings
-from live2d_tui.events import IngestCounts, SessionStatus
-from live2d_tui.state import CycleRecord
+from live2d_tui.events import IngestCounts, SessionStatus, job_position
+from live2d_tui.supervisor.state import CycleRecord
 
 
 class SupervisorError(RuntimeError):
     """A command cannot be carried out; the message says why and what to do (never a traceback)."""
+
+
+class OutputFolderInUse(SupervisorError):
+    """Another live2d holds the output folder's lock."""
+
+    def __init__(self, message: str, folder: Path, holder: str) -> None:
+        super().__init__(message)
+        self.folder = folder
+        self.holder = holder
+        """``user@host (pid N, since T)``, or a phrase when the holder is unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +35,20 @@ class WarpSummary:
     """Box in pixels."""
     diameter: float
     """Particle diameter in Å."""
+
+
+def mask_radius_problem(mask_radius: float, box_size: int, pixel_size: float) -> str:
+    """Why ``mask_radius`` (Å) does not fit a box of ``box_size`` pixels of ``pixel_size`` Å
+    (empty when it fits or the box is unknown): a mask wider than half the box masks nothing."""
+    if box_size < 1 or not pixel_size > 0:
+        return ""
+    half = box_size * pixel_size / 2
+    if mask_radius <= half:
+        return ""
+    return (
+        f"mask_radius {mask_radius:g} Å is larger than half the particle box "
+        f"({half:g} Å: {box_size} px × {pixel_size:g} Å/px ÷ 2); use at most {half:g} Å"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,5 +83,11 @@ class SupervisorSnapshot:
 
     @property
     def job_progress_text(self) -> str:
-        """``cycle x of y`` or an empty string."""
-        return f"cycle {self.job_cycle} of {self.job_cycles}" if self.job_cycles else ""
+        """``cycle 10 · 5th of 6 cycles in this job`` (the session's cycle number, then where
+        it is in the job), or an empty string."""
+        if not self.job_cycles:
+            return ""
+        position = job_position(self.job_cycle, self.job_cycles)
+        if self.running_cycle_number is None:
+            return position
+        return f"cycle {self.running_cycle_number} · {position}"

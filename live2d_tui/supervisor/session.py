@@ -3,11 +3,16 @@
 A :class:`Session` bundles what belongs to one output folder — its lock, session log, state,
 dataset (ingest) and cycle runner — so changing the Warp folder swaps one object.
 
+Nothing is created before the Warp folder (``previous.settings``, particle export) and the
+engine have been checked: a refused start leaves the disk as it was, and a start refused after
+the output folder was created removes what it created.
+
 Recovery on open (issue 6, item 8), in this order:
 
 1. take the output folder's lock (a second supervisor is refused, naming the holder);
 2. load ``latest_run.json`` (or its previous good copy, with a clear message);
-3. end orphaned classification processes of the last run (the runner's registry);
+3. end orphaned program runs of the last run: SLURM jobs (found by name and comment, cancelled
+   and waited for) and local processes (the runner's registry and environment marker);
 4. remove partial cycle outputs: ``cycle_<N>.*`` files of cycles that never completed and
    temporary files of interrupted atomic writes;
 5. open the dataset, which reconciles stack, stars and ledger.
@@ -25,17 +30,21 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from live2d_tui.classify.engines import EnginePrograms, resolve_engine
-from live2d_tui.classify.procs import end_orphans
+from live2d_tui.classify.executors import Executor
+from live2d_tui.classify.executors.slurm import SlurmExecutor
+from live2d_tui.classify.executors.slurm_cli import SlurmSettings
 from live2d_tui.classify.runner import CycleRunner
-from live2d_tui.config import Config, ConfigError, JobSettings
+from live2d_tui.config import Config, ConfigError, ExecutorKind, JobSettings
 from live2d_tui.dataset.ingest import Dataset, IngestError
 from live2d_tui.events import Event
-from live2d_tui.lock import LockHeldError, OutputLock
+from live2d_tui.formats.warp_xml import WarpFileError
 from live2d_tui.paths import session_name
-from live2d_tui.sessionlog import SessionLog
-from live2d_tui.state import SessionState, StateError, load_state
 from live2d_tui.supervisor.jobs import disk_note
-from live2d_tui.supervisor.model import SupervisorError, WarpSummary
+from live2d_tui.supervisor.lock import LockHeldError, OutputLock
+from live2d_tui.supervisor.model import OutputFolderInUse, SupervisorError, WarpSummary
+from live2d_tui.supervisor.sessionlog import SessionLog
+from live2d_tui.supervisor.state import SessionState, StateError, load_state
+from live2d_tui.warp.source import initial_settings
 
 _CYCLE_FILE = re.compile(r"^cycle_(\d+)(?:[._].*)?$")
 _TEMP_FILE = re.compile(r"^\.(?:latest_run\.json|cycle_\d+).*\.tmp$")
@@ -122,22 +131,62 @@ def open_session(
     """
     if not warp_folder.is_dir():
         raise SupervisorError(f"Warp folder {warp_folder} does not exist (or is not a folder)")
+    # Everything that can refuse without the output folder is checked before it is created: a
+    # refused start leaves the disk as it was (no lock file, no classification/ folder).
+    try:
+        initial_settings(warp_folder)
+    except WarpFileError as exc:
+        raise SupervisorError(str(exc)) from None
+    try:
+        programs = resolve_engine(config.server)
+    except (ConfigError, OSError, ValueError) as exc:
+        raise SupervisorError(f"classification engine: {exc}") from None
+    created = _missing_folders(output_folder)
     try:
         output_folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        _remove_created(created, None)
         raise SupervisorError(f"cannot create output folder {output_folder}: {exc}") from None
     lock = OutputLock(output_folder)
     try:
         lock.acquire()
     except LockHeldError as exc:
-        raise SupervisorError(str(exc)) from None
+        holder = exc.holder.describe() if exc.holder else "another live2d (holder unknown)"
+        raise OutputFolderInUse(str(exc), output_folder, holder) from None
     except OSError as exc:
+        _remove_created(created, None)
         raise SupervisorError(f"cannot lock output folder {output_folder}: {exc}") from None
     try:
-        return _open_locked(config, warp_folder, output_folder, lock, log, publish, reguess_mask)
+        return _open_locked(
+            config, warp_folder, output_folder, lock, programs, log, publish, reguess_mask
+        )
     except BaseException:
+        _remove_created(created, lock)
         lock.release()
         raise
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
+
+
+def _remove_created(created: list[Path], lock: OutputLock | None) -> None:
+    """Undo the creation of the output folder after a refused start: its lock file and the
+    folders this start created, if nothing else was put in them."""
+    if not created:
+        return
+    if lock is not None:
+        with contextlib.suppress(OSError):
+            lock.path.unlink()
+    for folder in created:  # deepest first; a folder something else wrote into stays
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _open_locked(
@@ -145,6 +194,7 @@ def _open_locked(
     warp_folder: Path,
     output_folder: Path,
     lock: OutputLock,
+    programs: EnginePrograms,
     log: Callable[[str], None],
     publish: Callable[[Event], None],
     reguess_mask: bool,
@@ -158,13 +208,24 @@ def _open_locked(
         raise SupervisorError(str(exc)) from None
     if loaded is not None and loaded.recovered_from_prev:
         warnings.append(loaded.message)
-    try:
-        programs = resolve_engine(server)
-    except (ConfigError, OSError, ValueError) as exc:
-        raise SupervisorError(f"classification engine: {exc}") from None
-    ended = end_orphans(output_folder, log)
+    executor: Executor | None = None
+    if server.executor == ExecutorKind.SLURM:
+        executor = SlurmExecutor(SlurmSettings.from_server(server), output_folder, log=log)
+    runner = CycleRunner(
+        output_folder,
+        programs,
+        pool_size=server.effective_pool_size(),
+        jobs_per_cycle=server.effective_jobs_per_cycle(),
+        niceness=server.niceness,
+        watchdog_seconds=server.watchdog_minutes * 60.0,
+        publish=publish,
+        log=log,
+        executor=executor,
+        merge2d_local=not server.slurm_merge2d,
+    )
+    ended = runner.end_orphans(log)
     if ended:
-        notes.append(f"Ended {ended} orphaned classification process(es) of the last run")
+        notes.append(f"Ended {ended} orphaned program run(s) of the last run")
     completed = {c.number for c in loaded.state.cycles} if loaded else set()
     removed = remove_partial_outputs(output_folder, completed)
     if removed:
@@ -205,16 +266,6 @@ def _open_locked(
             f"Reloaded session {name}: "
             + (f"last completed cycle {last.number}" if last else "no cycles yet")
         )
-    runner = CycleRunner(
-        output_folder,
-        programs,
-        pool_size=server.effective_pool_size(),
-        jobs_per_cycle=server.effective_jobs_per_cycle(),
-        niceness=server.niceness,
-        watchdog_seconds=server.watchdog_minutes * 60.0,
-        publish=publish,
-        log=log,
-    )
     return Session(
         warp_folder=warp_folder,
         output_folder=output_folder,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from live2d_tui.config import JobSettings
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor.state import CycleRecord
 
 MAX_CONSECUTIVE_FAILURES = 3
 """Failures in a row after which automatic jobs stop (status *failed*): no endless re-runs."""

@@ -14,12 +14,17 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
+import os
+import signal
 import threading
+import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -42,8 +47,7 @@ from live2d_tui.events import (
     SessionChanged,
     SessionStatus,
 )
-from live2d_tui.state import CycleRecord
-from live2d_tui.supervisor import Supervisor, SupervisorError, SupervisorSnapshot
+from live2d_tui.supervisor import CycleRecord, Supervisor, SupervisorError, SupervisorSnapshot
 from live2d_tui.ui import montage, text
 from live2d_tui.ui.images import ImageChoice
 from live2d_tui.ui.logtail import LogTail
@@ -69,8 +73,56 @@ LOG_POLL_SECONDS = 0.5
 CACHE_CYCLES = 4
 """Cycles kept decoded in memory, so stepping back and forth with [ ] is instant."""
 
+TERMINATING_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+"""Signals that quit the app cleanly (see :meth:`Live2DApp._watch_signals`)."""
+
+HANGUP_EXIT_SECONDS = 10.0
+"""After a hangup and the core's close, the process ends at the latest this much later."""
+
 LOCKED_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.STOPPING, SessionStatus.WAITING})
 """The settings form is read-only in these states (the original allowed edits only when idle)."""
+
+
+_KEY_NAMES = {
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "question_mark": "?",
+    "escape": "esc",
+    "pagedown": "page down",
+    "pageup": "page up",
+    "left": "←",
+    "right": "→",
+}
+
+
+def _action(binding: BindingType) -> str:
+    return binding.action if isinstance(binding, Binding) else str(binding[1])
+
+
+def _binding_rows(bindings: Iterable[BindingType]) -> list[tuple[str, str]]:
+    """(keys, description) of ``bindings``, one row per action: ``q`` and ``ctrl+q`` for the
+    same action are one row, keys spelled as a user types them."""
+    rows: dict[str, tuple[list[str], str]] = {}
+    for binding in bindings:
+        if not isinstance(binding, Binding) or binding.action.startswith("dismiss"):
+            continue
+        keys = [_KEY_NAMES.get(k.strip(), k.strip()) for k in binding.key.split(",")]
+        known, description = rows.get(binding.action, ([], binding.tooltip or binding.description))
+        rows[binding.action] = ([*known, *(k for k in keys if k not in known)], description)
+    return [
+        (", ".join(keys), description or action) for action, (keys, description) in rows.items()
+    ]
+
+
+def _output_to_devnull() -> None:
+    """Point stdout and stderr (Textual draws on stderr) at /dev/null."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
 
 
 class CoreEvent(Message):
@@ -86,23 +138,51 @@ class Live2DApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "live2d"
+    # fmt: off
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("g", "start_now", "Start now", id="job.start_now"),
-        Binding("a", "start_auto", "Automatic", id="job.start_auto"),
-        Binding("x", "stop", "Stop", id="job.stop"),
-        Binding("X", "abort", "Abort", id="job.abort"),
-        Binding("left_square_bracket", "cycle(-1)", "Older cycle", id="cycle.prev"),
-        Binding("right_square_bracket", "cycle(1)", "Newer cycle", id="cycle.next"),
-        Binding("c", "pick_cycle", "Cycles", id="cycle.pick"),
-        Binding("f", "follow_latest", "Latest", id="cycle.latest"),
-        Binding("w", "warp_folder", "Warp folder", id="session.warp"),
-        Binding("1", "tab('classes-tab')", "Classes", show=False, id="tab.classes"),
-        Binding("2", "tab('output-tab')", "Job Output", show=False, id="tab.output"),
-        Binding("ctrl+l", "redraw", "Redraw", show=False, id="view.redraw"),
-        Binding("question_mark", "help", "Keys", id="help"),
-        Binding("q", "quit", "Quit", id="quit"),
+        # first: the footer lists keys in this order and cuts what does not fit, and these two
+        # are the ones a newcomer needs (after the focused widget's own, e.g. ⏎ Open class)
+        Binding("question_mark", "help", "Keys", id="help", tooltip="This list of keys"),
+        Binding("q", "quit", "Quit", id="quit", tooltip="Quit (asks while a job runs)"),
+        Binding(
+            "g", "start_now", "Start now", id="job.start_now",
+            tooltip="Start a job now with the settings on the left",
+        ),
+        Binding(
+            "a", "start_auto", "Automatic", id="job.start_auto",
+            tooltip="Automatic jobs: a new job whenever enough new particles",
+        ),
+        Binding(
+            "x", "stop", "Stop", id="job.stop",
+            tooltip="Stop after the running cycle (and stop automatic jobs)",
+        ),
+        Binding("X", "abort", "Abort", id="job.abort", tooltip="Abort the running cycle (asks)"),
+        Binding(
+            "left_square_bracket", "cycle(-1)", "Older cycle", id="cycle.prev",
+            tooltip="Show the previous cycle",
+        ),
+        Binding(
+            "right_square_bracket", "cycle(1)", "Newer cycle", id="cycle.next",
+            tooltip="Show the next cycle",
+        ),
+        Binding("c", "pick_cycle", "Cycles", id="cycle.pick", tooltip="Pick a cycle from a list"),
+        Binding(
+            "f", "follow_latest", "Latest", id="cycle.latest",
+            tooltip="Show the latest cycle and follow new ones",
+        ),
+        Binding(
+            "w", "warp_folder", "Warp folder", id="session.warp",
+            tooltip="Open another Warp folder",
+        ),
+        Binding("1", "tab('classes-tab')", "Classes", show=False, id="tab.classes",
+                tooltip="Classes tab"),
+        Binding("2", "tab('output-tab')", "Job Output", show=False, id="tab.output",
+                tooltip="Job Output tab: the running cycle and the session log"),
+        Binding("ctrl+l", "redraw", "Redraw", show=False, id="view.redraw",
+                tooltip="Redraw the images (after a resize or a reattach)"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
     ]
+    # fmt: on
 
     def __init__(
         self, supervisor: Supervisor, *, images: ImageChoice, start_automatic: bool = False
@@ -127,6 +207,13 @@ class Live2DApp(App[None]):
         self._quit_after_cycle = False
         self._exit_requested = False
         self._started = False
+        self._previous_handlers: dict[int, Any] = {}
+        """Handlers of :data:`TERMINATING_SIGNALS` before the app's, restored when it ends."""
+        self.ended_by_signal: int | None = None
+        """The signal (SIGHUP, SIGTERM) that ended the app, or None."""
+        self.exit_cleanups: list[Callable[[], None]] = []
+        """Run before the process is ended after a hangup whose shutdown hung (see
+        :meth:`_exit_if_stuck`); the caller's own cleanup would not run then."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -139,6 +226,7 @@ class Live2DApp(App[None]):
 
     async def on_ready(self) -> None:
         # Ready (not Mount): the main screen's widgets exist, so the form can take the settings
+        self._watch_signals()
         self._unsubscribe.append(self.supervisor.bus.subscribe(self._on_bus_event))
         self.set_interval(LOG_POLL_SECONDS, self._poll_log)
         try:
@@ -146,9 +234,7 @@ class Live2DApp(App[None]):
             self._started = True
         except SupervisorError as exc:
             self.notify(str(exc), title="Cannot open the session", severity="error", timeout=15)
-            self._main.query_one(SessionPanel).show_message(
-                f"⚠ {exc}\n\nPress w to choose a Warp folder."
-            )
+            self._main.query_one(SessionPanel).show_message(text.open_failed_message(exc))
             return
         self._session_changed()
         # The objects of startup (Textual, Rich, numpy, the session: ~150,000) live as long as the
@@ -163,8 +249,62 @@ class Live2DApp(App[None]):
 
     async def on_unmount(self) -> None:
         # however the app ends (q, ctrl+c, a test harness), the core closes and unlocks
+        self._unwatch_signals()
         await self._close_supervisor(abort=False)
         gc.unfreeze()  # what on_ready froze may be collected again (several apps in one process)
+
+    def _watch_signals(self) -> None:
+        """SIGHUP (the terminal or tmux session went away) and SIGTERM quit like ``q`` does: the
+        core closes (a running job stays recorded and continues at the next start) and
+        :meth:`run` returns, so the caller cleans up (``live2d demo`` removes its folder).
+
+        SIGHUP gets a plain signal handler, which Python runs before any other pending one: the
+        kernel sends SIGCONT with a hangup, and Textual's SIGCONT handler would otherwise start
+        drawing again on the dead terminal. The handler points the output at /dev/null first
+        and keeps Textual from resuming; should Textual's shutdown still hang on the dead
+        terminal, :meth:`_exit_if_stuck` ends the process once the core is closed.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread (tests may run apps elsewhere)
+        loop = asyncio.get_running_loop()
+
+        def hangup(signum: int, frame: object) -> None:
+            signal.signal(signal.SIGCONT, signal.SIG_DFL)
+            _output_to_devnull()
+            loop.call_soon_threadsafe(self._on_terminating_signal, signum)
+
+        self._previous_handlers = {s: signal.getsignal(s) for s in TERMINATING_SIGNALS}
+        signal.signal(signal.SIGHUP, hangup)
+        loop.add_signal_handler(signal.SIGTERM, self._on_terminating_signal, signal.SIGTERM)
+
+    def _unwatch_signals(self) -> None:
+        if not self._previous_handlers:
+            return
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
+        for signum, handler in self._previous_handlers.items():
+            signal.signal(signum, handler)
+        self._previous_handlers = {}
+
+    def _on_terminating_signal(self, signum: int) -> None:
+        if self.ended_by_signal is not None:
+            return
+        self.ended_by_signal = signum
+        self.run_worker(self._quit_now(abort=False), group="quit")
+
+    def _exit_if_stuck(self) -> None:
+        """After a hangup, once the core is closed: end the process if it has not ended within
+        :data:`HANGUP_EXIT_SECONDS` (the caller's :attr:`exit_cleanups` run first)."""
+        assert self.ended_by_signal is not None
+        code = 128 + self.ended_by_signal
+
+        def watchdog() -> None:
+            time.sleep(HANGUP_EXIT_SECONDS)
+            for cleanup in self.exit_cleanups:
+                with contextlib.suppress(Exception):
+                    cleanup()
+            os._exit(code)
+
+        threading.Thread(target=watchdog, name="live2d-hangup-exit", daemon=True).start()
 
     def _on_bus_event(self, event: Event) -> None:
         # may run on the supervisor's loop or a worker thread: post_message is thread-safe
@@ -293,7 +433,12 @@ class Live2DApp(App[None]):
                 self._main.query_one(ClassGrid).show_message, f"Cannot read {path}: {exc}"
             )
             return
-        data = GridData.from_stack(record.number, stack, text.class_counts(record, stack.shape[0]))
+        data = GridData.from_stack(
+            record.number,
+            stack,
+            text.class_counts(record, stack.shape[0]),
+            members_known=not text.is_seed(record),
+        )
         if get_current_worker().is_cancelled:
             return
         page = view.page_for(data)
@@ -501,29 +646,31 @@ class Live2DApp(App[None]):
         self._started = True
         self._session_changed()
 
-    def help_rows(self) -> Iterator[tuple[str, str]]:
-        """Every key: app, main screen and class grid (the help screen shows these)."""
-        seen: set[tuple[str, str]] = set()
-        sources: list[Iterable[BindingType]] = [
-            self.BINDINGS,
-            ClassGrid.BINDINGS,
-            ClassDetailScreen.BINDINGS,
+    def help_sections(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Every key, grouped by where it works: (heading, [(keys, what it does)]).
+
+        Built from the bindings themselves, so the help cannot drift from them; the class
+        grid's four moves are one row, and a key is listed once per screen.
+        """
+        main = _binding_rows(self.BINDINGS)
+        main += [
+            ("ctrl+p", "Command palette: search every command"),
+            ("tab, shift+tab", "Move between the classes, the settings and the buttons"),
         ]
-        for bindings in sources:
-            for binding in bindings:
-                if not isinstance(binding, Binding) or binding.action.startswith("dismiss"):
-                    continue
-                keys = (
-                    binding.key.replace("left_square_bracket", "[")
-                    .replace("right_square_bracket", "]")
-                    .replace("question_mark", "?")
-                )
-                row = (keys, binding.description or binding.action)
-                if row not in seen:
-                    seen.add(row)
-                    yield row
-        yield ("ctrl+p", "Command palette")
-        yield ("mouse", "Click a class to select it, double click to open; click buttons/tabs")
+        grid = [("arrows, h j k l", "Move between classes")]
+        grid += _binding_rows(b for b in ClassGrid.BINDINGS if not _action(b).startswith("move"))
+        grid.append(("mouse", "Click a class to select it, double click to open it"))
+        detail = _binding_rows(ClassDetailScreen.BINDINGS)
+        dialogs = [
+            ("esc", "Close the dialog (cancel, keep running)"),
+            ("enter", "The highlighted button (letters in brackets choose)"),
+        ]
+        return [
+            ("Main screen (everywhere unless a screen below says otherwise)", main),
+            ("Class grid (Classes tab)", grid),
+            ("One class (enter on a class)", detail),
+            ("Dialogs", dialogs),
+        ]
 
     def action_help(self) -> None:
         """Show every key."""
@@ -532,7 +679,7 @@ class Live2DApp(App[None]):
         ]
         if self.image_choice.hint:
             notes.append(self.image_choice.hint)
-        self.push_screen(HelpScreen(self.help_rows(), notes))
+        self.push_screen(HelpScreen(self.help_sections(), notes))
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -583,4 +730,6 @@ class Live2DApp(App[None]):
     async def _quit_now(self, *, abort: bool) -> None:
         self._exit_requested = True
         await self._close_supervisor(abort=abort)
+        if self.ended_by_signal == signal.SIGHUP:
+            self._exit_if_stuck()
         self.exit()

@@ -55,9 +55,86 @@ KITTY_HINT = (
 _XTVERSION_RE = re.compile(r"\x1bP>\|([^\x1b]*)\x1b\\")
 _KITTY_VERSION_RE = re.compile(r"^kitty\((\d+)\.(\d+)\.(\d+)\)")
 
-SIXEL_COLORS = 128
-"""Gray levels per Sixel image: class averages need few, and fewer colours keep one encoded
-image well under tmux's 1 MB limit (tmux < 3.6 drops larger sequences)."""
+_XTSMGRAPHICS_REGISTERS_RE = re.compile(r"\x1b\[\?1;0;(\d+)S")
+_XTSMGRAPHICS_GEOMETRY_RE = re.compile(r"\x1b\[\?2;0;(\d+);(\d+)S")
+
+ASSUMED_REGISTERS = 256
+"""Colour registers of a Sixel terminal that does not say (xterm, foot, WezTerm, mlterm and
+Windows Terminal have at least this many)."""
+
+TMUX_PAGE_BYTES = 900_000
+"""Sixel bytes a page of images may take inside tmux: tmux before 3.6 drops a sequence over
+1 MB (all of a page's images pass through it in one update)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SixelSettings:
+    """What the terminal allows a Sixel image (asked once, before the app starts)."""
+
+    levels: int = 101
+    """Grey levels per image (:func:`live2d_tui.ui.sixel.grey_levels` of the registers)."""
+    max_size: tuple[int, int] | None = None
+    """The largest image in pixels (width, height) the terminal draws (xterm: 1000×1000 by
+    default, and a larger image is not drawn at all), or None when it does not say."""
+    page_bytes: int | None = None
+    """The budget of one page's Sixel data (inside tmux), or None."""
+
+
+_sixel_settings = SixelSettings()
+
+
+def sixel_settings() -> SixelSettings:
+    """The Sixel settings in use (see :func:`prepare_images`)."""
+    return _sixel_settings
+
+
+def set_sixel_settings(settings: SixelSettings) -> None:
+    """Use ``settings`` for the Sixel images from now on (tests and :func:`prepare_images`)."""
+    global _sixel_settings
+    _sixel_settings = settings
+
+
+def parse_sixel_graphics(answer: str) -> tuple[int | None, tuple[int, int] | None]:
+    """Colour registers and the largest image (width, height) from XTSMGRAPHICS answers."""
+    registers = _XTSMGRAPHICS_REGISTERS_RE.search(answer)
+    geometry = _XTSMGRAPHICS_GEOMETRY_RE.search(answer)
+    return (
+        int(registers.group(1)) if registers else None,
+        (int(geometry.group(1)), int(geometry.group(2))) if geometry else None,
+    )
+
+
+def query_sixel_graphics(timeout: float = 1.0) -> tuple[int | None, tuple[int, int] | None]:
+    """Ask the terminal (XTSMGRAPHICS) how many colour registers it has and how large an image
+    it draws; (None, None) when it does not answer. Must run before the app starts.
+
+    DA1 follows the questions, so a terminal that ignores them ends the wait at once.
+    """
+    from textual_image._terminal import TerminalError, capture_until_primary_da
+
+    stream = sys.__stdout__
+    if stream is None or not stream.isatty():
+        return None, None
+    try:
+        with capture_until_primary_da(timeout) as response:
+            stream.write("\x1b[?1;1;0S\x1b[?2;1;0S\x1b[c")
+            stream.flush()
+    except (TerminalError, TimeoutError, OSError):
+        return None, None
+    return parse_sixel_graphics(response.sequence)
+
+
+def sixel_settings_for(
+    registers: int | None, max_size: tuple[int, int] | None, *, in_tmux: bool
+) -> SixelSettings:
+    """The settings for a terminal's answers (unanswered: :data:`ASSUMED_REGISTERS`)."""
+    from live2d_tui.ui.sixel import grey_levels
+
+    return SixelSettings(
+        levels=grey_levels(registers or ASSUMED_REGISTERS),
+        max_size=max_size if max_size and min(max_size) > 0 else None,
+        page_bytes=TMUX_PAGE_BYTES if in_tmux else None,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +265,7 @@ def prepare_images(requested: ImageMode) -> ImageChoice:
     is_tty = bool(sys.__stdout__ and sys.__stdout__.isatty())
     in_tmux = bool(os.environ.get("TMUX"))
     ask_version = requested is ImageMode.AUTO and bool(caps.tgp) and is_tty and not in_tmux
-    return resolve_image_mode(
+    choice = resolve_image_mode(
         requested,
         is_tty=is_tty,
         in_tmux=in_tmux,
@@ -197,6 +274,10 @@ def prepare_images(requested: ImageMode) -> ImageChoice:
         client_features=tmux_client_features() if in_tmux else None,
         terminal_version=query_terminal_version() if ask_version else None,
     )
+    if choice.mode is ImageMode.SIXEL:
+        registers, max_size = query_sixel_graphics()
+        set_sixel_settings(sixel_settings_for(registers, max_size, in_tmux=in_tmux))
+    return choice
 
 
 def pin_cell_size(width: int, height: int) -> None:
@@ -257,11 +338,16 @@ def image_widget_class(mode: ImageMode) -> type[Widget]:
     return cls
 
 
-def make_image_widget(mode: ImageMode, *, id: str | None = None, classes: str = "") -> Widget:
-    """A new image widget for ``mode`` (Sixel gets a small palette, see :data:`SIXEL_COLORS`)."""
-    cls = image_widget_class(mode)
+def make_image_widget(
+    mode: ImageMode, *, id: str | None = None, classes: str = "", max_bytes: int | None = None
+) -> Widget:
+    """A new image widget for ``mode``; Sixel draws greys with every level the terminal's
+    registers allow (:mod:`live2d_tui.ui.sixel`), in at most ``max_bytes`` when given."""
     if mode is ImageMode.SIXEL:
-        from textual_image.widget import SixelOptions
+        from live2d_tui.ui.sixel import GreySixelImage
 
-        return cls(id=id, classes=classes, sixel_options=SixelOptions(colors=SIXEL_COLORS))  # type: ignore[call-arg]
+        levels = sixel_settings().levels
+        widget: Widget = GreySixelImage(levels=levels, max_bytes=max_bytes, id=id, classes=classes)
+        return widget
+    cls = image_widget_class(mode)
     return cls(id=id, classes=classes)

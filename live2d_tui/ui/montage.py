@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from live2d_tui.dataset.stack import StackError, read_header, read_slices
+from live2d_tui.formats.mrc import MrcError, read_header, read_slices
 
 GUTTER_PX = 2
 """Dark pixels between tiles (1–2 px keeps tiles apart without wasting area)."""
@@ -31,8 +31,8 @@ GUTTER_PX = 2
 PERCENTILES = (0.5, 99.5)
 """Clip points of the shared intensity scale: robust to hot pixels and masked corners."""
 
-TILE_SIZES = (24, 20, 16, 12, 10)
-"""Tile widths in cells, largest first; the smallest fits ~10 classes across 100 columns."""
+MIN_TILE_COLS = 10
+"""The narrowest tile in cells: ~10 classes across 100 columns."""
 
 MAX_STRIPS = 4
 """Strips (stored images) per page: tmux keeps 10 (3.4–3.6) or 20 (3.7+) server-wide."""
@@ -45,15 +45,15 @@ EMPTY_MARK = 90
 def load_class_stack(path: Path) -> np.ndarray:
     """Read a class-average stack (``cycle_<N>.mrc``) as float32 ``(K, ny, nx)``.
 
-    Uses the project's MRC reader (:mod:`live2d_tui.dataset.stack`): header checks and plain
+    Uses the project's MRC reader (:mod:`live2d_tui.formats.mrc`): header checks and plain
     reads (no mmap, which is unsafe when the output folder is on a network share).
 
     Raises:
-        ValueError: not a complete little-endian MRC of a supported mode, or no slices.
+        ValueError: not a complete MRC of a supported mode, or no slices.
     """
     header = read_header(path)
     if header.nz < 1:
-        raise StackError(f"{path}: the class stack holds no slices")
+        raise MrcError(f"{path}: the class stack holds no slices")
     return read_slices(path, header, np.arange(1, header.nz + 1, dtype=np.int64))
 
 
@@ -166,23 +166,34 @@ class GridGeometry:
 
         Each strip needs ``tile_rows`` cells of image plus one label row; at most ``max_rows``
         strips per page keeps stored images well under tmux's 10-image cap. Without an explicit
-        ``tile_cols``, the largest tile size that still shows all ``n_classes`` on one page is
-        chosen (legible half-cell images when there are few classes), down to
-        :data:`TILE_SIZES`' smallest.
+        ``tile_cols``, the fewest columns that still show all ``n_classes`` on one page are
+        chosen and the tiles are as wide as the area allows (as tall as its height allows), so
+        the grid fills the width; with many classes the tiles are at least
+        :data:`MIN_TILE_COLS` wide, again stretched over the whole width.
         """
         cw, ch = max(1, cell_px[0]), max(1, cell_px[1])
-        sizes = (tile_cols,) if tile_cols else TILE_SIZES
+        width, height = max(1, width_cells), max(3, height_cells)
+        tallest = max(6, (height - 1) * ch // cw)  # a tile's image and label row fit the height
+        if tile_cols:
+            size = max(6, tile_cols)
+            return cls._layout(max(1, width // size), size, height, (cw, ch), max_rows)
+        most = max(1, width // MIN_TILE_COLS)
         best: GridGeometry | None = None
-        for size in sizes:
-            size = max(6, size)
-            tile_rows = max(2, round(size * cw / ch))
-            columns = max(1, width_cells // size)
-            rows = max(1, min(max_rows, height_cells // (tile_rows + 1)))
-            best = cls(columns, rows, size, tile_rows, (cw, ch))
-            if n_classes is None or columns * rows >= n_classes:
+        for columns in range(1, most + 1):
+            size = max(6, min(width // columns, tallest))
+            best = cls._layout(columns, size, height, (cw, ch), max_rows)
+            if n_classes is None or best.per_page >= n_classes:
                 break
         assert best is not None
         return best
+
+    @classmethod
+    def _layout(
+        cls, columns: int, size: int, height: int, cell: tuple[int, int], max_rows: int
+    ) -> GridGeometry:
+        tile_rows = max(2, round(size * cell[0] / cell[1]))
+        rows = max(1, min(max_rows, height // (tile_rows + 1)))
+        return cls(columns, rows, size, tile_rows, cell)
 
 
 def build_page(
@@ -208,6 +219,24 @@ def build_page(
         montage[y : y + inner[1], x : x + inner[0]] = tile
     page = Image.fromarray(montage, mode="L")
     return [page.crop((0, r * th, page.width, (r + 1) * th)) for r in range(n_strips)]
+
+
+def split_strip(
+    strip: Image.Image, geometry: GridGeometry, max_width_px: int | None
+) -> list[tuple[Image.Image, int]]:
+    """``strip`` cut at tile boundaries into images at most ``max_width_px`` wide (a terminal
+    does not draw a wider Sixel image; xterm's limit is 1000 px), as (image, tiles) pairs; a
+    strip that fits is one piece. A tile wider than the limit stays whole."""
+    tile_w = geometry.tile_px[0]
+    if max_width_px is None or strip.width <= max_width_px:
+        return [(strip, geometry.columns)]
+    per_piece = max(1, max_width_px // tile_w)
+    pieces: list[tuple[Image.Image, int]] = []
+    for first in range(0, geometry.columns, per_piece):
+        tiles = min(per_piece, geometry.columns - first)
+        box = (first * tile_w, 0, (first + tiles) * tile_w, strip.height)
+        pieces.append((strip.crop(box), tiles))
+    return pieces
 
 
 def build_detail(

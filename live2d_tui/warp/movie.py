@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from live2d_tui.warp.xmlutil import WarpFileError, as_bool, as_float, params, parse_xml_bytes
+from live2d_tui.formats.warp_xml import WarpFileError, as_bool, as_float, params, parse_xml_bytes
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path, PureWindowsPath
 
-from live2d_tui.warp.xmlutil import (
+from live2d_tui.formats.warp_xml import (
     WarpFileError,
     as_bool,
     as_float,

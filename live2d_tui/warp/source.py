@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from live2d_tui.formats.warp_star import WarpTable, read_warp_star, source_star_path
+from live2d_tui.formats.warp_xml import WarpFileError
 from live2d_tui.warp import watch
 from live2d_tui.warp.movie import MovieInfo, read_movie_xml
 from live2d_tui.warp.settings import (
@@ -22,8 +24,6 @@ from live2d_tui.warp.settings import (
     resolve_processing_folder,
 )
 from live2d_tui.warp.snapshot import CopiedSnapshot, Signature, StableSnapshot, file_signature
-from live2d_tui.warp.star import WarpTable, read_warp_star, source_star_path
-from live2d_tui.warp.xmlutil import WarpFileError
 
 SETTINGS_RETRY_SECONDS = 5.0
 """How long opening a session re-reads a torn ``previous.settings`` before giving up."""

@@ -14,7 +14,7 @@ import pytest
 from live2d_tui.classify.engines import EnginePrograms
 from live2d_tui.classify.inputs import CycleInputs
 from live2d_tui.config import EngineKind
-from live2d_tui.dataset.cistem_star import empty_rows, write_star
+from live2d_tui.formats.cistem_star import empty_rows, write_star
 
 FAKE = Path(__file__).with_name("fake_cistem.py")
 

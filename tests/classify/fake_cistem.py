@@ -30,10 +30,10 @@ Test hooks (environment):
   work instead (CPU time grows);
 - ``FAKE_FAIL_FIRST``: the first-particle value of the job that misbehaves; ``FAKE_FAIL_MODE``:
   ``once`` (exit 1 on the first try only), ``always`` (exit 1), ``noterm`` (exit 0 without the
-  termination line), ``hang`` (sleep forever, no CPU), ``ignoreterm`` (ignore SIGTERM, sleep
-  forever), ``droprow`` (succeed, but leave the last row out of the star), ``wrongset``
-  (succeed, but the dump's map names an empty class instead of its last non-empty one: the same
-  count, another set);
+  termination line), ``hang`` (sleep forever, no CPU), ``hangonce`` (sleep forever on the first
+  try only), ``ignoreterm`` (ignore SIGTERM, sleep forever), ``droprow`` (succeed, but leave
+  the last row out of the star), ``wrongset`` (succeed, but the dump's map names an empty class
+  instead of its last non-empty one: the same count, another set);
 - ``FAKE_MERGE_FAIL``: ``always`` makes merge2d exit 255.
 """
 
@@ -324,6 +324,12 @@ def misbehave(first: int) -> None:
     if mode == "hang":
         while True:
             time.sleep(3600)
+    if mode == "hangonce":
+        marker = os.path.join(folder, f"hung_once_{first}")
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            while True:
+                time.sleep(3600)
     if mode == "ignoreterm":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         concurrency(+1)

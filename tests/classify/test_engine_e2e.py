@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from live2d_tui.classify.engines import resolve_engine
-from live2d_tui.classify.mrcheader import read_shape, voxel_size
 from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
 from live2d_tui.config import EngineKind, JobSettings, ServerConfig
-from live2d_tui.dataset.cistem_star import read_star
+from live2d_tui.formats.cistem_star import read_star
+from live2d_tui.formats.mrc import read_shape, voxel_size
 
 from .conftest import make_dataset
 

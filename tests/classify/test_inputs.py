@@ -11,7 +11,7 @@ from live2d_tui.classify.inputs import (
     load_input_rows,
     select_positions,
 )
-from live2d_tui.dataset.cistem_star import empty_rows, read_star, write_star
+from live2d_tui.formats.cistem_star import empty_rows, read_star, write_star
 
 from .conftest import Dataset
 

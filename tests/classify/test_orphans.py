@@ -135,6 +135,7 @@ def test_stale_scratch_is_removed_logs_are_kept(tmp_path: Path) -> None:
         "part_a1b2c3_12.star",
         "input_a1b2c3.star",
         "classes_a1b2c3.mrc",
+        "joined_a1b2c3.star",  # the joined star between the join and the install
     ]
     keep = ["refine2d_1_a1b2c3_try1.log", "notes.txt", "dump_final.dat"]
     for name in names + keep:

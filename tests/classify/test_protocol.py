@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from live2d_tui.classify.prompts import MERGE2D_PROMPTS, REFINE2D_PROMPTS, AnswerKind
-from live2d_tui.classify.protocol import (
+from live2d_tui.engine.answers import read_answers
+from live2d_tui.formats.prompts import MERGE2D_PROMPTS, REFINE2D_PROMPTS, AnswerKind
+from live2d_tui.formats.protocol import (
     DEV_NULL,
     Merge2dRequest,
     ProtocolError,
@@ -23,7 +24,6 @@ from live2d_tui.classify.protocol import (
     validate_merge2d,
     validate_refine2d,
 )
-from live2d_tui.engine.answers import read_answers
 
 from .conftest import FAKE, Dataset
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live2d_tui.classify.mrcheader import read_shape, voxel_size
 from live2d_tui.classify.procs import ProcessRegistry, read_stat, session_members
 from live2d_tui.classify.runner import CycleFailed, CycleResult, CycleRunner, split_rows
 from live2d_tui.classify.schedule import plan_job
 from live2d_tui.config import JobSettings
-from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.events import CycleProgress, CycleStage
+from live2d_tui.formats.cistem_star import read_star
+from live2d_tui.formats.mrc import read_shape, voxel_size
 
 from .conftest import Dataset, fake_programs, make_dataset
 

@@ -14,7 +14,7 @@ from live2d_tui.classify.streaming.plan import fusions, new_blocks, plan_update,
 from live2d_tui.classify.streaming.reseed import MISFIT_SPREADS, free_slots, misfits
 from live2d_tui.classify.streaming.startail import StarCursor
 from live2d_tui.classify.streaming.stats import ClassStats
-from live2d_tui.dataset.cistem_star import empty_rows
+from live2d_tui.formats.cistem_star import empty_rows
 
 
 def block(i: int, first: int, last: int, visited: int, rows: int = 10, size: int = 100) -> Block:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from live2d_tui.classify.streaming.startail import StarCursor, cursor_after, read_new_rows
-from live2d_tui.dataset.cistem_star import (
+from live2d_tui.formats.cistem_star import (
     CistemStarError,
     append_rows,
     empty_rows,

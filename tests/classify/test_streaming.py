@@ -16,7 +16,7 @@ from live2d_tui.classify.streaming.dumps import read_total
 from live2d_tui.classify.streaming.index import stream_folder
 from live2d_tui.classify.streaming.runner import StreamError, StreamRunner
 from live2d_tui.config import JobSettings
-from live2d_tui.dataset.cistem_star import read_star
+from live2d_tui.formats.cistem_star import read_star
 
 from .conftest import Dataset, fake_programs, make_dataset
 from .test_runner import runs

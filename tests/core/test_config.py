@@ -88,6 +88,26 @@ def test_invalid_job_settings_are_refused_with_a_clear_message(
         JobSettings().with_changes(**changes)
 
 
+@pytest.mark.parametrize(
+    ("cls", "name", "value", "message"),
+    [
+        (JobSettings, "class_number", "abc", "class_number must be a whole number (got 'abc')"),
+        (JobSettings, "mask_radius", "abc", "mask_radius must be a number (got 'abc')"),
+        (JobSettings, "mask_radius", "nan", "mask_radius must be a number (got 'nan')"),
+        (JobSettings, "automask", "maybe", "automask must be true or false (got 'maybe')"),
+        (ServerConfig, "pool_size", "abc", "pool_size must be a whole number (got 'abc')"),
+        (ServerConfig, "images", "png", "images must be one of auto, sixel"),
+    ],
+)
+def test_a_wrong_type_names_the_setting_and_the_type_it_takes(
+    cls: type[JobSettings] | type[ServerConfig], name: str, value: str, message: str
+) -> None:
+    # never Python's "could not convert string to float"
+    with pytest.raises(ConfigError) as exc:
+        cls().with_changes(**{name: value})
+    assert str(exc.value).startswith(message), str(exc.value)
+
+
 def test_ignored_fields_follow_the_classification_type() -> None:
     assert JobSettings().ignored_fields() == frozenset()
     seeded = JobSettings(classification_type=ClassificationType.SEEDED)

@@ -8,8 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from live2d_tui.classify.prompts import MERGE2D_PROMPTS, REFINE2D_PROMPTS, REFINE2D_TERMINATION
-from live2d_tui.classify.protocol import (
+from live2d_tui.formats.prompts import MERGE2D_PROMPTS, REFINE2D_PROMPTS, REFINE2D_TERMINATION
+from live2d_tui.formats.protocol import (
     Merge2dRequest,
     Refine2dRequest,
     format_answer,

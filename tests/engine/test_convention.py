@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pytest
 
 from live2d_tui.ctf import ctf_2d
-from live2d_tui.dataset.cistem_star import empty_rows, read_star, write_star
+from live2d_tui.formats.cistem_star import empty_rows, read_star, write_star
 
 from .helpers import refine_ok
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from live2d_tui.classify.prompts import MERGE2D_TERMINATION
 from live2d_tui.ctf import ctf_2d
 from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.search import ClassSearch, SearchParams
+from live2d_tui.formats.prompts import MERGE2D_TERMINATION
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import ok, refine_ok, run_program
@@ -278,8 +278,8 @@ def test_resample_changes_pixel_size_in_the_same_box() -> None:
 
 
 def test_memberships_count_the_whole_star() -> None:
-    from live2d_tui.dataset.cistem_star import empty_rows
     from live2d_tui.engine.refine2d import memberships
+    from live2d_tui.formats.cistem_star import empty_rows
 
     rows = empty_rows(6)
     assert memberships(rows, 3) is None  # nothing assigned yet

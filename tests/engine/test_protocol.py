@@ -11,17 +11,17 @@ import mrcfile
 import numpy as np
 import pytest
 
-from live2d_tui.classify.prompts import (
+from live2d_tui.engine.answers import ProgramExit, read_answers
+from live2d_tui.engine.numerics import rotate_image
+from live2d_tui.engine.progress import ProgressBar
+from live2d_tui.formats.cistem_star import COLUMNS, read_star, write_star
+from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
     MERGE2D_TERMINATION,
     REFINE2D_PROMPTS,
     REFINE2D_TERMINATION,
 )
-from live2d_tui.classify.protocol import Merge2dRequest, check_echo
-from live2d_tui.dataset.cistem_star import COLUMNS, read_star, write_star
-from live2d_tui.engine.answers import ProgramExit, read_answers
-from live2d_tui.engine.numerics import rotate_image
-from live2d_tui.engine.progress import ProgressBar
+from live2d_tui.formats.protocol import Merge2dRequest, check_echo
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import merge_lines, ok, refine_lines, refine_ok, request, run_program
@@ -255,7 +255,7 @@ def test_blank_edge_images_are_excluded_with_negative_class(tmp_path: Path) -> N
 
 
 def test_star_without_voltage_fails_nonzero(small: SynthSet, tmp_path: Path) -> None:
-    from live2d_tui.dataset.cistem_star import write_star
+    from live2d_tui.formats.cistem_star import write_star
 
     rows = read_star(small.star)
     rows["voltage"] = 0.0
@@ -390,8 +390,8 @@ def test_a_class_average_leaves_out_its_lowest_scoring_members(tmp_path: Path) -
 
 
 def test_core_members_rule() -> None:
-    from live2d_tui.dataset.cistem_star import empty_rows
     from live2d_tui.engine.refine2d import CORE_DROP, CORE_MIN, core_members
+    from live2d_tui.formats.cistem_star import empty_rows
 
     n = 2 * CORE_MIN
     star = empty_rows(n)
@@ -410,8 +410,8 @@ def test_core_members_rule() -> None:
 
 
 def test_small_classes_rule() -> None:
-    from live2d_tui.dataset.cistem_star import empty_rows
     from live2d_tui.engine.refine2d import class_floor_fraction, memberships, small_classes
+    from live2d_tui.formats.cistem_star import empty_rows
 
     references = np.ones((4, 8, 8), dtype=np.float32)
     rows = empty_rows(100)
@@ -495,7 +495,7 @@ def test_aligned_similarity_sees_through_rotation_and_shift() -> None:
 def test_a_binary_cistem_input_star_gives_what_its_text_star_gives(tmp_path: Path) -> None:
     """Answer #2 ending in .cistem is read as cisTEM's binary parameter file (as its GUI sends
     it); the same rows as text give the same output star (same seed)."""
-    from live2d_tui.dataset.cistem_binary import write_binary_star
+    from live2d_tui.formats.cistem_binary import write_binary_star
 
     data = make_set(tmp_path, n_particles=60, box=32, n_views=2, seed=6)
     rows = read_star(_aligned_star(data, tmp_path / "text.star", data.labels + 1))
@@ -513,7 +513,7 @@ def test_a_binary_cistem_input_star_gives_what_its_text_star_gives(tmp_path: Pat
 
 
 def test_a_truncated_binary_input_star_fails_clearly(tmp_path: Path) -> None:
-    from live2d_tui.dataset.cistem_binary import write_binary_star
+    from live2d_tui.formats.cistem_binary import write_binary_star
 
     data = make_set(tmp_path, n_particles=20, box=32, n_views=2, seed=6)
     binary = tmp_path / "input.cistem"

@@ -11,8 +11,8 @@ import mrcfile
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.dataset.ingest import Dataset
+from live2d_tui.formats.cistem_star import read_star
 
 
 def relion_rows(path: Path) -> list[list[str]]:

@@ -43,7 +43,7 @@ def test_ingest_appends_complete_micrographs_with_ctf(tmp_path: Path) -> None:
     check_active_match_sources(ds, sources(warp))
     star = check_consistent(ds)
     assert star.dtype == np.float32
-    from live2d_tui.dataset.cistem_star import read_star
+    from live2d_tui.formats.cistem_star import read_star
 
     rows = read_star(ds.star_path)
     assert rows["phase_shift"][:4].tolist() == [35.0] * 4

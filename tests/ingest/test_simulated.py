@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from live2d_tui.dataset.ingest import Dataset
-from live2d_tui.dataset.stack import read_header, read_slices
+from live2d_tui.formats.mrc import read_header, read_slices
+from live2d_tui.formats.warp_star import parse_warp_star
 from live2d_tui.simulate import SimulationOptions, SimulationSummary, simulate_session
 from live2d_tui.warp.movie import read_movie_xml
-from live2d_tui.warp.star import parse_warp_star
 
 from .check import check_active_match_sources, ledger_ranges
 

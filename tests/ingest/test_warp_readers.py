@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from live2d_tui.formats.warp_star import VALUE_INDEX, parse_warp_star
+from live2d_tui.formats.warp_xml import WarpFileError
 from live2d_tui.warp.mounts import filesystem_type, is_network_filesystem, parse_mountinfo
 from live2d_tui.warp.movie import parse_movie_xml
 from live2d_tui.warp.settings import (
@@ -15,8 +17,6 @@ from live2d_tui.warp.settings import (
     resolve_processing_folder,
 )
 from live2d_tui.warp.snapshot import StabilityTracker, StableSnapshot
-from live2d_tui.warp.star import VALUE_INDEX, parse_warp_star
-from live2d_tui.warp.xmlutil import WarpFileError
 
 from .warpfake import MODEL, WarpFolder, movie_xml, settings_xml
 
@@ -189,7 +189,7 @@ def test_star_parsed_in_small_chunks_gives_the_same_table(
         warp.write_micrograph(f"m{i}", 3 + i, seed=i)
     text = warp.star_text([f"m{i}" for i in (0, 3, 1, 5, 2, 4)]).encode()
     whole = parse_warp_star(text, "s")
-    monkeypatch.setattr("live2d_tui.warp.star.CHUNK_BYTES", 150)
+    monkeypatch.setattr("live2d_tui.formats.warp_star.CHUNK_BYTES", 150)
     chunked = parse_warp_star(text, "s")
     assert list(chunked.micrographs) == list(whole.micrographs) and chunked.rows == whole.rows
     for stack, rows in whole.micrographs.items():

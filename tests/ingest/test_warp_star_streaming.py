@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live2d_tui.warp import snapshot
-from live2d_tui.warp.snapshot import CopiedSnapshot
-from live2d_tui.warp.star import (
+from live2d_tui.formats.warp_star import (
     WarpTable,
     parse_warp_star,
     parse_warp_star_chunks,
     read_warp_star,
 )
-from live2d_tui.warp.xmlutil import WarpFileError
+from live2d_tui.formats.warp_xml import WarpFileError
+from live2d_tui.warp import snapshot
+from live2d_tui.warp.snapshot import CopiedSnapshot
 
 from .warpfake import WarpFolder
 
@@ -48,7 +48,7 @@ def test_file_parsed_in_any_chunk_size_gives_the_same_table(
     assert whole.rows == sum(2 + i for i in range(6))
     path = tmp_path / "copy.star"
     path.write_bytes(text)
-    monkeypatch.setattr("live2d_tui.warp.star.CHUNK_BYTES", chunk)
+    monkeypatch.setattr("live2d_tui.formats.warp_star.CHUNK_BYTES", chunk)
     _same(read_warp_star(path, "s"), whole)
     _same(parse_warp_star(text, "s"), whole)
 
@@ -90,7 +90,7 @@ def test_streaming_validation_rejects_incomplete_files(  # type: ignore[no-untyp
     text = mutate(_warp(tmp_path, 2).star_text(["m0", "m1"]))
     path = tmp_path / "bad.star"
     path.write_bytes(text.encode("latin-1") if "\xff" in text else text.encode())
-    monkeypatch.setattr("live2d_tui.warp.star.CHUNK_BYTES", 100)
+    monkeypatch.setattr("live2d_tui.formats.warp_star.CHUNK_BYTES", 100)
     with pytest.raises(WarpFileError, match=message) as caught:
         read_warp_star(path, "goodparticles_X.star")
     assert "goodparticles_X.star" in str(caught.value)
@@ -104,7 +104,7 @@ def test_bad_row_is_named_with_its_line_across_chunks(
     lineno = bad[: bad.index(" @particles/m5")].count("\n") + 1
     path = tmp_path / "bad.star"
     path.write_text(bad)
-    monkeypatch.setattr("live2d_tui.warp.star.CHUNK_BYTES", 33)
+    monkeypatch.setattr("live2d_tui.formats.warp_star.CHUNK_BYTES", 33)
     with pytest.raises(WarpFileError, match=f"s: line {lineno} has 15 fields"):
         read_warp_star(path, "s")
 
@@ -112,8 +112,8 @@ def test_bad_row_is_named_with_its_line_across_chunks(
 def test_a_line_without_end_is_rejected_without_holding_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("live2d_tui.warp.star.MAX_LINE_BYTES", 1000)
-    monkeypatch.setattr("live2d_tui.warp.star.CHUNK_BYTES", 100)
+    monkeypatch.setattr("live2d_tui.formats.warp_star.MAX_LINE_BYTES", 1000)
+    monkeypatch.setattr("live2d_tui.formats.warp_star.CHUNK_BYTES", 100)
     path = tmp_path / "binary.star"
     path.write_bytes(b"x" * 5000 + b"\n")
     with pytest.raises(WarpFileError, match="line 1 is longer than 1000 bytes"):

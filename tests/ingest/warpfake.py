@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui.formats.warp_star import star_text
 from live2d_tui.simulate.documents import PARTICLE_COLUMNS
-from live2d_tui.simulate.warp_writer import star_text
 
 MODEL = "BoxNet2Mask_20180918"
 _TICK = itertools.count(1)

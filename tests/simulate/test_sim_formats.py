@@ -152,7 +152,7 @@ def test_cli_rejects_bad_options(tmp_path: Path) -> None:
 
 
 def test_star_text_is_laid_out_like_warp_star_save() -> None:
-    from live2d_tui.simulate.warp_writer import star_text
+    from live2d_tui.formats.warp_star import star_text
 
     # Star.Save: "\n", "data_<name>\n", "\n", "loop_\n", "_label #n\n"…, then each field
     # right-aligned to (column width + 2)

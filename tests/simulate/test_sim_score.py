@@ -159,7 +159,7 @@ def test_cli_prints_json(small_warp_session: Path, tmp_path: Path) -> None:
 
 
 def test_small_and_unassigned_classes(small_warp_session: Path, tmp_path: Path) -> None:
-    from live2d_tui.dataset.cistem_star import read_star, write_star
+    from live2d_tui.formats.cistem_star import read_star, write_star
 
     files = oracle_classification(small_warp_session, tmp_path / "o")
     rows = read_star(files.star)
@@ -181,7 +181,7 @@ def test_small_and_unassigned_classes(small_warp_session: Path, tmp_path: Path) 
 def test_pose_limited_frc_follows_the_stars_poses(small_warp_session: Path, tmp_path: Path) -> None:
     """True poses give a pose-limited FRC near Nyquist; scrambled psi in the star makes it much
     worse while the class averages (and so FRC0.5) are unchanged."""
-    from live2d_tui.dataset.cistem_star import read_star, write_star
+    from live2d_tui.formats.cistem_star import read_star, write_star
 
     files = oracle_classification(small_warp_session, tmp_path / "o")
     names = original_names_from_relion_star(files.relion_star)

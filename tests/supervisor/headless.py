@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import IO
 
 from live2d_tui.config import Config, render_toml
-from live2d_tui.dataset.cistem_star import read_star
-from live2d_tui.state import STATE_NAME
+from live2d_tui.formats.cistem_star import read_star
+from live2d_tui.supervisor.state import STATE_NAME
 
 from .conftest import TINY_JOB, tiny_server
 
@@ -28,7 +28,7 @@ def write_config(folder: Path, **server_changes: object) -> Path:
 class Headless:
     """``live2d run`` in a subprocess; stdout collected by a thread."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], *, umask: int = -1) -> None:
         self.lines: list[str] = []
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
@@ -37,6 +37,7 @@ class Headless:
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            umask=umask,
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
         self._reader.start()

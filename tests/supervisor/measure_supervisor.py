@@ -17,8 +17,8 @@ from pathlib import Path
 from live2d_tui.config import Config, JobSettings, ServerConfig
 from live2d_tui.events import BlockType, CycleProgress, CycleStarted, Event, JobFinished
 from live2d_tui.simulate import SimulationOptions, simulate_session
-from live2d_tui.state import CycleRecord, SessionState, save_state
 from live2d_tui.supervisor import Supervisor
+from live2d_tui.supervisor.state import CycleRecord, SessionState, save_state
 
 
 def save_cost(folder: Path, cycles: int, repeats: int = 20) -> float:

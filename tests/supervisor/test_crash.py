@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from live2d_tui.state import STATE_NAME
+from live2d_tui.supervisor.state import STATE_NAME
 
 from .conftest import engine_processes
 from .headless import Headless, check_history, load_json_state, write_config

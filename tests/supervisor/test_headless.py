@@ -5,17 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import stat
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 
 from live2d_tui.simulate import SimEvent, SimulationOptions, simulate_session
-from live2d_tui.state import STATE_NAME
+from live2d_tui.supervisor.state import STATE_NAME
 
 from .conftest import engine_processes
 from .headless import Headless, check_history, load_json_state, write_config
+
+SLOW = pytest.mark.slow
 
 
 @pytest.mark.slow
@@ -93,6 +97,109 @@ def test_once_exit_status_and_sigterm(tmp_path: Path, make_warp_session) -> None
     assert engine_processes(warp / "classification") == []
     state = load_json_state(warp / "classification")
     assert state["job"] is None and state["job_status"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    "umask", [pytest.param(0o002, id="umask002"), pytest.param(0o022, id="umask022", marks=SLOW)]
+)
+def test_every_file_written_follows_the_umask(
+    tmp_path: Path,
+    make_warp_session,  # type: ignore[no-untyped-def]
+    umask: int,
+) -> None:
+    # colleagues and warp_to_cistem read the results: cycle files, stack, stars, state, lock and
+    # log (atomic writes included) get the mode the umask gives a new file, never 0600
+    warp = make_warp_session(micrographs=3, particles_per_micrograph=40, box=64, seed=1)
+    config = write_config(tmp_path, pool_size=1)
+    run = Headless([str(warp), "--once", "--config", str(config)], umask=umask)
+    assert run.finish(150) == 0, run.text()
+    out = warp / "classification"
+    expected = 0o666 & ~umask
+    modes = {
+        str(path.relative_to(out)): stat.S_IMODE(path.stat().st_mode)
+        for path in out.rglob("*")
+        if path.is_file()
+    }
+    for name in (
+        "cycle_1.mrc",
+        "cycle_1.star",
+        "combined_stack.mrcs",
+        "combined_stack.star",
+        "combined_stack_relion.star",
+        "latest_run.json",
+        "ledger.sqlite",
+        "live2d.log",
+        ".live2d.lock",
+    ):
+        assert name in modes, sorted(modes)
+    wrong = {name: oct(mode) for name, mode in modes.items() if mode != expected}
+    assert not wrong, f"expected {oct(expected)}: {wrong}"
+
+
+def test_a_closed_stdout_ends_the_output_quietly(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]
+    # live2d run … | head -3: the reader goes away after three lines; the job carries on to its
+    # end (exit 0), without a BrokenPipeError traceback per event on stderr
+    warp = make_warp_session(micrographs=3, particles_per_micrograph=40, box=64, seed=1)
+    config = write_config(tmp_path, pool_size=1)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "live2d_tui", "run", str(warp), "--once", "--config", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    head = [proc.stdout.readline() for _ in range(3)]
+    proc.stdout.close()
+    try:
+        err = proc.stderr.read()
+        assert proc.wait(150) == 0, err
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stderr.close()
+    assert all(line.endswith("\n") for line in head), head
+    assert err == ""
+    cycles = check_history(warp / "classification")
+    assert len(cycles) == 4  # the job ran to its end
+
+
+@pytest.mark.parametrize("interrupted", [False, True], ids=["waiting", "mid-job"])
+def test_once_after_a_saved_auto_runs_one_job(
+    tmp_path: Path,
+    make_warp_session,  # type: ignore[no-untyped-def]
+    interrupted: bool,
+) -> None:
+    # an earlier --auto run was killed (waiting for particles, or in the middle of a job): the
+    # saved state has automatic jobs on. --once wins for its run: one job (or the interrupted
+    # one, finished), exit 0, and no automatic job started behind it
+    scenario = {"particles_per_micrograph": 40, "box": 64, "seed": 1}
+    warp = make_warp_session(micrographs=4, **scenario)
+    config = write_config(tmp_path)
+    auto = Headless([str(warp), "--auto", "--config", str(config)])
+    try:
+        auto.wait_for("Cycle 1 started" if interrupted else " job finished", timeout=150)
+    finally:
+        auto.kill()  # killed as a crash would, and never left running by a failed wait
+    if not interrupted:
+        # Warp went on meanwhile: enough new particles that the restored automatic mode would
+        # start a job at the first look, while --once starts its own
+        simulate_session(warp, SimulationOptions(micrographs=8, **scenario))  # type: ignore[arg-type]
+    out = warp / "classification"
+    before = len(load_json_state(out)["cycles"])  # type: ignore[arg-type]
+    assert load_json_state(out)["automatic"] is True
+    once = Headless([str(warp), "--once", "--config", str(config)])
+    assert once.finish(150) == 0, once.text()
+    assert "cannot start a job while a job is running" not in once.text()
+    cycles = check_history(out)
+    state = load_json_state(out)
+    assert state["automatic"] is False and state["job"] is None
+    if interrupted:  # the interrupted job was finished: seed + 2 startup + 1 refinement
+        assert len(cycles) == 4, [c["number"] for c in cycles]
+    else:  # one more job from the first one's classes (seeded: 2 startup + 1 refinement)
+        assert len(cycles) == before + 3, [c["number"] for c in cycles]
+    finished = [line for line in once.text().splitlines() if line.endswith(" job finished")]
+    assert len(finished) == 1, once.text()
+    assert engine_processes(out) == []
 
 
 def test_second_sigint_aborts(tmp_path: Path, make_warp_session) -> None:  # type: ignore[no-untyped-def]

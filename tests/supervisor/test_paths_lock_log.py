@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from live2d_tui.config import ServerConfig
-from live2d_tui.lock import LockHeldError, OutputLock, read_holder
 from live2d_tui.paths import (
     PathError,
     output_folder_for,
@@ -19,7 +18,8 @@ from live2d_tui.paths import (
     session_name,
     write_last_session,
 )
-from live2d_tui.sessionlog import SessionLog
+from live2d_tui.supervisor.lock import LockHeldError, OutputLock, read_holder
+from live2d_tui.supervisor.sessionlog import SessionLog
 
 
 def test_output_folder_rule(tmp_path: Path) -> None:
@@ -76,7 +76,8 @@ def test_lock_refuses_second_holder_and_names_first(tmp_path: Path) -> None:
 
 def test_lock_of_a_killed_process_is_free(tmp_path: Path) -> None:
     code = (
-        "import sys, time; from pathlib import Path; from live2d_tui.lock import OutputLock;"
+        "import sys, time; from pathlib import Path;"
+        "from live2d_tui.supervisor.lock import OutputLock;"
         "OutputLock(Path(sys.argv[1])).acquire(); print('locked', flush=True); time.sleep(60)"
     )
     with subprocess.Popen(

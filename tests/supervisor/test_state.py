@@ -10,7 +10,7 @@ import pytest
 
 from live2d_tui.config import ClassificationType, JobSettings
 from live2d_tui.events import BlockType, SessionStatus
-from live2d_tui.state import (
+from live2d_tui.supervisor.state import (
     PREV_NAME,
     STATE_NAME,
     CycleRecord,

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 from live2d_tui.config import ClassificationType
-from live2d_tui.dataset.cistem_star import read_star
 from live2d_tui.events import (
     CycleFinished,
     CycleStarted,
@@ -19,8 +18,9 @@ from live2d_tui.events import (
     SessionStatus,
     StatusChanged,
 )
-from live2d_tui.state import STATE_NAME, load_state
+from live2d_tui.formats.cistem_star import read_star
 from live2d_tui.supervisor import Supervisor, SupervisorError
+from live2d_tui.supervisor.state import STATE_NAME, load_state
 
 from .conftest import TINY_JOB, Recorder, engine_processes, tiny_config
 
@@ -153,6 +153,20 @@ async def test_closed_job_continues_at_its_next_cycle(warp_session: Path) -> Non
     finally:
         await again.close(abort_running=True)
     _check_cycle_files(out)
+
+
+async def test_a_mask_wider_than_half_the_box_is_refused(warp_session: Path) -> None:
+    # the UI's Start and Automatic stage the form's settings through here; 64 px × 3 Å/px
+    sup = Supervisor(tiny_config(), warp_folder=warp_session)
+    await sup.start()
+    try:
+        for command in (sup.update_settings, sup.start_automatic, sup.start_job_now):
+            with pytest.raises(SupervisorError, match=r"larger than half the particle box \(96 Å"):
+                await command(TINY_JOB.with_changes(mask_radius=100000))
+        assert not sup.job_running and sup.snapshot().settings.mask_radius == 90  # guessed
+        await sup.update_settings(TINY_JOB.with_changes(mask_radius=96))  # half the box is fine
+    finally:
+        await sup.close()
 
 
 async def test_damaged_state_is_recovered_from_previous_copy(warp_session: Path) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from live2d_tui.config import JobSettings
 from live2d_tui.events import BlockType
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor.state import CycleRecord
 from live2d_tui.supervisor.triggers import MAX_RETRY_SECONDS, check_trigger, retry_delay
 
 SETTINGS = JobSettings(particle_count_initial=1000, particle_count_update=500)

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from textual.geometry import Region
-from textual.widgets import Button, Input, Log, OptionList, Select, TabbedContent
+from textual.widgets import Button, Footer, Input, Log, OptionList, Select, TabbedContent
+from textual.widgets._footer import FooterKey
 from ui_helpers import copy_session, lengthen_job, make_app, wait_until
 
 from live2d_tui.events import SessionStatus
+from live2d_tui.supervisor.lock import OutputLock
+from live2d_tui.supervisor.state import load_state, save_state
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.screens.detail import ClassDetailScreen
 from live2d_tui.ui.screens.dialogs import (
@@ -21,6 +26,7 @@ from live2d_tui.ui.screens.dialogs import (
     WarpFolderScreen,
 )
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.job_bar import JobBar
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 from live2d_tui.ui.widgets.settings_form import SettingsForm
 
@@ -203,6 +209,23 @@ async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:
         assert grid.selected == 1  # the grid follows the class last shown
 
 
+async def test_empty_classes_are_explained_on_screen(session_copy: Path) -> None:
+    # the demo's first job left 3-4 of 8 classes empty, with nothing on screen saying why
+    out = session_copy / "classification"
+    loaded = load_state(out)
+    assert loaded is not None
+    last = loaded.state.cycles[-1]
+    counts = (0, 0, *last.particle_count_per_class[2:])  # class 1 lost its members
+    cycles = (*loaded.state.cycles[:-1], replace(last, particle_count_per_class=counts))
+    save_state(out, replace(loaded.state, cycles=cycles))
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        header = str(app.query_one(ClassGrid).query_one("#grid-header").render())
+        empty = sum(1 for c in counts[1:] if c == 0)  # the engine may have emptied others
+        assert f"{empty} of 6 classes empty (crossed): no particle fits them best" in header
+
+
 async def test_sort_by_count(session_copy: Path) -> None:
     app = _app(session_copy)
     async with app.run_test(size=SIZE) as pilot:
@@ -262,11 +285,57 @@ async def test_tabs_job_output_and_help(session_copy: Path) -> None:
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         help_text = str(app.screen.query_one("#help-text").render())
+        lines = [line.strip() for line in help_text.splitlines()]
         for key in ("g", "a", "x", "X", "[", "]", "c", "f", "w", "ctrl+l", "enter", "o", "q"):
-            assert f"\n{key} " in "\n" + help_text or help_text.startswith(key), key
+            assert any(line.startswith((f"{key} ", f"{key}, ")) for line in lines), key
         assert "Images: halfcell" in help_text
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+
+
+async def test_help_is_grouped_by_screen(session_copy: Path) -> None:
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        sections = dict(app.help_sections())
+        titles = list(sections)
+        assert [t.split(" (")[0] for t in titles] == [
+            "Main screen", "Class grid", "One class", "Dialogs",
+        ]  # fmt: skip
+        main, grid, detail = (dict(sections[t]) for t in titles[:3])
+        # each key once per screen: q and ctrl+q quit together, one ctrl+l, one row of moves
+        for rows in sections.values():
+            keys = [k for row_keys, _ in rows for k in row_keys.split(", ")]
+            assert len(keys) == len(set(keys)), keys
+        assert "Quit" in main["q, ctrl+q"] and "Back" in detail["esc, q"]
+        assert (
+            "Previous class" in detail["←, h"] and "Move between classes" in grid["arrows, h j k l"]
+        )
+        assert not any("Previous class" in d or d == "Left" for d in main.values())
+        assert not any(k.startswith("left") for k in grid)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        widget = app.screen.query_one("#help-text")
+        text = str(widget.render())
+        assert all(title in text for title in titles)
+        assert max(len(line) for line in text.splitlines()) <= widget.size.width  # no wrapping
+        assert text.index("Main screen") < text.index("Class grid") < text.index("One class")
+
+
+@pytest.mark.parametrize("width", [80, 120, 200])
+async def test_footer_keeps_help_and_quit_visible(session_copy: Path, width: int) -> None:
+    # the two keys a newcomer needs most: cut off at 120 columns before
+    app = _app(session_copy)
+    async with app.run_test(size=(width, 40)) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        await pilot.pause()
+        footer = app.screen.query_one(Footer)
+        keys = {key.key: key for key in footer.query(FooterKey)}
+        palette = next(k for k in keys.values() if k.has_class("-command-palette"))
+        for name in ("question_mark", "q"):
+            region = keys[name].region
+            assert region.width > 0 and region.right <= palette.region.x, (name, region)
+            assert region.right <= footer.region.right
 
 
 async def test_log_follows_appended_lines(session_copy: Path) -> None:
@@ -330,6 +399,23 @@ async def test_before_first_cycle_says_when(fresh_session: Path, tmp_path: Path)
         assert "100" in str(message.render())  # the configured first-job threshold
 
 
+async def test_a_locked_output_folder_says_who_holds_it(session_copy: Path) -> None:
+    # not "Press w to choose a Warp folder": the folder is fine, another live2d has it
+    lock = OutputLock(session_copy / "classification")
+    lock.acquire()
+    try:
+        app = _app(session_copy)
+        async with app.run_test(size=SIZE) as pilot:
+            panel = app.query_one(SessionPanel)
+            await wait_until(pilot, lambda: "in use" in str(panel.render()))
+            text = " ".join(str(panel.render()).split())
+            assert f"pid {os.getpid()}" in text
+            assert "tmux attach" in text and "--out" in text
+            assert "choose a Warp folder" not in text
+    finally:
+        lock.release()
+
+
 async def test_settings_form_validates_and_greys_out(session_copy: Path) -> None:
     app = _app(session_copy)
     async with app.run_test(size=SIZE) as pilot:
@@ -362,6 +448,15 @@ async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
         assert form.locked and form.query_one("#set-mask_radius").disabled
         assert app.query_one("#start-now", Button).disabled
         assert not app.query_one("#abort", Button).disabled
+        # the session's cycle number and the place in the job, worded apart
+        panel = app.query_one(SessionPanel)
+        await wait_until(pilot, lambda: "cycles in this job" in str(panel.render()))
+        last = app.snapshot.cycles[-1].number if app.snapshot and app.snapshot.cycles else 0
+        assert re.search(
+            r"Running · cycle (\d+) · (1st|2nd|3rd|\d+th) of 2\d\d cycles in this job",
+            str(panel.render()),
+        ), str(panel.render())
+        assert int(re.findall(r"cycle (\d+) ·", str(panel.render()))[0]) > last
         # quit while running asks; Esc keeps running
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
@@ -482,3 +577,113 @@ async def test_tmux_hint_line_when_only_halfcell(session_copy: Path) -> None:
         await pilot.press("question_mark")
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert "tmux claims Sixel" in str(app.screen.query_one("#help-text").render())
+
+
+@pytest.mark.parametrize("width", [80, 100])
+async def test_tmux_hint_is_read_whole_at_80_columns(session_copy: Path, width: int) -> None:
+    # it was cut at the right edge ("…(sixel terminals), or `set"): it wraps instead
+    from ui_helpers import TEST_CONFIG
+
+    from live2d_tui.config import ImageMode
+    from live2d_tui.supervisor import Supervisor
+    from live2d_tui.ui.images import TMUX_HINT, ImageChoice
+
+    choice = ImageChoice(ImageMode.HALFCELL, "tmux claims Sixel, client lacks it", TMUX_HINT)
+    app = Live2DApp(Supervisor(TEST_CONFIG, warp_folder=session_copy), images=choice)
+    async with app.run_test(size=(width, 40)) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        hint = app.query_one("#image-hint")
+        size = hint.size
+        assert size.width < len(TMUX_HINT)  # the text is longer than one line here
+        lines = hint.render_lines(Region(0, 0, size.width, size.height))
+        shown = " ".join("".join(seg.text for seg in line).strip() for line in lines)
+        assert " ".join(shown.split()) == " ".join(TMUX_HINT.split())
+        assert hint.region.right <= app.screen.region.right
+
+
+def _contrast(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+    """WCAG contrast ratio of two sRGB colours."""
+
+    def luminance(rgb: tuple[int, int, int]) -> float:
+        def channel(c: int) -> float:
+            v = c / 255
+            return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+        r, g, b = (channel(c) for c in rgb)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _label_contrasts(button: Button) -> dict[str, float]:
+    """The label's contrast after the terminal's colour system rounds it: true colour, 256
+    colours, 16 colours (where xterm draws bold in colours 0-7 with the bright colour)."""
+    from rich.color import Color, ColorSystem
+    from rich.terminal_theme import DEFAULT_TERMINAL_THEME
+
+    size = button.outer_size  # borders included: the label is on the middle line
+    segments = [
+        segment
+        for line in button.render_lines(Region(0, 0, size.width, size.height))
+        for segment in line
+        if any(c.isalnum() for c in segment.text) and segment.style is not None  # not borders
+    ]
+    assert segments, button
+    worst: dict[str, float] = {}
+    for segment in segments:
+        style = segment.style
+        assert style is not None and style.color is not None and style.bgcolor is not None
+        for name, system in (
+            ("truecolor", None),
+            ("256", ColorSystem.EIGHT_BIT),
+            ("16", ColorSystem.STANDARD),
+        ):
+            fg: Color = style.color if system is None else style.color.downgrade(system)
+            bg: Color = style.bgcolor if system is None else style.bgcolor.downgrade(system)
+            if system is ColorSystem.STANDARD and style.bold and (fg.number or 0) < 8:
+                fg = Color.from_ansi((fg.number or 0) + 8)
+            ratio = _contrast(
+                tuple(fg.get_truecolor(DEFAULT_TERMINAL_THEME)),  # type: ignore[arg-type]
+                tuple(bg.get_truecolor(DEFAULT_TERMINAL_THEME)),  # type: ignore[arg-type]
+            )
+            worst[name] = min(ratio, worst.get(name, ratio))
+    return worst
+
+
+async def test_every_button_label_is_legible_in_16_256_and_true_colour(
+    session_copy: Path,
+) -> None:
+    # TERM=xterm gave grey labels on bright green/red and blank grey boxes for disabled ones
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        bar = app.query_one(JobBar)
+        checked: list[str] = []
+
+        def check(buttons: list[Button]) -> None:
+            for button in buttons:
+                for system, ratio in _label_contrasts(button).items():
+                    where = f"{button.id} ({'disabled' if button.disabled else 'enabled'})"
+                    assert ratio >= 4.5, f"{where} in {system} colours: {ratio:.2f}"
+                checked.append(f"{button.id}:{button.disabled}")
+
+        for status in (SessionStatus.STOPPED, SessionStatus.RUNNING):
+            bar.set_status(status)  # every button enabled once and disabled once
+            await pilot.pause(0.3)  # the restyle after a change of :disabled
+            check(list(bar.query(Button)))
+
+        async def apply(text: str) -> str | None:
+            return None
+
+        for screen in (
+            QuitScreen(),
+            ConfirmScreen("Abort?", "Abort"),
+            WarpFolderScreen("/data", apply),
+        ):
+            app.push_screen(screen)
+            await pilot.pause(0.3)
+            check(list(screen.query(Button)))
+            app.pop_screen()
+            await pilot.pause()
+        assert len(checked) == 8 + 3 + 2 + 2

@@ -62,11 +62,26 @@ def test_empty_tile_is_distinct() -> None:
 
 def test_geometry_fit_square_tiles_and_page_cap() -> None:
     g = montage.GridGeometry.fit(105, 60, (10, 20), tile_cols=10, max_rows=4)
-    assert montage.GridGeometry.fit(105, 60, (10, 20), n_classes=6).tile_cols == 24
-    assert montage.GridGeometry.fit(105, 60, (10, 20), n_classes=500).tile_cols == 10
     assert g.columns == 10 and g.tile_rows == 5 and g.rows == 4
     assert g.tile_px == (100, 100)
     assert g.per_page == 40
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "classes"),
+    [(125, 44, 8), (125, 44, 4), (125, 44, 50), (125, 44, 500), (46, 20, 8), (300, 70, 30)],
+)
+def test_geometry_fills_the_width(width: int, height: int, classes: int) -> None:
+    # a 180-column xterm gave five 24-cell tiles and left the rest of the width empty
+    g = montage.GridGeometry.fit(width, height, (10, 20), n_classes=classes)
+    assert g.columns * g.tile_cols <= width
+    assert width - g.columns * g.tile_cols < g.columns  # at most a cell per column left over
+    assert g.rows * (g.tile_rows + 1) <= height  # the strips and their label rows fit
+    assert g.tile_cols >= montage.MIN_TILE_COLS
+    if classes <= 8:  # few classes: one page, the tiles as large as the area allows
+        assert g.per_page >= classes
+        larger = montage.GridGeometry._layout(g.columns, g.tile_cols + 1, height, (10, 20), 4)
+        assert larger.columns * larger.tile_cols > width or larger.per_page < classes
 
 
 def test_build_page_strips_are_cell_aligned() -> None:
@@ -95,19 +110,23 @@ def test_sort_order_by_count_stable() -> None:
 
 
 @pytest.mark.parametrize("box", [64, 400])
-def test_encoded_sixel_stays_under_one_megabyte(box: int) -> None:
-    """Worst case: noise classes at the largest strip/detail pixel sizes we ever display."""
-    from textual_image._sixel import SixelOptions, image_to_sixels
-
-    from live2d_tui.ui.images import SIXEL_COLORS
+def test_encoded_sixel_stays_under_one_megabyte_in_tmux(box: int) -> None:
+    """Worst case: noise classes at the largest strip and detail pixel sizes we display, with
+    the budget tmux mode gives them (a page's strips share TMUX_PAGE_BYTES by area)."""
+    from live2d_tui.ui.images import TMUX_PAGE_BYTES
+    from live2d_tui.ui.sixel import encode_grey
 
     rng = np.random.default_rng(1)
-    stack = rng.normal(size=(12, box, box)).astype(np.float32)
+    stack = rng.normal(size=(6, box, box)).astype(np.float32)
     scale = montage.shared_scale(stack, frozenset())
-    # a 200-column terminal at 10x20 px cells: 20 tiles of 10 cells, 100x100 px each
-    g = montage.GridGeometry.fit(200, 50, (10, 20))
-    strip = montage.build_page(stack, list(range(12)), g, empty=frozenset(), scale=scale)[0]
+    g = montage.GridGeometry.fit(125, 44, (10, 20), n_classes=6)  # 180 columns, large tiles
+    strips = montage.build_page(stack, list(range(6)), g, empty=frozenset(), scale=scale)
+    area = sum(s.width * s.height for s in strips)
+    pieces = [piece for s in strips for piece, _ in montage.split_strip(s, g, 1000)]
+    page = sum(
+        len(encode_grey(p, 101, max_bytes=int(TMUX_PAGE_BYTES * p.width * p.height / area)))
+        for p in pieces
+    )
+    assert page < 1_000_000
     detail = montage.build_detail(stack, 0, scale, empty=False)
-    for image in (strip, detail):
-        data = image_to_sixels(image.convert("RGB"), SixelOptions(colors=SIXEL_COLORS))
-        assert len(data.encode()) < 1_000_000, (image.size, len(data))
+    assert len(encode_grey(detail, 101, max_bytes=TMUX_PAGE_BYTES)) < 1_000_000

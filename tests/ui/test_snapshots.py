@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from ui_helpers import copy_session, make_app, wait_until
 
-from live2d_tui.state import load_state, save_state
+from live2d_tui.supervisor.state import load_state, save_state
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.montage import load_class_stack
 from live2d_tui.ui.widgets.class_grid import ClassGrid
@@ -49,7 +49,7 @@ def _synthetic_classes(k: int, box: int, seed: int) -> np.ndarray:
 
 
 def _deterministic_copy(source: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr("live2d_tui.sessionlog.datetime", _FrozenDatetime)
+    monkeypatch.setattr("live2d_tui.supervisor.sessionlog.datetime", _FrozenDatetime)
     if FIXED_ROOT.exists():
         shutil.rmtree(FIXED_ROOT)
     warp = copy_session(source, FIXED_ROOT / "warp")

@@ -3,7 +3,9 @@ with capture-pane (a private tmux server per test, killed at the end)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from live2d_tui.lock import OutputLock
+from live2d_tui.supervisor.lock import OutputLock
 
 pytestmark = [
     pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux not installed"),
@@ -138,3 +140,38 @@ def test_demo_in_tmux(tmux: Tmux, tmp_path: Path) -> None:
     assert not tmux.alive()
     assert pointer.read_text() == '{"warp_folder": "/data/mine", "output_folder": "/data/mine/out"}'
     assert (folder / "warp_session" / "classification" / "cycle_0.mrc").exists()
+
+
+@pytest.mark.parametrize("how", ["kill-session", "SIGTERM"])
+def test_demo_removes_its_folder_when_ended(tmux: Tmux, tmp_path: Path, how: str) -> None:
+    """`tmux kill-session` (SIGHUP, with the terminal gone) or SIGTERM during `live2d demo`:
+    the process ends and its temporary folder goes with it."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    command = [
+        "env", "-u", "COLUMNS", "-u", "LINES", f"LIVE2D_HOME={tmp_path / 'home'}",
+        f"TMPDIR={temp}", "TERM=xterm-256color",
+        sys.executable, "-m", "live2d_tui", "demo", "--rate", "0.3", "--images", "halfcell",
+    ]  # fmt: skip
+    tmux.run("new-session", "-d", "-s", "ui", "-x", "160", "-y", "48", "-c", str(REPO), *command)
+    pid = int(tmux.run("display", "-p", "-t", "ui", "#{pane_pid}").stdout.strip())
+    tmux.wait_for(lambda s: "Live 2D Classification" in s and "Particles " in s, timeout=120)
+    assert [p.name.startswith("live2d-demo-") for p in temp.iterdir()] == [True]
+    if how == "kill-session":
+        tmux.run("kill-session", "-t", "ui")
+    else:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid)
+    assert list(temp.iterdir()) == []
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie counts as ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"

@@ -11,6 +11,7 @@ from pathlib import Path
 from live2d_tui.config import Config, EngineKind, ImageMode, JobSettings, ServerConfig
 
 SMALL_JOB = JobSettings().with_changes(
+    mask_radius=90.0,  # inside half the simulated box (64 px × 3 Å/px)
     particle_count_initial=100,
     particle_count_update=100,
     class_number=6,

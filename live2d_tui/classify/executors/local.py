@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from live2d_tui.classify.executors import JobOutcome, JobSpec
+from live2d_tui.classify.executors import JobOutcome, JobSpec, RunState
 from live2d_tui.classify.procs import (
     MARKER_ENV,
     TERM_GRACE_SECONDS,
@@ -49,6 +49,10 @@ THREAD_ENV: dict[str, str] = {
 """One thread per job: the pool size is the parallelism."""
 
 _READ_SIZE = 1 << 16
+
+
+def _ignore_state(_: RunState) -> None:
+    return None
 
 
 class LocalExecutor:
@@ -92,6 +96,11 @@ class LocalExecutor:
         """How many jobs run at the same time."""
         return self._slots
 
+    @property
+    def threads(self) -> int:
+        """One thread per program run: the pool size is the parallelism."""
+        return 1
+
     def _argv(self, spec: JobSpec) -> list[str]:
         if self._nice is not None:
             return [self._nice, "-n", str(self._niceness), *spec.argv]
@@ -103,10 +112,17 @@ class LocalExecutor:
             env[MARKER_ENV] = self._marker
         return env
 
-    async def run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
+    async def run(
+        self,
+        spec: JobSpec,
+        on_output: Callable[[str], None],
+        on_state: Callable[[RunState], None] | None = None,
+    ) -> JobOutcome:
         """Run one job when a slot is free (see :class:`.Executor`)."""
+        notify = on_state or _ignore_state
+        notify(RunState.QUEUED)
         async with self._semaphore():
-            return await self._run(spec, on_output)
+            return await self._run(spec, on_output, notify)
 
     def _semaphore(self) -> asyncio.Semaphore:
         """The slots of the running event loop (a runner may outlive one ``asyncio.run``)."""
@@ -117,7 +133,9 @@ class LocalExecutor:
             semaphore = self._semaphores[loop]
         return semaphore
 
-    async def _run(self, spec: JobSpec, on_output: Callable[[str], None]) -> JobOutcome:
+    async def _run(
+        self, spec: JobSpec, on_output: Callable[[str], None], notify: Callable[[RunState], None]
+    ) -> JobOutcome:
         # a local log file: opening it and appending chunks costs microseconds (page cache)
         log = open(spec.log_path, "wb")  # noqa: ASYNC230, SIM115
         try:
@@ -139,6 +157,7 @@ class LocalExecutor:
                 message = f"cannot start {spec.argv[0]}: {exc}"
                 log.write(f"{message}\n".encode())
                 return JobOutcome(None, spec.log_path, start_error=message)
+            notify(RunState.RUNNING)
             try:
                 if self._registry is not None:
                     self._registry.add(proc.pid, spec.name)

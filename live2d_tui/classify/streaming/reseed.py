@@ -35,9 +35,9 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.classify.streaming.stats import ClassStats
-from live2d_tui.dataset.cistem_star import StarRows
 from live2d_tui.engine.references import aligned_similarity, filled
 from live2d_tui.engine.refine2d import COPY_CORRELATION
+from live2d_tui.formats.cistem_star import StarRows
 
 MISFIT_SPREADS = 2.5
 """A new particle scoring this many robust standard deviations below its class's median score

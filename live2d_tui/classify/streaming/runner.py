@@ -77,13 +77,7 @@ from live2d_tui.classify import assemble
 from live2d_tui.classify.assemble import CycleFailed, JobFailed
 from live2d_tui.classify.attempt import CycleAttempt, write_in_thread
 from live2d_tui.classify.inputs import CycleInputError, CycleInputs, build_input_rows
-from live2d_tui.classify.mrcheader import read_shape, stamp_pixel_size
 from live2d_tui.classify.progress import CycleProgressTracker
-from live2d_tui.classify.prompts import REFINE2D_TERMINATION
-from live2d_tui.classify.protocol import (
-    Refine2dRequest,
-    validate_refine2d,
-)
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.classify.streaming import index as ix
 from live2d_tui.classify.streaming import reseed
@@ -108,10 +102,16 @@ from live2d_tui.classify.streaming.registration import DriftReport, register
 from live2d_tui.classify.streaming.startail import cursor_after, read_new_rows
 from live2d_tui.classify.streaming.stats import ClassStats
 from live2d_tui.config import EngineKind, JobSettings
-from live2d_tui.dataset.cistem_star import StarRows, empty_rows, read_star, write_star
 from live2d_tui.engine.references import filled
 from live2d_tui.engine.rules import RULES_ENV, FrozenRules, noise_sample, write_rules
 from live2d_tui.events import BlockType, CycleStage
+from live2d_tui.formats.cistem_star import StarRows, empty_rows, read_star, write_star
+from live2d_tui.formats.mrc import read_shape, stamp_pixel_size
+from live2d_tui.formats.prompts import REFINE2D_TERMINATION
+from live2d_tui.formats.protocol import (
+    Refine2dRequest,
+    validate_refine2d,
+)
 
 if TYPE_CHECKING:
     from live2d_tui.classify.runner import CycleRunner
@@ -535,7 +535,8 @@ class StreamUpdate(CycleAttempt):
             class_number=0,
             fraction_rule="all",
         )
-        super().__init__(stream.runner, plan, inputs, settings)
+        super().__init__(stream.runner.attempt_context(), plan, inputs, settings)
+        self.runner = stream.runner
         self.stream = stream
         self.index = index
         self.number = number
@@ -745,7 +746,7 @@ class StreamUpdate(CycleAttempt):
         per_job = max(1, -(-total_rows // max(1, self.runner.jobs_per_cycle)))
         requests: list[tuple[_Work, int, Refine2dRequest]] = []
         sizes: list[int] = []
-        rel = self.runner.relative
+        rel = self.context.relative
         references = rel(folder / index.averages)
         for b, work in enumerate(works):
             if len(work.rows) == 0:
@@ -793,6 +794,7 @@ class StreamUpdate(CycleAttempt):
                             autocenter=False,  # the class frame must not move
                             dump=True,
                             dump_file=rel(dump),
+                            threads=self.context.executor.threads,
                         ),
                     )
                 )
@@ -805,7 +807,7 @@ class StreamUpdate(CycleAttempt):
         self, requests: list[tuple[_Work, int, Refine2dRequest]], rules_path: Path
     ) -> None:
         folder = self.runner.output_folder
-        env = {RULES_ENV: self.runner.relative(rules_path)}
+        env = {RULES_ENV: self.context.relative(rules_path)}
         checked = [validate_refine2d(request, cwd=folder) for _, _, request in requests]
         try:
             async with asyncio.TaskGroup() as group:
@@ -819,6 +821,7 @@ class StreamUpdate(CycleAttempt):
                             termination=REFINE2D_TERMINATION,
                             progress=self.tracker.jobs[j - 1],
                             echo_check=j == 1,
+                            executor=self.context.executor,
                             env=env,
                         ),
                         name=f"refine2d {j}",
@@ -909,7 +912,7 @@ class StreamUpdate(CycleAttempt):
         await write_in_thread(_write_classes, target, updated, pixel)
         self.rules = dataclasses.replace(self.rules, counts=rule_counts)
         await write_in_thread(write_rules, rules_path, self.rules)
-        rel = self.runner.relative(target)
+        rel = self.context.relative(target)
         again = [
             (work, j, dataclasses.replace(request, input_classes=rel))
             for work, j, request in requests

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from live2d_tui.dataset.cistem_star import (
+from live2d_tui.formats.cistem_star import (
     COLUMNS,
     CistemStarError,
     StarRows,

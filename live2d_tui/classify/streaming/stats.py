@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.atomic import atomic_writer
-from live2d_tui.dataset.cistem_star import StarRows
 from live2d_tui.engine.rules import CORE_DROP, CORE_MIN
+from live2d_tui.formats.cistem_star import StarRows
 
 FORMAT = "live2d-stream-stats"
 SCALE = 100

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
-from live2d_tui.state import CycleRecord
+from live2d_tui.supervisor import CycleRecord
 from live2d_tui.ui import images, montage
 from live2d_tui.ui.text import class_caption
 from live2d_tui.ui.widgets.grid_page import GridData
@@ -35,7 +35,7 @@ class ClassDetailScreen(Screen[int]):
     """
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q", "back", "Back"),
+        Binding("escape,q", "back", "Back", tooltip="Back to the class grid"),
         Binding("left,h", "step(-1)", "Previous class"),
         Binding("right,l", "step(1)", "Next class"),
         Binding("ctrl+l", "redraw", "Redraw images"),
@@ -93,10 +93,17 @@ class ClassDetailScreen(Screen[int]):
         self._image = image
         box = self.query_one("#detail-center")
         await box.remove_children()
-        widget = images.make_image_widget(self._mode, id="detail-image")
+        sixel = images.sixel_settings() if self._mode is ImageMode.SIXEL else None
+        widget = images.make_image_widget(
+            self._mode, id="detail-image", max_bytes=sixel.page_bytes if sixel else None
+        )
         # "auto" keeps the aspect ratio inside the panel: the whole height for the image
         widget.styles.height = "100%"
         widget.styles.width = "auto"
+        if sixel is not None and sixel.max_size is not None:  # larger is not drawn at all
+            cell_w, cell_h = images.cell_size()
+            widget.styles.max_height = max(1, sixel.max_size[1] // max(1, cell_h))
+            widget.styles.max_width = max(1, sixel.max_size[0] // max(1, cell_w))
         widget.image = image  # type: ignore[attr-defined]
         await box.mount(widget)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -168,25 +169,37 @@ class WarpFolderScreen(ModalScreen[str | None]):
 
 
 class HelpScreen(ModalScreen[None]):
-    """Every key of the app, the main screen and the class grid."""
+    """Every key, grouped by the screen where it works, then notes (which images and why)."""
 
     DEFAULT_CSS = (
         _MODAL_CSS.format(name="HelpScreen")
         + """
-    HelpScreen VerticalScroll { height: auto; max-height: 30; width: 76; }
+    HelpScreen VerticalScroll { height: auto; max-height: 34; width: 78; }
     """
     )
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,question_mark,q", "dismiss", "Close")]
 
-    def __init__(self, rows: Iterable[tuple[str, str]], notes: Sequence[str] = ()) -> None:
+    def __init__(
+        self, sections: Iterable[tuple[str, Sequence[tuple[str, str]]]], notes: Sequence[str] = ()
+    ) -> None:
         super().__init__()
-        self._rows = list(rows)
+        self._sections = [(title, list(rows)) for title, rows in sections]
         self._notes = list(notes)
 
     def compose(self) -> ComposeResult:
-        width = max((len(k) for k, _ in self._rows), default=4) + 2
-        lines = [f"{k.ljust(width)}{d}" for k, d in self._rows]
+        width = max((len(k) for _, rows in self._sections for k, _ in rows), default=4) + 2
+        text = Text()
+        for n, (title, rows) in enumerate(self._sections):
+            if n:
+                text.append("\n")
+            text.append(title + "\n", style="bold underline")
+            for keys, description in rows:
+                text.append(f"  {keys.ljust(width)}", style="bold")
+                text.append(f"{description}\n")
+        if self._notes:
+            text.append("\n" + "\n".join(self._notes))
+        text.rstrip()
         with Vertical():
             yield Label("Keys (Esc closes)")
             with VerticalScroll():
-                yield Static("\n".join([*lines, "", *self._notes]), markup=False, id="help-text")
+                yield Static(text, id="help-text")

@@ -30,7 +30,7 @@ from rich.text import Text
 from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -39,6 +39,7 @@ from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
 from live2d_tui.ui import images, montage
+from live2d_tui.ui.text import empty_classes_note
 from live2d_tui.ui.widgets.grid_page import (
     GridData,
     GridPage,
@@ -61,21 +62,24 @@ def compact_count(count: int) -> str:
 
 
 def label_row(
-    classes: Sequence[int], counts: Sequence[int], tile_cols: int, selected: int | None
+    classes: Sequence[int], counts: Sequence[int] | None, tile_cols: int, selected: int | None
 ) -> Text:
     """The text row under a strip: ``#class count`` per tile, the selected tile reversed.
 
     Args:
         classes: 0-based slices shown in this strip, left to right.
-        counts: Members per slice.
+        counts: Members per slice, or None when classes have no members yet (a random start:
+            the label is the class number alone).
         tile_cols: Cells per tile (each label is cut to fit).
         selected: The slice under the cursor, or None.
     """
     row = Text(no_wrap=True, overflow="crop")
     for k in classes:
-        count = counts[k] if k < len(counts) else 0
-        label = f"#{k + 1} {compact_count(count)}"[: tile_cols - 1].ljust(tile_cols - 1)
-        style = "reverse bold" if k == selected else ("dim" if count <= 0 else "")
+        count = (counts[k] if k < len(counts) else 0) if counts is not None else None
+        text = f"#{k + 1}" if count is None else f"#{k + 1} {compact_count(count)}"
+        label = text[: tile_cols - 1].ljust(tile_cols - 1)
+        empty = count is not None and count <= 0
+        style = "reverse bold" if k == selected else ("dim" if empty else "")
         row.append(label, style=style)
         row.append(" ")
     return row
@@ -135,10 +139,16 @@ class ClassGrid(Widget, can_focus=True):
         Binding("right,l", "move(1, 0)", "Right", show=False),
         Binding("up,k", "move(0, -1)", "Up", show=False),
         Binding("down,j", "move(0, 1)", "Down", show=False),
-        Binding("enter", "open", "Open class", id="grid.open"),
+        Binding("enter", "open", "Open class", id="grid.open", tooltip="Open the class full size"),
         Binding("pagedown,space", "page(1)", "Next page", show=False),
         Binding("pageup", "page(-1)", "Previous page", show=False),
-        Binding("o", "toggle_sort", "Sort", id="grid.sort"),
+        Binding(
+            "o",
+            "toggle_sort",
+            "Sort",
+            id="grid.sort",
+            tooltip="Sort by class number or by member count",
+        ),
     ]
 
     # repaint=False: a change repaints only the label rows it touches (a repaint of the whole
@@ -325,16 +335,41 @@ class ClassGrid(Widget, can_focus=True):
         else:
             self.run_worker(self._mount_page(page), group="grid-mount", exclusive=True)
 
+    def _strip_widget(self, page: GridPage, n: int) -> Widget:
+        """Strip ``n`` of ``page`` as one image widget, or as a row of pieces no wider than the
+        terminal draws a Sixel image; inside tmux each piece gets its share of the page's
+        byte budget (by area)."""
+        geometry = page.geometry
+        strip = page.strips[n]
+        if page.lines is not None:
+            return HalfcellStrip(page.lines[n], classes="grid-strip")
+        settings = images.sixel_settings() if self._mode is ImageMode.SIXEL else None
+        max_width = settings.max_size[0] if settings and settings.max_size else None
+        budget = settings.page_bytes if settings else None
+        page_area = sum(s.width * s.height for s in page.strips)
+        pieces: list[Widget] = []
+        for image, tiles in montage.split_strip(strip, geometry, max_width):
+            share = image.width * image.height / max(1, page_area)
+            piece = images.make_image_widget(
+                self._mode, max_bytes=int(budget * share) if budget else None
+            )
+            piece.image = image  # type: ignore[attr-defined]
+            piece.styles.width = tiles * geometry.tile_cols
+            piece.styles.height = geometry.tile_rows
+            pieces.append(piece)
+        if len(pieces) == 1:
+            pieces[0].add_class("grid-strip")
+            return pieces[0]
+        row = Horizontal(*pieces, classes="grid-strip")
+        row.styles.width = geometry.columns * geometry.tile_cols
+        row.styles.height = geometry.tile_rows
+        return row
+
     async def _mount_page(self, page: GridPage) -> None:
         geometry = page.geometry
         widgets: list[Widget] = []
-        for n, strip in enumerate(page.strips):
-            image: Widget
-            if page.lines is not None:
-                image = HalfcellStrip(page.lines[n], classes="grid-strip")
-            else:
-                image = images.make_image_widget(self._mode, classes="grid-strip")
-                image.image = strip  # type: ignore[attr-defined]
+        for n in range(len(page.strips)):
+            image = self._strip_widget(page, n)
             image.styles.width = geometry.columns * geometry.tile_cols
             image.styles.height = geometry.tile_rows
             widgets.append(image)
@@ -368,17 +403,23 @@ class ClassGrid(Widget, can_focus=True):
             if rows is not None and r not in rows:
                 continue
             classes = shown.slices[r * columns : (r + 1) * columns]
-            label.set_text(
-                label_row(classes, self._data.counts, shown.geometry.tile_cols, selected)
-            )
+            counts = self._data.counts if self._data.members_known else None
+            label.set_text(label_row(classes, counts, shown.geometry.tile_cols, selected))
 
     def _update_header(self) -> None:
         lines = [self._header] if self._header else []
         if self._data is not None:
+            data = self._data
+            note = (
+                empty_classes_note(len(data.empty), data.stack.shape[0])
+                if data.members_known
+                else ""
+            )
             lines.append(
                 f"page {self.page + 1}/{self.page_count} · "
                 f"{'by member count' if self.by_count else 'by class number'} (o) · "
-                "arrows/hjkl move · enter opens · [ ] cycles"
+                + (f"{note} · " if note else "")
+                + "arrows/hjkl move · enter opens · [ ] cycles"
             )
         header = Text("\n".join(lines), no_wrap=True, overflow="ellipsis")
         self.query_one("#grid-header", TextRow).set_text(header)

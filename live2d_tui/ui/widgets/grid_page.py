@@ -32,12 +32,19 @@ class GridData:
     """Members per slice (``counts[k]`` for class ``k + 1``)."""
     scale: tuple[float, float]
     empty: frozenset[int]
+    members_known: bool = True
+    """False for a job's random start: its classes have no members yet (counts are all 0)."""
 
     @classmethod
-    def from_stack(cls, cycle: int, stack: np.ndarray, counts: Sequence[int]) -> GridData:
-        """Compute the empty set and the shared scale once per cycle (call off the loop)."""
-        empty = montage.empty_classes(stack, counts)
-        return cls(cycle, stack, tuple(counts), montage.shared_scale(stack, empty), empty)
+    def from_stack(
+        cls, cycle: int, stack: np.ndarray, counts: Sequence[int], *, members_known: bool = True
+    ) -> GridData:
+        """Compute the empty set and the shared scale once per cycle (call off the loop).
+
+        Without known members (a random start) a class is empty only when its image is."""
+        empty = montage.empty_classes(stack, counts if members_known else None)
+        scale = montage.shared_scale(stack, empty)
+        return cls(cycle, stack, tuple(counts), scale, empty, members_known)
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -1,8 +1,8 @@
 """Job Output tab: the running cycle's progress and the last 1,000 lines of the session log.
 
-The progress line reads "cycle x of y · stage · jobs d/t · ETA"; the bar shows the cycle's
-percent. ``ProgressBar(show_eta=False)``: the ETA comes from the core's event (its own clock),
-so snapshots stay deterministic.
+The progress line reads "cycle x of y · stage · jobs d/t done, r running, q queued · ETA"; the
+bar shows the cycle's percent. ``ProgressBar(show_eta=False)``: the ETA comes from the core's
+event (its own clock), so snapshots stay deterministic.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Log, ProgressBar
 
-from live2d_tui.events import CycleProgress, CycleStarted
+from live2d_tui.events import CycleProgress, CycleStarted, job_position
 from live2d_tui.ui.widgets.class_grid import TextRow
 
 MAX_LINES = 1000
@@ -34,13 +34,14 @@ def progress_text(started: CycleStarted | None, progress: CycleProgress | None) 
     if started is None:
         return "No cycle running."
     parts = [
-        f"cycle {started.index_in_job} of {started.cycles_in_job} "
-        f"(cycle_{started.number}, {started.block_type.value}, "
-        f"{started.high_res_limit:.1f} Å, {started.particle_count:,} particles)"
+        f"Cycle {started.number} ({started.block_type.label}, "
+        f"{job_position(started.index_in_job, started.cycles_in_job)})",
+        f"{started.high_res_limit:.1f} Å",
+        f"{started.particle_count:,} particles",
     ]
     if progress is not None and progress.number == started.number:
         parts.append(progress.stage.value)
-        parts.append(f"jobs {progress.jobs_done}/{progress.jobs_total}")
+        parts.append(progress.jobs_text())
         eta = format_eta(progress.eta_seconds)
         if eta:
             parts.append(eta)

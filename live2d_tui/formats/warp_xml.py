@@ -1,13 +1,21 @@
-"""Shared helpers for Warp's XML files (``previous.settings`` and per-movie ``<root>.xml``).
+"""Warp's XML files (``previous.settings`` and per-movie ``<root>.xml``): reading and writing.
 
 Warp 1 writes UTF-16 with a BOM, Warp 2 UTF-8; both are parsed from *bytes* so the XML
 declaration decides the encoding. Warp writes these files in place and non-atomically, so a
 parse error is a normal, transient event: callers re-read on the next poll.
+
+The documents are ``<Param Name= Value=/>`` elements, in sections. :func:`render_xml` writes
+them as Warp's ``XmlTextWriter`` does (the simulator's sessions): Warp 1 UTF-16LE with a BOM and
+CRLF lines (a Windows program), Warp 2 UTF-8 with a BOM.
 """
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from xml.sax.saxutils import quoteattr
+
+import numpy as np
 
 
 class WarpFileError(ValueError):
@@ -68,3 +76,47 @@ def as_float(text: str | None, default: float, source: str, name: str) -> float:
         return float(text)
     except ValueError:
         raise WarpFileError(f"{source}: {name}={text!r} is not a number") from None
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if value is None:
+        return "null"
+    if isinstance(value, float):
+        # shortest round-trip text, like .NET's invariant float formatting ("3", "0.8", "1.25")
+        return np.format_float_positional(value, trim="-")
+    return str(value)
+
+
+XmlSection = tuple[str, Sequence[tuple[str, object]]]
+"""A section element name and its ``(Param name, value)`` pairs."""
+
+
+def render_xml(
+    root: str,
+    attributes: Sequence[tuple[str, object]],
+    params: Sequence[tuple[str, object]],
+    sections: Sequence[XmlSection],
+    *,
+    warp2: bool,
+) -> bytes:
+    """An indented XML document as Warp's ``XmlTextWriter`` produces it, encoded for W1/W2."""
+    newline = "\n" if warp2 else "\r\n"
+    encoding_name = "utf-8" if warp2 else "utf-16"
+    lines = [f'<?xml version="1.0" encoding="{encoding_name}"?>']
+    attrs = "".join(f" {name}={quoteattr(_fmt(value))}" for name, value in attributes)
+    lines.append(f"<{root}{attrs}>")
+    lines += [f"  <Param Name={quoteattr(n)} Value={quoteattr(_fmt(v))} />" for n, v in params]
+    for section, items in sections:
+        if not items:
+            lines.append(f"  <{section} />")
+            continue
+        lines.append(f"  <{section}>")
+        lines += [f"    <Param Name={quoteattr(n)} Value={quoteattr(_fmt(v))} />" for n, v in items]
+        lines.append(f"  </{section}>")
+    lines.append(f"</{root}>")
+    text = newline.join(lines)
+    if warp2:
+        return b"\xef\xbb\xbf" + text.encode("utf-8")
+    return b"\xff\xfe" + text.encode("utf-16-le")

@@ -1,6 +1,6 @@
-"""Running a job: its plan's cycles one after another, with stop, abort, retry and failure.
+"""The job runner: a job's cycles one after another, with stop, abort, retry and failure.
 
-A job is described by a persisted :class:`~live2d_tui.state.JobRecord` (settings, the
+A job is described by a persisted :class:`~live2d_tui.supervisor.state.JobRecord` (settings, the
 ``last_cycle_number`` its plan was made from, the next cycle to run), so the same code starts a
 job, retries it after a failure and continues it after a crash: it rebuilds the plan with
 ``plan_job`` and skips the cycles already completed.
@@ -9,51 +9,174 @@ Invariants: at most one job task; a cycle's record is saved (with the job's next
 ``CycleFinished`` is published; a cancelled job (abort) leaves earlier cycles intact; after
 :data:`~live2d_tui.supervisor.triggers.MAX_CONSECUTIVE_FAILURES` failures in a row automatic
 jobs stop with status *failed*.
+
+:class:`JobRunner` knows the session store and the shared context only. It runs each cycle
+through the open session's cycle runner (:meth:`~live2d_tui.classify.runner.CycleRunner.run_cycle`;
+where the programs run is that runner's executor's business), and tells whoever starts jobs
+through two callbacks: a job began, and another job may start now (a job ended, or a failed
+job's back-off ran out).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import replace
 
-from live2d_tui.classify.procs import end_orphans
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
-from live2d_tui.events import BlockType, CycleFinished, CycleStarted, JobFinished, SessionStatus
-from live2d_tui.state import CycleRecord, JobRecord, now_iso
-from live2d_tui.supervisor.base import SupervisorBase
+from live2d_tui.events import (
+    BlockType,
+    CycleFinished,
+    CycleStarted,
+    JobFinished,
+    SessionStatus,
+    job_position,
+)
+from live2d_tui.supervisor.context import SupervisorContext
 from live2d_tui.supervisor.jobs import JobOutcome, describe_failure, record_from_result
 from live2d_tui.supervisor.model import SupervisorError
 from live2d_tui.supervisor.session import Session, remove_partial_outputs
+from live2d_tui.supervisor.state import CycleRecord, JobRecord, now_iso
+from live2d_tui.supervisor.store import SessionStore
 from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, retry_delay
+
+
+def _nothing() -> None:
+    return None
 
 
 class _GenerationChanged(Exception):
     """The dataset moved to a new stack generation during a job: its classes no longer fit."""
 
 
-class JobLoop(SupervisorBase):
-    """The job task of the supervisor."""
+class JobRunner:
+    """Runs the supervisor's jobs, one at a time (see the module docstring)."""
 
-    def _launch_new_job(self, *, automatic: bool) -> None:
+    def __init__(
+        self,
+        ctx: SupervisorContext,
+        store: SessionStore,
+        *,
+        on_start: Callable[[], None] = _nothing,
+        on_ready: Callable[[], None] = _nothing,
+    ) -> None:
+        """A runner with no job.
+
+        Args:
+            ctx: The shared context.
+            store: The session store; each job's progress is saved there.
+            on_start: Called when a job's task begins.
+            on_ready: Called when another job may start: a job ended, or the back-off of a
+                failed automatic job ran out (it is retried when the caller launches it again).
+        """
+        self.ctx = ctx
+        self.store = store
+        self._on_start = on_start
+        self._on_ready = on_ready
+        self._job_task: asyncio.Task[None] | None = None
+        self._job: JobRecord | None = None
+        self._job_kind: ClassificationType | None = None
+        self._current: CyclePlan | None = None
+        self._stop_requested = False
+        self._keep_job_on_cancel = False
+        self._retry_at: float | None = None
+        self._closing = False
+
+    @property
+    def running(self) -> bool:
+        """A job task exists (running or stopping)."""
+        return self._job_task is not None and not self._job_task.done()
+
+    @property
+    def job(self) -> JobRecord | None:
+        """The running job's record (``None`` when no job runs)."""
+        return self._job if self.running else None
+
+    @property
+    def kind(self) -> ClassificationType | None:
+        """The macro of the running job's plan (the last job's after it ended)."""
+        return self._job_kind
+
+    @property
+    def current(self) -> CyclePlan | None:
+        """The cycle running now."""
+        return self._current
+
+    @property
+    def retry_at(self) -> float | None:
+        """Loop time after which a failed automatic job may be retried (``None``: no retry)."""
+        return self._retry_at
+
+    @property
+    def closing(self) -> bool:
+        """:meth:`close` was called (the trigger loop starts no more jobs)."""
+        return self._closing
+
+    def reset(self) -> None:
+        """Forget the last job's progress and any pending retry (another session was opened)."""
+        self._job, self._job_kind, self._current = None, None, None
+        self._retry_at = None
+
+    def cancel_retry(self) -> None:
+        """Drop a pending retry of a failed job."""
+        self._retry_at = None
+
+    def request_stop(self) -> None:
+        """End the running job after its running cycle."""
+        self._stop_requested = True
+
+    async def abort(self) -> None:
+        """Terminate the running cycle: the job ends and will not resume."""
+        self._keep_job_on_cancel = False
+        self.ctx.log("Abort requested: terminating the running cycle")
+        await self._cancel_job()
+
+    async def close(self, abort_running: bool) -> None:
+        """The supervisor closes: end the running cycle; with ``abort_running`` the job ends,
+        otherwise it stays recorded and continues at its next cycle on the next start."""
+        self._closing = True
+        if self.running:
+            self._keep_job_on_cancel = not abort_running
+            await self._cancel_job()
+
+    async def wait(self) -> None:
+        """Return when no job task runs (at once when none does)."""
+        task = self._job_task
+        if task is not None and not task.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(task)
+
+    def launch_new(self, *, automatic: bool, generation: int) -> None:
         """Plan a new job from the staged settings and start its task.
 
         Synchronous on purpose: no other task can start a job between the check that none runs
         and the creation of this one (the job task saves the state first).
+
+        Args:
+            automatic: The job belongs to automatic jobs (it may be retried after a failure).
+            generation: The dataset's current stack generation: a job after a new one starts ab
+                initio.
+
+        Raises:
+            SupervisorError: a job is already running, or the settings cannot be planned.
         """
-        session = self.session
+        session = self.store.session
         state = session.state
         settings = state.settings
         last = state.last_cycle
-        force = state.force_abinit or (last is not None and last.generation != self._generation)
+        force = state.force_abinit or (last is not None and last.generation != generation)
         try:
             plan = plan_job(
                 settings, last_cycle_number=last.number if last else None, force_abinit=force
             )
         except ConfigError as exc:
             raise SupervisorError(f"cannot plan the job: {exc}") from None
+        problem = self.store.mask_problem(settings)  # staged before Warp changed the box
+        if problem:
+            self.ctx.log(f"{problem} (the job runs with it)", "warning")
         # the job's own settings name the macro that actually runs (ab initio when forced), so
         # every cycle record says truthfully how it was made
         own = settings.to_dict() | {"classification_type": plan.kind.value}
@@ -68,10 +191,15 @@ class JobLoop(SupervisorBase):
             started=now_iso(),
         )
         session.state = replace(state, job=job, force_abinit=False)
-        self._launch(job)
+        self.launch(job)
 
-    def _launch(self, job: JobRecord) -> None:
-        if self.job_running:
+    def launch(self, job: JobRecord) -> None:
+        """Start the task of ``job`` (new, retried, or continued at its next cycle).
+
+        Raises:
+            SupervisorError: a job is already running.
+        """
+        if self.running:
             raise SupervisorError("a job is already running")
         self._job = job
         self._stop_requested = False
@@ -87,11 +215,11 @@ class JobLoop(SupervisorBase):
             await task
 
     async def _job_main(self, job: JobRecord) -> None:
-        session = self.session
-        self._next_trigger = "A job is running"
+        session = self.store.session
+        self._on_start()
         outcome: JobOutcome
         try:
-            await self._set_status(SessionStatus.RUNNING, f"{job.kind.label} job")
+            await self.store.set_status(SessionStatus.RUNNING, f"{job.kind.label} job")
             outcome = await self._run_cycles(session, job)
         except asyncio.CancelledError:
             await self._after_cancel(session)
@@ -140,9 +268,9 @@ class JobLoop(SupervisorBase):
                         session.state,
                         settings=staged.with_changes(classification_type="seeded"),
                     )
-            await self._save()
-            self.bus.publish(CycleFinished(number=record.number, success=True))
-            self._log(_cycle_summary(record))
+            await self.store.save()
+            self.ctx.bus.publish(CycleFinished(number=record.number, success=True))
+            self.ctx.log(_cycle_summary(record))
         return JobOutcome(success=True, message=f"{plan.kind.label} job finished")
 
     async def _run_one(
@@ -153,11 +281,11 @@ class JobLoop(SupervisorBase):
         if cycle.block_type is BlockType.RANDOM_SEED:
             previous = None
         inputs, rows, generation = await asyncio.to_thread(
-            self._with_dataset, lambda: self._inputs(previous)
+            self.store.with_dataset, lambda: self._inputs(previous)
         )
         if previous is not None and previous.generation != generation:
             raise _GenerationChanged  # the previous classes belong to another stack
-        self.bus.publish(
+        self.ctx.bus.publish(
             CycleStarted(
                 number=cycle.number,
                 block_type=cycle.block_type,
@@ -167,24 +295,29 @@ class JobLoop(SupervisorBase):
                 particle_count=len(inputs.active_positions),
             )
         )
-        self._log(
-            f"Cycle {cycle.number} started ({cycle.block_type.value}, {cycle.index_in_job} of "
-            f"{cycle.cycles_in_job} in this job): {len(inputs.active_positions):,} particles, "
+        self.ctx.log(
+            f"Cycle {cycle.number} started ({cycle.block_type.label}, "
+            f"{job_position(cycle.index_in_job, cycle.cycles_in_job)}): "
+            f"{len(inputs.active_positions):,} particles, "
             f"high-res limit {cycle.high_res_limit:.1f} Å"
         )
         try:
             result: CycleResult = await session.runner.run_cycle(cycle, inputs, settings)
         except (CycleFailed, OSError) as exc:
-            self.bus.publish(CycleFinished(number=cycle.number, success=False, message=str(exc)))
+            self.ctx.bus.publish(
+                CycleFinished(number=cycle.number, success=False, message=str(exc))
+            )
             raise
         except asyncio.CancelledError:
-            self.bus.publish(CycleFinished(number=cycle.number, success=False, message="aborted"))
+            self.ctx.bus.publish(
+                CycleFinished(number=cycle.number, success=False, message="aborted")
+            )
             raise
         return record_from_result(result, cycle, settings, generation=generation, input_rows=rows)
 
     def _inputs(self, previous: CycleRecord | None) -> tuple[CycleInputs, int, int]:
         """Build a cycle's inputs from the dataset (runs in a thread, under the dataset lock)."""
-        dataset = self.session.dataset
+        dataset = self.store.session.dataset
         nz = dataset.particle_count()
         positions = dataset.active_positions(up_to=nz)
         if len(positions) == 0:
@@ -192,7 +325,7 @@ class JobLoop(SupervisorBase):
         ws = dataset.warp_settings
         if ws is None:
             raise ValueError("Warp's previous.settings could not be read (pixel size unknown)")
-        out = self.session.output_folder
+        out = self.store.session.output_folder
         inputs = CycleInputs(
             stack_path=dataset.stack_path,
             nz=nz,
@@ -205,26 +338,29 @@ class JobLoop(SupervisorBase):
         return inputs, nz, dataset.generation
 
     async def _after_cancel(self, session: Session) -> None:
-        # Belt and braces: a process spawned at the very moment of cancellation may have escaped
-        # the runner's clean-up; the registry / environment marker finds it.
-        ended = await asyncio.to_thread(end_orphans, session.output_folder, self._log_threadsafe)
+        # Belt and braces: a process spawned (or a SLURM job submitted) at the very moment of
+        # cancellation may have escaped the runner's clean-up; the registries, the environment
+        # marker and the SLURM jobs' comments find it.
+        ended = await asyncio.to_thread(session.runner.end_orphans, self.ctx.log_threadsafe)
         if ended:
-            self._log(f"Ended {ended} leftover classification process(es)")
+            self.ctx.log(f"Ended {ended} leftover program run(s)")
         completed = {c.number for c in session.state.cycles}
         await asyncio.to_thread(remove_partial_outputs, session.output_folder, completed)
         keep = self._keep_job_on_cancel
         if keep:
-            self._log("Closing: the running cycle was ended; the job continues at the next start")
+            self.ctx.log(
+                "Closing: the running cycle was ended; the job continues at the next start"
+            )
         else:
             session.state = replace(session.state, job=None, automatic=False)
-            self._log("Job aborted; results of earlier cycles are intact")
+            self.ctx.log("Job aborted; results of earlier cycles are intact")
         self._job = None
         if not self._closing:
-            await self._set_status(SessionStatus.STOPPED, "aborted")
+            await self.store.set_status(SessionStatus.STOPPED, "aborted")
         else:
-            await self._save()
+            await self.store.save()
         if not keep:
-            self.bus.publish(JobFinished(success=False, message="aborted"))
+            self.ctx.bus.publish(JobFinished(success=False, message="aborted"))
 
     async def _finish_job(self, session: Session, outcome: JobOutcome) -> None:
         # JobFinished is published last, with no await after it: a subscriber reacting to it
@@ -234,27 +370,27 @@ class JobLoop(SupervisorBase):
         self._job = None
         if outcome.success:
             session.state = replace(state, job=None, consecutive_failures=0)
-            self._log(outcome.message)
+            self.ctx.log(outcome.message)
             automatic = state.automatic and not self._stop_requested and not outcome.stopped
-            await self._set_automatic(automatic)
-            await self._set_status(
+            await self.store.set_automatic(automatic)
+            await self.store.set_status(
                 SessionStatus.WAITING if automatic else SessionStatus.STOPPED, outcome.message
             )
-            self._trigger_wake.set()
-            self.bus.publish(JobFinished(success=True, message=outcome.message))
+            self._on_ready()
+            self.ctx.bus.publish(JobFinished(success=True, message=outcome.message))
             return
         failures = state.consecutive_failures + (1 if outcome.retry else 0)
         session.state = replace(state, consecutive_failures=failures, last_error=outcome.message)
         if not outcome.retry:  # not a failure: a new generation ends the job cleanly
             session.state = replace(session.state, job=None)
-            self._log(f"Job ended: {outcome.message}; the next job starts ab initio")
-            await self._set_status(
+            self.ctx.log(f"Job ended: {outcome.message}; the next job starts ab initio")
+            await self.store.set_status(
                 SessionStatus.WAITING if state.automatic else SessionStatus.STOPPED, outcome.message
             )
-            self._trigger_wake.set()
-            self.bus.publish(JobFinished(success=False, message=outcome.message))
+            self._on_ready()
+            self.ctx.bus.publish(JobFinished(success=False, message=outcome.message))
             return
-        self._error(f"Job failed: {outcome.message}")
+        self.ctx.error(f"Job failed: {outcome.message}")
         retry = (
             state.automatic
             and not self._stop_requested
@@ -262,34 +398,44 @@ class JobLoop(SupervisorBase):
             and failures < MAX_CONSECUTIVE_FAILURES
         )
         if retry and job is not None:
-            delay = retry_delay(failures, self.config.server.retry_seconds)
-            assert self._loop is not None
-            self._retry_at = self._loop.time() + delay
+            delay = retry_delay(failures, self.ctx.config.server.retry_seconds)
+            assert self.ctx.loop is not None
+            self._retry_at = self.ctx.loop.time() + delay
             session.state = replace(session.state, job=replace(job, attempts=job.attempts + 1))
-            self._log(
+            self.ctx.log(
                 f"Retrying in {delay:.0f} s (attempt {failures + 1} of {MAX_CONSECUTIVE_FAILURES})"
             )
-            await self._set_status(SessionStatus.WAITING, "retry after a failure")
-            asyncio.get_running_loop().call_later(delay + 0.01, self._trigger_wake.set)
+            await self.store.set_status(SessionStatus.WAITING, "retry after a failure")
+            asyncio.get_running_loop().call_later(delay + 0.01, self._on_ready)
             return
         session.state = replace(session.state, job=None)
         if state.automatic and not self._stop_requested:
             session.state = replace(session.state, automatic=False)
-            await self._set_status(
+            await self.store.set_status(
                 SessionStatus.FAILED,
                 f"{failures} failures in a row; automatic jobs stopped (see the last error)",
             )
         else:
-            await self._set_automatic(False)
-            await self._set_status(SessionStatus.STOPPED, "the job failed (see the last error)")
-        self.bus.publish(JobFinished(success=False, message=outcome.message))
+            await self.store.set_automatic(False)
+            await self.store.set_status(
+                SessionStatus.STOPPED, "the job failed (see the last error)"
+            )
+        self.ctx.bus.publish(JobFinished(success=False, message=outcome.message))
 
 
 def _cycle_summary(record: CycleRecord) -> str:
     classes = record.particle_count_per_class[1:]
+    if record.block_type is BlockType.RANDOM_SEED:
+        # no particle belongs to a class yet: counting members would say "0 of K populated"
+        return (
+            f"Cycle {record.number} (random start) finished in {record.duration_seconds:.0f} s: "
+            f"{len(classes)} starting classes, each the average of a random subset of "
+            f"{record.particle_count:,} particles; particles join classes from the next cycle"
+        )
     nonempty = sum(1 for c in classes if c > 0)
     return (
         f"Cycle {record.number} finished in {record.duration_seconds:.0f} s: "
         f"{record.particle_count:,} particles, {nonempty} of {len(classes)} classes populated, "
-        f"{record.fraction_used:.0%} used, high-res limit {record.high_res_limit:.1f} Å"
+        f"{record.fraction_used:.0%} of the particles used, "
+        f"high-res limit {record.high_res_limit:.1f} Å"
     )

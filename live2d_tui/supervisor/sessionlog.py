@@ -18,6 +18,8 @@ from collections import deque
 from datetime import datetime
 from pathlib import Path
 
+from live2d_tui.atomic import NEW_FILE_MODE
+
 LOG_NAME = "live2d.log"
 MAX_BYTES = 20 * 1024 * 1024
 """Rotate beyond this size (20 MB is months of summaries; per-job logs live elsewhere)."""
@@ -42,7 +44,7 @@ class SessionLog:
             try:
                 self._rotate_if_large()
                 fd = os.open(
-                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644
+                    self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, NEW_FILE_MODE
                 )
                 try:
                     os.write(fd, data)

@@ -2,7 +2,7 @@
 
 cisTEM reads one answer per stdin line in scripted mode and exits 255 on any wrong one — or, worse,
 silently misreads paths (../shared/reference/cistem-protocol.md §1-6). So every list is checked
-here against the shared prompt table (:mod:`live2d_tui.classify.prompts`) before a process starts:
+here against the shared prompt table (:mod:`live2d_tui.formats.prompts`) before a process starts:
 
 - always 25 refine2d lines (the threads line is fatal when missing on OpenMP builds);
 - types as cisTEM parses them (an int is never a bool, floats are finite, no ``e``-notation);
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from live2d_tui.classify.prompts import (
+from live2d_tui.formats.cistem_binary import is_binary_star
+from live2d_tui.formats.prompts import (
     MERGE2D_PROMPTS,
     REFINE2D_PROMPTS,
     AnswerKind,
     Prompt,
 )
-from live2d_tui.dataset.cistem_binary import is_binary_star
 
 DEV_NULL = "/dev/null"
 _MAX_NAME = 999  # cisTEM reads answers into a 1000-byte buffer

@@ -8,13 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live2d_tui.dataset.cistem_binary import (
+from live2d_tui.formats.cistem_binary import (
     IDENTIFIERS,
     is_binary_star,
     read_binary_star,
     write_binary_star,
 )
-from live2d_tui.dataset.cistem_star import CistemStarError, empty_rows
+from live2d_tui.formats.cistem_star import CistemStarError, empty_rows
 
 
 def _rows(count: int = 5) -> np.ndarray:

@@ -14,12 +14,16 @@ arrays of the result, whatever the file size (Warp's table of a 1,000,000-partic
 
 The table is grouped by particle stack (one group per micrograph), preserving first appearance
 order, because every later decision (new, unchanged, reprocessed, gone) is per micrograph.
+
+:func:`star_text` writes a table as Warp's ``Star.Save`` does (the simulator's sessions): a
+leading newline, ``data_``, a blank line, ``loop_``, ``_rlnX #n`` labels, then rows in which
+every field is right-aligned to its column's width plus two spaces.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -27,7 +31,7 @@ from typing import BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.warp.xmlutil import WarpFileError
+from live2d_tui.formats.warp_xml import WarpFileError
 
 REQUIRED = ("rlnImageName", "rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle")
 """Columns without which a snapshot is rejected."""
@@ -335,3 +339,16 @@ class _RowParser:
 def source_star_path(folder: Path, kind: str, model: str) -> Path:
     """The exact table name, e.g. ``goodparticles_<Model>.star`` (never a ``_last10000_`` file)."""
     return Path(folder) / f"{kind}_{model}.star"
+
+
+def star_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A RELION 3.0 table as Warp's ``Star.Save`` writes it (empty block name)."""
+    out = ["\n", "data_\n", "\n", "loop_\n"]
+    out += [f"_{name} #{i}\n" for i, name in enumerate(columns, start=1)]
+    if rows:
+        # every field right-aligned to its column's widest value plus two spaces
+        widths = [max(map(len, column)) + 2 for column in zip(*rows, strict=True)]
+        out += [
+            "".join([v.rjust(w) for v, w in zip(row, widths, strict=True)]) + "\n" for row in rows
+        ]
+    return "".join(out)

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from live2d_tui.dataset.cistem_star import (
+from live2d_tui.formats.cistem_star import (
     COLUMNS,
     CistemStarError,
     append_rows,

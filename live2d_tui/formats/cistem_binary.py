@@ -14,7 +14,7 @@ little-endian:
 Columns this program does not use are skipped by their type code, as cisTEM skips columns it
 does not know. The phase shift is held in **radians** there (cisTEM keeps it in radians in
 memory; its text files hold degrees), and is converted to and from the degrees of
-:class:`~live2d_tui.dataset.cistem_star.StarRows`.
+:class:`~live2d_tui.formats.cistem_star.StarRows`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from live2d_tui.atomic import atomic_writer
-from live2d_tui.dataset.cistem_star import (
+from live2d_tui.formats.cistem_star import (
     COLUMNS,
     CistemStarError,
     StarRows,
