@@ -17,7 +17,7 @@ from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
 from live2d_tui.classify.streaming.runner import StreamRunner
 from live2d_tui.config import ClassificationType, JobSettings
-from live2d_tui.dataset.cistem_star import read_star, write_star
+from live2d_tui.formats.cistem_star import read_star, write_star
 
 from .synth import SynthSet, make_set
 
@@ -121,6 +121,9 @@ async def test_a_view_that_appears_late_gets_a_class(
 
     from . import synth
 
+    # the pool's ab initio starts at random: seeded, so the test does not depend on the draw
+    # (unseeded it failed in 2 of 7 runs here: the pool's classes came out otherwise)
+    monkeypatch.setenv("LIVE2D_ENGINE_SEED", "5")
     monkeypatch.setattr(reseed, "POOL_SIZE", 30)
     monkeypatch.setattr(reseed, "POOL_CLASSES", 3)
     monkeypatch.setattr(synth, "make_views", distinct_views)
