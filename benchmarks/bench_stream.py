@@ -465,10 +465,10 @@ def replicate(a: Path, b: Path, stack: Path, star: Path, copies: int, count: int
     import mrcfile
 
     from live2d_tui.classify.streaming import index as ix
-    from live2d_tui.classify.streaming.dumps import read_total, write_total
     from live2d_tui.classify.streaming.startail import cursor_after
     from live2d_tui.classify.streaming.stats import ClassStats
     from live2d_tui.formats.cistem_star import write_star
+    from live2d_tui.formats.dumps import read_total, write_total
 
     if b.exists():
         shutil.rmtree(b)

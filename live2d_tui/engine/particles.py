@@ -18,8 +18,8 @@ import mrcfile
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.engine import numerics as nm
-from live2d_tui.engine import rules
+from live2d_tui import fourier as nm
+from live2d_tui.formats import engine_rules as rules
 from live2d_tui.imaging import fourier_crop, radius_grid
 
 NOISE_SAMPLE = rules.NOISE_SAMPLE

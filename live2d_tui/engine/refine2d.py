@@ -13,7 +13,7 @@ Modes (../shared/reference/cistem-protocol.md §2-4, §8):
   sums leave out the lowest-scoring 30 % of every class of the input star
   (:func:`core_members`); those particles are still searched and written with their new class.
   As in cisTEM, the sums reach past the search limit (to at least 7 Å, with a cosine edge:
-  :func:`~live2d_tui.engine.numerics.average_band`), so the averages show what the alignment
+  :func:`~live2d_tui.fourier.average_band`), so the averages show what the alignment
   resolves and the ring at the limit is whole.
 
 How some answers are honoured:
@@ -31,8 +31,8 @@ How some answers are honoured:
 
 The decisions taken from the whole input star (memberships → emptied classes and splits, the
 30 % score thresholds, the noise spectrum's particles) come from a frozen-rules file instead when
-the environment names one (:mod:`live2d_tui.engine.rules`; streaming updates refine one block of
-particles at a time); classes are then not split.
+the environment names one (:mod:`live2d_tui.formats.engine_rules`; streaming updates refine one
+block of particles at a time); classes are then not split.
 
 Stdout carries cisTEM's stage lines, progress bars and ``Refine2D: Normal termination``. Unlike
 cisTEM, a failed calculation exits with 255 after ``Error : <reason>``. Runnable as
@@ -51,10 +51,9 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.engine import ENGINE_VERSION, rules
-from live2d_tui.engine import numerics as nm
+from live2d_tui import fourier as nm
+from live2d_tui.engine import ENGINE_VERSION
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
-from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
 from live2d_tui.engine.particles import (
     EngineError,
     Preprocess,
@@ -66,14 +65,17 @@ from live2d_tui.engine.particles import (
 )
 from live2d_tui.engine.program import run_program
 from live2d_tui.engine.progress import ProgressBar
-from live2d_tui.engine.references import aligned_similarity, filled, prepare_references
+from live2d_tui.engine.references import prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
 from live2d_tui.engine.split import SplitSource, fill_empty_slots
+from live2d_tui.formats import engine_rules as rules
 from live2d_tui.formats.cistem_binary import is_binary_star, read_binary_star
 from live2d_tui.formats.cistem_star import CistemStarError, StarRows, read_star, write_star
+from live2d_tui.formats.live2d_dump import ClassSums, DumpError, write_dump
 from live2d_tui.formats.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.formats.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.imaging import soft_circular_mask
+from live2d_tui.similarity import COPY_CORRELATION, aligned_similarity, filled
 
 VERSION = "1.02"
 MIN_CLASS_FRACTION = 0.05
@@ -103,13 +105,6 @@ classes of one view split its particles between them, and the smaller one may no
 resolution limit (reference-shaped session: a 53-member copy of a 186-member class ended at
 FRC0.5 10.1 Å while every class from 59 members up reached 8.0 Å or better). A small class
 that is NOT like any other, such as a rare view, keeps its slot."""
-COPY_CORRELATION = 0.88
-"""Aligned correlation (:func:`references.aligned_similarity`, from :data:`COPY_LOW_RESOLUTION`
-to the working limit) from which a class counts as a copy of another. Measured on the
-reference-shaped session (12 views, 20 classes): copies of one view 0.92-0.97 at 8 Å and
-0.895-0.99 at 15 Å; different views at most 0.72 at 8 Å and 0.79 at 15 Å. On the harder session
-(continuous orientations, 50 classes), neighbouring classes reach 0.84 at 8 Å (but none is small
-enough to be a candidate)."""
 COPY_LOW_RESOLUTION = 100.0
 """Å: classes are compared from here to the working limit (the overall blob is left out)."""
 CORE_DROP = rules.CORE_DROP

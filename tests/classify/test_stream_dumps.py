@@ -11,7 +11,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from live2d_tui.classify.streaming.dumps import (
+from live2d_tui.formats.dumps import (
     DumpFormat,
     Partials,
     PartialsError,
@@ -26,7 +26,7 @@ from live2d_tui.classify.streaming.dumps import (
     write_engine_dump,
     write_total,
 )
-from live2d_tui.engine.dumpfile import ClassSums, write_dump
+from live2d_tui.formats.live2d_dump import ClassSums, write_dump
 
 from .conftest import FAKE, Dataset
 

@@ -7,7 +7,6 @@ import itertools
 import numpy as np
 import pytest
 
-from live2d_tui.classify.streaming.dumps import DumpFormat
 from live2d_tui.classify.streaming.history import cycles_to_forget
 from live2d_tui.classify.streaming.index import Block, StreamIndex
 from live2d_tui.classify.streaming.plan import fusions, new_blocks, plan_update, revisits
@@ -15,6 +14,7 @@ from live2d_tui.classify.streaming.reseed import MISFIT_SPREADS, free_slots, mis
 from live2d_tui.classify.streaming.startail import StarCursor
 from live2d_tui.classify.streaming.stats import ClassStats
 from live2d_tui.formats.cistem_star import empty_rows
+from live2d_tui.formats.dumps import DumpFormat
 
 
 def block(i: int, first: int, last: int, visited: int, rows: int = 10, size: int = 100) -> Block:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from live2d_tui.classify.streaming.registration import register
-from live2d_tui.engine.numerics import rotate_image
+from live2d_tui.fourier import rotate_image
 from live2d_tui.imaging import fourier_shift
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from live2d_tui.classify.streaming.stats import ClassStats, StatsError
-from live2d_tui.engine.rules import core_thresholds, memberships
 from live2d_tui.formats.cistem_star import empty_rows, format_rows, header_text, parse_star_text
+from live2d_tui.formats.engine_rules import core_thresholds, memberships
 
 
 def star_rows(n: int, k: int, seed: int) -> np.ndarray:

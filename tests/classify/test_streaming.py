@@ -12,11 +12,11 @@ import pytest
 
 from live2d_tui.classify.runner import CycleFailed, CycleRunner
 from live2d_tui.classify.schedule import plan_job
-from live2d_tui.classify.streaming.dumps import read_total
 from live2d_tui.classify.streaming.index import stream_folder
 from live2d_tui.classify.streaming.runner import StreamError, StreamRunner
 from live2d_tui.config import JobSettings
 from live2d_tui.formats.cistem_star import read_star
+from live2d_tui.formats.dumps import read_total
 
 from .conftest import Dataset, fake_programs, make_dataset
 from .test_runner import runs

@@ -9,16 +9,16 @@ import mrcfile
 import numpy as np
 import pytest
 
-from live2d_tui.engine.dumpfile import read_dump
 from live2d_tui.engine.refine2d import core_members, memberships
-from live2d_tui.engine.rules import (
+from live2d_tui.formats.cistem_star import empty_rows, read_star, write_star
+from live2d_tui.formats.engine_rules import (
     RULES_ENV,
     FrozenRules,
     read_rules,
     rules_from_star,
     write_rules,
 )
-from live2d_tui.formats.cistem_star import empty_rows, read_star, write_star
+from live2d_tui.formats.live2d_dump import read_dump
 from live2d_tui.formats.prompts import REFINE2D_TERMINATION
 
 from .helpers import ok, refine_lines, request, run_program

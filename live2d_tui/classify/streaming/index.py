@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from live2d_tui.atomic import atomic_write_json
-from live2d_tui.classify.streaming.dumps import DumpFormat
 from live2d_tui.classify.streaming.startail import StarCursor
+from live2d_tui.formats.dumps import DumpFormat
 
 FOLDER = "stream"
 INDEX = "index.json"

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.engine import numerics as nm
-from live2d_tui.engine.references import filled
+from live2d_tui import fourier as nm
+from live2d_tui.similarity import filled
 
 MAX_ANGLE = 10.0
 """Degrees searched either way."""

@@ -18,7 +18,7 @@ particles go to the classes most like it and fit them badly. Each update therefo
    :data:`NEW_VIEW_SIMILARITY` from :data:`LOW_RES` to :data:`SIMILARITY_RES`, where copies of a
    view agree and different views do not) as a new class, in a free slot (:func:`free_slots`:
    an empty slot, else the smaller of the most alike pair of current classes that are copies of
-   one view: aligned correlation ≥ :data:`~live2d_tui.engine.refine2d.COPY_CORRELATION`);
+   one view: aligned correlation ≥ :data:`~live2d_tui.similarity.COPY_CORRELATION`);
 4. refines the update's blocks again against the references with the new classes, so their
    particles of the new view move to it at once (the earlier blocks' follow when revisited).
 
@@ -35,9 +35,8 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.classify.streaming.stats import ClassStats
-from live2d_tui.engine.references import aligned_similarity, filled
-from live2d_tui.engine.refine2d import COPY_CORRELATION
 from live2d_tui.formats.cistem_star import StarRows
+from live2d_tui.similarity import COPY_CORRELATION, aligned_similarity, filled
 
 MISFIT_SPREADS = 2.5
 """A new particle scoring this many robust standard deviations below its class's median score

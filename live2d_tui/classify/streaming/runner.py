@@ -15,7 +15,7 @@ Design (issue 20). A **block** is a contiguous range of stack positions. Startin
    star (its rows, with the psi/shifts/classes of its last visit, plus a sample of other rows
    outside its range so cisTEM's whole-star parameter statistics stay those of the whole
    classification) and our engine gets the whole classification's rules in a side file
-   (:mod:`live2d_tui.engine.rules`, from the running :mod:`.stats`);
+   (:mod:`live2d_tui.formats.engine_rules`, from the running :mod:`.stats`);
 3. checks that every dump of the update names the same set of non-empty classes, one the
    references allow (:func:`.dumps.check_same_classes`: merge2d would sum other sets into the
    wrong classes), and refuses the update otherwise;
@@ -81,16 +81,6 @@ from live2d_tui.classify.progress import CycleProgressTracker
 from live2d_tui.classify.schedule import CyclePlan, plan_job
 from live2d_tui.classify.streaming import index as ix
 from live2d_tui.classify.streaming import reseed
-from live2d_tui.classify.streaming.dumps import (
-    DumpFormat,
-    Partials,
-    PartialsError,
-    check_same_classes,
-    read_engine_dump,
-    read_total,
-    write_engine_dump,
-    write_total,
-)
 from live2d_tui.classify.streaming.plan import (
     NewBlock,
     UpdatePlan,
@@ -102,16 +92,26 @@ from live2d_tui.classify.streaming.registration import DriftReport, register
 from live2d_tui.classify.streaming.startail import cursor_after, read_new_rows
 from live2d_tui.classify.streaming.stats import ClassStats
 from live2d_tui.config import EngineKind, JobSettings
-from live2d_tui.engine.references import filled
-from live2d_tui.engine.rules import RULES_ENV, FrozenRules, noise_sample, write_rules
 from live2d_tui.events import BlockType, CycleStage
 from live2d_tui.formats.cistem_star import StarRows, empty_rows, read_star, write_star
+from live2d_tui.formats.dumps import (
+    DumpFormat,
+    Partials,
+    PartialsError,
+    check_same_classes,
+    read_engine_dump,
+    read_total,
+    write_engine_dump,
+    write_total,
+)
+from live2d_tui.formats.engine_rules import RULES_ENV, FrozenRules, noise_sample, write_rules
 from live2d_tui.formats.mrc import read_shape, stamp_pixel_size
 from live2d_tui.formats.prompts import REFINE2D_TERMINATION
 from live2d_tui.formats.protocol import (
     Refine2dRequest,
     validate_refine2d,
 )
+from live2d_tui.similarity import filled
 
 if TYPE_CHECKING:
     from live2d_tui.classify.runner import CycleRunner

@@ -1,8 +1,8 @@
 """Running per-class statistics of the whole classification, updated block by block.
 
 Our engine's rules need, from the whole current star, the members of each class and the
-:data:`~live2d_tui.engine.rules.CORE_DROP` quantile of each class's scores
-(:mod:`live2d_tui.engine.rules`). Reading the whole star at every update would cost O(N), so
+:data:`~live2d_tui.formats.engine_rules.CORE_DROP` quantile of each class's scores
+(:mod:`live2d_tui.formats.engine_rules`). Reading the whole star at every update would cost O(N), so
 the streaming runner keeps these numbers here and changes them by the rows of the blocks an
 update refines: a revisited block's previous rows are taken out, its new rows put in.
 
@@ -21,8 +21,8 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.atomic import atomic_writer
-from live2d_tui.engine.rules import CORE_DROP, CORE_MIN
 from live2d_tui.formats.cistem_star import StarRows
+from live2d_tui.formats.engine_rules import CORE_DROP, CORE_MIN
 
 FORMAT = "live2d-stream-stats"
 SCALE = 100
@@ -96,7 +96,7 @@ class ClassStats:
         self.score_count = counts[keep]
 
     def counts(self) -> F64 | None:
-        """Memberships as :func:`live2d_tui.engine.rules.memberships` gives them."""
+        """Memberships as :func:`live2d_tui.formats.engine_rules.memberships` gives them."""
         members = self.members[1:]
         if members.sum() == 0:
             return None
@@ -138,7 +138,7 @@ class ClassStats:
         return median, 1.4826 * float(deviation[order][min(middle, len(order) - 1)])
 
     def core_thresholds(self) -> F64:
-        """(k+1,) as :func:`live2d_tui.engine.rules.core_thresholds` gives them."""
+        """(k+1,) as :func:`live2d_tui.formats.engine_rules.core_thresholds` gives them."""
         out = np.full(self.k + 1, -np.inf)
         for c in range(1, self.k + 1):
             if self.used[c] >= CORE_MIN:

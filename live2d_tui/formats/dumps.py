@@ -27,7 +27,7 @@ non-empty classes differ with equal counts are summed into the wrong classes wit
 This module reads every dump with its own map, into all K classes, so sums from different sets
 add by class number, never by slot.
 
-**Ours**: :mod:`live2d_tui.engine.dumpfile` (an ``.npz``; sums over the run's average band).
+**Ours**: :mod:`live2d_tui.formats.live2d_dump` (an ``.npz``; sums over the run's average band).
 
 In :class:`Partials` the class probabilities are held as linear sums (``weight``; cisTEM's class
 log is ln(weight)), so a block's old contribution can be subtracted exactly, and the arrays are
@@ -47,7 +47,7 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.atomic import atomic_writer
-from live2d_tui.engine.dumpfile import ClassSums, DumpError, read_dump, write_dump
+from live2d_tui.formats.live2d_dump import ClassSums, DumpError, read_dump, write_dump
 
 CISTEM_HEADER = np.dtype(
     [
