@@ -78,7 +78,7 @@ class JobSettings:
             "abinit (new classes from random seeds), seeded (startup ramp from the latest "
             "classes, all particles), refine (refinement cycles only) or streaming (each update "
             "classifies only the new particles against the latest classes). A successful ab "
-            "initio job switches this to seeded.",
+            "initio job switches this to streaming (stream_after_abinit) or else to seeded.",
             group="user",
             label="Classification type",
         ),
@@ -175,6 +175,15 @@ class JobSettings:
         metadata=_doc(
             "Likelihood smoothing factor (refine2d's tuning parameter; < 1 blurs).",
             label="Smoothing",
+        ),
+    )
+    stream_after_abinit: bool = field(
+        default=True,
+        metadata=_doc(
+            "After a successful ab initio job the classification type becomes streaming (each "
+            "update folds the new particles into the classes); false: seeded, as in the "
+            "original Live2D.",
+            label="Stream after ab initio",
         ),
     )
     stream_batch: int = field(
@@ -280,6 +289,7 @@ class JobSettings:
                     "run_count_startup",
                     "run_count_refine",
                     "high_res_initial",
+                    "particle_count_update",
                 }
             )
         return frozenset()
