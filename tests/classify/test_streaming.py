@@ -99,6 +99,7 @@ async def test_updates_fold_new_particles_in_and_keep_each_once(
     first = await stream.update(base + 1, dataset.inputs(active, nz=24), SETTINGS, full_star=True)
     assert first is not None and first.new_particles == 0 and first.revisited_particles == 24
     assert first.star_path is not None and len(read_star(first.star_path)) == 24
+    assert first.star_rows == 24 and first.cursor_position == 24
     check_state(dataset, stream, active)
     # fewer new particles than the batch: no update
     assert await stream.update(base + 2, dataset.inputs(active, nz=30), SETTINGS) is None
@@ -110,9 +111,18 @@ async def test_updates_fold_new_particles_in_and_keep_each_once(
     assert not (dataset.folder / f"cycle_{base + 2}.star").exists()
     assert sum(second.members) == 41
     check_state(dataset, stream, active)
+    summary = stream.summary()
+    assert summary is not None and summary.cycle == base + 2 and summary.particles == 41
+    assert summary.members == second.members and summary.cursor_position == 41
+    # the first update refined every block (pass 1 ended); pass 2 holds the new blocks and
+    # the one revisited, not the other two first blocks
+    assert summary.pass_number == 2 and summary.pass_done == summary.blocks - 2
     star = await stream.write_full_star(active)  # e.g. when streaming stops
-    assert star == dataset.folder / f"cycle_{base + 2}.star"
-    assert np.array_equal(read_star(star)["position"], np.arange(1, 42))
+    assert star is not None and star.cycle == base + 2 and star.rows == 41
+    assert star.path == dataset.folder / f"cycle_{base + 2}.star"
+    assert np.array_equal(read_star(star.path)["position"], np.arange(1, 42))
+    again = await stream.write_full_star(active)  # already written: returned as it is
+    assert again == star
     jobs = [r for r in runs(fake_state) if r["program"] == "refine2d"]
     last = jobs[-4:]  # the new blocks' and the revisit's jobs
     assert all(r["answers"][21] == "No" for r in last)  # no auto-centre while streaming

@@ -63,6 +63,7 @@ import os
 import secrets
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,8 +180,12 @@ class StreamResult:
     classes_path: Path
     star_path: Path | None
     """The full cycle star, when this update wrote one."""
+    star_rows: int
+    """Rows of that star (the active particles among the blocks' rows); 0 without a star."""
     particle_count: int
     """Particles in the classes (every block's rows at its last visit)."""
+    cursor_position: int
+    """The last stack position the classes cover (every position up to it is in a block)."""
     class_count: int
     members: list[int]
     """Per class, |class| = k (index 0 = unassigned)."""
@@ -206,6 +211,48 @@ class StreamResult:
     seconds: dict[str, float]
     """Wall time by step: prepare, refine2d, consolidate, merge2d, publish, total."""
     io: IoCount
+
+
+@dataclass(frozen=True)
+class UpdateStart:
+    """What an update is about to do (given to ``on_start`` once it is planned)."""
+
+    number: int
+    new_particles: int
+    revisited_particles: int
+    blocks: int
+    """Blocks it refines (new and revisited)."""
+    waiting: int
+    """Active particles that were waiting when it was planned (its new ones included)."""
+
+
+@dataclass(frozen=True)
+class FullStar:
+    """A full cycle star of the stream: every block's latest rows of the active particles."""
+
+    cycle: int
+    path: Path
+    """``cycle_<cycle>.star`` in the output folder."""
+    rows: int
+
+
+@dataclass(frozen=True)
+class StreamSummary:
+    """The committed state in numbers (for the UI, the headless log and the session's
+    history)."""
+
+    cycle: int
+    updates: int
+    blocks: int
+    particles: int
+    cursor_position: int
+    pass_number: int
+    pass_done: int
+    dump_bytes: int
+    full_star_cycle: int
+    members: list[int]
+    """Per class, |class| = k over every block's rows (index 0 = unassigned)."""
+    used: list[int]
 
 
 @dataclass
@@ -361,6 +408,7 @@ class StreamRunner:
         force: bool = False,
         all_blocks: bool = False,
         full_star: bool | None = None,
+        on_start: Callable[[UpdateStart], None] | None = None,
     ) -> StreamResult | None:
         """Run one update as cycle ``number``; ``None`` when fewer than ``stream_batch`` new
         particles wait (unless ``force`` or ``all_blocks``).
@@ -371,6 +419,8 @@ class StreamRunner:
                 star and classes are the stream's own).
             full_star: Write the full ``cycle_<N>.star`` (None: when ``stream_star_minutes``
                 have passed since the last one).
+            on_start: Called once the update is planned, before its first program runs (not
+                called when it returns ``None``).
 
         Raises:
             StreamError: No stream, or its settings or stack differ from these (a changed
@@ -396,7 +446,9 @@ class StreamRunner:
             )
         attempt = StreamUpdate(self, index, number, inputs, settings)
         try:
-            return await attempt.run(force=force, all_blocks=all_blocks, full_star=full_star)
+            return await attempt.run(
+                force=force, all_blocks=all_blocks, full_star=full_star, on_start=on_start
+            )
         except (CycleFailed, StreamError):
             raise
         except (OSError, ValueError) as exc:
@@ -406,19 +458,20 @@ class StreamRunner:
         finally:
             attempt.remove_scratch()
 
-    async def write_full_star(self, active_positions: npt.ArrayLike) -> Path | None:
+    async def write_full_star(self, active_positions: npt.ArrayLike) -> FullStar | None:
         """Write the full star of the committed update (every block's latest rows of the active
         particles) as ``cycle_<N>.star`` now, e.g. when streaming stops; ``None`` when the
-        stream has no update yet. O(N): the updates themselves write it only when due."""
+        stream has no update yet. O(N): the updates themselves write it only when due. When
+        the committed update's star exists already, it is returned as it is."""
         return await write_in_thread(self._write_full_star, active_positions)
 
-    def _write_full_star(self, active_positions: npt.ArrayLike) -> Path | None:
+    def _write_full_star(self, active_positions: npt.ArrayLike) -> FullStar | None:
         index = self.state()
         if index is None or not index.updates:
             return None
         out = self.runner.output_folder / f"cycle_{index.cycle}.star"
         if index.full_star_cycle == index.cycle and out.is_file():
-            return out
+            return FullStar(index.cycle, out, int(index.extra.get("full_star_rows", -1)))
         name = f"cycle_v{index.cycle}.star"
         rows = [read_star(self.folder / b.star) for b in index.blocks if b.star]
         joined = np.concatenate(rows) if rows else empty_rows(0)
@@ -429,7 +482,7 @@ class StreamRunner:
         )
         write_star(self.folder / name, joined, [comment])
         old = index.extra.get("full_star", "")
-        extra = {**index.extra, "full_star": name}
+        extra = {**index.extra, "full_star": name, "full_star_rows": len(joined)}
         ix.save_index(
             self.folder,
             index.with_changes(
@@ -441,7 +494,31 @@ class StreamRunner:
         if old and old != name:
             with contextlib.suppress(FileNotFoundError):
                 (self.folder / old).unlink()
-        return out
+        return FullStar(index.cycle, out, len(joined))
+
+    def summary(self) -> StreamSummary | None:
+        """The committed state in numbers (reads the class statistics: O(K) bytes); ``None``
+        when there is no stream."""
+        index = self.state()
+        if index is None:
+            return None
+        stats = ClassStats.load(self.folder / index.stats)
+        pass_number, pass_start = revisit_pass(index)
+        return StreamSummary(
+            cycle=index.cycle,
+            updates=index.updates,
+            blocks=len(index.blocks),
+            particles=index.particles,
+            cursor_position=index.cursor.position,
+            pass_number=pass_number,
+            pass_done=sum(
+                1 for b in index.blocks if b.rows == 0 or (b.dumps and b.visited >= pass_start)
+            ),
+            dump_bytes=index.dump_bytes,
+            full_star_cycle=index.full_star_cycle,
+            members=[int(v) for v in stats.members],
+            used=[int(v) for v in stats.used],
+        )
 
     def check_total(self) -> float:
         """Recompute the running total from every block's dumps (reads O(N) bytes) and return
@@ -458,6 +535,22 @@ class StreamRunner:
                 fresh.add(read_engine_dump(self.folder / name, index.engine), classes=keep)
         scale = max(float(np.abs(fresh.sums).max()), 1e-30)
         return float(np.abs(fresh.sums - total.sums).max() / scale)
+
+
+def revisit_pass(index: ix.StreamIndex) -> tuple[int, int]:
+    """The current revisiting pass of a stream and the cycle it began after: (pass number,
+    first cycle of the pass). A pass ends once every block has been refined in it (round robin
+    over the least recently visited blocks takes ⌈blocks / stream_revisit⌉ updates); new
+    blocks count as refined in the pass they are made in."""
+    return int(index.extra.get("pass", 1)), int(index.extra.get("pass_start", index.base_cycle + 1))
+
+
+def _next_pass(index: ix.StreamIndex, blocks: tuple[ix.Block, ...], number: int) -> dict[str, int]:
+    """``pass``/``pass_start`` after update ``number`` committed ``blocks``."""
+    current, start = revisit_pass(index)
+    if blocks and all(b.dumps and b.visited >= start for b in blocks if b.rows > 0):
+        return {"pass": current + 1, "pass_start": number + 1}
+    return {"pass": current, "pass_start": start}
 
 
 def _between(rows: StarRows, first: int, last: int) -> StarRows:
@@ -548,6 +641,8 @@ class StreamUpdate(CycleAttempt):
         """The misfits the new state keeps for a later classification of late views."""
         self.created: list[Path] = []
         """Stream files written by this update (deleted unless it commits)."""
+        self.star_rows = 0
+        """Rows of the full star this update wrote (0: none)."""
 
     def remove_scratch(self) -> None:
         super().remove_scratch()
@@ -563,7 +658,12 @@ class StreamUpdate(CycleAttempt):
     # ------------------------------------------------------------------ the update
 
     async def run(  # type: ignore[override]
-        self, *, force: bool, all_blocks: bool, full_star: bool | None
+        self,
+        *,
+        force: bool,
+        all_blocks: bool,
+        full_star: bool | None,
+        on_start: Callable[[UpdateStart], None] | None = None,
     ) -> StreamResult | None:
         log, number, index = self.runner.log, self.number, self.index
         started = datetime.now(UTC)
@@ -573,6 +673,16 @@ class StreamUpdate(CycleAttempt):
         if prepared is None:
             return None
         plan, works, cursor = prepared
+        if on_start is not None:
+            on_start(
+                UpdateStart(
+                    number=number,
+                    new_particles=plan.new_particles,
+                    revisited_particles=sum(len(w.rows) for w in works if w.previous is not None),
+                    blocks=len(works),
+                    waiting=plan.waiting,
+                )
+            )
         self.dir.mkdir(parents=True, exist_ok=True)
         self.publish(CycleStage.PREPARING, force=True)
         rules_path = self.stream_path(f"rules_{self.token}.npz")
@@ -642,6 +752,8 @@ class StreamUpdate(CycleAttempt):
             number=number,
             classes_path=out / f"cycle_{number}.mrc",
             star_path=(out / f"cycle_{number}.star") if star_path is not None else None,
+            star_rows=self.star_rows,
+            cursor_position=new_index.cursor.position,
             particle_count=new_index.particles,
             class_count=index.classes,
             members=stats.members.tolist(),
@@ -1191,10 +1303,12 @@ class StreamUpdate(CycleAttempt):
         if due:
             star_name = f"cycle_v{number}.star"
             star_path = self.stream_path(star_name)
-            self.write_full_star(star_path, ordered, works)
+            self.star_rows = self.write_full_star(star_path, ordered, works)
             self.io.add_written("full cycle star", _size(star_path))
             extra["full_star"] = star_name
+            extra["full_star_rows"] = self.star_rows
             full_star_cycle, full_star_time = number, time.time()
+        extra.update(_next_pass(index, ordered, number))
         new_index = index.with_changes(
             cycle=number,
             cursor=cursor,
@@ -1267,8 +1381,9 @@ class StreamUpdate(CycleAttempt):
             sorted([x for x in blocks if x.id not in (a.id, b.id)] + [fused], key=lambda x: x.first)
         )
 
-    def write_full_star(self, path: Path, blocks: tuple[ix.Block, ...], works: list[_Work]) -> None:
-        """Every block's latest rows of the active particles (O(N): only when due)."""
+    def write_full_star(self, path: Path, blocks: tuple[ix.Block, ...], works: list[_Work]) -> int:
+        """Every block's latest rows of the active particles (O(N): only when due); returns
+        the rows written."""
         folder = self.stream.folder
         refined = {w.block_id: w.refined for w in works if w.refined is not None}
         parts: list[StarRows] = []
@@ -1286,6 +1401,7 @@ class StreamUpdate(CycleAttempt):
             f"{self.index.classes} classes; {STAR_COMMENT}"
         )
         write_star(path, rows, [comment])
+        return len(rows)
 
     def commit(self, new_index: ix.StreamIndex, star_path: Path | None) -> None:
         """Replace the index (the commit), publish ``cycle_<N>``, delete superseded files."""
