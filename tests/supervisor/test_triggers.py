@@ -50,3 +50,23 @@ def test_new_generation_is_a_first_job_again() -> None:
 def test_retry_delay_doubles_and_is_capped() -> None:
     assert [retry_delay(a, 30.0) for a in (1, 2, 3)] == [30.0, 60.0, 120.0]
     assert retry_delay(30, 30.0) == MAX_RETRY_SECONDS
+
+
+def test_streaming_updates_wait_for_a_batch_and_never_overlap() -> None:
+    from live2d_tui.supervisor.triggers import check_stream_trigger
+
+    assert not check_stream_trigger(batch=500, waiting=499, updating=False).ready
+    ready = check_stream_trigger(batch=500, waiting=500, updating=False)
+    assert ready.ready and "500" in ready.text
+    busy = check_stream_trigger(batch=500, waiting=5000, updating=True)
+    assert not busy.ready and "running" in busy.text
+
+
+def test_a_staged_streaming_job_starts_once_classes_exist() -> None:
+    streaming = SETTINGS.with_changes(classification_type="streaming")
+    check = check_trigger(
+        streaming, active=10, stack_rows=3001, generation=0, last_cycle=_last(3000)
+    )
+    assert check.ready and not check.first_job
+    first = check_trigger(streaming, active=10, stack_rows=10, generation=0, last_cycle=None)
+    assert first.first_job and not first.ready
