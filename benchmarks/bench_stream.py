@@ -39,12 +39,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
 import resource
 import shutil
+import signal
+import sqlite3
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -61,7 +67,7 @@ from live2d_tui.classify.inputs import CycleInputs
 from live2d_tui.classify.runner import CycleRunner
 from live2d_tui.classify.schedule import plan_job
 from live2d_tui.classify.streaming.runner import StreamResult, StreamRunner
-from live2d_tui.config import JobSettings
+from live2d_tui.config import Config, JobSettings, ServerConfig, render_toml
 from live2d_tui.dataset.ingest import Dataset
 from live2d_tui.formats.cistem_star import read_star
 from live2d_tui.simulate import SimulationOptions, simulate_session
@@ -364,24 +370,232 @@ def report(work: Path) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------- freshness (phase 2)
+# ---------------------------------------------------------------- freshness
+
+
+FRESH_SHAPE = {
+    "particles_per_micrograph": 62,
+    "box": 96,
+    "pixel_size": 2.0,
+    "diameter": 160.0,
+    "snr": 0.05,
+    "views": 12,
+}
+"""The reference shape (bench_engine.py's FULL) written live, one movie at a time."""
+_POSITIONS = re.compile(
+    r"Cycle (\d+) \(streaming update \d+\) finished in (\d+) s: .*positions up to ([\d,]+)"
+)
+_FINISHED = re.compile(r"Cycle (\d+) (?:\(random start\) )?finished in")
+_WAITING = re.compile(
+    r"\[stream\] .*?; (?:([\d,]+) of [\d,]+ particles for the next update"
+    r"|update running; ([\d,]+) particles waiting)"
+)
+
+
+class _Lines:
+    """A subprocess's stdout, each line with the ``time.time()`` it was read."""
+
+    def __init__(self, proc: subprocess.Popen[str], log: Path) -> None:
+        self.lines: list[tuple[float, str]] = []
+        self._log = log
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        with self._log.open("w") as log:
+            for line in proc.stdout:
+                self.lines.append((time.time(), line.rstrip("\n")))
+                log.write(f"{time.time():.3f} {line}")
+                log.flush()
+
+    def join(self) -> None:
+        self._thread.join(30)
+
+
+def _listed_stacks(star: Path) -> set[str]:
+    """Stack files named by a goodparticles star (``rlnImageName`` = ``n@stack``)."""
+    try:
+        text = star.read_text(errors="replace")
+    except OSError:
+        return set()
+    return {m.group(1).rsplit("/", 1)[-1] for m in re.finditer(r"\d+@(\S+\.mrcs)", text)}
 
 
 def freshness_report(
     listing_times: dict[int, float], published: dict[int, float]
 ) -> dict[str, float]:
     """Per-particle delay from its micrograph's first listing in goodparticles to its first
-    appearance in a published cycle (both ``time.time()``; keys: stack positions). Needs a
-    headless streaming run (issue 20, phase 2) to produce ``published``."""
+    appearance in a published cycle (both ``time.time()``; keys: stack positions)."""
     delays = np.array([published[p] - t for p, t in listing_times.items() if p in published])
     if len(delays) == 0:
         return {"particles": 0}
     return {
         "particles": float(len(delays)),
-        "p50_s": float(np.percentile(delays, 50)),
-        "p95_s": float(np.percentile(delays, 95)),
+        "p50_s": round(float(np.percentile(delays, 50)), 1),
+        "p95_s": round(float(np.percentile(delays, 95)), 1),
+        "max_s": round(float(delays.max()), 1),
         "unpublished": float(len(listing_times) - len(delays)),
     }
+
+
+def freshness(args: argparse.Namespace) -> dict[str, Any]:
+    """A live session at ``--rate`` seconds per movie, ``live2d run --auto`` on it with
+    streaming after the first ab initio; per-particle delays and the backlog over time."""
+    work = args.work / f"rate_{args.rate:g}_batch_{args.batch}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    warp, out = work / "session", work / "session" / "classification"
+    settings = job_settings(
+        "full",
+        particle_count_initial=args.initial,
+        stream_after_abinit=True,
+        stream_batch=args.batch,
+        stream_revisit=args.revisit,
+    )
+    server = ServerConfig(
+        engine="builtin",  # type: ignore[arg-type]
+        pool_size=args.pool,
+        jobs_per_cycle=args.jobs,
+        interval=1.0,
+        min_free_gb=0.0,
+    )
+    config = work / "config.toml"
+    config.write_text(render_toml(Config(server=server, job=settings)))
+    movies = args.movies
+    per_movie = FRESH_SHAPE["particles_per_micrograph"]
+    sim_cmd = [sys.executable, "-m", "live2d_tui", "simulate", str(warp), "--quiet"]
+    sim_cmd += [f"--micrographs={movies}", f"--rate={args.rate}", f"--seed={args.seed}"]
+    sim_cmd += [f"--{k.replace('_', '-')}={v}" for k, v in FRESH_SHAPE.items()]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    sim = subprocess.Popen(sim_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    while not (warp / "previous.settings").exists():
+        assert sim.poll() is None, "the simulator ended before writing the session"
+        time.sleep(0.05)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "live2d_tui", "run", str(warp), "--auto", "--config", str(config)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = _Lines(run, work / "run.log")
+    first_listed: dict[str, float] = {}
+    started = time.time()
+    stars = lambda: sorted(warp.glob("goodparticles_*.star"))  # noqa: E731
+    while sim.poll() is None:
+        now = time.time()
+        for star in stars()[:1]:
+            for stack in _listed_stacks(star) - first_listed.keys():
+                first_listed[stack] = now
+        time.sleep(0.2)
+    for star in stars()[:1]:
+        for stack in _listed_stacks(star) - first_listed.keys():
+            first_listed[stack] = time.time()
+    sim_seconds = time.time() - started
+    # let the stream take the last particles in, then stop (the full star is written)
+    expected = sum(1 for _ in first_listed)
+    deadline = time.time() + args.drain
+    while time.time() < deadline and run.poll() is None:
+        covered = [
+            int(m.group(3).replace(",", ""))
+            for _, line in list(lines.lines)
+            if (m := _POSITIONS.search(line))
+        ]
+        ranges = _ledger_ranges(out)
+        if (
+            covered
+            and len(ranges) >= expected
+            and covered[-1] >= max((r[1] + r[2] - 1 for r in ranges.values()), default=0)
+        ):
+            break
+        time.sleep(1.0)
+    run.send_signal(signal.SIGINT)
+    run.wait(600)
+    lines.join()
+    # per particle: when listed, when first in a published cycle
+    ranges = _ledger_ranges(out)
+    listing: dict[int, float] = {}
+    for stack, (_, first, rows) in ranges.items():
+        if stack in first_listed:
+            for position in range(first, first + rows):
+                listing[position] = first_listed[stack]
+    state = json.loads((out / "latest_run.json").read_text())
+    input_rows = {int(c["number"]): int(c["input_rows"]) for c in state["cycles"]}
+    coverage: list[tuple[float, int, bool]] = []  # (time, last position covered, streaming)
+    durations: list[float] = []
+    waiting: list[tuple[float, int]] = []
+    for t, line in lines.lines:
+        if m := _POSITIONS.search(line):
+            coverage.append((t, int(m.group(3).replace(",", "")), True))
+            durations.append(float(m.group(2)))
+        elif (m := _FINISHED.search(line)) and int(m.group(1)) in input_rows:
+            coverage.append((t, input_rows[int(m.group(1))], False))
+        if m := _WAITING.search(line):
+            waiting.append((t, int((m.group(1) or m.group(2)).replace(",", ""))))
+    published: dict[int, float] = {}
+    covered = 0
+    for t, upto, _ in coverage:
+        for position in range(covered + 1, upto + 1):
+            published.setdefault(position, t)
+        covered = max(covered, upto)
+    first_stream = next((t for t, _, streaming in coverage if streaming), None)
+    steady = {p: t for p, t in listing.items() if first_stream is not None and t > first_stream}
+    rate_particles = per_movie / args.rate
+    thirds: list[dict[str, float]] = []
+    if steady:
+        order = sorted(steady, key=lambda p: steady[p])
+        for part in np.array_split(np.array(order), 3):
+            thirds.append(freshness_report({int(p): steady[int(p)] for p in part}, published))
+    stream_waiting = [w for t, w in waiting if first_stream is not None and t >= first_stream]
+    interval = args.batch / rate_particles
+    compute = statistics.median(durations) if durations else float("nan")
+    result = {
+        "rate_s_per_movie": args.rate,
+        "particles_per_s": round(rate_particles, 1),
+        "movies": movies,
+        "batch": args.batch,
+        "revisit": args.revisit,
+        "simulated_s": round(sim_seconds),
+        "updates": len(durations),
+        "update_s_median": compute,
+        "update_s_max": max(durations, default=float("nan")),
+        "interval_s": round(interval, 1),
+        "goal_p95_s": round(2 * interval + compute, 1),
+        "all": freshness_report(listing, published),
+        "streaming": freshness_report(steady, published),
+        "streaming_thirds": thirds,
+        "waiting_max_by_third": [
+            max(part.tolist(), default=0) for part in np.array_split(np.array(stream_waiting), 3)
+        ]
+        if stream_waiting
+        else [],
+        "exit_code": run.returncode,
+    }
+    if len(thirds) == 3 and thirds[1].get("p95_s") and thirds[2].get("p95_s"):
+        # bounded: the delays of the last third of the streamed particles did not grow past
+        # 1.5 × those of the middle third
+        result["bounded"] = bool(thirds[2]["p95_s"] <= 1.5 * thirds[1]["p95_s"])
+    (args.work / "results").mkdir(exist_ok=True)
+    (args.work / "results" / f"{work.name}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def _ledger_ranges(out: Path) -> dict[str, tuple[str, int, int]]:
+    """Current ranges of the newest generation: stack file name → (micrograph, first, rows)."""
+    path = out / "ledger.sqlite"
+    if not path.exists():
+        return {}
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute(
+                "SELECT stack, micrograph, first, rows FROM ranges WHERE current = 1 AND "
+                "generation = (SELECT MAX(generation) FROM generations)"
+            ).fetchall()
+    except sqlite3.Error:
+        return {}
+    return {str(s).rsplit("/", 1)[-1]: (str(m), int(f), int(r)) for s, m, f, r in rows}
 
 
 # ---------------------------------------------------------------- main
@@ -406,6 +620,17 @@ def main() -> int:
     q.add_argument(
         "--no-reseed", action="store_true", help="never look for late views (for comparison)"
     )
+    f = sub.add_parser("freshness")
+    f.add_argument("--work", type=Path, default=Path("/tmp/bench20_fresh"))
+    f.add_argument("--rate", type=float, default=2.0, help="seconds per movie (62 particles)")
+    f.add_argument("--movies", type=int, default=120)
+    f.add_argument("--batch", type=int, default=500, help="stream_batch")
+    f.add_argument("--revisit", type=int, default=1)
+    f.add_argument("--initial", type=int, default=1500)
+    f.add_argument("--pool", type=int, default=2)
+    f.add_argument("--jobs", type=int, default=2)
+    f.add_argument("--seed", type=int, default=1)
+    f.add_argument("--drain", type=float, default=600, help="seconds to wait for the last update")
     r = sub.add_parser("report")
     r.add_argument("--work", type=Path, default=Path("/tmp/bench20"))
     c = sub.add_parser("cost")
@@ -422,6 +647,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "quality":
         asyncio.run(quality(args))
+    elif args.command == "freshness":
+        freshness(args)
     elif args.command == "report":
         report(args.work)
     else:

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
+from live2d_tui.config import ClassificationType
 from live2d_tui.dataset.ingest import IngestError, IngestReport
 from live2d_tui.events import IngestCounts, SessionStatus
 from live2d_tui.supervisor.context import SupervisorContext
@@ -280,8 +281,11 @@ class TriggerLoop:
                 self.jobs.launch(state.job)
             return
         if check is not None and check.ready:
-            self.ctx.log(
-                f"Starting an automatic job: {check.particles_new:,} particles ≥ "
-                f"{check.threshold:,}"
-            )
+            if state.settings.classification_type is ClassificationType.STREAMING:
+                self.ctx.log(f"Starting an automatic job: {check.text.lower()}")
+            else:
+                self.ctx.log(
+                    f"Starting an automatic job: {check.particles_new:,} particles ≥ "
+                    f"{check.threshold:,}"
+                )
             self.jobs.launch_new(automatic=True, generation=self.ingest.generation)

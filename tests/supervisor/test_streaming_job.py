@@ -3,15 +3,18 @@ simulated live session and the built-in engine (real subprocesses, real files)."
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from live2d_tui.classify.streaming import index as ix
 from live2d_tui.config import ClassificationType, Config
 from live2d_tui.events import (
     BlockType,
     CycleFinished,
+    CycleStarted,
     JobFinished,
     SessionStatus,
     StreamState,
@@ -121,3 +124,136 @@ async def test_streaming_after_ab_initio_updates_on_batches_and_stops(tmp_path: 
     loaded = load_state(out)
     assert loaded is not None and loaded.state.cycles[-1].number == 5
     assert engine_processes(out) == []
+
+
+def _stream_files_match_index(out: Path) -> ix.StreamIndex:
+    """The stream folder holds exactly the files its committed index names."""
+    folder = ix.stream_folder(out)
+    index = ix.load_index(folder)
+    assert index is not None
+    names = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert names == index.files() | {ix.INDEX}
+    positions = [(b.first, b.last) for b in index.blocks]
+    assert positions == sorted(positions)
+    assert all(a[1] < b[0] for a, b in itertools.pairwise(positions))
+    return index
+
+
+async def _streaming_from_ab_initio(sup: Supervisor, rec: Recorder) -> None:
+    """Automatic jobs: the ab initio, then the streaming job's first update (cycle 4)."""
+    await sup.start_automatic()
+    first = await rec.wait(lambda e: isinstance(e, JobFinished))
+    assert isinstance(first, JobFinished) and first.success
+    await rec.wait(lambda e: isinstance(e, StreamState) and e.cycle == 4 and not e.updating)
+
+
+async def test_abort_during_an_update_keeps_the_previous_cycle_and_the_stream_continues(
+    tmp_path: Path,
+) -> None:
+    warp = tmp_path / "warp"
+    out = warp / "classification"
+    with live_session(warp, micrographs=8, first=3) as live:
+        sup = Supervisor(stream_config(), warp_folder=warp)
+        rec = Recorder(sup.bus)
+        await sup.start()
+        try:
+            await _streaming_from_ab_initio(sup, rec)
+            live.release()
+            await rec.wait(lambda e: isinstance(e, CycleStarted) and e.number == 5, 180)
+            await sup.abort()
+            snap = sup.snapshot()
+            assert snap.status is SessionStatus.STOPPED and snap.stream is None
+            assert [c.number for c in snap.cycles][-1] == 4
+            assert not (out / "cycle_5.mrc").exists() and not (out / "cycle_5.star").exists()
+            assert engine_processes(out) == []
+            failed = [e.number for e in rec.of(CycleFinished) if not e.success]
+            assert failed == [5]
+            index = _stream_files_match_index(out)
+            assert index.cycle == 4
+            # automatic jobs again: the same stream continues and takes the waiting particles
+            await sup.start_automatic()
+            state = await rec.wait_new(
+                lambda e: isinstance(e, StreamState) and e.cycle == 5 and not e.updating, 180
+            )
+            assert isinstance(state, StreamState) and state.particles > index.particles
+            assert _stream_files_match_index(out).base_cycle == index.base_cycle
+            await sup.stop()
+            await rec.wait_new(lambda e: isinstance(e, JobFinished))
+        finally:
+            await sup.close()
+    _history_files(out)
+
+
+async def test_a_seeded_job_while_streaming_restarts_the_stream_from_its_result(
+    tmp_path: Path,
+) -> None:
+    warp = tmp_path / "warp"
+    out = warp / "classification"
+    with live_session(warp, micrographs=6, first=3):
+        sup = Supervisor(stream_config(), warp_folder=warp)
+        rec = Recorder(sup.bus)
+        await sup.start()
+        try:
+            await _streaming_from_ab_initio(sup, rec)
+            seeded = STREAM_JOB.with_changes(classification_type="seeded")
+            await sup.start_job_now(seeded, continue_automatic=False)
+            done = await rec.wait_new(
+                lambda e: isinstance(e, JobFinished) and "streaming" not in e.message, 240
+            )
+            assert isinstance(done, JobFinished) and done.success
+            snap = sup.snapshot()
+            last_seeded = snap.cycles[-1]
+            assert last_seeded.settings["classification_type"] == "seeded"
+            # the stream was stopped with its full star: cycle 4 has both files
+            assert any(c.number == 4 for c in snap.cycles)
+            streaming = STREAM_JOB.with_changes(classification_type="streaming")
+            await sup.start_job_now(streaming, continue_automatic=False)
+            finished = await rec.wait_new(lambda e: isinstance(e, JobFinished), 180)
+            assert isinstance(finished, JobFinished) and finished.success
+            index = _stream_files_match_index(out)
+            assert index.base_cycle == last_seeded.number
+            assert index.cycle == last_seeded.number + 1
+        finally:
+            await sup.close()
+    _history_files(out)
+
+
+async def test_restart_after_an_interrupted_update_removes_its_files_and_continues(
+    tmp_path: Path,
+) -> None:
+    warp = tmp_path / "warp"
+    out = warp / "classification"
+    with live_session(warp, micrographs=8, first=3) as live:
+        sup = Supervisor(stream_config(), warp_folder=warp)
+        rec = Recorder(sup.bus)
+        await sup.start()
+        try:
+            await _streaming_from_ab_initio(sup, rec)
+            live.release()
+            await rec.wait(lambda e: isinstance(e, CycleStarted) and e.number == 5, 180)
+        finally:
+            await sup.close()  # the running update ends; the job stays recorded
+        # what a kill in the middle of writing leaves: files the index does not name
+        orphan = ix.stream_folder(out) / "blocks" / "b99_v5.star"
+        orphan.write_text("half written")
+        (out / "cycle_5.mrc").write_bytes(b"partial")
+        again = Supervisor(stream_config(), warp_folder=warp)
+        rec = Recorder(again.bus)
+        await again.start()
+        try:
+            assert not orphan.exists()
+            assert not (out / "cycle_5.mrc").exists()
+            _stream_files_match_index(out)
+            snap = again.snapshot()
+            assert snap.automatic and snap.cycles[-1].number == 4
+            # the interrupted streaming job continues with the same stream
+            state = await rec.wait(
+                lambda e: isinstance(e, StreamState) and e.cycle == 5 and not e.updating, 180
+            )
+            assert isinstance(state, StreamState)
+            assert _stream_files_match_index(out).base_cycle == 3
+            await again.stop()
+            await rec.wait(lambda e: isinstance(e, JobFinished))
+        finally:
+            await again.close()
+    _history_files(out)
