@@ -1,4 +1,5 @@
-"""Orchestration overhead of one cycle: 32 refine2d jobs + merge2d of programs that exit at once.
+"""Orchestration overhead of one cycle: 32 refine2d program runs + merge2d of programs that exit
+at once.
 
 The programs are two tiny POSIX shell scripts written by this benchmark (they exist only to
 measure the runner): ``refine2d`` reads its 25 answers, copies the star rows of its range with

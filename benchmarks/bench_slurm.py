@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_cycle import MERGE2D, REFINE2D  # noqa: E402
 
 from live2d_tui.classify.engines import EnginePrograms, resolve_engine  # noqa: E402
-from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec, RunState  # noqa: E402
+from live2d_tui.classify.executors import Executor, RunOutcome, RunSpec, RunState  # noqa: E402
 from live2d_tui.classify.executors.local import LocalExecutor  # noqa: E402
 from live2d_tui.classify.executors.slurm import SlurmExecutor  # noqa: E402
 from live2d_tui.classify.executors.slurm_cli import SlurmSettings, slurm_answers  # noqa: E402
@@ -75,10 +75,10 @@ class FirstCall:
 
     async def run(
         self,
-        spec: JobSpec,
+        spec: RunSpec,
         on_output: Callable[[str], None],
         on_state: Callable[[RunState], None] | None = None,
-    ) -> JobOutcome:
+    ) -> RunOutcome:
         if self.first is None and "refine2d" in spec.name:
             self.first = time.time()
         return await self.inner.run(spec, on_output, on_state)

@@ -1,7 +1,7 @@
 """The ``live2d`` command: subcommands are modules in :mod:`live2d_tui.commands`, imported only
 when used, so ``live2d run`` never imports the UI and ``live2d --help`` stays fast.
 
-Each command module defines ``HELP`` (one line), ``add_arguments(parser)`` and
+Each command module defines ``add_arguments(parser)`` and
 ``run(args) -> int`` (the exit status), and may define ``EPILOG`` (text after the options).
 """
 

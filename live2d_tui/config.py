@@ -394,7 +394,8 @@ def available_cpus() -> int:
 
 @dataclass(frozen=True, kw_only=True)
 class ServerConfig:
-    """Settings of the workstation: where sessions live, how jobs run, how things look."""
+    """Settings of the workstation: where sessions live, how program runs are executed, how things
+    look."""
 
     microscope_name: str = field(
         default="", metadata=_doc("Shown in the title: 'Live 2D Classification on <name>'.")
@@ -424,7 +425,8 @@ class ServerConfig:
     jobs_per_cycle: int = field(
         default=0,
         metadata=_doc(
-            "refine2d jobs a cycle is split into. 0 = the pool size (slurm: slurm_max_jobs)."
+            "refine2d program runs a cycle is split into. 0 = the pool size (slurm: "
+            "slurm_max_jobs)."
         ),
     )
     engine: EngineKind = field(
@@ -538,7 +540,7 @@ class ServerConfig:
     )
     watchdog_minutes: float = field(
         default=10.0,
-        metadata=_doc("A job whose CPU time stops growing this long is treated as hung."),
+        metadata=_doc("A program run whose CPU time stops growing this long is treated as hung."),
     )
     resume_automatic: bool = field(
         default=True,
@@ -622,7 +624,7 @@ class ServerConfig:
         return self.pool_size or available_cpus()
 
     def effective_jobs_per_cycle(self) -> int:
-        """refine2d jobs per cycle: the configured number, else the pool size (local) or
+        """refine2d program runs per cycle: the configured number, else the pool size (local) or
         ``slurm_max_jobs`` (slurm)."""
         if self.jobs_per_cycle:
             return self.jobs_per_cycle

@@ -1,7 +1,7 @@
 """The contrast transfer function, in RELION's convention (which Warp follows).
 
 One implementation serves the simulator, the built-in engine and the scorer
-(../shared/reference/simulation-and-scoring.md §3):
+(docs/simulation-and-scoring.md#the-ctf):
 
     γ(k) = π·λ·Δf(α)·|k|² − (π/2)·Cs·λ³·|k|⁴ + arcsin(Q0) + φ,   CTF = sin γ · exp(−B|k|²/4)
 

@@ -91,7 +91,7 @@ class CycleStage(StrEnum):
     CLASSIFYING = "classifying"
     """refine2d: aligning particles and accumulating class sums."""
     MERGING = "merging"
-    """merge2d: summing the jobs' partial class sums."""
+    """merge2d: summing the refine2d runs' partial class sums."""
     FINISHING = "finishing"
     """Joining stars, counting classes, writing images and state."""
 
@@ -136,30 +136,30 @@ class CycleStarted:
 
 @dataclass(frozen=True, slots=True)
 class CycleProgress:
-    """Progress of the running cycle, aggregated over its jobs (weighted by rows)."""
+    """Progress of the running cycle, aggregated over its program runs (weighted by rows)."""
 
     number: int
     stage: CycleStage
     percent: float
-    jobs_done: int
+    runs_done: int
     """refine2d program runs of the cycle that succeeded."""
-    jobs_total: int
+    runs_total: int
     """refine2d program runs of the cycle."""
     eta_seconds: float | None = None
-    jobs_queued: int = 0
+    runs_queued: int = 0
     """Program runs (refine2d or merge2d) handed to the executor and not started: waiting for a
     local slot, or pending in SLURM's queue — queued, not hung."""
-    jobs_running: int = 0
+    runs_running: int = 0
     """Program runs (refine2d or merge2d) running now."""
 
-    def jobs_text(self) -> str:
-        """``jobs 3/8 done, 4 running, 1 queued`` — the counts the UI and the headless log show
+    def runs_text(self) -> str:
+        """``runs 3/8 done, 4 running, 1 queued`` — the counts the UI and the headless log show
         (running and queued only when there are any)."""
-        text = f"jobs {self.jobs_done}/{self.jobs_total} done"
-        if self.jobs_running:
-            text += f", {self.jobs_running} running"
-        if self.jobs_queued:
-            text += f", {self.jobs_queued} queued"
+        text = f"runs {self.runs_done}/{self.runs_total} done"
+        if self.runs_running:
+            text += f", {self.runs_running} running"
+        if self.runs_queued:
+            text += f", {self.runs_queued} queued"
         return text
 
 

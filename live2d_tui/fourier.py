@@ -80,7 +80,8 @@ class AverageBand:
 
 
 def average_band(box: int, pixel_size: float, high_res: float) -> AverageBand:
-    """The :class:`AverageBand` of a run (the same in every job: it depends on the answers only).
+    """The :class:`AverageBand` of a run (the same in every program run: it depends on the answers
+    only).
 
     The edge lies at 1/7 Å + 1/falloff (cisTEM's), but within [limit + 1 ring, 1.5 × limit]
     and the box's Nyquist; full weight reaches at least half a ring past the limit.
@@ -313,7 +314,7 @@ disc of spectrum of radius R past R·SHEAR_GROWTH on either axis."""
 def fast_even(n: int) -> int:
     """Smallest even integer ≥ ``n`` without prime factors above 7 (a quick FFT length).
 
-    Not ``scipy.fft.next_fast_len``: importing it costs every job about 0.2 s, and it may
+    Not ``scipy.fft.next_fast_len``: importing it costs every program run about 0.2 s, and it may
     return an odd length."""
     m = max(2, n + n % 2)
     while True:

@@ -41,8 +41,8 @@ def aligned_similarity(
 ) -> npt.NDArray[np.float64]:
     """How alike classes are, whatever their in-plane pose: (len(which), K), the largest
     normalised correlation of class ``which[i]`` with class j, in the resolution ``band`` (low,
-    high) Å, over rotations of j every ``step`` degrees (a fixed grid, so every job of a cycle
-    gets the same numbers) and shifts up to ``max_shift`` pixels of that band's working box;
+    high) Å, over rotations of j every ``step`` degrees (a fixed grid, so every program run of a
+    cycle gets the same numbers) and shifts up to ``max_shift`` pixels of that band's working box;
     −1 for j itself and for empty classes."""
     k, n = len(references), references.shape[-1]
     low, high = band

@@ -1,11 +1,12 @@
-"""Blocking file work of a cycle: input checks, the job split, star joining, installing results.
+"""Blocking file work of a cycle: input checks, the split into program runs, star joining,
+installing results.
 
 Everything here runs in a worker thread (``asyncio.to_thread``) or is pure. The rules:
 
-- jobs are contiguous, balanced (±1 row), non-empty slices of the input rows
+- program runs get contiguous, balanced (±1 row), non-empty slices of the input rows
   (:func:`split_rows`, cisTEM's ``FirstLastParticleForJob``);
-- each job's star must hold exactly its slice of the input rows, in order; the joined star has
-  exactly the input rows, and its CTF columns are the input's (refine2d writes phase shift back
+- each program run's star must hold exactly its slice of the input rows, in order; the joined star
+  has exactly the input rows, and its CTF columns are the input's (refine2d writes phase shift back
   in radians; the input has degrees) — :func:`join_stars`;
 - the class averages get the real pixel size and are checked against box and K before both
   files are moved into place atomically (:func:`install`); a failure leaves neither file.
@@ -33,7 +34,7 @@ from live2d_tui.formats.cistem_star import (
 from live2d_tui.formats.mrc import read_shape, stamp_pixel_size
 
 LAST_LINES = 50
-"""Lines of a failing job's log quoted in the session log and in :class:`CycleFailed`."""
+"""Lines of a failing program run's log quoted in the session log and in :class:`CycleFailed`."""
 
 
 class CycleFailed(Exception):
@@ -50,7 +51,7 @@ class CycleFailed(Exception):
         self.last_lines = list(last_lines or [])
 
 
-class JobFailed(Exception):
+class RunFailed(Exception):
     """One program failed twice (raised inside its task; the runner turns it into CycleFailed)."""
 
     def __init__(self, message: str, last_lines: list[str]) -> None:
@@ -85,12 +86,12 @@ class CycleResult:
 
 
 def split_rows(count: int, jobs: int) -> list[tuple[int, int]]:
-    """Balanced contiguous row ranges ``[start, end)``: min(jobs, count) ranges, sizes ±1.
+    """Balanced contiguous row ranges ``[start, end)``: min(program runs, count) ranges, sizes ±1.
 
     The first ``count mod J`` ranges get one row more (cisTEM's ``FirstLastParticleForJob``).
     """
     if count < 1 or jobs < 1:
-        raise ValueError(f"need ≥ 1 row and ≥ 1 job (got {count} rows, {jobs} jobs)")
+        raise ValueError(f"need ≥ 1 row and ≥ 1 program run (got {count} rows, {jobs} runs)")
     jobs = min(jobs, count)
     base, extra = divmod(count, jobs)
     ranges: list[tuple[int, int]] = []
@@ -131,10 +132,10 @@ def check_files(inputs: CycleInputs, seed_classes: int | None) -> tuple[int, int
 
 
 def join_stars(input_rows: StarRows, parts: list[tuple[Path, int, int]]) -> StarRows:
-    """The cycle's rows from the jobs' stars ``(path, first, last)``, in job order.
+    """The cycle's rows from the program runs' stars ``(path, first, last)``, in program run order.
 
     Raises:
-        CistemStarError: A job's star is unreadable or does not hold exactly its slice.
+        CistemStarError: A program run's star is unreadable or does not hold exactly its slice.
     """
     positions = input_rows["position"]
     joined_parts: list[StarRows] = []
@@ -145,7 +146,7 @@ def join_stars(input_rows: StarRows, parts: list[tuple[Path, int, int]]) -> Star
         expected = positions[offset : offset + want]
         if len(part) != want or not np.array_equal(part["position"], expected):
             raise CistemStarError(
-                f"{path.name}: job {j} wrote {len(part)} rows, expected exactly the {want} "
+                f"{path.name}: program run {j} wrote {len(part)} rows, expected exactly the {want} "
                 f"input rows at positions {first}–{last}"
             )
         offset += want

@@ -1,8 +1,8 @@
-"""One attempt at one cycle: build the answer lists, run the jobs and merge2d, assemble results.
+"""One attempt at one cycle: build the answer lists, run refine2d and merge2d, assemble results.
 
 An attempt owns a random token (6 hex digits: never ``data_``/``loop_``, never a dot) that is
-part of every scratch name in ``cycles/cycle_<N>/`` — input star, per-job stars, dumps, the
-merged classes — so a killed attempt's leftovers never collide with a new one. Per-job logs
+part of every scratch name in ``cycles/cycle_<N>/`` — input star, per-run stars, dumps, the
+merged classes — so a killed attempt's leftovers never collide with a new one. Per-run logs
 (``<program>_<j>_<token>_try<n>.log``) stay; everything else is removed when the attempt ends.
 
 Every answer list is validated before the first process starts. Each program run is retried once
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from live2d_tui.classify import assemble
-from live2d_tui.classify.assemble import CycleFailed, CycleResult, JobFailed
+from live2d_tui.classify.assemble import CycleFailed, CycleResult, RunFailed
 from live2d_tui.classify.counts import class_counts
 from live2d_tui.classify.engines import EnginePrograms
-from live2d_tui.classify.executors import Executor, JobOutcome, JobSpec, RunState
+from live2d_tui.classify.executors import Executor, RunOutcome, RunSpec, RunState
 from live2d_tui.classify.inputs import CycleInputs, load_input_rows, select_positions
 from live2d_tui.classify.procs import SCRATCH_PATTERN
-from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
+from live2d_tui.classify.progress import CycleProgressTracker, LineSplitter, RunProgress
 from live2d_tui.classify.schedule import CyclePlan
 from live2d_tui.config import JobSettings
 from live2d_tui.events import BlockType, CycleProgress, CycleStage, Event, job_position
@@ -53,7 +53,8 @@ from live2d_tui.formats.protocol import (
 )
 
 PUBLISH_INTERVAL = 0.25
-"""Seconds between progress events while jobs run (stage changes and job ends always publish)."""
+"""Seconds between progress events while program runs are running (stage changes and the end of
+a program run always publish)."""
 
 
 async def write_in_thread[T](
@@ -83,7 +84,7 @@ class AttemptContext:
     """What an attempt uses of its runner (:class:`~live2d_tui.classify.runner.CycleRunner`)."""
 
     output_folder: Path
-    """The session output folder (absolute): cycle files land here; jobs run in it."""
+    """The session output folder (absolute): cycle files land here; program runs work in it."""
     programs: EnginePrograms
     jobs_per_cycle: int
     executor: Executor
@@ -123,7 +124,7 @@ class CycleAttempt:
         self.token = secrets.token_hex(3)
         self.scratch: list[Path] = []
         self.tracker = CycleProgressTracker.for_rows([1])
-        self.jobs_total = 1
+        self.runs_total = 1
         self.clock = time.monotonic()
         self.last_publish = 0.0
         self.run_states: dict[str, RunState] = {}
@@ -172,11 +173,11 @@ class CycleAttempt:
                 number=self.plan.number,
                 stage=self.stage or self.tracker.stage,
                 percent=round(self.tracker.percent, 1),
-                jobs_done=self.tracker.jobs_done,
-                jobs_total=self.jobs_total,
+                runs_done=self.tracker.runs_done,
+                runs_total=self.runs_total,
                 eta_seconds=self.tracker.eta_seconds(now - self.clock),
-                jobs_queued=states.count(RunState.QUEUED),
-                jobs_running=states.count(RunState.RUNNING),
+                runs_queued=states.count(RunState.QUEUED),
+                runs_running=states.count(RunState.RUNNING),
             )
         )
 
@@ -199,7 +200,7 @@ class CycleAttempt:
         self.dir.mkdir(parents=True, exist_ok=True)
         seed = plan.block_type is BlockType.RANDOM_SEED
         expected = len(select_positions(inputs.active_positions, inputs.nz))
-        self.jobs_total = 1 if seed else max(1, min(self.context.jobs_per_cycle, expected))
+        self.runs_total = 1 if seed else max(1, min(self.context.jobs_per_cycle, expected))
         self.publish(CycleStage.PREPARING, force=True)
         rows = await asyncio.to_thread(load_input_rows, inputs, carry=not seed)
         seed_classes = plan.class_number if seed else None
@@ -229,7 +230,7 @@ class CycleAttempt:
         answer_lists = [validate_refine2d(request, cwd=folder) for request in requests]
         for request in requests:
             self.scratch += [folder / p for p in request.output_paths()]
-        self.jobs_total = len(ranges)
+        self.runs_total = len(ranges)
         self.tracker = CycleProgressTracker.for_rows(
             [end - start for start, end in ranges],
             CycleStage.SEEDING if seed else CycleStage.NOISE,
@@ -239,18 +240,20 @@ class CycleAttempt:
             f"Cycle {plan.number} ({plan.block_type.label}, "
             f"{job_position(plan.index_in_job, plan.cycles_in_job)}): {n} particles, "
             f"high-res limit {plan.high_res_limit:.2f} Å, "
-            f"fraction {fraction:.3g}, {len(ranges)} job(s)"
+            f"fraction {fraction:.3g}, {len(ranges)} program run(s)"
         )
         t_jobs = time.monotonic()
         try:
             async with asyncio.TaskGroup() as group:
                 for j, (request, lines) in enumerate(zip(requests, answer_lists, strict=True), 1):
-                    group.create_task(self.refine_job(j, request, lines), name=f"refine2d {j}")
+                    group.create_task(self.refine_run(j, request, lines), name=f"refine2d {j}")
         except* Exception as failures:
-            failed = [e for e in failures.exceptions if isinstance(e, JobFailed)]
+            failed = [e for e in failures.exceptions if isinstance(e, RunFailed)]
             if failed:
                 raise CycleFailed(failed[0].message, failed[0].last_lines) from None
-            raise CycleFailed(f"a job could not run: {failures.exceptions[0]}") from None
+            raise CycleFailed(
+                f"a program run could not be carried out: {failures.exceptions[0]}"
+            ) from None
         t_merge = time.monotonic()
         star_tmp = self.scratch_path("joined", ".star")
         # "psi and shifts as cisTEM refine2d" marks stars whose shifts follow cisTEM's convention
@@ -264,10 +267,10 @@ class CycleAttempt:
             occupancy: list[float] = []
             await write_in_thread(write_star, star_tmp, star_rows, [comment])
         else:
-            # merge2d (a child on one core) and the join of the jobs' stars (this process)
-            # overlap: both only read the jobs' outputs
+            # merge2d (a child on one core) and the join of the program runs' stars (this process)
+            # overlap: both only read the program runs' outputs
             parts = [(folder / r.output_star, r.first_particle, r.last_particle) for r in requests]
-            merge = asyncio.create_task(self.merge_job(classes_tmp, dump_seed, len(ranges)))
+            merge = asyncio.create_task(self.merge_run(classes_tmp, dump_seed, len(ranges)))
             try:
                 star_rows = await write_in_thread(
                     assemble.join_and_write, rows, parts, star_tmp, comment
@@ -336,7 +339,7 @@ class CycleAttempt:
         dump_seed: Path,
         j: int,
     ) -> Refine2dRequest:
-        """refine2d's answers for job ``j`` (random start for a seed, else dump mode)."""
+        """refine2d's answers for program run ``j`` (random start for a seed, else dump mode)."""
         plan, settings, rel = self.plan, self.settings, self.context.relative
         previous = self.inputs.previous_classes
         return Refine2dRequest(
@@ -365,8 +368,9 @@ class CycleAttempt:
             threads=self.context.executor.threads,
         )
 
-    async def refine_job(self, j: int, request: Refine2dRequest, lines: list[str]) -> None:
-        """Run refine2d job ``j``; retry once; raise :class:`JobFailed` after two failures."""
+    async def refine_run(self, j: int, request: Refine2dRequest, lines: list[str]) -> None:
+        """Run refine2d's program run ``j``; retry once; raise :class:`RunFailed` after two
+        failures."""
         folder = self.context.output_folder
         await self.run_program(
             name=f"refine2d_{j}",
@@ -374,12 +378,12 @@ class CycleAttempt:
             lines=lines,
             outputs=[folder / p for p in request.output_paths()],
             termination=REFINE2D_TERMINATION,
-            progress=self.tracker.jobs[j - 1],
+            progress=self.tracker.runs[j - 1],
             echo_check=j == 1,
             executor=self.context.executor,
         )
 
-    async def merge_job(self, classes_tmp: Path, dump_seed: Path, count: int) -> list[float]:
+    async def merge_run(self, classes_tmp: Path, dump_seed: Path, count: int) -> list[float]:
         """Run merge2d over ``count`` dumps; return its per-class occupancies."""
         request = Merge2dRequest(
             output_classes=self.context.relative(classes_tmp),
@@ -399,7 +403,7 @@ class CycleAttempt:
                 echo_check=True,
                 executor=self.context.merge_executor or self.context.executor,
             )
-        except JobFailed as exc:
+        except RunFailed as exc:
             raise CycleFailed(exc.message, exc.last_lines) from None
         text = await asyncio.to_thread(log_path.read_text, "utf-8", "replace")
         return assemble.occupancies(text)
@@ -412,7 +416,7 @@ class CycleAttempt:
         lines: list[str],
         outputs: list[Path],
         termination: str,
-        progress: JobProgress | None,
+        progress: RunProgress | None,
         echo_check: bool,
         executor: Executor,
         env: dict[str, str] | None = None,
@@ -429,7 +433,7 @@ class CycleAttempt:
             log_path = self.dir / f"{name}_{self.token}_try{attempt}.log"
             if progress is not None:
                 progress.fraction, progress.done = 0.0, False
-            spec = JobSpec(
+            spec = RunSpec(
                 name=f"cycle_{plan.number}_{name}_try{attempt}",
                 argv=list(argv),
                 stdin_text=stdin_text(lines),
@@ -459,9 +463,9 @@ class CycleAttempt:
             if attempt == 1:
                 log(f"Cycle {plan.number}: {name} failed ({problem}); retrying once")
         last = await asyncio.to_thread(assemble.tail, log_path)
-        raise JobFailed(f"{name} failed twice: {problem} (log: {log_path})", last)
+        raise RunFailed(f"{name} failed twice: {problem} (log: {log_path})", last)
 
-    def _output_handler(self, progress: JobProgress | None) -> _OutputHandler:
+    def _output_handler(self, progress: RunProgress | None) -> _OutputHandler:
         return _OutputHandler(self, progress)
 
     def _state_handler(self, name: str) -> Callable[[RunState], None]:
@@ -474,9 +478,9 @@ class CycleAttempt:
 
 
 class _OutputHandler:
-    """Feeds one run's output to its progress entry; logs the first job's stage lines."""
+    """Feeds one run's output to its progress entry; logs the first program run's stage lines."""
 
-    def __init__(self, attempt: CycleAttempt, progress: JobProgress | None) -> None:
+    def __init__(self, attempt: CycleAttempt, progress: RunProgress | None) -> None:
         self.attempt = attempt
         self.progress = progress
         self.splitter = LineSplitter()
@@ -490,13 +494,13 @@ class _OutputHandler:
             stages = len(progress.stage_lines)
             if progress.update(piece):
                 changed = True
-                if progress is attempt.tracker.jobs[0] and len(progress.stage_lines) > stages:
+                if progress is attempt.tracker.runs[0] and len(progress.stage_lines) > stages:
                     attempt.context.log(f"Cycle {attempt.plan.number}: {piece.strip()}")
         if changed:
             attempt.publish()
 
 
-def judge(outcome: JobOutcome, termination: str, outputs: list[Path]) -> str:
+def judge(outcome: RunOutcome, termination: str, outputs: list[Path]) -> str:
     """Why a run failed ('' when it succeeded): exit 0, termination line, expected files."""
     if outcome.start_error:
         return outcome.start_error

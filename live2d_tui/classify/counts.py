@@ -2,14 +2,15 @@
 
 refine2d writes ``_cisTEMBest2DClass`` as +k for a particle used this round, −|k| for one skipped
 by the percent-used draw (its last assignment kept) and 0 for one never assigned
-(../shared/reference/cistem-protocol.md §4). We report:
+(docs/glossary.md#classes-and-counts; the draw: answer 9 in
+docs/protocol.md#refine2d-the-25-answers). We report:
 
 - **members** (what users see): particles whose |class| is k, used this round or not;
 - **used**: particles with class +k (what the cisTEM GUI shows);
 - index 0 of both lists is the unassigned count (class 0).
 
 The original Live2D counted negatives as unassigned, hiding the members of sub-100 % rounds
-(defect 5); this module is the fix.
+(docs/architecture.md#compared-with-the-original-live2d); this module is the fix.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ BUILTIN_REFINE2D = "live2d-refine2d"
 BUILTIN_MERGE2D = "live2d-merge2d"
 
 
-class EngineError(ConfigError):
+class EngineConfigError(ConfigError):
     """No usable refine2d/merge2d pair: the message says what was looked for and where."""
 
 
@@ -61,11 +61,11 @@ def _executable(path: str, setting: str) -> str:
     if os.sep not in path:
         found = shutil.which(path)
         if found is None:
-            raise EngineError(f"{setting} = {path!r} is not on PATH")
+            raise EngineConfigError(f"{setting} = {path!r} is not on PATH")
         return found
     candidate = Path(path).expanduser()
     if not candidate.is_file() or not os.access(candidate, os.X_OK):
-        raise EngineError(f"{setting} = {path!r} is not an executable file")
+        raise EngineConfigError(f"{setting} = {path!r} is not an executable file")
     return str(candidate.absolute())
 
 
@@ -74,23 +74,23 @@ def _configured_pair(server: ServerConfig) -> EnginePrograms:
     merge = _executable(server.merge2d, "merge2d")
     builtin_refine, builtin_merge = _is_builtin_name(refine), _is_builtin_name(merge)
     if builtin_refine != builtin_merge:
-        raise EngineError(
+        raise EngineConfigError(
             f"refine2d ({refine}) and merge2d ({merge}) belong to different engines; their dump "
             "files are not compatible — configure a matching pair"
         )
     if Path(refine).parent != Path(merge).parent:
-        raise EngineError(
+        raise EngineConfigError(
             f"refine2d ({refine}) and merge2d ({merge}) come from different installations; "
             "configure both from the same folder"
         )
     kind = EngineKind.BUILTIN if builtin_refine else EngineKind.CISTEM
     if server.engine is EngineKind.BUILTIN and kind is EngineKind.CISTEM:
-        raise EngineError(
+        raise EngineConfigError(
             "engine = builtin, but refine2d/merge2d name cisTEM's programs; clear them or set "
             "engine = cistem"
         )
     if server.engine is EngineKind.CISTEM and kind is EngineKind.BUILTIN:
-        raise EngineError(
+        raise EngineConfigError(
             "engine = cistem, but refine2d/merge2d name the built-in programs; set engine = "
             "builtin or name cisTEM's programs"
         )
@@ -123,12 +123,12 @@ def resolve_engine(server: ServerConfig) -> EnginePrograms:
     """The refine2d/merge2d pair the configuration asks for.
 
     Raises:
-        EngineError: Only one program of a pair is configured, the pair mixes engines or
+        EngineConfigError: Only one program of a pair is configured, the pair mixes engines or
             installations, a configured program is missing, or ``engine = cistem`` and cisTEM's
             programs are neither configured nor on ``PATH``.
     """
     if bool(server.refine2d) != bool(server.merge2d):
-        raise EngineError(
+        raise EngineConfigError(
             "refine2d and merge2d are a pair: set both programs or neither "
             f"(refine2d={server.refine2d!r}, merge2d={server.merge2d!r})"
         )
@@ -140,7 +140,7 @@ def resolve_engine(server: ServerConfig) -> EnginePrograms:
     if found is not None:
         return found
     if server.engine is EngineKind.CISTEM:
-        raise EngineError(
+        raise EngineConfigError(
             "engine = cistem, but refine2d and merge2d were not found: set their paths in "
             "[server] refine2d / merge2d of the configuration, put cisTEM's folder on PATH, or "
             "use engine = builtin"

@@ -1,7 +1,8 @@
 """The input of a cycle: which particles it classifies, and the star file refine2d reads.
 
 The cycle's input star is built from the dataset at cycle start, never carried forward blindly
-(the original appended rows to the previous star and lost a particle per import, defect 3):
+(the original appended rows to the previous star and lost a particle per import;
+docs/architecture.md#compared-with-the-original-live2d):
 
 - rows: the active particles whose stack position is ≤ the stack's NZ seen at cycle start,
   sorted by position, each exactly once (positions may have gaps: inactive micrographs);

@@ -1,22 +1,25 @@
-"""Process groups of running jobs: stop them cleanly, remember them, end survivors after a crash.
+"""Process groups of running program runs: stop them cleanly, remember them, end survivors after a
+crash.
 
-Every job runs as the leader of its own session and process group (``start_new_session=True``),
-so one signal reaches the program and anything it spawned. Stopping is polite first: SIGTERM to
-the group, a bounded wait, SIGKILL, then reaping (the watchfiles/anyio pattern).
+Every program run is the leader of its own session and process group
+(``start_new_session=True``), so one signal reaches the program and anything it spawned. Stopping is
+polite first: SIGTERM to the group, a bounded wait, SIGKILL, then reaping (the watchfiles/anyio
+pattern).
 
-If the supervisor itself dies (SIGKILL, tmux kill-session, OOM), its jobs keep running. Two
+If the supervisor itself dies (SIGKILL, tmux kill-session, OOM), its program runs keep running. Two
 records let a restarted supervisor find them, and :func:`end_orphans` ends them before any
 cleanup touches their files:
 
 1. a **registry** file per output folder (``cycles/running_jobs.json``) listing each running
-   job's process group and start time (field 22 of ``/proc/<pid>/stat``, in clock ticks since
-   boot). A pid is trusted only if its start time still matches, so a recycled pid is never hit;
-2. a **marker** in each job's environment (``LIVE2D_OUTPUT_FOLDER=<folder>``), which covers the
-   instant between spawning a job and recording it. One supervisor owns a folder at a time (a
-   lock), so at start-up every process carrying the folder's marker is an orphan.
+   program run's process group and start time (field 22 of ``/proc/<pid>/stat``, in clock ticks
+   since boot). A pid is trusted only if its start time still matches, so a recycled pid is never
+   hit;
+2. a **marker** in each program run's environment (``LIVE2D_OUTPUT_FOLDER=<folder>``), which covers
+   the instant between spawning a program run and recording it. One supervisor owns a folder at a
+   time (a lock), so at start-up every process carrying the folder's marker is an orphan.
 
 The registry is replaced atomically (temp file + rename) but not fsynced: it protects against the
-supervisor dying, and a machine crash ends the jobs anyway.
+supervisor dying, and a machine crash ends the program runs anyway.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ SCRATCH_PATTERN = re.compile(rf"^({'|'.join(SCRATCH_STEMS)})_[0-9a-f]{{6}}(_\d*)
 """Scratch files of a cycle attempt in ``cycles/cycle_<N>/`` (see the runner); logs are kept."""
 MARKER_ENV = "LIVE2D_OUTPUT_FOLDER"
 TERM_GRACE_SECONDS = 5.0
-"""How long a job group may take to exit after SIGTERM before it gets SIGKILL."""
+"""How long a program run's process group may take to exit after SIGTERM before it gets SIGKILL."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,8 +116,8 @@ def signal_group(pgid: int, sig: signal.Signals) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
-class RunningJob:
-    """A registry entry: one job's process group."""
+class RunningProgram:
+    """A registry entry: one program run's process group."""
 
     pid: int
     """The group leader (= process group id = session id)."""
@@ -125,24 +128,26 @@ class RunningJob:
 
 
 class ProcessRegistry:
-    """The persisted set of running jobs of one output folder (``cycles/running_jobs.json``)."""
+    """The persisted set of running program runs of one output folder
+    (``cycles/running_jobs.json``)."""
 
     def __init__(self, output_folder: Path) -> None:
         self.path = Path(output_folder) / "cycles" / REGISTRY_NAME
-        self._jobs: dict[int, RunningJob] = {}
+        self._jobs: dict[int, RunningProgram] = {}
 
-    def add(self, pid: int, name: str) -> RunningJob | None:
-        """Record a freshly spawned job; ``None`` if it already exited (nothing to record)."""
+    def add(self, pid: int, name: str) -> RunningProgram | None:
+        """Record a freshly spawned program run; ``None`` if it already exited (nothing to
+        record)."""
         stat = read_stat(pid)
         if stat is None:
             return None
-        job = RunningJob(pid=pid, start_ticks=stat.start_ticks, name=name, started=time.time())
+        job = RunningProgram(pid=pid, start_ticks=stat.start_ticks, name=name, started=time.time())
         self._jobs[pid] = job
         self._save()
         return job
 
     def remove(self, pid: int) -> None:
-        """Forget a reaped job."""
+        """Forget a reaped program run."""
         if self._jobs.pop(pid, None) is not None:
             self._save()
 
@@ -152,11 +157,11 @@ class ProcessRegistry:
         tmp.write_text(json.dumps([asdict(j) for j in self._jobs.values()]), encoding="utf-8")
         tmp.replace(self.path)
 
-    def load(self) -> list[RunningJob]:
+    def load(self) -> list[RunningProgram]:
         """Entries on disk (a damaged file counts as empty: the marker scan still runs)."""
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
-            return [RunningJob(**entry) for entry in data]
+            return [RunningProgram(**entry) for entry in data]
         except (OSError, ValueError, TypeError):
             return []
 
@@ -168,7 +173,7 @@ class ProcessRegistry:
 
 
 def marked_processes(output_folder: Path) -> list[ProcStat]:
-    """Processes whose environment carries this output folder's job marker."""
+    """Processes whose environment carries this output folder's marker."""
     marker = f"{MARKER_ENV}={Path(output_folder).resolve()}".encode()
     me = os.getpid()
     found: list[ProcStat] = []
@@ -226,10 +231,11 @@ def end_orphans(
     *,
     grace: float = TERM_GRACE_SECONDS,
 ) -> int:
-    """End every job a previous supervisor of ``output_folder`` left running; return how many.
+    """End every program run a previous supervisor of ``output_folder`` left running; return how
+    many.
 
     Registry entries are verified by start time (a recycled pid is left alone); members of a
-    recorded job's session started after it are included, as are processes carrying the
+    recorded program run's session started after it are included, as are processes carrying the
     folder's environment marker; then the scratch files of interrupted attempts are removed.
     Call it only while no cycle of this folder runs (at start-up, after an abort). Blocking (up
     to about 2 × ``grace``): call it from a thread when an event loop is running.
@@ -247,11 +253,11 @@ def end_orphans(
     for stat in marked_processes(output_folder):
         victims[stat.pid] = stat
     for stat in victims.values():
-        log(f"Ending orphaned job process {stat.pid} (group {stat.pgid}) of a previous run")
+        log(f"Ending orphaned program run process {stat.pid} (group {stat.pgid}) of a previous run")
     count = _kill_and_wait(victims.values(), grace)
     registry.clear()
     if count:
-        log(f"Ended {count} orphaned job process(es)")
+        log(f"Ended {count} orphaned program run process(es)")
     removed = remove_stale_scratch(output_folder)
     if removed:
         log(f"Removed {len(removed)} scratch file(s) of interrupted cycle attempts")
@@ -259,10 +265,10 @@ def end_orphans(
 
 
 def remove_stale_scratch(output_folder: Path) -> list[Path]:
-    """Delete scratch files (dumps, per-job stars, input stars) of interrupted cycle attempts.
+    """Delete scratch files (dumps, per-run stars, input stars) of interrupted cycle attempts.
 
     Only call it when no cycle of this folder runs (:func:`end_orphans` does, after ending the
-    survivors). Per-job logs stay: they explain what happened.
+    survivors). Per-run logs stay: they explain what happened.
     """
     removed: list[Path] = []
     cycles = Path(output_folder) / "cycles"

@@ -1,11 +1,11 @@
-"""Progress of refine2d/merge2d jobs, parsed from their output and aggregated per cycle.
+"""Progress of refine2d/merge2d program runs, parsed from their output and aggregated per cycle.
 
 cisTEM's progress bar redraws with ``\\r`` (at most once a second) and ends with ``\\n``
-(../shared/reference/cistem-protocol.md §8), so output is split on both and each piece matched
-against the bar (``(\\d{1,3})%\\s*\\[``) and the stage lines. A job's completion is the position
+(docs/protocol.md, "Progress"), so output is split on both and each piece matched
+against the bar (``(\\d{1,3})%\\s*\\[``) and the stage lines. A run's completion is the position
 of its bar within its stage (noise spectrum 0–20 %, class averages 20–100 %, random start
-0–100 %); the cycle's percent is the row-weighted mean over its jobs, so a cycle of unequal
-jobs (±1 row) still moves evenly. Output may arrive in arbitrary chunks: a partial line is
+0–100 %); the cycle's percent is the row-weighted mean over its runs, so a cycle of unequal
+runs (±1 row) still moves evenly. Output may arrive in arbitrary chunks: a partial line is
 kept until its terminator arrives.
 """
 
@@ -23,7 +23,7 @@ _STAGES: tuple[tuple[str, CycleStage], ...] = (
     ("Calculating noise power spectrum", CycleStage.NOISE),
     ("Calculating new class averages", CycleStage.CLASSIFYING),
 )
-# share of a refinement job's work before its classification bar starts
+# share of a refinement run's work before its classification bar starts
 _NOISE_SHARE = 0.2
 
 
@@ -50,8 +50,8 @@ class LineSplitter:
 
 
 @dataclass
-class JobProgress:
-    """Where one job is: its stage and its completed share of work (0–1)."""
+class RunProgress:
+    """Where one program run is: its stage and its completed share of work (0–1)."""
 
     rows: int
     stage: CycleStage = CycleStage.PREPARING
@@ -84,49 +84,49 @@ class JobProgress:
         return False
 
     def finish(self) -> None:
-        """Mark the job complete."""
+        """Mark the run complete."""
         self.done = True
         self.fraction = 1.0
 
 
 @dataclass
 class CycleProgressTracker:
-    """Row-weighted progress over a cycle's jobs."""
+    """Row-weighted progress over a cycle's program runs."""
 
-    jobs: list[JobProgress]
+    runs: list[RunProgress]
     default_stage: CycleStage = CycleStage.CLASSIFYING
-    """The stage reported while no running job has printed its stage yet."""
+    """The stage reported while no running program run has printed its stage yet."""
 
     @classmethod
     def for_rows(
         cls, rows: list[int], default_stage: CycleStage = CycleStage.CLASSIFYING
     ) -> CycleProgressTracker:
-        """One tracker entry per job, weighted by its rows."""
-        return cls([JobProgress(rows=max(1, r)) for r in rows], default_stage)
+        """One tracker entry per program run, weighted by its rows."""
+        return cls([RunProgress(rows=max(1, r)) for r in rows], default_stage)
 
     @property
-    def jobs_done(self) -> int:
-        """Jobs that finished successfully."""
-        return sum(1 for job in self.jobs if job.done)
+    def runs_done(self) -> int:
+        """Program runs that finished successfully."""
+        return sum(1 for run in self.runs if run.done)
 
     @property
     def percent(self) -> float:
         """Completed work in percent (0–100)."""
-        total = sum(job.rows for job in self.jobs)
-        return 100.0 * sum(job.rows * job.fraction for job in self.jobs) / total
+        total = sum(run.rows for run in self.runs)
+        return 100.0 * sum(run.rows * run.fraction for run in self.runs) / total
 
     @property
     def stage(self) -> CycleStage:
-        """The least advanced stage among running jobs that reported one (what the cycle waits
-        for); the default stage before any did."""
+        """The least advanced stage among running program runs that reported one (what the cycle
+        waits for); the default stage before any did."""
         order = list(CycleStage)
         running = [
-            job.stage for job in self.jobs if not job.done and job.stage is not CycleStage.PREPARING
+            run.stage for run in self.runs if not run.done and run.stage is not CycleStage.PREPARING
         ]
         if running:
             return min(running, key=order.index)
-        if self.jobs and all(job.done for job in self.jobs):
-            return max((job.stage for job in self.jobs), key=order.index)
+        if self.runs and all(run.done for run in self.runs):
+            return max((run.stage for run in self.runs), key=order.index)
         return self.default_stage
 
     def eta_seconds(self, elapsed: float) -> float | None:

@@ -1,26 +1,27 @@
-"""The cycle runner: one classification cycle = J refine2d jobs → merge2d → joined star.
+"""The cycle runner: one classification cycle = J refine2d program runs → merge2d → joined star.
 
-A cycle (../shared/reference/cistem-protocol.md §9, original-live2d.md §3):
+A cycle (docs/architecture.md#a-cycle-step-by-step):
 
 1. builds its input star from the dataset (:mod:`~live2d_tui.classify.inputs`);
 2. a **seed** cycle runs one refine2d in random-start mode (K classes, ``/dev/null`` star);
-   any other cycle splits the input rows into J contiguous, balanced (±1 row), non-empty jobs,
-   passed to refine2d as the stack positions of their first and last rows, in dump mode;
-3. runs the jobs through an executor (by default the local pool: at most ``pool_size`` at once;
-   or SLURM, :mod:`~live2d_tui.classify.executors.slurm`), all inside one ``asyncio.TaskGroup``
-   so no job outlives its cycle; a failed job is retried once inside its own task, so its
-   siblings keep running;
-4. runs ``merge2d`` on the dumps while it joins the per-job stars (each must hold exactly its
+   any other cycle splits the input rows into J contiguous, balanced (±1 row), non-empty slices,
+   one per program run, passed to refine2d as the stack positions of their first and last rows,
+   in dump mode;
+3. runs the program runs through an executor (by default the local pool: at most ``pool_size``
+   at once; or SLURM, :mod:`~live2d_tui.classify.executors.slurm`), all inside one
+   ``asyncio.TaskGroup`` so no program run outlives its cycle; a failed program run is retried
+   once inside its own task, so its siblings keep running;
+4. runs ``merge2d`` on the dumps while it joins the per-run stars (each must hold exactly its
    slice of the input rows; CTF columns are restored from the input so phase shift stays in
    degrees) and writes the joined star to scratch: merge2d uses one core, so the join costs
    the cycle no wall time (a failed join stops merge2d); then it stamps
    the real pixel size into the class averages and moves ``cycle_<N>.mrc`` and
    ``cycle_<N>.star`` into the output folder atomically — only when everything succeeded.
 
-The details live in :mod:`~live2d_tui.classify.attempt` (one attempt's jobs and scratch names)
-and :mod:`~live2d_tui.classify.assemble` (blocking file work). Cancelling
-:meth:`CycleRunner.run_cycle` aborts: every job's process group is ended and reaped before the
-cancellation propagates, scratch files are removed, and earlier cycles are untouched.
+The details live in :mod:`~live2d_tui.classify.attempt` (one attempt's program runs and scratch
+names) and :mod:`~live2d_tui.classify.assemble` (blocking file work). Cancelling
+:meth:`CycleRunner.run_cycle` aborts: every program run's process group is ended and reaped before
+the cancellation propagates, scratch files are removed, and earlier cycles are untouched.
 """
 
 from __future__ import annotations
@@ -75,16 +76,18 @@ class CycleRunner:
         """Create a runner.
 
         Args:
-            output_folder: Session output folder (cycle files land here; jobs run in it).
+            output_folder: Session output folder (cycle files land here; program runs work in it).
             programs: The refine2d/merge2d pair.
-            pool_size: Jobs running at once (local executor slots).
-            jobs_per_cycle: J, the jobs a cycle is split into (capped at the particle count).
-            niceness: nice level of the jobs.
-            watchdog_seconds: A job whose CPU time stops growing this long is ended as hung.
+            pool_size: Program runs at once (local executor slots).
+            jobs_per_cycle: J, the refine2d program runs a cycle is split into (capped at the
+                particle count).
+            niceness: nice level of the program runs.
+            watchdog_seconds: A program run whose CPU time stops growing this long is ended as hung.
             publish: Receives :class:`~live2d_tui.events.CycleProgress` events (on the loop).
             log: Receives session-log lines (summaries, failures), on the loop.
-            executor: Runs the jobs; default a :class:`LocalExecutor` of ``pool_size`` slots.
-            grace_seconds: Wait between SIGTERM and SIGKILL when a job is ended.
+            executor: Runs the program runs; default a :class:`LocalExecutor` of ``pool_size``
+                slots.
+            grace_seconds: Wait between SIGTERM and SIGKILL when a program run is ended.
             merge2d_local: Run merge2d on the local pool even when ``executor`` is another one
                 (e.g. refine2d on SLURM, merge2d here).
         """
@@ -139,7 +142,7 @@ class CycleRunner:
         Raises:
             CycleFailed: Inputs are unusable, a file cannot be written, or a program failed
                 twice; the message says why (also logged, with the program's last lines).
-            asyncio.CancelledError: The cycle was aborted (all jobs ended, scratch removed).
+            asyncio.CancelledError: The cycle was aborted (all program runs ended, scratch removed).
         """
         attempt = CycleAttempt(self.attempt_context(), plan, inputs, settings)
         try:

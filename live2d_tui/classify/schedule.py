@@ -2,7 +2,8 @@
 
 Pure functions of the job settings and the number of the last completed cycle; nothing here
 touches files or the clock. The three macros are the original Live2D's
-(../shared/reference/original-live2d.md §4), with its defects fixed (§9: decimal limits are kept,
+(docs/architecture.md#jobs-and-schedules), with its defects fixed
+(docs/architecture.md#compared-with-the-original-live2d: decimal limits are kept,
 ``run_count_startup = 1`` gives the final limit instead of dividing by zero):
 
 - **ab initio**: one random-seed cycle (K classes, single process), then S startup cycles whose

@@ -1,1 +1,2 @@
-"""Subcommands of ``live2d``: one module each (``HELP``, ``add_arguments``, ``run``)."""
+"""Subcommands of ``live2d``: one module each (``add_arguments``, ``run``; the one-line help is
+``cli.COMMANDS``)."""

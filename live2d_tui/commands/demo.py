@@ -24,8 +24,6 @@ from pathlib import Path
 from live2d_tui.commands.common import add_config_arguments, config_from_args, job_overrides
 from live2d_tui.config import Config, EngineKind
 
-HELP = "Start a simulated live session and the UI on it (built-in engine)"
-
 DEMO_VIEWS = 4
 """Distinct views in the simulated data, and the demo's classes: as many classes as views, so
 the first job fills the grid (8 classes of 4 views left half the grid crossed out; with 6 and

@@ -23,8 +23,6 @@ from live2d_tui.config import ParticleSource
 from live2d_tui.dataset.ingest import Dataset, IngestError, IngestReport
 from live2d_tui.paths import output_folder_for
 
-HELP = "Ingest a Warp session's particles into the combined stack"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``ingest`` options."""

@@ -13,8 +13,6 @@ from pathlib import Path
 
 from live2d_tui.commands.common import OUT_RULE, add_config_arguments, config_from_args
 
-HELP = "Open a Warp session in the terminal UI"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """``WARP_FOLDER`` (a session name under ``warp_prefix`` or a path), ``--out`` and config."""

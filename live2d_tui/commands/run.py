@@ -56,14 +56,12 @@ from live2d_tui.supervisor import Supervisor, SupervisorError
 from live2d_tui.supervisor.model import mask_radius_problem
 from live2d_tui.warp.source import initial_settings
 
-HELP = "Run the live classification headless (one log line per event)"
-
 EPILOG = """\
 exit status: 0 success or a clean stop; 1 the job failed, or automatic jobs ended failed;
   2 the session could not be opened (one line on stderr, nothing written);
   128 + the signal's number after an abort by signal.
 signals: the first Ctrl-C stops after the running cycle, a second one aborts now;
-  SIGTERM and SIGHUP abort cleanly (jobs ended, partial outputs removed).
+  SIGTERM and SIGHUP abort cleanly (program runs ended, partial outputs removed).
 output: one line per event on stdout; every line is also in live2d.log in the output folder.
   When stdout is closed (e.g. `live2d run ... | head`), printing stops quietly and the run
   carries on (the job is not ended; --once still exits with the job's status).
@@ -122,7 +120,7 @@ def format_event(event: Event) -> str | None:
                 f"{s.particle_count:,} particles, {s.high_res_limit:.1f} Å"
             )
         case CycleProgress() as p:
-            return f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% ({p.jobs_text()})"
+            return f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% ({p.runs_text()})"
         case StreamState() as s:
             return f"[stream] classes of cycle {s.cycle}: {s.summary(time.time())}"
         case CycleFinished(number=number, success=success, message=message):
@@ -168,9 +166,9 @@ class _Printer:
                 event.number,
                 event.stage.value,
                 int(event.percent // 10),
-                event.jobs_queued,
-                event.jobs_running,
-                event.jobs_done,
+                event.runs_queued,
+                event.runs_running,
+                event.runs_done,
             )
             if key == self._progress:
                 return

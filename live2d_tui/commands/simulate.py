@@ -18,8 +18,6 @@ from types import FrameType
 
 from live2d_tui.simulate import SimEvent, SimulationOptions, simulate_session
 
-HELP = "Write a simulated Warp session folder (for tests, demos and benchmarks)"
-
 _D = SimulationOptions()
 
 

@@ -3,7 +3,7 @@
 A stack is *complete* when its header's expected size equals the file size, its NZ covers every
 slice the table references, and its ``(size, mtime_ns)`` has not changed for ≥ 1 s (two polls).
 Warp writes the header first and the slices afterwards, straight to the final path, and its star
-may name a stack before it is finished (../shared/reference/warp-formats.md §6), so anything
+may name a stack before it is finished (docs/warp-formats.md#particle-stacks), so anything
 else is *deferred* to a later poll, never read.
 
 *Compatibility* is decided from the micrograph's XML ``<OptionsParticlesExport>`` (falling back

@@ -1,6 +1,6 @@
 """The built-in 2D classification engine: drop-in ``refine2d`` / ``merge2d`` programs.
 
-Both programs speak cisTEM's stdin protocol exactly (../shared/reference/cistem-protocol.md), so
+Both programs speak cisTEM's stdin protocol exactly (docs/protocol.md), so
 the cycle runner drives them like cisTEM's own. They run ONE numerical thread per process (the
 runner's pool provides the parallelism): importing this package pins the BLAS/OpenMP thread
 counts to 1, which must happen before numpy is first imported in the process.

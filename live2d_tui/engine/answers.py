@@ -1,4 +1,5 @@
-"""Reading the stdin answers of refine2d/merge2d with cisTEM's rules (cistem-protocol.md §1).
+"""Reading the stdin answers of refine2d/merge2d with cisTEM's rules
+(docs/protocol.md#scripted-mode-rules).
 
 Scripted mode (stdin not a TTY), as ``src/core/userinput.cpp`` behaves:
 

@@ -1,11 +1,11 @@
 """Particle input: the stack, the star rows of a run, and per-particle preprocessing.
 
-Preprocessing follows cisTEM's refine2d (cistem-protocol.md §2-4): each particle is resampled
-from its star ``_cisTEMPixelSize`` to the working pixel size (Fourier crop/pad in the same box; a
-no-op within 0.1 %), its sign is flipped unless "Invert particle contrast" is Yes (so protein is
-white afterwards), and with "Normalize" it is normalised to zero mean and unit standard deviation
+Preprocessing follows cisTEM's refine2d (docs/engine.md#preparing-the-particles): each particle is
+resampled from its star ``_cisTEMPixelSize`` to the working pixel size (Fourier crop/pad in the same
+box; a no-op within 0.1 %), its sign is flipped unless "Invert particle contrast" is Yes (so protein
+is white afterwards), and with "Normalize" it is normalised to zero mean and unit standard deviation
 of the pixels outside the mask, then whitened by the radial noise spectrum estimated from a
-deterministic sample of the whole stack (so every job of a cycle uses the same whitening).
+deterministic sample of the whole stack (so every program run of a cycle uses the same whitening).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ NOISE_SAMPLE = rules.NOISE_SAMPLE
 """Particles sampled (evenly over the whole star) for the noise power spectrum."""
 
 
-class EngineError(RuntimeError):
+class EngineInputError(RuntimeError):
     """A calculation cannot proceed (bad input files or parameters); exit non-zero."""
 
 
@@ -35,14 +35,14 @@ def open_stack(path: str) -> Any:
     try:
         handle = mrcfile.mmap(path, mode="r", permissive=True)
     except (OSError, ValueError) as exc:
-        raise EngineError(f"cannot read particle stack {path}: {exc}") from None
+        raise EngineInputError(f"cannot read particle stack {path}: {exc}") from None
     data = handle.data
     if data is None:
-        raise EngineError(f"particle stack {path} has no data")
+        raise EngineInputError(f"particle stack {path} has no data")
     if data.ndim == 2:
         data = data[None]
     if data.shape[-1] != data.shape[-2]:
-        raise EngineError(f"particle stack {path} is not square: {data.shape}")
+        raise EngineInputError(f"particle stack {path} is not square: {data.shape}")
     return data
 
 
@@ -112,7 +112,7 @@ def noise_spectrum(
     """Radial noise power on the (nb, nb//2+1) grid, from the pixels outside the mask.
 
     ``positions`` are 1-based stack positions of all star rows; an even sample of at most
-    :data:`NOISE_SAMPLE` of them is used, so every job of a cycle gets the same answer.
+    :data:`NOISE_SAMPLE` of them is used, so every program run of a cycle gets the same answer.
     """
     pick = rules.noise_sample(positions)
     outside = prep.outside().astype(np.float32)
@@ -140,7 +140,7 @@ def read_images(stack: Any, positions: npt.NDArray[np.int64]) -> npt.NDArray[np.
     if len(pos) == 0:
         return np.zeros((0, *stack.shape[1:]), dtype=np.float32)
     if pos.min() < 0 or pos.max() >= stack.shape[0]:
-        raise EngineError(
+        raise EngineInputError(
             f"star refers to stack position {int(pos.max()) + 1} but the stack has "
             f"{stack.shape[0]} images"
         )
@@ -163,14 +163,14 @@ def load_references(path: str, box: int) -> npt.NDArray[np.float32]:
     """Read class averages (K, N, N); they must have the particles' box."""
     p = Path(path)
     if not p.is_file():
-        raise EngineError(f"Input class averages {path} not found")
+        raise EngineInputError(f"Input class averages {path} not found")
     try:
         with mrcfile.open(path, mode="r", permissive=True) as handle:
             data = np.array(handle.data, dtype=np.float32)
     except (OSError, ValueError) as exc:
-        raise EngineError(f"cannot read class averages {path}: {exc}") from None
+        raise EngineInputError(f"cannot read class averages {path}: {exc}") from None
     if data.ndim == 2:
         data = data[None]
     if data.shape[-2:] != (box, box):
-        raise EngineError(f"class averages {path} have box {data.shape[-1]}, particles {box}")
+        raise EngineInputError(f"class averages {path} have box {data.shape[-1]}, particles {box}")
     return data

@@ -1,6 +1,7 @@
 """``live2d-refine2d``: a drop-in for cisTEM's ``refine2d`` (25 stdin answers, same files out).
 
-Modes (../shared/reference/cistem-protocol.md §2-4, §8):
+Modes (docs/engine.md#refinement-step-by-step; the answers:
+docs/protocol.md#refine2d-the-25-answers; progress: docs/protocol.md#progress):
 
 - **random start** (#6 = K > 0): cisTEM's block sampling of the star lines; each particle read is
   resampled, normalised, sign-set, and added to each class with probability 1/K after an
@@ -55,7 +56,7 @@ from live2d_tui import fourier as nm
 from live2d_tui.engine import ENGINE_VERSION
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
 from live2d_tui.engine.particles import (
-    EngineError,
+    EngineInputError,
     Preprocess,
     has_blank_edges,
     load_references,
@@ -80,16 +81,15 @@ from live2d_tui.similarity import COPY_CORRELATION, aligned_similarity, filled
 VERSION = "1.02"
 MIN_CLASS_FRACTION = 0.05
 """A class whose current membership is below this fraction of the mean membership of the
-classes in use is emptied before the search: its particles go to the other classes, and while
-the limit is coarser than :data:`FINE_RESOLUTION` its slot is refilled by splitting the largest
-class (:mod:`.split`). Such a class is a few particles split
-off a view, and it cannot reach the resolution limit: on the reference-shaped session (6,175
-particles, 20 classes, mean about 330 members) the classes left at the end without a floor held
-2, 2 and 12 members and reached FRC0.5 96, 21 and 10 Å, while every class from 32 members up
-reached 7.7-8.0 Å. All jobs of a cycle read the same star, so they empty the same classes. The
-floor is lower while the search works coarser than :data:`FINE_RESOLUTION`, where memberships
-still move a lot from cycle to cycle and a small class may be a view still gathering its
-particles."""
+classes in use is emptied before the search: its particles go to the other classes, and while the
+limit is coarser than :data:`FINE_RESOLUTION` its slot is refilled by splitting the largest class
+(:mod:`.split`). Such a class is a few particles split off a view, and it cannot reach the
+resolution limit: on the reference-shaped session (6,175 particles, 20 classes, mean about 330
+members) the classes left at the end without a floor held 2, 2 and 12 members and reached FRC0.5 96,
+21 and 10 Å, while every class from 32 members up reached 7.7-8.0 Å. All program runs of a cycle
+read the same star, so they empty the same classes. The floor is lower while the search works
+coarser than :data:`FINE_RESOLUTION`, where memberships still move a lot from cycle to cycle and a
+small class may be a view still gathering its particles."""
 MIN_CLASS_FRACTION_FINE = 0.1
 FINE_RESOLUTION = 15.0
 """Å: at this high-resolution limit or finer the floor is :data:`MIN_CLASS_FRACTION_FINE`,
@@ -141,7 +141,7 @@ def _select_rows(s: Refine2dRequest, rows: StarRows, n_images: int) -> StarRows:
     first = s.first_particle if s.first_particle > 0 else 1
     last = s.last_particle if 0 < s.last_particle <= n_images else n_images
     if last < first:
-        raise EngineError(f"last particle ({last}) is before the first ({first})")
+        raise EngineInputError(f"last particle ({last}) is before the first ({first})")
     inside = (rows["position"] >= first) & (rows["position"] <= last)
     selected: StarRows = rows[inside].copy()
     return selected
@@ -149,8 +149,8 @@ def _select_rows(s: Refine2dRequest, rows: StarRows, n_images: int) -> StarRows:
 
 def memberships(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
     """Current membership |Best2DClass| of each of the ``k`` classes in the WHOLE star (the same
-    in every job of a cycle); ``None`` when no particle is assigned yet (the first round after a
-    random start)."""
+    in every program run of a cycle); ``None`` when no particle is assigned yet (the first round
+    after a random start)."""
     return rules.memberships(star, k)
 
 
@@ -215,7 +215,7 @@ def copied_classes(
 def random_start(
     s: Refine2dRequest, stack: Any, rows: StarRows, out: TextIO, rng: np.random.Generator
 ) -> None:
-    """Generate K starting class averages as cisTEM does (§3)."""
+    """Generate K starting class averages as cisTEM does (docs/engine.md#random-start)."""
     box = stack.shape[-1]
     k = s.class_number
     out.write(f"Generating {k} starting class averages...\n\n")
@@ -267,7 +267,8 @@ def refine(
     out: TextIO,
     rng: np.random.Generator,
 ) -> None:
-    """Refinement against the input class averages (§4, §8)."""
+    """Refinement against the input class averages (docs/engine.md#refinement-step-by-step,
+    #fraction-used-negative-classes-blank-edges; progress: docs/protocol.md#progress)."""
     box = stack.shape[-1]
     references = load_references(s.input_classes, box)
     high = max(s.high_res, 2.0 * s.pixel_size)
@@ -334,7 +335,7 @@ def refine(
             f"{copy.correlation:.2f})\n\n"
         )
     if nonzero == 0:
-        raise EngineError("all input class averages are empty")
+        raise EngineInputError("all input class averages are empty")
     prep = Preprocess(box, s.pixel_size, s.mask_radius / s.pixel_size, s.invert, s.normalize)
     out.write("Calculating noise power spectrum...\n\n")
     bar = ProgressBar(2, out)
@@ -347,7 +348,7 @@ def refine(
     bar.update(2, force=True)
     bar.finish()
     if len(rows) and np.any(rows["voltage"] <= 0):
-        raise EngineError(
+        raise EngineInputError(
             "the star has particles without a microscope voltage (needed for the CTF)"
         )
     # see FINE_RESOLUTION; with frozen rules the streaming runner manages the class slots
@@ -437,12 +438,12 @@ def core_members(star: StarRows, rows: StarRows) -> npt.NDArray[np.bool_]:
     """Which of ``rows`` the class sums take: all but the lowest-scoring ``CORE_DROP`` of
     every class of the input ``star`` (its class and score columns, i.e. the previous cycle's).
 
-    A class's outer members, the particles whose views lie furthest from its centre, score
-    lowest, and leaving them out sharpens the average more than the fewer members blur it
-    (the note of #5 gives the measurements). The ranking is the input star's, which every job
-    reads whole, so the jobs of a cycle agree and their merged dumps equal one process. Rows
-    of classes with fewer than ``CORE_MIN`` members, and rows without a class (a random
-    start, unused or unassigned particles), are all taken.
+    A class's outer members, the particles whose views lie furthest from its centre, score lowest,
+    and leaving them out sharpens the average more than the fewer members blur it (the note of #5
+    gives the measurements). The ranking is the input star's, which every program run reads whole,
+    so the program runs of a cycle agree and their merged dumps equal one process. Rows of classes
+    with fewer than ``CORE_MIN`` members, and rows without a class (a random start, unused or
+    unassigned particles), are all taken.
     """
     # rows are lines of star: a class > 0 is one of its classes
     thresholds = rules.core_thresholds(star, 0)
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         prompts=REFINE2D_PROMPTS,
         termination=REFINE2D_TERMINATION,
         calculate=_calculate,
-        errors=(EngineError, DumpError, CistemStarError, OSError, ValueError, MemoryError),
+        errors=(EngineInputError, DumpError, CistemStarError, OSError, ValueError, MemoryError),
         argv=argv,
     )
 

@@ -22,10 +22,10 @@ class (bisecting, as in bisecting k-means):
    (:func:`averages.class_averages`), whitened as the search whitens, so the two new references
    are on the same footing as the others.
 
-The parent keeps the larger half and the empty slot gets the smaller; for the next split of the
-same round, each half counts with its share of the parent's members. Everything here is a
-deterministic function of the star, the stack and the references, so every job of a cycle makes
-the same split (merge2d sums their dumps).
+The parent keeps the larger half and the empty slot gets the smaller; for the next split of the same
+round, each half counts with its share of the parent's members. Everything here is a deterministic
+function of the star, the stack and the references, so every program run of a cycle makes the same
+split (merge2d sums their dumps).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from live2d_tui.formats.live2d_dump import ClassSums
 from live2d_tui.similarity import filled
 
 MAX_SPLITS = 2
-"""Splits per refine2d round: each costs every job a read of :data:`SPLIT_SAMPLE` particles."""
+"""Splits per refine2d round: each costs every program run a read of :data:`SPLIT_SAMPLE`
+particles."""
 SPLIT_SAMPLE = 300
 """Members read to split a class (an even sample by position)."""
 SPLIT_RESOLUTION = 20.0

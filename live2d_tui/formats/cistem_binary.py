@@ -1,7 +1,7 @@
 """cisTEM's binary parameter file (the ``.cistem`` extension), read and written.
 
 refine2d reads answer #2 as binary when its name ends in ``.cistem`` (cisTEM's GUI writes its
-inputs that way; ../shared/reference/cistem-protocol.md §5.3). The layout, all native
+inputs that way; docs/protocol.md#the-binary-cistem-parameter-file). The layout, all native
 little-endian:
 
 - int32 number of columns, int32 number of lines;

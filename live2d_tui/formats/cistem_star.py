@@ -1,11 +1,12 @@
 """cisTEM's 22-column text star: the one reader and writer every part of the program uses.
 
 The column set, order and printf formats are exactly what ``refine2d`` writes
-(``cisTEMParameters::WriteTocisTEMStarFile``; ../shared/reference/cistem-protocol.md §5), because
+(``cisTEMParameters::WriteTocisTEMStarFile``; docs/protocol.md#the-cistem-star-file), because
 refine2d output rows are joined under our headers and read back by cisTEM. Rows are held as a
 numpy structured array (:data:`DTYPE`), so half a million particles cost a few tens of MB.
 
-Rules the format forces on us (§5.2-5.3):
+Rules the format forces on us (docs/protocol.md#the-cistem-star-file: the reader's rules and the
+phase shift):
 - a label is recognised only when followed by a space, so labels are written ``_label #n``;
 - cisTEM's reader stops at the first empty line: never write a blank line between rows;
 - ``_cisTEMPhaseShift`` is in **degrees** in every file we write (refine2d writes it back in

@@ -1,4 +1,4 @@
-"""Partial class sums ("dump files") of one refine2d job, summed by merge2d.
+"""Partial class sums ("dump files") of one refine2d program run, summed by merge2d.
 
 Our own format (cisTEM's raw binary dump is not reproduced): an uncompressed numpy ``.npz``
 archive written atomically under the exact name the caller gave (no ``.npz`` is appended).
@@ -42,7 +42,7 @@ class DumpError(ValueError):
 
 @dataclass
 class ClassSums:
-    """Accumulated class sums of one or more jobs."""
+    """Accumulated class sums of one or more program runs."""
 
     box: int
     binned_box: int
@@ -72,7 +72,7 @@ class ClassSums:
             raise DumpError("Dump file incompatible with 2D class averages")
 
     def add(self, other: ClassSums) -> None:
-        """Add another job's sums (after :meth:`check_compatible`)."""
+        """Add another program run's sums (after :meth:`check_compatible`)."""
         self.check_compatible(other)
         self.sums = self.sums + other.sums
         self.ctf2 = self.ctf2 + other.ctf2

@@ -7,8 +7,9 @@ instead of mrcfile: it touches only the bytes it needs (a stack is never loaded,
 averages are stamped in place) and does not trip mrcfile's NumPy 2.5 deprecation warnings. (The
 engine's programs read and write their images with mrcfile.)
 
-cisTEM writes class averages with a dummy cell (1 Å per pixel) (cistem-protocol.md §7), so the
-runner stamps the real pixel size into the header (:func:`stamp_pixel_size`).
+cisTEM writes class averages with a dummy cell (1 Å per pixel)
+(docs/protocol.md#the-class-average-mrc), so the runner stamps the real pixel size into the header
+(:func:`stamp_pixel_size`).
 
 Header words used (MRC2014): nx, ny, nz, mode (bytes 0–16), mx, my, mz (28–40), cella
 (40–52), cellb (52–64), mapc, mapr, maps (64–76), dmin, dmax, dmean (76–88), ispg (88), nsymbt

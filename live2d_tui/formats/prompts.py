@@ -2,7 +2,8 @@
 
 One table serves both sides of the protocol: the cycle runner builds and validates answer lists
 from it, and the built-in engine (:mod:`live2d_tui.engine`) parses them with cisTEM's scripted-mode
-rules (../shared/reference/cistem-protocol.md §1-2, §6). Prompt texts are cisTEM's exact words,
+rules (docs/protocol.md#scripted-mode-rules; the tables: #refine2d-the-25-answers,
+#merge2d-the-3-answers). Prompt texts are cisTEM's exact words,
 so the echoed banner of a real build can be compared line by line.
 """
 

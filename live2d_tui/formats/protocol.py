@@ -1,13 +1,14 @@
 """Answer lists for ``refine2d`` (25 lines) and ``merge2d`` (3 lines), validated before launch.
 
 cisTEM reads one answer per stdin line in scripted mode and exits 255 on any wrong one — or, worse,
-silently misreads paths (../shared/reference/cistem-protocol.md §1-6). So every list is checked
+silently misreads paths (docs/protocol.md#scripted-mode-rules). So every list is checked
 here against the shared prompt table (:mod:`live2d_tui.formats.prompts`) before a process starts:
 
 - always 25 refine2d lines (the threads line is fatal when missing on OpenMP builds);
 - types as cisTEM parses them (an int is never a bool, floats are finite, no ``e``-notation);
 - ranges from the prompt table, plus pixel size and mask radius > 0 and fraction > 0;
-- files that must exist do exist (relative names are resolved against the job's working folder);
+- files that must exist do exist (relative names are resolved against the program run's working
+  folder);
 - paths free of cisTEM's pitfalls: ``data_``/``loop_`` anywhere in a path (refine2d echoes paths
   into its star's comments and its reader then starts the table there), a ``.cistem`` suffix on a
   text star, a merge2d dump seed whose base name has another dot, newlines in a name.

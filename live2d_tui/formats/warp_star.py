@@ -1,10 +1,10 @@
 """Warp's particle tables (``goodparticles_<Model>.star`` / ``allparticles_<Model>.star``).
 
 Warp writes RELION 3.0-style tables with an empty block name and no optics table
-(../shared/reference/warp-formats.md §4). Columns are found **by name** (Warp keeps a loaded
-table's column order). A snapshot is accepted only when it is complete: the required columns are
-present, every data row has every field, and the file ends with a newline (common star parsers
-silently return a truncated last row; we reject the whole snapshot instead).
+(docs/warp-formats.md#the-particle-tables-goodparticles-and-allparticles). Columns are found **by
+name** (Warp keeps a loaded table's column order). A snapshot is accepted only when it is complete:
+the required columns are present, every data row has every field, and the file ends with a newline
+(common star parsers silently return a truncated last row; we reject the whole snapshot instead).
 
 Parsing streams (:func:`parse_warp_star_chunks`): only complete lines of a chunk are parsed and
 the partial last line is carried over, so memory is a few MB of text plus the compact numeric

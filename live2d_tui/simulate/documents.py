@@ -1,7 +1,9 @@
 """The content of Warp's documents for a simulated session: settings, movie XML, star rows.
 
-Keys, sections and value formats follow ../shared/reference/warp-formats.md §2-§5. Encoding and
-layout are :mod:`live2d_tui.simulate.warp_writer`'s job; this module decides *what* is written.
+Keys, sections and value formats follow docs/warp-formats.md (#previoussettings,
+#the-particle-tables-goodparticles-and-allparticles, #per-movie-xml); the order the files appear in
+is docs/simulation-and-scoring.md#the-files-in-warps-order. Encoding and layout are
+:mod:`live2d_tui.simulate.warp_writer`'s job; this module decides *what* is written.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Numerical yardsticks of the scorer: FRC and its crossings, partition metrics, angular spread.
 
-Definitions (../shared/reference/simulation-and-scoring.md §7):
+Definitions (docs/simulation-and-scoring.md#per-class; purity, ARI and spread: #per-run):
 - FRC(r) = Re Σ_ring A·B* / √(Σ|A|² Σ|B|²) on integer rings of the ``fftfreq·N`` grid; ring r
   is N·pixel/r Å. A resolution is reported at the first ring (from r = 1) where the curve falls
   below the threshold (0.5 against a noise-free reference, 0.143 between noisy half-sets); a

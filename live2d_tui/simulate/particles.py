@@ -1,6 +1,7 @@
 """Per-particle parameters and image formation: projection → CTF → noise → Warp normalisation.
 
-Image formation (../shared/reference/simulation-and-scoring.md §3-4):
+Image formation (docs/simulation-and-scoring.md#the-phantom-and-image-formation, #the-ctf,
+#noise-and-normalisation):
 1. clean projection P of the phantom at (rot, tilt, psi), shifted by −origin (exact, in Fourier);
 2. CTF-modulated image C = F⁻¹[CTF · F(P)] with :func:`live2d_tui.ctf.ctf_2d` (RELION sign:
    CTF(0) = +Q0, so a positive potential gives white protein);

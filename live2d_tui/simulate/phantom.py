@@ -1,6 +1,7 @@
 """The 3D phantom (a sum of Gaussian blobs) and its exact analytic projections.
 
-Conventions (../shared/reference/simulation-and-scoring.md §1-2, RELION's):
+Conventions (docs/simulation-and-scoring.md#conventions, RELION's; the phantom:
+#the-phantom):
 - ZYZ Euler angles (rot, tilt, psi) in degrees rotate the reference into the observation; a
   point r of the phantom lands at ((A·r)ₓ, (A·r)ᵧ) in the image, A = :func:`euler_matrix`.
 - Images are arrays [y, x]; the phantom's origin projects to pixel (N//2, N//2).

@@ -1,7 +1,7 @@
 """Score 2D class averages and per-particle assignments against a simulated session's truth.
 
 ``score_classes(classes_mrc, cycle_star, stack, original_names, truth_dir, pixel_size=…)``
-(../shared/reference/simulation-and-scoring.md §7):
+(docs/simulation-and-scoring.md#scoring, #per-class and #per-run):
 
 - every row of the cycle star (cisTEM, 22 columns) with a class ≥ 1 is a member; its
   ``position`` is 1-based in ``stack`` and ``original_names[position − 1]`` is the Warp image

@@ -1,6 +1,7 @@
 """Writers for the files Warp puts in a session folder, byte for byte the way Warp writes them.
 
-Formats follow ../shared/reference/warp-formats.md (sources: Warp 1 ``WarpLib/Star.cs``,
+Formats follow docs/warp-formats.md and docs/simulation-and-scoring.md#the-files-in-warps-order
+(sources: Warp 1 ``WarpLib/Star.cs``,
 ``Warp/MainWindow.xaml.cs``, ``WarpLib/Headers/MRC.cs``; Warp 2 ``WarpLib/Image.cs``); the
 formats themselves are written by :mod:`live2d_tui.formats` (:func:`~.warp_xml.render_xml`,
 :func:`~.warp_star.star_text`), and this module writes the files the way Warp does:

@@ -86,7 +86,7 @@ class Session:
 def remove_partial_outputs(folder: Path, completed: set[int]) -> list[str]:
     """Delete ``cycle_<N>.*`` files of cycles not in ``completed`` and interrupted temp files.
 
-    Returns the names removed. Folders (``cycles/cycle_<N>/`` with per-job logs) are kept: the
+    Returns the names removed. Folders (``cycles/cycle_<N>/`` with per-run logs) are kept: the
     logs explain what happened, and the runner starts each attempt with fresh names.
     """
     removed: list[str] = []

@@ -1,6 +1,6 @@
 """The session log ``live2d.log`` in the output folder: one timestamped line per summary.
 
-Per-job program output lives in ``cycles/cycle_<N>/``; this log holds what a person scanning the
+Per-run program output lives in ``cycles/cycle_<N>/``; this log holds what a person scanning the
 night wants: ingests, triggers, cycle summaries, errors. The UI shows its last lines.
 
 Invariants: a write never raises (a full disk or a vanished folder must not stop the supervisor;
@@ -22,7 +22,7 @@ from live2d_tui.atomic import NEW_FILE_MODE
 
 LOG_NAME = "live2d.log"
 MAX_BYTES = 20 * 1024 * 1024
-"""Rotate beyond this size (20 MB is months of summaries; per-job logs live elsewhere)."""
+"""Rotate beyond this size (20 MB is months of summaries; per-run logs live elsewhere)."""
 
 
 class SessionLog:

@@ -55,7 +55,7 @@ def cycle_metadata(record: CycleRecord, *, latest: bool, newer: int = 0) -> str:
     return text
 
 
-def class_counts(record: CycleRecord, n_classes: int) -> list[int]:
+def members_per_slice(record: CycleRecord, n_classes: int) -> list[int]:
     """Members of each slice (``counts[k]`` for class ``k + 1``); missing entries count 0."""
     per_class = list(record.particle_count_per_class)
     return [per_class[k + 1] if k + 1 < len(per_class) else 0 for k in range(n_classes)]

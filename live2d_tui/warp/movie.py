@@ -1,6 +1,6 @@
 """Per-movie XML ``<movie_root>.xml``: the selection flag and the particle export options.
 
-Only two things are taken from it (../shared/reference/warp-formats.md §5):
+Only two things are taken from it (docs/warp-formats.md#per-movie-xml):
 - ``UnselectManual`` (reliable, tri-state): ``True`` excludes the micrograph;
 - ``<OptionsParticlesExport>``: box, pixel size, inversion, normalisation of *this* movie's
   stack, which decides whether it fits the current dataset generation.

@@ -2,7 +2,7 @@
 
 Invariants:
 - the file is parsed from bytes (Warp 1: UTF-16 + BOM; Warp 2: UTF-8), never as default text;
-- Warp 1 and Warp 2 key variants are both accepted (../shared/reference/warp-formats.md §2);
+- Warp 1 and Warp 2 key variants are both accepted (docs/warp-formats.md#previoussettings);
 - the binned pixel size is mean(PixelSizeX, PixelSizeY) · 2^BinTimes (W1) or
   Import/PixelSize · 2^BinTimes (W2, W1 root keys as fallback);
 - Windows paths inside the file are never used as paths on this machine: only their last

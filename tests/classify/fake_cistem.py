@@ -2,8 +2,8 @@
 
 Usage: ``python fake_cistem.py refine2d|merge2d`` with the answers on stdin.
 
-It is written from ../shared/reference/cistem-protocol.md alone — it does not import the prompt
-table of the code under test — and behaves like a scripted-mode cisTEM build:
+It is written from docs/protocol.md and cisTEM's source, independently of the prompt table of
+the code under test — and behaves like a scripted-mode cisTEM build:
 
 - each answer is one stdin line; a blank line or EOF exits 255; the type (int: digit or '-'
   digit; float: digit or '-'/'.' then digit; yes/no: y/n first) and range of every answer is

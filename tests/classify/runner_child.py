@@ -1,7 +1,8 @@
 """A supervisor stand-in for crash tests: runs one refinement cycle in its own process.
 
 Usage: ``python runner_child.py OUTPUT_FOLDER PARTICLES POOL JOBS`` (cycle 1 from cycle 0).
-The test SIGKILLs this process while its jobs run, then checks that ``end_orphans`` ends them.
+The test SIGKILLs this process while its program runs go on, then checks that ``end_orphans``
+ends them.
 """
 
 from __future__ import annotations

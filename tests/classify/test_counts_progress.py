@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from live2d_tui.classify.counts import class_counts
-from live2d_tui.classify.progress import CycleProgressTracker, JobProgress, LineSplitter
+from live2d_tui.classify.progress import CycleProgressTracker, LineSplitter, RunProgress
 from live2d_tui.events import CycleStage
 
 
@@ -35,7 +35,7 @@ def test_splitter_handles_carriage_returns_and_chunks() -> None:
 
 
 def test_job_progress_stages_and_bars() -> None:
-    job = JobProgress(rows=10)
+    job = RunProgress(rows=10)
     assert job.update("Calculating noise power spectrum...")
     assert job.stage is CycleStage.NOISE
     assert job.update("    50% [===============               ] 0h:00m01s")
@@ -50,11 +50,11 @@ def test_job_progress_stages_and_bars() -> None:
 def test_cycle_progress_is_weighted_by_rows() -> None:
     tracker = CycleProgressTracker.for_rows([30, 10], CycleStage.NOISE)
     assert tracker.stage is CycleStage.NOISE
-    tracker.jobs[1].finish()
+    tracker.runs[1].finish()
     assert tracker.percent == pytest.approx(25.0)
-    assert tracker.jobs_done == 1
-    tracker.jobs[0].update("Generating 5 starting class averages...")
-    tracker.jobs[0].update("    40% [====")
+    assert tracker.runs_done == 1
+    tracker.runs[0].update("Generating 5 starting class averages...")
+    tracker.runs[0].update("    40% [====")
     assert tracker.percent == pytest.approx(100 * (30 * 0.4 + 10) / 40)
     assert tracker.stage is CycleStage.SEEDING
     assert tracker.eta_seconds(10.0) == pytest.approx(10.0 * (100 - 55) / 55)
@@ -62,7 +62,7 @@ def test_cycle_progress_is_weighted_by_rows() -> None:
 
 def test_finished_cycle_reports_its_last_stage() -> None:
     tracker = CycleProgressTracker.for_rows([5, 5], CycleStage.NOISE)
-    for job in tracker.jobs:
+    for job in tracker.runs:
         job.update("Calculating new class averages...")
         job.finish()
     assert tracker.stage is CycleStage.CLASSIFYING and tracker.percent == 100.0

@@ -44,7 +44,7 @@ async def test_builtin_engine_runs_a_small_job(tmp_path: Path) -> None:
     assert rows["phase_shift"].tolist() == [30.0] * 60
     assert not any("echo differs" in line for line in logs), logs
     # what tells these stars from the earlier engine's, whose shifts were negated (README): the
-    # cycle star's header and the jobs' logs
+    # cycle star's header and the program runs' logs
     header = result.star_path.read_text(encoding="utf-8").split("data_")[0]
     assert "psi and shifts as cisTEM refine2d" in header
     job_logs = sorted((dataset.folder / "cycles" / "cycle_2").glob("refine2d_*.log"))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from live2d_tui.classify.engines import EngineError, builtin_programs, resolve_engine
+from live2d_tui.classify.engines import EngineConfigError, builtin_programs, resolve_engine
 from live2d_tui.config import EngineKind, ServerConfig
 
 
@@ -57,7 +57,7 @@ def test_auto_ignores_half_a_cistem_pair(empty_path: Path) -> None:
 
 
 def test_cistem_not_found_is_a_clear_error(empty_path: Path) -> None:
-    with pytest.raises(EngineError, match="were not found"):
+    with pytest.raises(EngineConfigError, match="were not found"):
         resolve_engine(ServerConfig(engine=EngineKind.CISTEM))
 
 
@@ -72,21 +72,21 @@ def test_configured_pair_wins(tmp_path: Path, empty_path: Path) -> None:
 def test_mixing_engines_is_refused(tmp_path: Path, empty_path: Path) -> None:
     refine = make_program(tmp_path / "cistem", "refine2d")
     merge = make_program(tmp_path / "cistem", "live2d-merge2d")
-    with pytest.raises(EngineError, match="different engines"):
+    with pytest.raises(EngineConfigError, match="different engines"):
         resolve_engine(ServerConfig(refine2d=str(refine), merge2d=str(merge)))
 
 
 def test_mixing_installations_is_refused(tmp_path: Path, empty_path: Path) -> None:
     refine = make_program(tmp_path / "a", "refine2d")
     merge = make_program(tmp_path / "b", "merge2d")
-    with pytest.raises(EngineError, match="different installations"):
+    with pytest.raises(EngineConfigError, match="different installations"):
         resolve_engine(ServerConfig(refine2d=str(refine), merge2d=str(merge)))
 
 
 def test_engine_kind_must_match_configured_programs(tmp_path: Path, empty_path: Path) -> None:
     refine = make_program(tmp_path / "c", "refine2d")
     merge = make_program(tmp_path / "c", "merge2d")
-    with pytest.raises(EngineError, match="engine = builtin"):
+    with pytest.raises(EngineConfigError, match="engine = builtin"):
         resolve_engine(
             ServerConfig(engine=EngineKind.BUILTIN, refine2d=str(refine), merge2d=str(merge))
         )
@@ -94,7 +94,7 @@ def test_engine_kind_must_match_configured_programs(tmp_path: Path, empty_path: 
 
 def test_missing_configured_program(tmp_path: Path, empty_path: Path) -> None:
     server = ServerConfig(refine2d=str(tmp_path / "no" / "refine2d"), merge2d="merge2d")
-    with pytest.raises(EngineError, match="not an executable"):
+    with pytest.raises(EngineConfigError, match="not an executable"):
         resolve_engine(server)
-    with pytest.raises(EngineError, match="not on PATH"):
+    with pytest.raises(EngineConfigError, match="not on PATH"):
         resolve_engine(ServerConfig(refine2d="refine2d", merge2d="merge2d"))

@@ -1,4 +1,4 @@
-"""SIGKILL of the runner's process, then a restart: end_orphans leaves no job process behind."""
+"""SIGKILL of the runner's process, then a restart: end_orphans leaves no program run behind."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from live2d_tui.classify.procs import (
     ProcessRegistry,
-    RunningJob,
+    RunningProgram,
     end_orphans,
     read_stat,
     session_members,
@@ -78,12 +78,12 @@ async def test_sigkilled_runner_leaves_no_process_after_restart(
         assert all(session_members(sid) for sid in sids), "jobs should survive their supervisor"
         registry = ProcessRegistry(dataset.folder)
         assert {job.pid for job in registry.load()} == set(sids)
-        if lose_registry:  # the marker in the jobs' environment still finds them
+        if lose_registry:  # the marker in the program runs' environment still finds them
             registry.clear()
         lines: list[str] = []
         ended = end_orphans(dataset.folder, lines.append, grace=2.0)
         assert ended == 2
-        assert any("Ending orphaned job process" in line for line in lines)
+        assert any("Ending orphaned program run process" in line for line in lines)
         for sid in sids:
             assert session_members(sid) == []
         assert registry.load() == []
@@ -99,7 +99,7 @@ def test_a_recycled_pid_is_left_alone(tmp_path: Path) -> None:
     assert me is not None
     registry = ProcessRegistry(tmp_path)
     registry.path.parent.mkdir(parents=True)
-    stale = RunningJob(pid=os.getpid(), start_ticks=me.start_ticks + 1, name="old", started=0.0)
+    stale = RunningProgram(pid=os.getpid(), start_ticks=me.start_ticks + 1, name="old", started=0.0)
     registry.path.write_text(
         json.dumps(
             [

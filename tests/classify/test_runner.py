@@ -147,7 +147,7 @@ async def test_seed_and_refinement_cycles(dataset: Dataset, fake_state: Path) ->
         assert isinstance(answers, list)
         assert not any(str(a).startswith(str(dataset.folder)) for a in answers)
     progress = [e for e in events if isinstance(e, CycleProgress)]
-    assert progress[-1].percent == 100.0 and progress[-1].jobs_done == progress[-1].jobs_total == 3
+    assert progress[-1].percent == 100.0 and progress[-1].runs_done == progress[-1].runs_total == 3
     assert {e.stage for e in progress} >= {CycleStage.PREPARING, CycleStage.MERGING}
     assert any("Calculating new class averages" in line for line in logs)
     assert any("members: 1:" in line for line in logs)
@@ -368,7 +368,7 @@ async def test_a_job_star_missing_a_row_fails_the_cycle(
     monkeypatch.setenv("FAKE_FAIL_FIRST", "15")
     monkeypatch.setenv("FAKE_FAIL_MODE", "droprow")
     plan = plan_job(SETTINGS, last_cycle_number=None)
-    with pytest.raises(CycleFailed, match="job 2 wrote 12 rows, expected exactly the 13"):
+    with pytest.raises(CycleFailed, match="run 2 wrote 12 rows, expected exactly the 13"):
         await runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), SETTINGS)
     assert not (dataset.folder / "cycle_1.mrc").exists()
     assert not (dataset.folder / "cycle_1.star").exists()

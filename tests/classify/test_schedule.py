@@ -1,4 +1,4 @@
-"""Schedules against hand-computed tables (original-live2d.md §4, cistem-protocol.md §9)."""
+"""Schedules against hand-computed tables (docs/architecture.md#jobs-and-schedules)."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ async def test_slurm_ab_initio_gives_the_local_executors_classes(
     assert not any("echo differs" in line for line in logs), logs
     assert not list(cycle_dir.glob("*.end"))
     assert not (slurm_data.folder / "cycles" / REGISTRY_NAME).exists()
-    running = [e.jobs_running for e in events if isinstance(e, CycleProgress)]
+    running = [e.runs_running for e in events if isinstance(e, CycleProgress)]
     # both runs may overlap, or one may end before SLURM starts the other on a loaded node: the
     # counts must show at least one running, never more than the cycle's two, and none at the end
     assert 1 <= max(running) <= 2 and running[-1] == 0
@@ -177,7 +177,7 @@ async def test_abort_cancels_every_job_and_waits_until_slurm_reports_them_ended(
 
     def counts() -> tuple[int, int]:
         last = [e for e in events if isinstance(e, CycleProgress)]
-        return (last[-1].jobs_running, last[-1].jobs_queued) if last else (0, 0)
+        return (last[-1].runs_running, last[-1].runs_queued) if last else (0, 0)
 
     deadline = time.monotonic() + 60
     while counts() != (2, 1) and time.monotonic() < deadline:
@@ -281,7 +281,7 @@ async def test_a_pending_job_is_queued_not_hung(
     result = await runner.run_cycle(plan.cycles[1], dataset.inputs(previous=0), settings)
     assert result.process_count == 3
     progress = [e for e in events if isinstance(e, CycleProgress)]
-    assert any(e.jobs_queued == 1 and e.jobs_running == 2 for e in progress)
+    assert any(e.runs_queued == 1 and e.runs_running == 2 for e in progress)
     assert not any("hung" in line or "retrying" in line for line in logs), logs
 
 

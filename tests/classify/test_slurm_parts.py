@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from live2d_tui.classify.executors import JobSpec, RunState
+from live2d_tui.classify.executors import RunSpec, RunState
 from live2d_tui.classify.executors.local import LocalExecutor
 from live2d_tui.classify.executors.slurm import SlurmExecutor, wait_until_visible
 from live2d_tui.classify.executors.slurm_cli import (
@@ -218,7 +218,7 @@ def test_the_jobs_environment_carries_threads_seed_and_marker(tmp_path: Path) ->
         tmp_path,
         environ={"LIVE2D_ENGINE_SEED": "9", "HOME": "/root", "LIVE2D_BAD-NAME": "x"},
     )
-    spec = JobSpec("r", ["p"], "", tmp_path / "l", tmp_path, env={"EXTRA": "1"})
+    spec = RunSpec("r", ["p"], "", tmp_path / "l", tmp_path, env={"EXTRA": "1"})
     env = executor.job_environment(spec)
     assert env["LIVE2D_ENGINE_SEED"] == "9" and env["OMP_NUM_THREADS"] == "3"
     assert env["LIVE2D_OUTPUT_FOLDER"] == str(tmp_path.resolve()) and env["EXTRA"] == "1"
@@ -338,18 +338,18 @@ def test_bad_slurm_settings_are_refused_clearly(changes: dict[str, object], mess
 
 
 def test_the_counts_text_shows_queued_and_running_runs() -> None:
-    progress = CycleProgress(4, CycleStage.NOISE, 12.0, 1, 8, None, jobs_queued=3, jobs_running=4)
-    assert progress.jobs_text() == "jobs 1/8 done, 4 running, 3 queued"
-    assert format_event(progress) == "[cycle 4] noise 12% (jobs 1/8 done, 4 running, 3 queued)"
-    assert CycleProgress(4, CycleStage.MERGING, 90.0, 8, 8).jobs_text() == "jobs 8/8 done"
+    progress = CycleProgress(4, CycleStage.NOISE, 12.0, 1, 8, None, runs_queued=3, runs_running=4)
+    assert progress.runs_text() == "runs 1/8 done, 4 running, 3 queued"
+    assert format_event(progress) == "[cycle 4] noise 12% (runs 1/8 done, 4 running, 3 queued)"
+    assert CycleProgress(4, CycleStage.MERGING, 90.0, 8, 8).runs_text() == "runs 8/8 done"
 
 
 async def test_the_local_executor_reports_queued_then_running(tmp_path: Path) -> None:
     executor = LocalExecutor(1, niceness=0)
     seen: dict[str, list[RunState]] = {"a": [], "b": []}
 
-    def spec(name: str) -> JobSpec:
-        return JobSpec(name, ["sleep", "0.3"], "", tmp_path / f"{name}.log", tmp_path)
+    def spec(name: str) -> RunSpec:
+        return RunSpec(name, ["sleep", "0.3"], "", tmp_path / f"{name}.log", tmp_path)
 
     async def one(name: str) -> None:
         await executor.run(spec(name), lambda _: None, seen[name].append)

@@ -1,6 +1,8 @@
 """The README and the pages in ``docs/`` hold together: every relative link points at a file of
 the repository and, when it names an ``#anchor`` of a Markdown file, at a heading of that file
-(anchors made as GitHub makes them); and none of them cites a document outside the repository."""
+(anchors made as GitHub makes them); and none of them cites a document outside the repository.
+Source files (code, tests, benchmarks) cite ``docs/page.md#anchor`` the same way, and never a
+document outside the repository."""
 
 from __future__ import annotations
 
@@ -80,6 +82,32 @@ def broken_links(document: Path, root: Path = ROOT) -> list[str]:
     return problems
 
 
+SOURCES = sorted(
+    path
+    for folder in ("live2d_tui", "tests", "benchmarks", "screenshots")
+    for path in (ROOT / folder).rglob("*.py")
+)
+_DOC_CITATION = re.compile(r"docs/([\w-]+\.md)(?:#([\w-]+))?")
+
+
+def broken_citations(source: Path, root: Path = ROOT) -> list[str]:
+    """``docs/page.md`` and ``docs/page.md#anchor`` cited in ``source`` that lead nowhere, and
+    citations of documents outside the repository, as ``file:line: citation (why)``."""
+    problems: list[str] = []
+    for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), start=1):
+        where = f"{source.relative_to(root)}:{number}"
+        for outside in ("shared/reference", "ARCHITECTURE"):
+            if outside in line:
+                problems.append(f"{where}: {outside} (outside the repository)")
+        for match in _DOC_CITATION.finditer(line):
+            page, anchor = root / "docs" / match.group(1), match.group(2)
+            if not page.is_file():
+                problems.append(f"{where}: {match.group(0)} (no such file)")
+            elif anchor and anchor not in anchors(page):
+                problems.append(f"{where}: {match.group(0)} (no heading with this anchor)")
+    return problems
+
+
 def test_the_documents_exist() -> None:
     names = {p.name for p in DOCUMENTS}
     assert {"README.md", "architecture.md", "glossary.md", "protocol.md"} <= names
@@ -95,6 +123,28 @@ def test_no_document_cites_files_outside_the_repository(document: Path) -> None:
     text = document.read_text(encoding="utf-8")
     assert "shared/reference" not in text
     assert "ARCHITECTURE" not in text
+
+
+def test_source_files_cite_docs_that_exist() -> None:
+    # this file names the outside documents only to forbid them
+    here = Path(__file__).resolve()
+    assert [p for s in SOURCES if s != here for p in broken_citations(s)] == []
+
+
+def test_the_citation_checker_can_fail(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "page.md").write_text("# A heading\n")
+    source = tmp_path / "mod.py"
+    source.write_text(
+        '"""(docs/page.md#a-heading) docs/page.md docs/page.md#gone docs/none.md\n'
+        'see ../shared/reference/x.md and ARCHITECTURE principle 2"""\n'
+    )
+    assert broken_citations(source, tmp_path) == [
+        "mod.py:1: docs/page.md#gone (no heading with this anchor)",
+        "mod.py:1: docs/none.md (no such file)",
+        "mod.py:2: shared/reference (outside the repository)",
+        "mod.py:2: ARCHITECTURE (outside the repository)",
+    ]
 
 
 def test_the_checker_finds_a_broken_file_and_a_broken_anchor(tmp_path: Path) -> None:

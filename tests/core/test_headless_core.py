@@ -1,7 +1,8 @@
 """The package's layering.
 
 - Everything outside ``live2d_tui.ui`` (and the two commands that start the UI) is the headless
-  core: importing all of it must not import Textual or textual-image (ARCHITECTURE principle 2).
+  core: importing all of it must not import Textual or textual-image
+  (docs/architecture.md#principles, "A headless core").
 - Floors, read from the source (imports inside functions and ``TYPE_CHECKING`` blocks count):
   ``formats/`` is the ground floor and imports nothing above it; ``warp/`` and ``dataset/`` sit
   on it; ``classify/`` and ``engine/`` are siblings that never import each other (the runner

@@ -30,7 +30,7 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:  # type: ignore[type-arg]
 
 def band_ncc(a: np.ndarray, b: np.ndarray, pixel_size: float = 3.0) -> float:  # type: ignore[type-arg]
     """NCC after a 1/40-1/8 Å⁻¹ band-pass: raw NCC is dominated by the low-resolution blob
-    (../shared/reference/simulation-and-scoring.md §7.3)."""
+    (docs/simulation-and-scoring.md#why-frc-and-not-a-raw-correlation)."""
     n = a.shape[-1]
     k = np.hypot(*np.meshgrid(np.fft.rfftfreq(n, pixel_size), np.fft.fftfreq(n, pixel_size)))
     band = (k >= 1 / 40) & (k <= 1 / 8)

@@ -11,7 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ui_helpers import copy_session, run_one_job, simulate
+
+from .ui_helpers import copy_session, run_one_job, simulate
 
 
 @pytest.fixture(autouse=True)

@@ -11,7 +11,6 @@ import pytest
 from textual.geometry import Region
 from textual.widgets import Button, Footer, Input, Log, OptionList, Select, TabbedContent
 from textual.widgets._footer import FooterKey
-from ui_helpers import copy_session, lengthen_job, make_app, wait_until
 
 from live2d_tui.events import SessionStatus
 from live2d_tui.supervisor.lock import OutputLock
@@ -30,6 +29,8 @@ from live2d_tui.ui.widgets.job_bar import JobBar
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 from live2d_tui.ui.widgets.settings_form import SettingsForm
 
+from .ui_helpers import copy_session, lengthen_job, make_app, wait_until
+
 SIZE = (150, 45)
 
 
@@ -45,7 +46,7 @@ def _grid_ready(app: Live2DApp) -> bool:
 
 
 def _status(app: Live2DApp) -> SessionStatus | None:
-    return app.snapshot.status if app.snapshot is not None else None
+    return app.session.snapshot.status if app.session.snapshot is not None else None
 
 
 def _shows(app: Live2DApp, cycle: int) -> bool:
@@ -61,7 +62,7 @@ async def test_main_screen_shows_session_and_latest_cycle(session_copy: Path) ->
     app = _app(session_copy)
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: _grid_ready(app))
-        snap = app.snapshot
+        snap = app.session.snapshot
         assert snap is not None and snap.status is SessionStatus.STOPPED
         grid = app.query_one(ClassGrid)
         assert grid.data is not None and grid.data.cycle == snap.cycles[-1].number
@@ -149,7 +150,7 @@ async def test_new_cycle_swaps_images_into_the_same_strips(session_copy: Path) -
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: _grid_ready(app))
         grid = app.query_one(ClassGrid)
-        cycles = app.snapshot.cycles if app.snapshot else ()
+        cycles = app.session.snapshot.cycles if app.session.snapshot else ()
         strips = list(app.query(".grid-strip"))
         before = [list(strip.render_line(1)) for strip in strips]  # type: ignore[attr-defined]
         generation = grid.image_generation
@@ -177,7 +178,7 @@ async def test_session_panel_updates_only_when_its_text_changes(session_copy: Pa
             update(*args, **kwargs)  # type: ignore[arg-type]
 
         panel.update = spy  # type: ignore[method-assign]
-        snap = app.supervisor.snapshot()
+        snap = app.session.supervisor.snapshot()
         panel.show(snap)
         assert updates == []
         panel.show(replace(snap, status=SessionStatus.WAITING))
@@ -207,6 +208,28 @@ async def test_enter_opens_detail_and_arrows_move(session_copy: Path) -> None:
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, ClassDetailScreen))
         assert grid.selected == 1  # the grid follows the class last shown
+
+
+async def test_main_screen_keys_work_in_the_class_view(session_copy: Path) -> None:
+    # they were app keys; now the main screen's, carried into the class view pushed over it
+    app = _app(session_copy)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: _grid_ready(app))
+        cycles = app.session.snapshot.cycles if app.session.snapshot else ()
+        app.query_one(ClassGrid).focus()
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, ClassDetailScreen))
+        await pilot.press("left_square_bracket")  # acts on the grid below
+        assert app.main_screen.shown_cycle == cycles[-2].number
+        await pilot.press("2")
+        assert app.query_one(TabbedContent).active == "output-tab"
+        assert isinstance(app.screen, ClassDetailScreen)
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await pilot.press("q")  # the class view's own q goes back, it does not quit
+        await wait_until(pilot, lambda: app.screen is app.main_screen)
+        assert app.is_running
 
 
 async def test_empty_classes_are_explained_on_screen(session_copy: Path) -> None:
@@ -248,18 +271,18 @@ async def test_history_keys_and_picker(session_copy: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await wait_until(pilot, lambda: _grid_ready(app))
         grid = app.query_one(ClassGrid)
-        cycles = app.snapshot.cycles if app.snapshot else ()
+        cycles = app.session.snapshot.cycles if app.session.snapshot else ()
         assert len(cycles) >= 3
         latest = cycles[-1].number
         await pilot.press("left_square_bracket")
-        assert app.shown_cycle == cycles[-2].number
+        assert app.main_screen.shown_cycle == cycles[-2].number
         await wait_until(pilot, lambda: _shows(app, cycles[-2].number))
         assert "1 newer" in str(grid.query_one("#grid-header").render())
         await pilot.press("right_square_bracket")
-        assert app.shown_cycle is None
+        assert app.main_screen.shown_cycle is None
         await wait_until(pilot, lambda: _shows(app, latest))
         await pilot.press("left_square_bracket", "left_square_bracket", "f")
-        assert app.shown_cycle is None
+        assert app.main_screen.shown_cycle is None
         await pilot.press("c")
         await wait_until(pilot, lambda: isinstance(app.screen, CyclePicker))
         options = app.screen.query_one(OptionList)
@@ -267,7 +290,7 @@ async def test_history_keys_and_picker(session_copy: Path) -> None:
         assert "cycle" in str(options.get_option_at_index(0).prompt)
         await pilot.press("end", "enter")  # the oldest cycle
         await wait_until(pilot, lambda: not isinstance(app.screen, CyclePicker))
-        assert app.shown_cycle == cycles[0].number
+        assert app.main_screen.shown_cycle == cycles[0].number
 
 
 async def test_tabs_job_output_and_help(session_copy: Path) -> None:
@@ -367,7 +390,7 @@ async def test_warp_folder_dialog_validates_inline(session_copy: Path, tmp_path:
         await wait_until(pilot, lambda: "Type a session name" in str(error.render()))
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, WarpFolderScreen))
-        assert app.snapshot is not None and app.snapshot.warp_folder == session_copy
+        assert app.session.snapshot is not None and app.session.snapshot.warp_folder == session_copy
 
 
 async def test_warp_folder_dialog_switches_session(
@@ -382,7 +405,7 @@ async def test_warp_folder_dialog_switches_session(
         app.screen.query_one("#warp-input", Input).value = str(other)
         await pilot.press("enter")
         await wait_until(pilot, lambda: not isinstance(app.screen, WarpFolderScreen))
-        await wait_until(pilot, lambda: app.supervisor.snapshot().warp_folder == other)
+        await wait_until(pilot, lambda: app.session.supervisor.snapshot().warp_folder == other)
         grid = app.query_one(ClassGrid)
         await wait_until(
             pilot, lambda: "No classes yet" in str(grid.query_one("#grid-message").render())
@@ -433,8 +456,11 @@ async def test_settings_form_validates_and_greys_out(session_copy: Path) -> None
         await pilot.press("g")
         await pilot.pause()
         assert "mask_radius" in str(form.query_one("#settings-error").render())
-        assert app.snapshot is not None and app.snapshot.status is SessionStatus.STOPPED
-        assert not app.supervisor.job_running
+        assert (
+            app.session.snapshot is not None
+            and app.session.snapshot.status is SessionStatus.STOPPED
+        )
+        assert not app.session.supervisor.job_running
 
 
 async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
@@ -451,7 +477,11 @@ async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
         # the session's cycle number and the place in the job, worded apart
         panel = app.query_one(SessionPanel)
         await wait_until(pilot, lambda: "cycles in this job" in str(panel.render()))
-        last = app.snapshot.cycles[-1].number if app.snapshot and app.snapshot.cycles else 0
+        last = (
+            app.session.snapshot.cycles[-1].number
+            if app.session.snapshot and app.session.snapshot.cycles
+            else 0
+        )
         assert re.search(
             r"Running · cycle (\d+) · (1st|2nd|3rd|\d+th) of 2\d\d cycles in this job",
             str(panel.render()),
@@ -462,13 +492,13 @@ async def test_start_stop_quit_confirmation(session_copy: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("escape")
         await wait_until(pilot, lambda: not isinstance(app.screen, QuitScreen))
-        assert app.is_running and app.supervisor.job_running
+        assert app.is_running and app.session.supervisor.job_running
         # abort asks too; "n" declines
         await pilot.press("X")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
         await wait_until(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
-        assert app.supervisor.job_running
+        assert app.session.supervisor.job_running
         # stop: finishes the cycle, then stopped
         await pilot.press("x")
         await wait_until(
@@ -486,18 +516,18 @@ async def test_abort_key_and_quit_abort(session_copy: Path) -> None:
         await wait_until(pilot, lambda: _grid_ready(app))
         lengthen_job(app)  # running until the test aborts it
         await pilot.press("g")
-        await wait_until(pilot, lambda: app.supervisor.job_running)
+        await wait_until(pilot, lambda: app.session.supervisor.job_running)
         await pilot.press("X")
         await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("y")
-        await wait_until(pilot, lambda: not app.supervisor.job_running, timeout=60)
+        await wait_until(pilot, lambda: not app.session.supervisor.job_running, timeout=60)
         await pilot.press("a")  # automatic on → waiting
         await wait_until(
             pilot,
             lambda: _status(app) is not SessionStatus.STOPPED,
         )
         await pilot.press("g")
-        await wait_until(pilot, lambda: app.supervisor.job_running)
+        await wait_until(pilot, lambda: app.session.supervisor.job_running)
         await pilot.press("q")
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("a")
@@ -558,15 +588,15 @@ async def test_quit_stop_after_cycle(session_copy: Path) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("s")
         await wait_until(pilot, lambda: not app.is_running, timeout=180)
-    assert not app.supervisor.job_running
+    assert not app.session.supervisor.job_running
 
 
 async def test_tmux_hint_line_when_only_halfcell(session_copy: Path) -> None:
-    from ui_helpers import TEST_CONFIG
-
     from live2d_tui.config import ImageMode
     from live2d_tui.supervisor import Supervisor
     from live2d_tui.ui.images import TMUX_HINT, ImageChoice
+
+    from .ui_helpers import TEST_CONFIG
 
     choice = ImageChoice(ImageMode.HALFCELL, "tmux claims Sixel, client lacks it", TMUX_HINT)
     app = Live2DApp(Supervisor(TEST_CONFIG, warp_folder=session_copy), images=choice)
@@ -582,11 +612,11 @@ async def test_tmux_hint_line_when_only_halfcell(session_copy: Path) -> None:
 @pytest.mark.parametrize("width", [80, 100])
 async def test_tmux_hint_is_read_whole_at_80_columns(session_copy: Path, width: int) -> None:
     # it was cut at the right edge ("…(sixel terminals), or `set"): it wraps instead
-    from ui_helpers import TEST_CONFIG
-
     from live2d_tui.config import ImageMode
     from live2d_tui.supervisor import Supervisor
     from live2d_tui.ui.images import TMUX_HINT, ImageChoice
+
+    from .ui_helpers import TEST_CONFIG
 
     choice = ImageChoice(ImageMode.HALFCELL, "tmux claims Sixel, client lacks it", TMUX_HINT)
     app = Live2DApp(Supervisor(TEST_CONFIG, warp_folder=session_copy), images=choice)

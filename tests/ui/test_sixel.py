@@ -14,7 +14,6 @@ import pytest
 from PIL import Image
 from textual.app import App, ComposeResult
 from textual.geometry import Region
-from ui_helpers import TEST_CONFIG, wait_until
 
 from live2d_tui.config import ImageMode
 from live2d_tui.supervisor import Supervisor
@@ -30,6 +29,8 @@ from live2d_tui.ui.sixel import (
     quantise_grey,
 )
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+
+from .ui_helpers import TEST_CONFIG, wait_until
 
 _REGISTER = re.compile(r"#(\d+);2;(\d+);(\d+);(\d+)")
 

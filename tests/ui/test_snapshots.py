@@ -1,4 +1,4 @@
-"""SVG snapshots of the main states (pytest-textual-snapshot), half-cell images pinned.
+"""SVG snapshots of every screen and state (pytest-textual-snapshot), half-cell images pinned.
 
 Determinism: the session sits at a fixed path (paths are on screen), cycle times are fixed, the
 class images are synthetic (fixed seed) instead of engine output, the session log is replaced
@@ -11,7 +11,9 @@ Update after an intended change: ``pytest tests/ui/test_snapshots.py --snapshot-
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import shutil
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,15 +21,35 @@ from typing import Any
 import mrcfile
 import numpy as np
 import pytest
-from ui_helpers import copy_session, make_app, wait_until
+from textual.widgets import Input
 
+from live2d_tui.events import SessionStatus
+from live2d_tui.supervisor.lock import OutputLock
 from live2d_tui.supervisor.state import load_state, save_state
 from live2d_tui.ui.app import Live2DApp
 from live2d_tui.ui.montage import load_class_stack
+from live2d_tui.ui.screens.dialogs import ConfirmScreen, CyclePicker, QuitScreen, WarpFolderScreen
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.session_panel import SessionPanel
+
+from .ui_helpers import copy_session, make_app, wait_until
 
 FIXED_ROOT = Path("/tmp/live2d-ui-snapshots")
+"""Where the finished session's copy sits (its path is on screen)."""
+OTHER_ROOT = Path("/tmp/live2d-ui-snapshots-other")
+"""Where other folders sit: an ingest thread of the previous test's supervisor may still be
+writing into FIXED_ROOT's copy for a moment after that app closed."""
 SIZE = (140, 42)
+LOCK_PATH = Path("/tmp/live2d-ui-snapshots.lock")
+"""Held for each test: the fixed paths are shared by every pytest process on the machine (two
+checkouts, or xdist workers) and one would delete the other's session under it."""
+
+
+@pytest.fixture(autouse=True)
+def _one_process_at_a_time() -> Iterator[None]:
+    with LOCK_PATH.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 class _FrozenDatetime(datetime):
@@ -48,11 +70,13 @@ def _synthetic_classes(k: int, box: int, seed: int) -> np.ndarray:
     return out
 
 
-def _deterministic_copy(source: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def _deterministic_copy(
+    source: Path, monkeypatch: pytest.MonkeyPatch, root: Path = FIXED_ROOT
+) -> Path:
     monkeypatch.setattr("live2d_tui.supervisor.sessionlog.datetime", _FrozenDatetime)
-    if FIXED_ROOT.exists():
-        shutil.rmtree(FIXED_ROOT)
-    warp = copy_session(source, FIXED_ROOT / "warp")
+    if root.exists():
+        shutil.rmtree(root)
+    warp = copy_session(source, root / "warp")
     out = warp / "classification"
     if not out.exists():
         return warp
@@ -156,3 +180,157 @@ def test_help_screen(snap_compare: Any, snapshot_session: Path) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+# --- dialogs and states: each test says what to do once the app is ready ---------------------
+
+Step = Callable[[Any, Any], Awaitable[object]]
+"""One thing to do before the picture: ``await step(app, pilot)``."""
+
+
+def _snapshot_after(snap_compare: Any, app: Any, *steps: Step, ready: bool = True) -> bool:
+    """The picture of ``app`` after its grid is ready (unless ``ready`` is False) and ``steps``."""
+
+    async def run_before(pilot: Any) -> None:
+        if ready:
+            await wait_until(pilot, lambda: _ready(app))
+        for step in steps:
+            await step(app, pilot)
+        await pilot.pause()
+
+    return bool(snap_compare(app, terminal_size=SIZE, run_before=run_before))
+
+
+def _press(*keys: str) -> Step:
+    return lambda app, pilot: pilot.press(*keys)
+
+
+def _until(condition: Callable[[Any], bool]) -> Step:
+    return lambda app, pilot: wait_until(pilot, lambda: condition(app))
+
+
+def _push(screen: Any) -> Step:
+    async def push(app: Any, pilot: Any) -> None:
+        app.push_screen(screen)
+
+    return push
+
+
+def _on_screen(kind: type) -> Step:
+    return _until(lambda app: isinstance(app.screen, kind))
+
+
+def _panel_says(text: str) -> Step:
+    return _until(lambda app: text in str(app.query_one(SessionPanel).render()))
+
+
+async def _steady_warp_input(app: Any, pilot: Any) -> None:
+    # a blinking cursor is on or off depending on the moment
+    app.screen.query_one("#warp-input", Input).cursor_blink = False
+
+
+async def _type_missing_folder(app: Any, pilot: Any) -> None:
+    app.screen.query_one("#warp-input", Input).value = str(FIXED_ROOT / "no-such-session")
+
+
+def _warp_error_shown(app: Any) -> bool:
+    return "⚠" in str(app.screen.query_one("#warp-error").render())
+
+
+def test_cycle_picker(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(snapshot_session)
+    # the second newest cycle highlighted
+    assert _snapshot_after(snap_compare, app, _press("c"), _on_screen(CyclePicker), _press("down"))
+
+
+def test_quit_while_running_dialog(snap_compare: Any, snapshot_session: Path) -> None:
+    # q asks this only while a job runs; a running job would make the picture move, so the
+    # dialog is shown over the idle session as q would show it
+    app = make_app(snapshot_session)
+    assert _snapshot_after(snap_compare, app, _push(QuitScreen()))
+
+
+def test_abort_confirmation(snap_compare: Any, snapshot_session: Path) -> None:
+    # X asks this only while a cycle runs (see test_quit_while_running_dialog)
+    app = make_app(snapshot_session)
+    question = ConfirmScreen("Abort the running cycle now?", "Abort")
+    assert _snapshot_after(snap_compare, app, _push(question))
+
+
+def test_warp_folder_dialog(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(snapshot_session)
+    opened = (_press("w"), _on_screen(WarpFolderScreen), _steady_warp_input)
+    assert _snapshot_after(snap_compare, app, *opened)
+
+
+def test_warp_folder_dialog_refuses_a_folder(snap_compare: Any, snapshot_session: Path) -> None:
+    app = make_app(snapshot_session)
+    opened = (_press("w"), _on_screen(WarpFolderScreen), _steady_warp_input)
+    refused = (_type_missing_folder, _press("enter"), _until(_warp_error_shown))
+    assert _snapshot_after(snap_compare, app, *opened, *refused)
+
+
+def _waiting_message(app: Any) -> str:
+    return str(app.query_one(ClassGrid).query_one("#grid-message").render())
+
+
+def test_waiting_for_the_first_job(
+    snap_compare: Any, fresh_session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(_deterministic_copy(fresh_session, monkeypatch, OTHER_ROOT))
+    # the first look finds Warp's files unsettled, the second (1.1 s later) ingests them; then
+    # nothing changes for the hour-long interval
+    ingested = _until(
+        lambda app: (
+            "active" in (panel := str(app.query_one(SessionPanel).render()))
+            and " 0 active" not in panel
+        )
+    )
+    told = _until(lambda app: " 0 so far" not in _waiting_message(app))
+    assert _snapshot_after(snap_compare, app, ingested, told, ready=False)
+
+
+def test_not_a_warp_folder(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("live2d_tui.supervisor.sessionlog.datetime", _FrozenDatetime)
+    if OTHER_ROOT.exists():
+        shutil.rmtree(OTHER_ROOT)
+    (OTHER_ROOT / "not-warp").mkdir(parents=True)
+    app = make_app(OTHER_ROOT / "not-warp")
+    assert _snapshot_after(snap_compare, app, _panel_says("⚠"), ready=False)
+
+
+def test_output_folder_locked(snap_compare: Any, snapshot_session: Path) -> None:
+    lock = OutputLock(snapshot_session / "classification")
+    lock.acquire()
+    # the holder as another live2d would have written it (ours names this process and host)
+    lock.path.write_text(
+        '{"user": "alice", "host": "em-workstation", "pid": 4242, '
+        '"since": "2026-01-02T03:00:00+00:00"}\n'
+    )
+    try:
+        app = make_app(snapshot_session)
+        assert _snapshot_after(snap_compare, app, _panel_says("in use"), ready=False)
+    finally:
+        lock.release()
+
+
+def test_failed_job(snap_compare: Any, snapshot_session: Path) -> None:
+    # automatic jobs stopped after repeated failures: saved as failed, shown as failed
+    out = snapshot_session / "classification"
+    loaded = load_state(out)
+    assert loaded is not None
+    error = (
+        "refine2d_2 failed twice: exit status 1 (log: "
+        f"{out}/cycles/cycle_4/refine2d_2_0a1b2c_try2.log) | Error: not enough memory"
+    )
+    failed = dataclasses.replace(
+        loaded.state,
+        status=SessionStatus.FAILED,
+        automatic=False,
+        job=None,
+        consecutive_failures=3,
+        last_error=error,
+    )
+    save_state(out, failed)
+    app = make_app(snapshot_session)
+    assert _snapshot_after(snap_compare, app, _panel_says("Failed"))

@@ -63,10 +63,10 @@ def test_the_random_start_is_named_and_its_counts_explained() -> None:
     meta = text.cycle_metadata(SEED, latest=True)
     assert meta.startswith("Cycle 0 · latest · random start: each class averages a random subset")
     assert "join classes from the next cycle" in meta and "used" not in meta
-    caption = text.class_caption(SEED, 1, text.class_counts(SEED, 3))
+    caption = text.class_caption(SEED, 1, text.members_per_slice(SEED, 3))
     assert "random start" in caption and "members" not in caption
     assert label_row([0, 1], None, 10, selected=None).plain == "#1        #2        "
-    counts = text.class_counts(SEED, 3)
+    counts = text.members_per_slice(SEED, 3)
     stack = np.random.default_rng(0).normal(size=(3, 8, 8)).astype(np.float32)
     assert GridData.from_stack(0, stack, counts, members_known=False).empty == frozenset()
     assert GridData.from_stack(0, stack, counts).empty == {0, 1, 2}
@@ -81,7 +81,7 @@ def test_the_job_position_is_worded_apart_from_the_session_cycle() -> None:
 
 
 def test_counts_and_caption() -> None:
-    counts = text.class_counts(RECORD, 4)
+    counts = text.members_per_slice(RECORD, 4)
     assert counts == [10, 0, 30, 0]  # index 0 (unassigned) dropped, missing classes count 0
     caption = text.class_caption(RECORD, 2, counts)
     assert "class 3 of 4" in caption and "30 members" in caption and "75.0% of 40" in caption
@@ -124,7 +124,7 @@ def test_progress_text() -> None:
     progress = CycleProgress(7, CycleStage.CLASSIFYING, 42.0, 3, 8, 245.0)
     line = progress_text(started, progress)
     assert line.startswith("Cycle 7 (startup, 3rd of 21 cycles in this job)")
-    assert "classifying" in line and "jobs 3/8" in line and "ETA 4m 05s" in line
+    assert "classifying" in line and "runs 3/8" in line and "ETA 4m 05s" in line
     assert progress_text(None, None) == "No cycle running."
 
 

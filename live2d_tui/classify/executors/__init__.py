@@ -30,7 +30,7 @@ class RunState(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class JobSpec:
+class RunSpec:
     """One program run."""
 
     name: str
@@ -49,7 +49,7 @@ class JobSpec:
 
 
 @dataclass(frozen=True, slots=True)
-class JobOutcome:
+class RunOutcome:
     """How a run ended."""
 
     returncode: int | None
@@ -79,10 +79,10 @@ class Executor(Protocol):
 
     async def run(
         self,
-        spec: JobSpec,
+        spec: RunSpec,
         on_output: Callable[[str], None],
         on_state: Callable[[RunState], None] | None = None,
-    ) -> JobOutcome:
+    ) -> RunOutcome:
         """Run one program to its end; ``on_output`` receives decoded output chunks as they
         arrive, ``on_state`` each change to queued or running.
 

@@ -1,19 +1,19 @@
 """The local executor: an asyncio subprocess pool on this machine, bounded by a semaphore.
 
-Each job is one single-threaded process (``OMP_NUM_THREADS=1`` and friends; refine2d's threads
-answer is 1 too), started from an argv list (never a shell string) through ``nice -n <level>`` so
-the UI and ingest stay responsive, as the leader of a new session (``start_new_session=True``) so
-one signal reaches everything it spawned. stdin is a pipe (cisTEM's scripted mode), stdout and
-stderr go to the job's log file and to a callback for progress.
+Each program run is one single-threaded process (``OMP_NUM_THREADS=1`` and friends; refine2d's
+threads answer is 1 too), started from an argv list (never a shell string) through ``nice -n
+<level>`` so the UI and ingest stay responsive, as the leader of a new session
+(``start_new_session=True``) so one signal reaches everything it spawned. stdin is a pipe (cisTEM's
+scripted mode), stdout and stderr go to the program run's log file and to a callback for progress.
 
 Invariants:
-- at most ``slots`` jobs run at once (an ``asyncio.Semaphore``; the runner's task group may hold
-  more jobs than slots);
+- at most ``slots`` program runs at once (an ``asyncio.Semaphore``; the runner's task group may
+  hold more program runs than slots);
 - every started process is reaped before :meth:`LocalExecutor.run` returns or re-raises: a
   cancelled run terminates its group (SIGTERM → bounded wait → SIGKILL) first;
-- a running job is in the process registry (:mod:`~live2d_tui.classify.procs`) and carries the
-  output folder's marker in its environment, so a restarted supervisor can end it;
-- the watchdog ends a job whose CPU time (``/proc/<pid>/stat``) has not grown for
+- a running program run is in the process registry (:mod:`~live2d_tui.classify.procs`) and carries
+  the output folder's marker in its environment, so a restarted supervisor can end it;
+- the watchdog ends a program run whose CPU time (``/proc/<pid>/stat``) has not grown for
   ``watchdog_seconds``. Silence is not a hang: cisTEM block-buffers stdout on a pipe and merge2d
   prints nothing until it ends.
 """
@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from live2d_tui.classify.executors import JobOutcome, JobSpec, RunState
+from live2d_tui.classify.executors import RunOutcome, RunSpec, RunState
 from live2d_tui.classify.procs import (
     MARKER_ENV,
     TERM_GRACE_SECONDS,
@@ -46,7 +46,7 @@ THREAD_ENV: dict[str, str] = {
     "NUMEXPR_NUM_THREADS": "1",
     "VECLIB_MAXIMUM_THREADS": "1",
 }
-"""One thread per job: the pool size is the parallelism."""
+"""One thread per program run: the pool size is the parallelism."""
 
 _READ_SIZE = 1 << 16
 
@@ -56,7 +56,7 @@ def _ignore_state(_: RunState) -> None:
 
 
 class LocalExecutor:
-    """Runs jobs as local subprocesses, at most ``slots`` at once."""
+    """Runs program runs as local subprocesses, at most ``slots`` at once."""
 
     def __init__(
         self,
@@ -71,12 +71,12 @@ class LocalExecutor:
         """Create the pool.
 
         Args:
-            slots: Jobs that may run at the same time (≥ 1).
-            registry: Where running jobs are recorded for crash recovery.
-            marker_folder: The output folder named in each job's environment marker.
-            niceness: nice level added to each job (0 = none).
-            watchdog_seconds: A job whose CPU time does not grow for this long is ended.
-            grace_seconds: Wait between SIGTERM and SIGKILL when ending a job.
+            slots: Program runs that may run at the same time (≥ 1).
+            registry: Where running program runs are recorded for crash recovery.
+            marker_folder: The output folder named in each program run's environment marker.
+            niceness: nice level added to each program run (0 = none).
+            watchdog_seconds: A program run whose CPU time does not grow for this long is ended.
+            grace_seconds: Wait between SIGTERM and SIGKILL when ending a program run.
         """
         if slots < 1:
             raise ValueError(f"slots must be ≥ 1 (got {slots})")
@@ -93,7 +93,7 @@ class LocalExecutor:
 
     @property
     def slots(self) -> int:
-        """How many jobs run at the same time."""
+        """How many program runs go on at the same time."""
         return self._slots
 
     @property
@@ -101,12 +101,12 @@ class LocalExecutor:
         """One thread per program run: the pool size is the parallelism."""
         return 1
 
-    def _argv(self, spec: JobSpec) -> list[str]:
+    def _argv(self, spec: RunSpec) -> list[str]:
         if self._nice is not None:
             return [self._nice, "-n", str(self._niceness), *spec.argv]
         return list(spec.argv)
 
-    def _env(self, spec: JobSpec) -> dict[str, str]:
+    def _env(self, spec: RunSpec) -> dict[str, str]:
         env = {**os.environ, **THREAD_ENV, **spec.env}
         if self._marker is not None:
             env[MARKER_ENV] = self._marker
@@ -114,11 +114,11 @@ class LocalExecutor:
 
     async def run(
         self,
-        spec: JobSpec,
+        spec: RunSpec,
         on_output: Callable[[str], None],
         on_state: Callable[[RunState], None] | None = None,
-    ) -> JobOutcome:
-        """Run one job when a slot is free (see :class:`.Executor`)."""
+    ) -> RunOutcome:
+        """Run one program run when a slot is free (see :class:`.Executor`)."""
         notify = on_state or _ignore_state
         notify(RunState.QUEUED)
         async with self._semaphore():
@@ -134,15 +134,15 @@ class LocalExecutor:
         return semaphore
 
     async def _run(
-        self, spec: JobSpec, on_output: Callable[[str], None], notify: Callable[[RunState], None]
-    ) -> JobOutcome:
+        self, spec: RunSpec, on_output: Callable[[str], None], notify: Callable[[RunState], None]
+    ) -> RunOutcome:
         # a local log file: opening it and appending chunks costs microseconds (page cache)
         log = open(spec.log_path, "wb")  # noqa: ASYNC230, SIM115
         try:
             if shutil.which(spec.argv[0]) is None:  # `nice` would hide this behind exit 127
                 message = f"cannot start {spec.argv[0]}: not an executable program"
                 log.write(f"{message}\n".encode())
-                return JobOutcome(None, spec.log_path, start_error=message)
+                return RunOutcome(None, spec.log_path, start_error=message)
             try:
                 proc = await asyncio.create_subprocess_exec(
                     *self._argv(spec),
@@ -156,7 +156,7 @@ class LocalExecutor:
             except OSError as exc:
                 message = f"cannot start {spec.argv[0]}: {exc}"
                 log.write(f"{message}\n".encode())
-                return JobOutcome(None, spec.log_path, start_error=message)
+                return RunOutcome(None, spec.log_path, start_error=message)
             notify(RunState.RUNNING)
             try:
                 if self._registry is not None:
@@ -176,14 +176,14 @@ class LocalExecutor:
             finally:
                 if self._registry is not None:
                     self._registry.remove(proc.pid)
-            return JobOutcome(proc.returncode, spec.log_path, hung=hung)
+            return RunOutcome(proc.returncode, spec.log_path, hung=hung)
         finally:
             log.close()
 
     async def _supervise(
         self,
         proc: asyncio.subprocess.Process,
-        spec: JobSpec,
+        spec: RunSpec,
         log: object,
         on_output: Callable[[str], None],
     ) -> bool:
@@ -214,7 +214,7 @@ class LocalExecutor:
                     hung = True
                     write(
                         f"\n[live2d] no CPU time used for {self._watchdog:.0f} s: "
-                        "treating the job as hung and ending it\n".encode()
+                        "treating the program run as hung and ending it\n".encode()
                     )
                     await self._terminate(proc)
                     return
@@ -240,7 +240,7 @@ class LocalExecutor:
         return hung
 
     async def _terminate(self, proc: asyncio.subprocess.Process) -> None:
-        """SIGTERM the job's group, wait up to the grace time, SIGKILL, reap."""
+        """SIGTERM the program run's group, wait up to the grace time, SIGKILL, reap."""
         if proc.returncode is not None:
             return
         signal_group(proc.pid, signal.SIGTERM)

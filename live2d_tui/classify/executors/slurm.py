@@ -26,7 +26,7 @@ record the script left (exit status, watchdog, output sizes on the node), waits 
 output is visible here at that size (``slurm_file_wait_seconds``; network filesystems show a
 node's files late, and merge2d run here does not wait), and returns. A job SLURM ended itself
 (time limit, node failure, out of memory, an administrator's scancel) is reported with SLURM's
-state and reason in :attr:`JobOutcome.failure`; the cycle attempt logs it and retries once.
+state and reason in :attr:`RunOutcome.failure`; the cycle attempt logs it and retries once.
 A job pending with a reason it can never outgrow (``PartitionConfig``...) is cancelled and
 fails at once.
 
@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from live2d_tui.classify.executors import JobOutcome, JobSpec, RunState
+from live2d_tui.classify.executors import RunOutcome, RunSpec, RunState
 from live2d_tui.classify.executors.slurm_cli import (
     ACCOUNTING_DISABLED,
     JobStatus,
@@ -336,7 +336,7 @@ class SlurmExecutor:
             self._loops = {loop: state}
         return state
 
-    def job_environment(self, spec: JobSpec) -> dict[str, str]:
+    def job_environment(self, spec: RunSpec) -> dict[str, str]:
         """What the job script exports: thread settings, the folder's marker, the supervisor's
         ``LIVE2D_*`` variables (e.g. ``LIVE2D_ENGINE_SEED``) and the run's own."""
         environ = os.environ if self._environ is None else self._environ
@@ -348,10 +348,10 @@ class SlurmExecutor:
 
     async def run(
         self,
-        spec: JobSpec,
+        spec: RunSpec,
         on_output: Callable[[str], None],
         on_state: Callable[[RunState], None] | None = None,
-    ) -> JobOutcome:
+    ) -> RunOutcome:
         """Run one program as a SLURM job when a slot is free (see :class:`.Executor`)."""
         notify = on_state or _ignore
         notify(RunState.QUEUED)
@@ -361,11 +361,11 @@ class SlurmExecutor:
 
     async def _run(
         self,
-        spec: JobSpec,
+        spec: RunSpec,
         on_output: Callable[[str], None],
         notify: Callable[[RunState], None],
         poller: _Poller,
-    ) -> JobOutcome:
+    ) -> RunOutcome:
         log_path = spec.log_path
         await asyncio.to_thread(_prepare, log_path)
         nonce = secrets.token_hex(4)
@@ -412,7 +412,7 @@ class SlurmExecutor:
             await _settle(self.registry.forget, nonce)
             message = f"SLURM did not take the job: {exc}"
             await asyncio.to_thread(_append, log_path, f"[live2d] {message}\n")
-            return JobOutcome(None, log_path, start_error=message)
+            return RunOutcome(None, log_path, start_error=message)
         watch = poller.add(job_id, notify)
         tail = _LogTail(log_path)
         try:
@@ -465,11 +465,11 @@ class SlurmExecutor:
                 "start"
             )
 
-    async def _outcome(self, spec: JobSpec, watch: _Watch, status: JobStatus) -> JobOutcome:
+    async def _outcome(self, spec: RunSpec, watch: _Watch, status: JobStatus) -> RunOutcome:
         log_path = spec.log_path
         job = f"SLURM job {watch.job_id}"
         if watch.never_reason:
-            return JobOutcome(
+            return RunOutcome(
                 None,
                 log_path,
                 start_error=(
@@ -483,7 +483,7 @@ class SlurmExecutor:
         wait = self.settings.file_wait_seconds if program_ended else 0.0
         record = await asyncio.to_thread(read_end_record, end_path(log_path), wait)
         if not program_ended:
-            return JobOutcome(
+            return RunOutcome(
                 record.returncode if record else None,
                 log_path,
                 failure=f"{job} ended by SLURM: {status.describe()}",
@@ -496,15 +496,15 @@ class SlurmExecutor:
                     f"{job} ended ({status.describe()}) but its end record did not appear here "
                     f"within {wait:.0f} s (slurm_file_wait_seconds)"
                 )
-            return JobOutcome(None, log_path, failure=failure)
+            return RunOutcome(None, log_path, failure=failure)
         with contextlib.suppress(OSError):
             await asyncio.to_thread(end_path(log_path).unlink)
         if record.start_error:
-            return JobOutcome(None, log_path, start_error=record.start_error)
+            return RunOutcome(None, log_path, start_error=record.start_error)
         problem = await self._await_files(job, spec, record)
-        return JobOutcome(record.returncode, log_path, hung=record.hung, failure=problem)
+        return RunOutcome(record.returncode, log_path, hung=record.hung, failure=problem)
 
-    async def _await_files(self, job: str, spec: JobSpec, record: EndRecord) -> str:
+    async def _await_files(self, job: str, spec: RunSpec, record: EndRecord) -> str:
         """Wait until each output the node wrote is visible here at that size, and the log at
         least at the size it had when the program ended; '' or why not."""
         expected = {p: record.sizes[p] for p in map(Path, spec.outputs) if p in record.sizes}

@@ -75,7 +75,7 @@ import numpy.typing as npt
 
 from live2d_tui.atomic import fsync_dir
 from live2d_tui.classify import assemble
-from live2d_tui.classify.assemble import CycleFailed, JobFailed
+from live2d_tui.classify.assemble import CycleFailed, RunFailed
 from live2d_tui.classify.attempt import CycleAttempt, write_in_thread
 from live2d_tui.classify.inputs import CycleInputError, CycleInputs, build_input_rows
 from live2d_tui.classify.progress import CycleProgressTracker
@@ -145,7 +145,8 @@ def settings_key(settings: JobSettings) -> dict[str, float]:
 
 @dataclass
 class IoCount:
-    """Bytes an update reads and writes, by what (the jobs' own reads estimated from sizes)."""
+    """Bytes an update reads and writes, by what (the program runs' own reads estimated from
+    sizes)."""
 
     read: dict[str, int] = field(default_factory=dict)
     written: dict[str, int] = field(default_factory=dict)
@@ -257,7 +258,7 @@ class StreamSummary:
 
 @dataclass
 class _Work:
-    """One block of an update: its input rows and, after the jobs, its results."""
+    """One block of an update: its input rows and, after its program runs, its results."""
 
     block_id: int
     first: int
@@ -269,8 +270,8 @@ class _Work:
     previous: ix.Block | None
     """The block as the index holds it (None: a new block)."""
     previous_rows: StarRows | None
-    jobs: list[tuple[int, int, int]] = field(default_factory=list)
-    """(job number, first row, end row) slices of :attr:`rows`."""
+    runs: list[tuple[int, int, int]] = field(default_factory=list)
+    """(program run number, first row, end row) slices of :attr:`rows`."""
     refined: StarRows | None = None
     dumps: list[Path] = field(default_factory=list)
 
@@ -426,7 +427,7 @@ class StreamRunner:
             StreamError: No stream, or its settings or stack differ from these (a changed
                 setting or a new stack generation needs a new stream).
             CycleFailed: A program failed twice, dumps disagree, or a file could not be written.
-            asyncio.CancelledError: Aborted: every job ended, the previous state intact (an
+            asyncio.CancelledError: Aborted: every program run ended, the previous state intact (an
                 abort during the final commit completes the update first).
         """
         index = self.state()
@@ -694,11 +695,12 @@ class StreamUpdate(CycleAttempt):
         log(
             f"Cycle {number} (streaming): {plan.new_particles} new particles in "
             f"{len(plan.new)} block(s), {revisited} revisited in {len(plan.revisit)} block(s), "
-            f"{total_rows} refined in {len(requests)} job(s) at {self.plan.high_res_limit:.2f} Å"
+            f"{total_rows} refined in {len(requests)} program run(s) at "
+            f"{self.plan.high_res_limit:.2f} Å"
         )
         t0 = time.monotonic()
         if requests:
-            await self.run_jobs(requests, rules_path)
+            await self.run_programs(requests, rules_path)
         await asyncio.to_thread(self.join_all, works)
         references, replaced, taken = await self.reseed(works, requests, references, rules_path)
         seconds["refine2d"] = time.monotonic() - t0
@@ -708,7 +710,7 @@ class StreamUpdate(CycleAttempt):
         seconds["consolidate"] = time.monotonic() - t0
         t0 = time.monotonic()
         classes_tmp = self.scratch_path("classes", ".mrc")
-        occupancy = await self.merge_job(classes_tmp, merge_seed, 1)
+        occupancy = await self.merge_run(classes_tmp, merge_seed, 1)
         seconds["merge2d"] = time.monotonic() - t0
         t0 = time.monotonic()
         self.publish(CycleStage.FINISHING, force=True)
@@ -836,7 +838,7 @@ class StreamUpdate(CycleAttempt):
     def write_inputs(
         self, works: list[_Work], rules_path: Path
     ) -> list[tuple[_Work, int, Refine2dRequest]]:
-        """Each block's input star, the frozen rules, and the jobs' answers (blocking)."""
+        """Each block's input star, the frozen rules, and the program runs' answers (blocking)."""
         index, inputs, settings, folder = self.index, self.inputs, self.settings, self.stream.folder
         stats = ClassStats.load(folder / index.stats)
         self.io.add_read("class statistics", _size(folder / index.stats))
@@ -879,7 +881,7 @@ class StreamUpdate(CycleAttempt):
                 dump = self.dir / f"dump_{self.token}_{j}.dat"
                 part = self.dir / f"part_{self.token}_{j}.star"
                 self.scratch += [dump, part]
-                work.jobs.append((j, start, end))
+                work.runs.append((j, start, end))
                 positions = work.rows["position"]
                 requests.append(
                     (
@@ -912,10 +914,10 @@ class StreamUpdate(CycleAttempt):
                 )
                 sizes.append(end - start)
         self.tracker = CycleProgressTracker.for_rows(sizes or [1], CycleStage.NOISE)
-        self.jobs_total = len(requests)
+        self.runs_total = len(requests)
         return requests
 
-    async def run_jobs(
+    async def run_programs(
         self, requests: list[tuple[_Work, int, Refine2dRequest]], rules_path: Path
     ) -> None:
         folder = self.runner.output_folder
@@ -931,7 +933,7 @@ class StreamUpdate(CycleAttempt):
                             lines=lines,
                             outputs=[folder / p for p in request.output_paths()],
                             termination=REFINE2D_TERMINATION,
-                            progress=self.tracker.jobs[j - 1],
+                            progress=self.tracker.runs[j - 1],
                             echo_check=j == 1,
                             executor=self.context.executor,
                             env=env,
@@ -939,18 +941,18 @@ class StreamUpdate(CycleAttempt):
                         name=f"refine2d {j}",
                     )
         except* Exception as failures:
-            failed = [e for e in failures.exceptions if isinstance(e, JobFailed)]
+            failed = [e for e in failures.exceptions if isinstance(e, RunFailed)]
             if failed:
                 raise CycleFailed(failed[0].message, failed[0].last_lines) from None
-            raise CycleFailed(f"a job could not run: {failures.exceptions[0]}") from None
-        # what the jobs read, from sizes: their particles, (ours) the noise sample, the
+            raise CycleFailed(f"a program run could not start: {failures.exceptions[0]}") from None
+        # what the program runs read, from sizes: their particles, (ours) the noise sample, the
         # references and their input star
         slice_bytes = 4 * self.index.box * self.index.box
         noise = 0
         if self.index.engine is DumpFormat.LIVE2D and self.rules is not None:
             noise = len(self.rules.noise_positions)
         for work, j, request in requests:
-            rows = next(end - start for k, start, end in work.jobs if k == j)
+            rows = next(end - start for k, start, end in work.runs if k == j)
             self.io.add_read("refine2d: particle images", rows * slice_bytes)
             self.io.add_read("refine2d: noise sample", noise * slice_bytes)
             self.io.add_read("refine2d: references", _size(folder / request.input_classes))
@@ -1029,9 +1031,9 @@ class StreamUpdate(CycleAttempt):
             (work, j, dataclasses.replace(request, input_classes=rel))
             for work, j, request in requests
         ]
-        for progress in self.tracker.jobs:
+        for progress in self.tracker.runs:
             progress.fraction, progress.done = 0.0, False
-        await self.run_jobs(again, rules_path)
+        await self.run_programs(again, rules_path)
         await asyncio.to_thread(self.join_all, works)
         return target, replaced, taken
 
@@ -1096,10 +1098,10 @@ class StreamUpdate(CycleAttempt):
             await asyncio.to_thread(shutil.rmtree, folder, True)
 
     def join_all(self, works: list[_Work]) -> None:
-        """Each block's refined rows from its jobs' stars (blocking)."""
+        """Each block's refined rows from its program runs' stars (blocking)."""
         for work in works:
             parts = []
-            for j, start, end in work.jobs:
+            for j, start, end in work.runs:
                 first, last = int(work.rows["position"][start]), int(work.rows["position"][end - 1])
                 parts.append((self.dir / f"part_{self.token}_{j}.star", first, last))
             work.refined = assemble.join_stars(work.rows, parts) if parts else empty_rows(0)
@@ -1123,7 +1125,7 @@ class StreamUpdate(CycleAttempt):
         by_block: list[list[Partials]] = []
         for work in works:
             dumps: list[Partials] = []
-            for j, _, _ in work.jobs:
+            for j, _, _ in work.runs:
                 dump = self.dir / f"dump_{self.token}_{j}.dat"
                 data = read_engine_dump(dump, fmt)
                 self.io.add_read("new dumps", _size(dump))
@@ -1171,8 +1173,8 @@ class StreamUpdate(CycleAttempt):
             if work.refined is not None and len(work.refined):
                 stats.add(work.refined)
         total.searched = total.filled()
-        # merge2d's only input, T' in the engine's format, under a token of its own (the jobs'
-        # dumps carry the attempt's token and are still in place)
+        # merge2d's only input, T' in the engine's format, under a token of its own (the program
+        # runs' dumps carry the attempt's token and are still in place)
         token = secrets.token_hex(3)
         while token == self.token:
             token = secrets.token_hex(3)
@@ -1185,13 +1187,13 @@ class StreamUpdate(CycleAttempt):
         return total, stats, emptied, seed
 
     def block_dump(self, work: _Work, dumps: list[Partials]) -> Partials:
-        """The block's one dump file for this visit (its jobs' dumps summed when it had several);
-        returns its sums exactly as the file holds them, which is what enters T."""
+        """The block's one dump file for this visit (its program runs' dumps summed when it had
+        several); returns its sums exactly as the file holds them, which is what enters T."""
         name = f"blocks/b{work.block_id}_v{self.number}.dat"
         target = self.stream_path(name)
         work.dumps = [target]
         if len(dumps) == 1:
-            j = work.jobs[0][0]
+            j = work.runs[0][0]
             (self.dir / f"dump_{self.token}_{j}.dat").replace(target)
             return dumps[0]
         combined = dumps[0].zeroed()

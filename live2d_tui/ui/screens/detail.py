@@ -1,7 +1,8 @@
 """Full-size view of one class: the whole panel for the image, caption with members and fraction.
 
 ← → (h l) move between classes, Esc goes back (dismissing with the class shown, so the grid's
-cursor follows). The image is built off the event loop; ctrl+l re-sends it.
+cursor follows). The image is built off the event loop; ctrl+l re-sends it. The main screen's
+other keys work here too and act on the main screen below (:func:`~live2d_tui.ui.keys.carried`).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Center, Vertical
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import get_current_worker
 
 from live2d_tui.config import ImageMode
 from live2d_tui.supervisor import CycleRecord
-from live2d_tui.ui import images, montage
+from live2d_tui.ui import images, keys, montage
 from live2d_tui.ui.text import class_caption
 from live2d_tui.ui.widgets.grid_page import GridData
 
@@ -34,11 +36,17 @@ class ClassDetailScreen(Screen[int]):
     ClassDetailScreen #detail-center { height: 1fr; }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
+    OWN_BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q", "back", "Back", tooltip="Back to the class grid"),
         Binding("left,h", "step(-1)", "Previous class"),
         Binding("right,l", "step(1)", "Next class"),
         Binding("ctrl+l", "redraw", "Redraw images"),
+    ]
+    """The keys of this screen (the help lists these)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        *OWN_BINDINGS,
+        *keys.carried(keys.MAIN_BINDINGS, over=OWN_BINDINGS),
     ]
 
     def __init__(
@@ -48,8 +56,19 @@ class ClassDetailScreen(Screen[int]):
         order: Sequence[int],
         index: int,
         mode: ImageMode,
+        *,
+        below: DOMNode | None = None,
     ) -> None:
+        """Args:
+        data: The cycle's classes as the grid has them.
+        record: The cycle.
+        order: The grid's display order (0-based slices).
+        index: The slice to show first.
+        mode: How images are drawn.
+        below: The screen this one is pushed over, which the carried keys act on.
+        """
         super().__init__()
+        self._below = below
         self._data = data
         self._record = record
         self._order = list(order)
@@ -115,6 +134,11 @@ class ClassDetailScreen(Screen[int]):
     def action_back(self) -> None:
         """Back to the grid, its cursor on this class."""
         self.dismiss(self.index)
+
+    async def action_below(self, action: str) -> None:
+        """Run ``action`` on the screen below (a key of the main screen pressed here)."""
+        if self._below is not None:
+            await self.app.run_action(action, self._below)
 
     def action_redraw(self) -> None:
         """Re-send the image (new widget, same pixels)."""

@@ -1,21 +1,64 @@
-"""The main screen's layout: session, job bar and settings on the left; Classes and Job Output
-tabs on the right. Behaviour (supervisor calls, events) lives in the app; this module only
-arranges widgets, so the app stays wiring.
+"""The main screen: session, job bar and settings on the left; Classes and Job Output tabs on the
+right. It owns its keys and actions, turns core events into widget updates, and decides which
+cycle the grid shows.
+
+Invariants:
+- The screen never blocks the loop: cycles are read and laid out by :class:`CycleLoader`'s
+  thread worker, the session log by :class:`JobOutput`'s.
+- Settings typed in the form are staged; they reach the supervisor only with a Start.
+- What the user looks at is not moved by new cycles unless they follow the latest
+  (``shown_cycle is None``).
+
+Where to extend it: a tab is a ``TabPane`` in :meth:`MainScreen.compose` (with a key in
+:mod:`~live2d_tui.ui.keys`); a key is a row there and an ``action_…`` method here; a core event is a
+handler registered in :meth:`MainScreen._register_handlers`; a command to the supervisor is a method
+of :class:`~live2d_tui.ui.session.Session` sent with :meth:`MainScreen.run_command`; a dialog is a
+screen in :mod:`.dialogs` pushed by an action, its result handled in a callback.
 """
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
-from textual.containers import Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import Footer, Header, Static, TabbedContent, TabPane
+from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
+from typing import ClassVar
 
-from live2d_tui.config import ImageMode, JobSettings
+from textual import work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import BindingType
+from textual.containers import Vertical, VerticalScroll
+from textual.css.query import NoMatches
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, Static, TabbedContent, TabPane
+
+from live2d_tui.config import ConfigError, JobSettings
+from live2d_tui.events import (
+    CycleFinished,
+    CycleProgress,
+    CycleStarted,
+    ErrorRaised,
+    Event,
+    JobFinished,
+    LogLine,
+    SessionChanged,
+    SessionStatus,
+)
+from live2d_tui.supervisor import CycleRecord, SupervisorError, SupervisorSnapshot
+from live2d_tui.ui import keys, text
+from live2d_tui.ui.cycles import CycleLoader
+from live2d_tui.ui.images import ImageChoice
+from live2d_tui.ui.messages import EventHandlers
+from live2d_tui.ui.screens.detail import ClassDetailScreen
+from live2d_tui.ui.screens.dialogs import ConfirmScreen, CyclePicker, WarpFolderScreen
+from live2d_tui.ui.session import NoSessionOpen, Session
 from live2d_tui.ui.widgets.class_grid import ClassGrid
+from live2d_tui.ui.widgets.grid_page import GridData, GridPage
 from live2d_tui.ui.widgets.job_bar import JobBar
 from live2d_tui.ui.widgets.job_output import JobOutput
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 from live2d_tui.ui.widgets.settings_form import SettingsForm
+
+LOCKED_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.STOPPING, SessionStatus.WAITING})
+"""The settings form is read-only in these states (the original allowed edits only when idle)."""
 
 
 class MainScreen(Screen[None]):
@@ -24,11 +67,24 @@ class MainScreen(Screen[None]):
     AUTO_FOCUS = "ClassGrid"
     """Arrow keys move over the classes from the start (Tab moves focus to the form)."""
 
-    def __init__(self, settings: JobSettings, mode: ImageMode, hint: str) -> None:
+    BINDINGS: ClassVar[list[BindingType]] = keys.MAIN_BINDINGS
+
+    def __init__(self, session: Session, images: ImageChoice, settings: JobSettings) -> None:
+        """Args:
+        session: The app's session (its snapshot and commands).
+        images: The renderer chosen before the app started.
+        settings: The form's settings until the session's own arrive.
+        """
         super().__init__()
+        self.session = session
+        self._images = images
         self._settings = settings
-        self._mode = mode
-        self._hint = hint
+        self.shown_cycle: int | None = None
+        """The cycle on screen; None follows the latest."""
+        self._loaded_settings: JobSettings | None = None
+        self._cycles = CycleLoader(self, self._cycle_loaded, self._cycle_unreadable)
+        self._handlers = EventHandlers(lambda event: self.refresh_snapshot())
+        self._register_handlers()
 
     def compose(self) -> ComposeResult:
         yield Header(icon="◐")
@@ -38,10 +94,308 @@ class MainScreen(Screen[None]):
             yield SettingsForm(self._settings, id="settings")
         with Vertical(id="right"), TabbedContent(id="tabs", initial="classes-tab"):
             with TabPane("Classes", id="classes-tab"):
-                hint = Static(self._hint, markup=False, id="image-hint")
-                hint.display = bool(self._hint)
+                hint = Static(self._images.hint, markup=False, id="image-hint")
+                hint.display = bool(self._images.hint)
                 yield hint
-                yield ClassGrid(self._mode, id="grid")
+                yield ClassGrid(self._images.mode, id="grid")
             with TabPane("Job Output", id="output-tab"):
                 yield JobOutput(id="job-output")
         yield Footer()
+
+    # ------------------------------------------------------------------ core → view
+
+    def _register_handlers(self) -> None:
+        on = self._handlers.on
+        on(CycleStarted, self._on_cycle_started)
+        on(CycleProgress, lambda event: self.query_one(JobOutput).cycle_progress(event))
+        on(CycleFinished, lambda event: self._cycles_changed())
+        on(JobFinished, self._on_job_finished)
+        on(LogLine, lambda event: self.query_one(JobOutput).poll_log())
+        on(ErrorRaised, self._on_error)
+        on(SessionChanged, lambda event: self.session_changed())
+
+    def show_event(self, event: Event) -> None:
+        """Show a core event (the app hands each one here, in the order they came)."""
+        if not self.is_attached:
+            return  # shutting down: the widgets are going away
+        try:
+            self._handlers.dispatch(event)
+        except NoMatches:
+            return  # the app is closing and its widgets are already gone
+
+    def _on_cycle_started(self, event: CycleStarted) -> None:
+        self.query_one(JobOutput).cycle_started(event)
+        self.refresh_snapshot()
+
+    def _on_job_finished(self, event: JobFinished) -> None:
+        self.query_one(JobOutput).job_ended()
+        self.refresh_snapshot()
+
+    def _on_error(self, event: ErrorRaised) -> None:
+        self.notify(event.message, title="Error", severity="error", timeout=10)
+        self.refresh_snapshot()
+
+    def refresh_snapshot(self) -> SupervisorSnapshot | None:
+        """Take a new snapshot and show it: panel, job bar, form, title, waiting message."""
+        snap = self.session.refresh()
+        if snap is None:
+            return None
+        try:
+            panel = self.query_one(SessionPanel)
+            job_bar = self.query_one(JobBar)
+            form = self.query_one(SettingsForm)
+        except NoMatches:
+            return None  # the app is closing and its widgets are already gone
+        panel.show(snap)
+        job_bar.set_status(snap.status)
+        if snap.settings != self._loaded_settings:
+            self._loaded_settings = snap.settings
+            form.load(snap.settings)
+        form.set_locked(snap.status in LOCKED_STATUSES)
+        self.app.sub_title = f"{snap.session_name} · {snap.status.label}"
+        if not snap.cycles:
+            self._show_waiting(snap)
+        return snap
+
+    def session_changed(self) -> None:
+        """Another session (or the first): forget its cycles, follow its log and latest cycle."""
+        self._cycles.clear()
+        self.shown_cycle = None
+        self._loaded_settings = None
+        self.query_one(JobOutput).follow(self.session.supervisor.output_folder / "live2d.log")
+        self._cycles_changed()  # refreshes the snapshot first
+
+    def show_open_failed(self, exc: SupervisorError) -> None:
+        """The session could not be opened: say why and what to do."""
+        self.query_one(SessionPanel).show_message(text.open_failed_message(exc))
+
+    def _show_waiting(self, snap: SupervisorSnapshot) -> None:
+        threshold = (
+            snap.ingest.next_threshold if snap.ingest else snap.settings.particle_count_initial
+        )
+        self.query_one(ClassGrid).show_message(
+            text.waiting_message(snap.status, snap.ingest, threshold, snap.next_trigger)
+        )
+
+    # ------------------------------------------------------------------ which cycle is shown
+
+    def _records(self) -> tuple[CycleRecord, ...]:
+        snap = self.session.snapshot
+        return snap.cycles if snap else ()
+
+    def _cycles_changed(self) -> None:
+        snap = self.refresh_snapshot()
+        if snap is None or not snap.cycles:
+            return
+        if self.shown_cycle is None:
+            self._show_cycle(snap.cycles[-1])
+        else:
+            record = self._record(self.shown_cycle)
+            if record is not None:
+                self.query_one(ClassGrid).set_header(self._header(record))
+
+    def _record(self, number: int) -> CycleRecord | None:
+        return next((c for c in self._records() if c.number == number), None)
+
+    def _header(self, record: CycleRecord) -> str:
+        newer = sum(1 for c in self._records() if c.number > record.number)
+        return text.cycle_metadata(record, latest=self.shown_cycle is None, newer=newer)
+
+    def _show_cycle(self, record: CycleRecord) -> None:
+        grid = self.query_one(ClassGrid)
+        cached = self._cycles.cached(record.number)
+        if cached is not None:
+            grid.set_data(cached, self._header(record))  # the grid builds the page in a worker
+            return
+        self._cycles.load(record, self.session.supervisor.output_folder, grid.view())
+
+    def _cycle_loaded(self, record: CycleRecord, data: GridData, page: GridPage) -> None:
+        wanted = self.shown_cycle
+        if wanted is None or wanted == record.number:
+            self.query_one(ClassGrid).set_data(data, self._header(record), page=page)
+
+    def _cycle_unreadable(self, message: str) -> None:
+        self.query_one(ClassGrid).show_message(message)
+
+    # ------------------------------------------------------------------ commands
+
+    @work(group="command", exit_on_error=False)
+    async def run_command(self, command: Callable[[], Awaitable[None]]) -> None:
+        """Send a command to the supervisor (a :class:`Session` method); a refusal is shown."""
+        try:
+            await command()
+        except NoSessionOpen as exc:
+            self.notify(str(exc), severity="warning")
+            return
+        except SupervisorError as exc:
+            self.notify(str(exc), title="Not possible now", severity="warning", timeout=8)
+        self.refresh_snapshot()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        actions = {
+            "start-now": self.action_start_now,
+            "start-auto": self.action_start_auto,
+            "stop": self.action_stop,
+            "abort": self.action_abort,
+        }
+        if event.button.id in actions:
+            actions[event.button.id]()
+
+    def _staged(self) -> JobSettings | None:
+        try:
+            return self.query_one(SettingsForm).read()
+        except ConfigError as exc:
+            self.notify(str(exc), title="Invalid settings", severity="error", timeout=10)
+            return None
+
+    def action_start_now(self) -> None:
+        """Start a job now with the staged settings."""
+        settings = self._staged()
+        if settings is not None:
+            self.run_command(partial(self.session.start_job_now, settings))
+
+    def action_start_auto(self) -> None:
+        """Turn automatic jobs on with the staged settings."""
+        settings = self._staged()
+        if settings is not None:
+            self.run_command(partial(self.session.start_automatic, settings))
+
+    def action_stop(self) -> None:
+        """Stop after the running cycle (or stop waiting for particles)."""
+        self.run_command(self.session.stop)
+
+    def action_abort(self) -> None:
+        """Abort the running cycle now (asks first)."""
+        snap = self.session.snapshot
+        if snap is None or snap.status not in {SessionStatus.RUNNING, SessionStatus.STOPPING}:
+            self.notify("No job is running.", severity="warning")
+            return
+
+        def done(yes: bool | None) -> None:
+            if yes:
+                self.run_command(self.session.abort)
+
+        self.app.push_screen(ConfirmScreen("Abort the running cycle now?", "Abort"), done)
+
+    def action_force_reimport(self) -> None:
+        """Re-import every particle into a fresh stack."""
+        self.run_command(self.session.force_reimport)
+
+    # ------------------------------------------------------------------ history
+
+    def action_cycle(self, delta: int) -> None:
+        """Step to an older (-1) or newer (+1) cycle."""
+        cycles = self._records()
+        if not cycles:
+            return
+        numbers = [c.number for c in cycles]
+        current = self.shown_cycle if self.shown_cycle is not None else numbers[-1]
+        pos = numbers.index(current) if current in numbers else len(numbers) - 1
+        pos = max(0, min(len(numbers) - 1, pos + delta))
+        self.shown_cycle = None if pos == len(numbers) - 1 else numbers[pos]
+        self._show_cycle(cycles[pos])
+
+    def action_follow_latest(self) -> None:
+        """Show the latest cycle and follow new ones."""
+        self.shown_cycle = None
+        if self._records():
+            self._show_cycle(self._records()[-1])
+
+    def action_pick_cycle(self) -> None:
+        """Open the cycle picker."""
+        cycles = self._records()
+        if not cycles:
+            self.notify("No cycles yet.")
+            return
+        choices = [(c.number, text.cycle_choice(c)) for c in reversed(cycles)]
+        current = self.shown_cycle if self.shown_cycle is not None else cycles[-1].number
+
+        def picked(number: int | None) -> None:
+            if number is None:
+                return
+            record = self._record(number)
+            if record is not None:
+                self.shown_cycle = None if record is cycles[-1] else number
+                self._show_cycle(record)
+
+        self.app.push_screen(CyclePicker(choices, current), picked)
+
+    def on_class_grid_opened(self, message: ClassGrid.Opened) -> None:
+        grid = self.query_one(ClassGrid)
+        data = grid.data
+        record = self._record(data.cycle) if data else None
+        if data is None or record is None:
+            return
+
+        def back(index: int | None) -> None:
+            if index is not None and index in grid.order:
+                grid.cursor = grid.order.index(index)
+            grid.redraw_images()
+
+        self.app.push_screen(
+            ClassDetailScreen(
+                data, record, grid.order, message.index, self._images.mode, below=self
+            ),
+            back,
+        )
+
+    # ------------------------------------------------------------------ view
+
+    def action_tab(self, tab: str) -> None:
+        """Switch the right-hand tab."""
+        self.query_one(TabbedContent).active = tab
+        if tab == "classes-tab":
+            self.query_one(ClassGrid).focus()
+
+    def action_redraw(self) -> None:
+        """Re-send every image (after a resize, a reattach, or on request)."""
+        self.query_one(ClassGrid).redraw_images()
+        self.app.refresh()
+
+    def action_warp_folder(self) -> None:
+        """Open the Warp folder dialog."""
+        snap = self.session.snapshot
+        current = str(snap.warp_folder) if snap else str(self.session.supervisor.output_folder)
+
+        async def apply(value: str) -> str | None:
+            try:
+                opened = self.session.is_open
+                await self.session.change_warp_folder(value)
+            except SupervisorError as exc:
+                return str(exc)
+            if not opened:
+                self.session_changed()
+            return None
+
+        self.app.push_screen(WarpFolderScreen(current, apply))
+
+    def action_toggle_sort(self) -> None:
+        """Sort the classes by number or by member count."""
+        self.query_one(ClassGrid).action_toggle_sort()
+
+    def system_commands(
+        self, *, redraw: Callable[[], object], show_keys: Callable[[], object]
+    ) -> Iterable[SystemCommand]:
+        """The main screen's entries in the command palette (ctrl+p), with the app's ``redraw``
+        (of the screen on top) and ``show_keys`` in their places."""
+        commands: list[tuple[str, str, Callable[[], object]]] = [
+            ("Start job now", "Start a job with the staged settings (g)", self.action_start_now),
+            (
+                "Start automatic jobs",
+                "Wait for particles, then run jobs (a)",
+                self.action_start_auto,
+            ),
+            ("Stop", "Stop after the running cycle (x)", self.action_stop),
+            ("Abort", "Abort the running cycle now (X)", self.action_abort),
+            ("Older cycle", "Show the previous cycle ([)", lambda: self.action_cycle(-1)),
+            ("Newer cycle", "Show the next cycle (])", lambda: self.action_cycle(1)),
+            ("Pick a cycle", "List every cycle (c)", self.action_pick_cycle),
+            ("Follow latest", "Show new cycles as they finish (f)", self.action_follow_latest),
+            ("Warp folder", "Open another Warp session (w)", self.action_warp_folder),
+            ("Sort classes", "By class number or member count (o)", self.action_toggle_sort),
+            ("Redraw images", "Re-send the images (ctrl+l)", redraw),
+            ("Force re-import", "Re-import every particle (new stack)", self.action_force_reimport),
+            ("Keys", "Show every key (?)", show_keys),
+        ]
+        for title, help_text, callback in commands:
+            yield SystemCommand(title, help_text, callback)

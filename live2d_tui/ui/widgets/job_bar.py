@@ -23,7 +23,7 @@ def enabled_buttons(status: SessionStatus) -> frozenset[str]:
     - Start Job Now: idle or waiting (a running job must stop first).
     - Start Automatic: only when nothing automatic runs (stopped or failed).
     - Stop: a job runs or automatic jobs are waiting (stop after this cycle).
-    - Abort: a cycle is running or stopping (kills the jobs now).
+    - Abort: a cycle is running or stopping (ends its program runs now).
     """
     return {
         SessionStatus.STOPPED: frozenset({"start-now", "start-auto"}),
