@@ -30,9 +30,14 @@ is the real one on a state of that size::
 
     flock /tmp/live2d-bench.lock .venv/bin/python benchmarks/bench_stream.py cost --work /tmp/b20c
 
-**freshness** — needs the supervisor to run streaming updates (issue 20, phase 2): prepared
-here as :func:`freshness_report`, which turns a headless run's log and the simulator's
-listing times into per-particle delays (p50/p95).
+**freshness** — a live session: ``live2d simulate --rate`` writes the reference shape one movie
+at a time while ``live2d run --auto`` classifies it headless (ab initio at ``--initial``, then
+streaming with ``--batch``/``--revisit``); per particle, the delay from its stack's first listing
+in goodparticles to the first published cycle covering its position, p50/p95, by thirds of the
+streamed particles, and the particles waiting (is the backlog bounded?)::
+
+    flock /tmp/live2d-bench.lock .venv/bin/python benchmarks/bench_stream.py freshness \\
+        --work /tmp/bench20_fresh --rate 4 --movies 150 --batch 500 --revisit 1 --initial 1500
 """
 
 from __future__ import annotations

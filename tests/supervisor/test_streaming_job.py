@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from live2d_tui.classify.streaming import index as ix
 from live2d_tui.config import ClassificationType, Config
 from live2d_tui.events import (
@@ -257,3 +259,59 @@ async def test_restart_after_an_interrupted_update_removes_its_files_and_continu
         finally:
             await again.close()
     _history_files(out)
+
+
+@pytest.mark.slow
+def test_sigkill_of_live2d_run_during_streaming_updates_then_restart(
+    tmp_path: Path,
+    make_warp_session,  # type: ignore[no-untyped-def]
+) -> None:
+    """``live2d run --once`` runs one streaming update; killed at random moments of it (or of
+    its commit), the next start finds the history and the stream in agreement, every block
+    named by the index whole, no orphan file and no particle in two blocks."""
+    import json
+    import random
+    import time
+
+    from live2d_tui.supervisor.state import STATE_NAME
+
+    from .headless import Headless, write_config
+
+    warp = make_warp_session(micrographs=4, particles_per_micrograph=40, box=64, seed=5)
+    out = warp / "classification"
+    config = write_config(tmp_path)
+    streaming = ["--set", "stream_batch=40", "--set", "stream_revisit=1"]
+    first = Headless(
+        [str(warp), "--once", "--config", str(config), "--set", "stream_after_abinit=true"]
+    )
+    assert first.finish(240) == 0, first.text()[-3000:]
+    rng = random.Random(2026)
+    kills = 0
+    for trial in range(6):
+        run = Headless([str(warp), "--once", "--config", str(config), *streaming])
+        run.wait_for("(streaming update", timeout=120)
+        time.sleep(rng.uniform(0.0, 2.0))
+        if run.proc.poll() is None:
+            run.kill()
+            kills += 1
+        else:
+            assert run.finish(30) == 0, run.text()[-3000:]
+        state = json.loads((out / STATE_NAME).read_text())  # never torn
+        assert state["job"] is None or state["job"]["kind"] == "streaming", trial
+    assert kills >= 3
+    final = Headless([str(warp), "--once", "--config", str(config), *streaming])
+    assert final.finish(240) == 0, final.text()[-3000:]
+    _history_files(out)
+    loaded = load_state(out)
+    assert loaded is not None
+    index = _stream_files_match_index(out)
+    # the newest cycle in the history is the stream's last committed update
+    assert loaded.state.last_cycle is not None and loaded.state.last_cycle.number == index.cycle
+    numbers = [c.number for c in loaded.state.history]
+    assert numbers == sorted(set(numbers))
+    # every active particle is in exactly one block's rows
+    folder = ix.stream_folder(out)
+    rows = [read_star(folder / b.star)["position"] for b in index.blocks if b.star]
+    positions = sorted(int(p) for part in rows for p in part)
+    assert len(positions) == len(set(positions)) == index.particles
+    assert engine_processes(out) == []
