@@ -198,7 +198,10 @@ class TriggerLoop:
         stream = self.jobs.stream
         if stream is not None:
             check = check_stream_trigger(
-                batch=stream.batch, waiting=stream.waiting, updating=stream.updating
+                batch=stream.batch,
+                waiting=stream.waiting,
+                updating=stream.updating,
+                idle_seconds=stream.idle_seconds,
             )
         else:
             check = check_trigger(
@@ -267,7 +270,7 @@ class TriggerLoop:
             await stream.refresh()
             check = self.publish_counts()
             if check is not None and check.ready and self.jobs.stream is stream:
-                stream.wake()
+                stream.wake(take_fewer=check.particles_new < check.threshold)
             return
         if self.jobs.running:
             return

@@ -9,7 +9,8 @@ A job of type ``streaming`` (:class:`StreamJob`, run by the
   first update refines every particle once. So a seeded or refinement job run in between
   makes the next streaming job start afresh from that job's result.
 - **Updates.** The trigger loop counts the active particles ingested after the stream's last
-  update (:meth:`StreamJob.refresh`) and wakes the job when ``stream_batch`` of them wait
+  update (:meth:`StreamJob.refresh`) and wakes the job when ``stream_batch`` of them wait, or
+  fewer when none has arrived for a while
   (:func:`~live2d_tui.supervisor.triggers.check_stream_trigger`). The job runs one update at a
   time; particles that arrive while an update runs are taken by the next one. Each update is
   a cycle: ``CycleStarted``, progress, ``CycleFinished``, a record in the history. Between
@@ -35,6 +36,7 @@ A job of type ``streaming`` (:class:`StreamJob`, run by the
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -147,6 +149,9 @@ class StreamJob:
         self.waiting = 0
         self.newest_ingested: float | None = None
         self.generation = -1
+        self._arrived_at = time.monotonic()
+        """When the particles waiting last grew (or the stream began)."""
+        self._take_fewer = False
         self._stop = False
         self._wake = asyncio.Event()
         self._published: StreamState | None = None
@@ -171,8 +176,16 @@ class StreamJob:
         self._stop = True
         self._wake.set()
 
-    def wake(self) -> None:
-        """Enough particles wait: run an update (after the running one, if any)."""
+    @property
+    def idle_seconds(self) -> float:
+        """Seconds since the particles waiting last grew (0 when none waits)."""
+        return time.monotonic() - self._arrived_at if self.waiting > 0 else 0.0
+
+    def wake(self, *, take_fewer: bool = False) -> None:
+        """Enough particles wait: run an update (after the running one, if any);
+        ``take_fewer``: with fewer than ``stream_batch`` (none arrived for a while)."""
+        if take_fewer:
+            self._take_fewer = True
         self._wake.set()
 
     def state_event(self) -> StreamState | None:
@@ -214,7 +227,10 @@ class StreamJob:
         def count() -> tuple[int, float | None]:
             return dataset.active_count_after(cursor), dataset.appended_at(cursor)
 
+        before = self.waiting
         self.waiting, self.newest_ingested = await asyncio.to_thread(self.store.with_dataset, count)
+        if self.waiting > before:
+            self._arrived_at = time.monotonic()
         self.publish_state()
         return self.waiting
 
@@ -233,7 +249,8 @@ class StreamJob:
         once = not self.job.automatic
         while not self._stop:
             self._wake.clear()
-            result = await self._update(force=once)
+            take_fewer, self._take_fewer = self._take_fewer, False
+            result = await self._update(force=once or take_fewer)
             if once and result is not None:
                 break
             if result is None and not self._stop:

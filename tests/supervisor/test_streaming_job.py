@@ -315,3 +315,28 @@ def test_sigkill_of_live2d_run_during_streaming_updates_then_restart(
     positions = sorted(int(p) for part in rows for p in part)
     assert len(positions) == len(set(positions)) == index.particles
     assert engine_processes(out) == []
+
+
+async def test_the_last_particles_are_taken_once_none_arrives_for_a_while(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("live2d_tui.supervisor.triggers.STREAM_IDLE_SECONDS", 2.0)
+    warp = tmp_path / "warp"
+    config = Config(server=tiny_server(), job=STREAM_JOB.with_changes(stream_batch=1000))
+    with live_session(warp, micrographs=5, first=3) as live:
+        sup = Supervisor(config, warp_folder=warp)
+        rec = Recorder(sup.bus)
+        await sup.start()
+        try:
+            await _streaming_from_ab_initio(sup, rec)
+            before = rec.of(StreamState)[-1].particles
+            live.release()  # one movie, far fewer than a batch; then the microscope stops
+            state = await rec.wait(
+                lambda e: isinstance(e, StreamState) and e.cycle == 5 and not e.updating, 120
+            )
+            assert isinstance(state, StreamState)
+            assert state.particles > before and state.waiting == 0
+            await sup.stop()
+            await rec.wait_new(lambda e: isinstance(e, JobFinished))
+        finally:
+            await sup.close()

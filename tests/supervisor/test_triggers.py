@@ -70,3 +70,20 @@ def test_a_staged_streaming_job_starts_once_classes_exist() -> None:
     assert check.ready and not check.first_job
     first = check_trigger(streaming, active=10, stack_rows=10, generation=0, last_cycle=None)
     assert first.first_job and not first.ready
+
+
+def test_fewer_than_a_batch_are_taken_once_no_particle_arrived_for_a_while() -> None:
+    from live2d_tui.supervisor.triggers import STREAM_IDLE_SECONDS, check_stream_trigger
+
+    recent = check_stream_trigger(batch=500, waiting=120, updating=False, idle_seconds=10)
+    assert not recent.ready
+    quiet = check_stream_trigger(
+        batch=500, waiting=120, updating=False, idle_seconds=STREAM_IDLE_SECONDS
+    )
+    assert quiet.ready and quiet.particles_new < quiet.threshold and "120 waiting" in quiet.text
+    assert not check_stream_trigger(
+        batch=500, waiting=0, updating=False, idle_seconds=10 * STREAM_IDLE_SECONDS
+    ).ready
+    assert not check_stream_trigger(
+        batch=500, waiting=120, updating=True, idle_seconds=10 * STREAM_IDLE_SECONDS
+    ).ready
