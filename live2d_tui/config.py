@@ -35,7 +35,7 @@ def _doc(text: str, **extra: Any) -> dict[str, Any]:
 
 
 class ClassificationType(StrEnum):
-    """The three classification macros of the original Live2D."""
+    """The three classification macros of the original Live2D, and streaming."""
 
     ABINIT = "abinit"
     """Ab initio: random seed classes, a startup ramp on a subset, then refinement cycles."""
@@ -43,6 +43,10 @@ class ClassificationType(StrEnum):
     """Seeded startup: the startup ramp with all particles, from the latest classes."""
     REFINE = "refine"
     """Refinement: cycles at the final resolution limit from the latest classes."""
+    STREAMING = "streaming"
+    """Streaming: each update classifies only the particles that arrived since the last one
+    (plus a few revisited blocks) and folds them into the latest classes
+    (:mod:`live2d_tui.classify.streaming`)."""
 
     @property
     def label(self) -> str:
@@ -51,6 +55,7 @@ class ClassificationType(StrEnum):
             ClassificationType.ABINIT: "Ab Initio",
             ClassificationType.SEEDED: "Seeded Startup",
             ClassificationType.REFINE: "Refinement",
+            ClassificationType.STREAMING: "Streaming",
         }[self]
 
 
@@ -71,8 +76,9 @@ class JobSettings:
         default=ClassificationType.ABINIT,
         metadata=_doc(
             "abinit (new classes from random seeds), seeded (startup ramp from the latest "
-            "classes, all particles) or refine (refinement cycles only). A successful ab initio "
-            "job switches this to seeded.",
+            "classes, all particles), refine (refinement cycles only) or streaming (each update "
+            "classifies only the new particles against the latest classes). A successful ab "
+            "initio job switches this to streaming (stream_after_abinit) or else to seeded.",
             group="user",
             label="Classification type",
         ),
@@ -171,6 +177,54 @@ class JobSettings:
             label="Smoothing",
         ),
     )
+    stream_after_abinit: bool = field(
+        default=True,
+        metadata=_doc(
+            "After a successful ab initio job the classification type becomes streaming (each "
+            "update folds the new particles into the classes); false: seeded, as in the "
+            "original Live2D.",
+            label="Stream after ab initio",
+        ),
+    )
+    stream_batch: int = field(
+        default=1000,
+        metadata=_doc(
+            "Streaming: new particles that start an update; each update's new particles form "
+            "one block (several when more than twice this many have arrived).",
+            label="Streaming batch",
+        ),
+    )
+    stream_revisit: int = field(
+        default=1,
+        metadata=_doc(
+            "Streaming: earlier blocks each update classifies again against the latest classes "
+            "(least recently visited first), so early assignments do not stay for good.",
+            label="Blocks revisited",
+        ),
+    )
+    stream_dump_gb: float = field(
+        default=20.0,
+        metadata=_doc(
+            "Streaming: disk space (GB) the blocks' kept partial sums may take; beyond it the "
+            "two smallest neighbouring blocks are fused into one.",
+            label="Stream dumps (GB)",
+        ),
+    )
+    stream_star_minutes: float = field(
+        default=5.0,
+        metadata=_doc(
+            "Streaming: the full cycle star (every particle) is written at most this often; the "
+            "class averages are published at every update.",
+            label="Full star every (min)",
+        ),
+    )
+    stream_keep_cycles: int = field(
+        default=20,
+        metadata=_doc(
+            "Streaming: updates the history keeps (with the cycles that have a full star).",
+            label="Streaming cycles kept",
+        ),
+    )
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` listing every invalid value."""
@@ -206,6 +260,16 @@ class JobSettings:
             problems.append(f"search_range must be ≥ 0 Å (got {self.search_range})")
         if self.smoothing < 0.01:
             problems.append(f"smoothing must be ≥ 0.01 (got {self.smoothing})")
+        if self.stream_batch < 1:
+            problems.append(f"stream_batch must be ≥ 1 (got {self.stream_batch})")
+        if self.stream_revisit < 0:
+            problems.append(f"stream_revisit must be ≥ 0 (got {self.stream_revisit})")
+        if not self.stream_dump_gb > 0:
+            problems.append(f"stream_dump_gb must be > 0 (got {self.stream_dump_gb})")
+        if self.stream_star_minutes < 0:
+            problems.append(f"stream_star_minutes must be ≥ 0 (got {self.stream_star_minutes})")
+        if self.stream_keep_cycles < 1:
+            problems.append(f"stream_keep_cycles must be ≥ 1 (got {self.stream_keep_cycles})")
         if problems:
             raise ConfigError("; ".join(problems))
 
@@ -216,6 +280,17 @@ class JobSettings:
         if self.classification_type is ClassificationType.REFINE:
             return frozenset(
                 {"class_number", "particles_per_class", "run_count_startup", "high_res_initial"}
+            )
+        if self.classification_type is ClassificationType.STREAMING:
+            return frozenset(
+                {
+                    "class_number",
+                    "particles_per_class",
+                    "run_count_startup",
+                    "run_count_refine",
+                    "high_res_initial",
+                    "particle_count_update",
+                }
             )
         return frozenset()
 

@@ -51,6 +51,9 @@ class BlockType(StrEnum):
     """A cycle of the startup ramp (resolution limit from initial to final)."""
     REFINEMENT = "refinement"
     """A cycle at the final resolution limit with all particles."""
+    STREAMING = "streaming"
+    """A streaming update: the new particles (and a few revisited blocks) classified against
+    the latest classes and folded into them (:mod:`live2d_tui.classify.streaming`)."""
 
     @property
     def label(self) -> str:
@@ -59,6 +62,7 @@ class BlockType(StrEnum):
             BlockType.RANDOM_SEED: "random start",
             BlockType.STARTUP: "startup",
             BlockType.REFINEMENT: "refinement",
+            BlockType.STREAMING: "streaming update",
         }[self]
 
 
@@ -70,7 +74,10 @@ def ordinal(n: int) -> str:
 
 def job_position(index_in_job: int, cycles_in_job: int) -> str:
     """Where a cycle is in its job, worded apart from its session number (``cycle 10``):
-    ``5th of 6 cycles in this job``."""
+    ``5th of 6 cycles in this job``; a streaming job has no planned end (``cycles_in_job`` 0):
+    ``5th update of this streaming job``."""
+    if cycles_in_job < 1:
+        return f"{ordinal(index_in_job)} update of this streaming job"
     return f"{ordinal(index_in_job)} of {cycles_in_job} cycles in this job"
 
 
@@ -158,6 +165,69 @@ class CycleProgress:
         if self.runs_queued:
             text += f", {self.runs_queued} queued"
         return text
+
+
+@dataclass(frozen=True, slots=True)
+class StreamState:
+    """The streaming job's state: published when it starts, after each update and when the
+    particles waiting for the next update change (:mod:`live2d_tui.classify.streaming`)."""
+
+    cycle: int
+    """The cycle whose classes are the stream's latest (the last update, or its base cycle)."""
+    updating: bool
+    """An update is running (it publishes as cycle ``cycle + 1``)."""
+    blocks: int
+    particles: int
+    """Particles in the classes (every block's rows at its last visit)."""
+    waiting: int
+    """Active particles ingested after the last update's and not in the classes yet."""
+    batch: int
+    """``stream_batch``: particles that start the next update."""
+    newest_ingested: float | None
+    """``time.time()`` when the newest particle in the classes was ingested (its age is
+    now − this); ``None`` when unknown."""
+    pass_number: int
+    """The current revisiting pass (1-based): each pass refines every block again."""
+    pass_done: int
+    """Blocks refined in the current pass (of :attr:`blocks`)."""
+    dump_bytes: int
+    """Disk taken by the blocks' kept class sums."""
+    dump_budget_bytes: int
+    """``stream_dump_gb`` in bytes: beyond it neighbouring blocks are fused."""
+    full_star_cycle: int
+    """The newest cycle whose full star was written (−1: none yet)."""
+
+    def waiting_text(self) -> str:
+        """``340 of 1,000 particles for the next update`` (or that one is running)."""
+        if self.updating:
+            return f"update running; {self.waiting:,} particles waiting"
+        return f"{self.waiting:,} of {self.batch:,} particles for the next update"
+
+    def age_text(self, now: float) -> str:
+        """``newest particle 3 min old`` (its age since ingest), or an empty string."""
+        if self.newest_ingested is None:
+            return ""
+        return f"newest particle {duration_text(max(0.0, now - self.newest_ingested))} old"
+
+    def summary(self, now: float) -> str:
+        """One line for the UI and the headless log."""
+        parts = [
+            f"{self.particles:,} particles in {self.blocks:,} blocks",
+            self.waiting_text(),
+            self.age_text(now),
+            f"revisit pass {self.pass_number}: {self.pass_done}/{self.blocks} blocks",
+            f"sums {self.dump_bytes / 1e9:.2f} of {self.dump_budget_bytes / 1e9:.0f} GB",
+        ]
+        return "; ".join(part for part in parts if part)
+
+
+def duration_text(seconds: float) -> str:
+    """``45 s``, ``3 min``, ``2.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,6 +383,7 @@ Event = (
     | IngestCounts
     | CycleStarted
     | CycleProgress
+    | StreamState
     | CycleFinished
     | JobFinished
     | LogLine

@@ -10,4 +10,5 @@ The runner speaks the refine2d/merge2d protocol of :mod:`live2d_tui.formats.prot
   subprocess pool);
 - :mod:`.procs`: process groups, the registry of running program runs, orphans after a crash;
 - :mod:`.progress`, :mod:`.counts`: progress bars, class counts.
+- :mod:`.streaming`: streaming updates (new particles folded into the latest classes).
 """

@@ -422,8 +422,10 @@ class CycleAttempt:
         progress: RunProgress | None,
         echo_check: bool,
         executor: Executor,
+        env: dict[str, str] | None = None,
     ) -> Path:
-        """Run one program, retrying once; return the successful run's log path."""
+        """Run one program, retrying once; return the successful run's log path (``env``: added
+        to the job's environment)."""
         plan, log = self.plan, self.context.log
         problem = ""
         log_path = self.dir / f"{name}_{self.token}.log"
@@ -440,6 +442,7 @@ class CycleAttempt:
                 stdin_text=stdin_text(lines),
                 log_path=log_path,
                 cwd=self.context.output_folder,
+                env=dict(env or {}),
                 outputs=tuple(outputs),
             )
             try:

@@ -12,6 +12,10 @@ touches files or the clock. The three macros are the original Live2D's
   cycles at the final limit with every particle;
 - **seeded**: the S startup cycles of the ramp with every particle, from the latest classes;
 - **refine**: R cycles at the final limit with every particle, from the latest classes.
+- **streaming**: not a macro of cycles but an open-ended job whose cycles are streaming updates,
+  planned and run one at a time by :mod:`live2d_tui.classify.streaming` as particles arrive; its
+  plan here holds no cycles, only the number its first update gets. With no classes yet it is
+  ab initio, like every type.
 
 Invariants: cycle numbers are consecutive and start right after ``last_cycle_number`` (at 0 when
 there is none); a job with no previous cycle is always ab initio; the fraction is computed at
@@ -70,11 +74,9 @@ class JobPlan:
     kind: ClassificationType
     """The macro actually run (ab initio when forced or when there is no previous cycle)."""
     cycles: list[CyclePlan]
-
-    @property
-    def first_number(self) -> int:
-        """Number of the job's first cycle."""
-        return self.cycles[0].number
+    """Empty for a streaming job (its updates are planned as particles arrive)."""
+    first_number: int
+    """Number of the job's first cycle (a streaming job's first update)."""
 
 
 def startup_ramp(initial: float, final: float, count: int) -> list[float]:
@@ -120,6 +122,8 @@ def plan_job(
     if last_cycle_number is None or force_abinit:
         kind = ClassificationType.ABINIT
     number = 0 if last_cycle_number is None else last_cycle_number + 1
+    if kind is ClassificationType.STREAMING:
+        return JobPlan(kind=kind, cycles=[], first_number=number)
 
     k = settings.class_number
     target = k * settings.particles_per_class
@@ -151,4 +155,4 @@ def plan_job(
         )
         for i, (block, hi, classes, rule, in_block) in enumerate(specs)
     ]
-    return JobPlan(kind=kind, cycles=cycles)
+    return JobPlan(kind=kind, cycles=cycles, first_number=number)

@@ -22,6 +22,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -50,6 +51,7 @@ from live2d_tui.events import (
     SessionChanged,
     SessionStatus,
     StatusChanged,
+    StreamState,
     job_position,
 )
 from live2d_tui.formats.warp_xml import WarpFileError
@@ -123,6 +125,8 @@ def format_event(event: Event) -> str | None:
             )
         case CycleProgress() as p:
             return f"[cycle {p.number}] {p.stage.value} {p.percent:.0f}% ({p.runs_text()})"
+        case StreamState() as s:
+            return f"[stream] classes of cycle {s.cycle}: {s.summary(time.time())}"
         case CycleFinished(number=number, success=success, message=message):
             return f"[cycle {number}] " + ("finished" if success else f"failed: {message}")
         case JobFinished(success=success, message=message):
@@ -154,7 +158,8 @@ alert's is ``ALERT: <text>``, its end ``Alert ended: <text>``)."""
 
 class _Printer:
     """Prints events; coalesces progress to stage changes, 10 % steps and changes of the queued,
-    running and done counts.
+    running and done counts, and the streaming state to changes other than the particles
+    waiting, which it prints in steps of a tenth of the batch.
 
     When the reader goes away (``live2d run … | head``), printing stops quietly and the run
     carries on: the job is not ended because nobody reads its output (the session log keeps
@@ -164,6 +169,7 @@ class _Printer:
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self._progress: tuple[int, str, int, int, int, int] | None = None
+        self._stream: tuple[object, ...] | None = None
         self.closed = False
         """The reader closed the pipe: nothing more is printed."""
 
@@ -182,6 +188,21 @@ class _Printer:
             if key == self._progress:
                 return
             self._progress = key
+        if isinstance(event, StreamState):
+            step = max(1, event.batch // 10)
+            stream_key = (
+                event.cycle,
+                event.updating,
+                event.blocks,
+                event.particles,
+                event.waiting // step,
+                event.pass_number,
+                event.pass_done,
+                event.full_star_cycle,
+            )
+            if stream_key == self._stream:
+                return
+            self._stream = stream_key
         line = format_event(event)
         if line is None:
             return

@@ -186,6 +186,15 @@ class Dataset:
         """Number of active particles."""
         return self._ledger.active_count()
 
+    def active_count_after(self, position: int) -> int:
+        """Active particles at stack positions after ``position`` (those a stream has not
+        taken yet)."""
+        return self._ledger.active_count_after(position)
+
+    def appended_at(self, position: int) -> float | None:
+        """``time.time()`` when the particle at ``position`` was ingested (``None``: unknown)."""
+        return self._ledger.appended_at(position)
+
     def consume_abinitio_flag(self) -> bool:
         """True once after a new generation started (the next job must be ab initio)."""
         return self._ledger.take_flag("abinitio")

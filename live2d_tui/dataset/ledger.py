@@ -96,6 +96,8 @@ class Range:
     first: int
     """1-based position of its first particle."""
     active: bool
+    appended: float = 0.0
+    """``time.time()`` when it was appended to the stack."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +144,8 @@ class Ledger:
             if self.generation is None:
                 return
             for r in self._db.execute(
-                "SELECT id, stack, micrograph, size, mtime_ns, dtype, export, rows, first, active"
-                " FROM ranges WHERE generation = ? AND current = 1 ORDER BY first",
+                "SELECT id, stack, micrograph, size, mtime_ns, dtype, export, rows, first, active,"
+                " appended FROM ranges WHERE generation = ? AND current = 1 ORDER BY first",
                 (self.generation.generation,),
             ):
                 rng = Range(
@@ -157,6 +159,7 @@ class Ledger:
                     int(r[7]),
                     int(r[8]),
                     active=bool(r[9]),
+                    appended=float(r[10]),
                 )
                 self.ranges[rng.stack] = rng
 
@@ -292,6 +295,7 @@ class Ledger:
                     r.rows,
                     r.first,
                     active=True,
+                    appended=now,
                 )
             self.generation = Generation(
                 gen.generation,
@@ -346,6 +350,32 @@ class Ledger:
         """Number of active particles in the current generation."""
         with self._lock:
             return sum(r.rows for r in self.ranges.values() if r.active)
+
+    def active_count_after(self, position: int) -> int:
+        """Active particles of the current generation at positions after ``position``."""
+        with self._lock:
+            limit = self.generation.nz if self.generation else 0
+            return sum(
+                max(0, min(r.first + r.rows - 1, limit) - max(r.first, position + 1) + 1)
+                for r in self.ranges.values()
+                if r.active
+            )
+
+    def appended_at(self, position: int) -> float | None:
+        """``time.time()`` when the particle at ``position`` was appended (``None``: no range of
+        the current generation holds it)."""
+        with self._lock:
+            for r in self.ranges.values():
+                if r.first <= position < r.first + r.rows:
+                    return r.appended
+            if self.generation is None:
+                return None
+            row = self._db.execute(
+                "SELECT appended FROM ranges WHERE generation = ? AND first <= ? AND "
+                "first + rows > ? ORDER BY id DESC LIMIT 1",
+                (self.generation.generation, position, position),
+            ).fetchone()
+        return None if row is None else float(row[0])
 
 
 def read_generation_ranges(path: Path, generation: int) -> tuple[Generation, list[Range]]:

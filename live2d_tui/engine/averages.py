@@ -17,9 +17,9 @@ import mrcfile
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui import fourier as nm
 from live2d_tui.atomic import create_temp_file
-from live2d_tui.engine import numerics as nm
-from live2d_tui.engine.dumpfile import ClassSums
+from live2d_tui.formats.live2d_dump import ClassSums
 from live2d_tui.imaging import soft_circular_mask
 
 MASK_FALLOFF = 20.0

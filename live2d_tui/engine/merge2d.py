@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TextIO
 
 from live2d_tui.engine.averages import class_averages, occupancy_lines, write_mrc
-from live2d_tui.engine.dumpfile import ClassSums, DumpError, read_dump
 from live2d_tui.engine.program import run_program
+from live2d_tui.formats.live2d_dump import ClassSums, DumpError, read_dump
 from live2d_tui.formats.prompts import MERGE2D_PROMPTS, MERGE2D_TERMINATION, dump_file_name
 from live2d_tui.formats.protocol import Answer, Merge2dRequest
 

@@ -18,10 +18,11 @@ import mrcfile
 import numpy as np
 import numpy.typing as npt
 
-from live2d_tui.engine import numerics as nm
+from live2d_tui import fourier as nm
+from live2d_tui.formats import engine_rules as rules
 from live2d_tui.imaging import fourier_crop, radius_grid
 
-NOISE_SAMPLE = 1000
+NOISE_SAMPLE = rules.NOISE_SAMPLE
 """Particles sampled (evenly over the whole star) for the noise power spectrum."""
 
 
@@ -113,8 +114,7 @@ def noise_spectrum(
     ``positions`` are 1-based stack positions of all star rows; an even sample of at most
     :data:`NOISE_SAMPLE` of them is used, so every program run of a cycle gets the same answer.
     """
-    count = min(NOISE_SAMPLE, len(positions))
-    pick = np.unique(np.linspace(0, len(positions) - 1, count).round().astype(np.int64))
+    pick = rules.noise_sample(positions)
     outside = prep.outside().astype(np.float32)
     area = float(np.mean(outside**2))
     rings = nm.ring_index(nb)

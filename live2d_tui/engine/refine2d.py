@@ -14,7 +14,7 @@ docs/protocol.md#refine2d-the-25-answers; progress: docs/protocol.md#progress):
   sums leave out the lowest-scoring 30 % of every class of the input star
   (:func:`core_members`); those particles are still searched and written with their new class.
   As in cisTEM, the sums reach past the search limit (to at least 7 Å, with a cosine edge:
-  :func:`~live2d_tui.engine.numerics.average_band`), so the averages show what the alignment
+  :func:`~live2d_tui.fourier.average_band`), so the averages show what the alignment
   resolves and the ring at the limit is whole.
 
 How some answers are honoured:
@@ -29,6 +29,11 @@ How some answers are honoured:
 - #17 padding: accepted; rotations are exact Fourier shears of oversampled images anyway;
 - #25 threads: accepted; the engine always computes on one thread (the runner's pool gives the
   parallelism).
+
+The decisions taken from the whole input star (memberships → emptied classes and splits, the
+30 % score thresholds, the noise spectrum's particles) come from a frozen-rules file instead when
+the environment names one (:mod:`live2d_tui.formats.engine_rules`; streaming updates refine one
+block of particles at a time); classes are then not split.
 
 Stdout carries cisTEM's stage lines, progress bars and ``Refine2D: Normal termination``. Unlike
 cisTEM, a failed calculation exits with 255 after ``Error : <reason>``. Runnable as
@@ -47,10 +52,9 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui import fourier as nm
 from live2d_tui.engine import ENGINE_VERSION
-from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages, occupancy_lines, write_mrc
-from live2d_tui.engine.dumpfile import ClassSums, DumpError, write_dump
 from live2d_tui.engine.particles import (
     EngineInputError,
     Preprocess,
@@ -62,14 +66,17 @@ from live2d_tui.engine.particles import (
 )
 from live2d_tui.engine.program import run_program
 from live2d_tui.engine.progress import ProgressBar
-from live2d_tui.engine.references import aligned_similarity, filled, prepare_references
+from live2d_tui.engine.references import prepare_references
 from live2d_tui.engine.search import COARSE_RESOLUTION, ClassSearch, SearchParams, auto_step
 from live2d_tui.engine.split import SplitSource, fill_empty_slots
+from live2d_tui.formats import engine_rules as rules
 from live2d_tui.formats.cistem_binary import is_binary_star, read_binary_star
 from live2d_tui.formats.cistem_star import CistemStarError, StarRows, read_star, write_star
+from live2d_tui.formats.live2d_dump import ClassSums, DumpError, write_dump
 from live2d_tui.formats.prompts import REFINE2D_PROMPTS, REFINE2D_TERMINATION
 from live2d_tui.formats.protocol import DEV_NULL, Answer, Refine2dRequest
 from live2d_tui.imaging import soft_circular_mask
+from live2d_tui.similarity import COPY_CORRELATION, aligned_similarity, filled
 
 VERSION = "1.02"
 MIN_CLASS_FRACTION = 0.05
@@ -98,19 +105,12 @@ classes of one view split its particles between them, and the smaller one may no
 resolution limit (reference-shaped session: a 53-member copy of a 186-member class ended at
 FRC0.5 10.1 Å while every class from 59 members up reached 8.0 Å or better). A small class
 that is NOT like any other, such as a rare view, keeps its slot."""
-COPY_CORRELATION = 0.88
-"""Aligned correlation (:func:`references.aligned_similarity`, from :data:`COPY_LOW_RESOLUTION`
-to the working limit) from which a class counts as a copy of another. Measured on the
-reference-shaped session (12 views, 20 classes): copies of one view 0.92-0.97 at 8 Å and
-0.895-0.99 at 15 Å; different views at most 0.72 at 8 Å and 0.79 at 15 Å. On the harder session
-(continuous orientations, 50 classes), neighbouring classes reach 0.84 at 8 Å (but none is small
-enough to be a candidate)."""
 COPY_LOW_RESOLUTION = 100.0
 """Å: classes are compared from here to the working limit (the overall blob is left out)."""
-CORE_DROP = 0.3
+CORE_DROP = rules.CORE_DROP
 """Fraction of each class's members, the lowest-scoring, left out of its class sums
 (:func:`core_members`)."""
-CORE_MIN = 10
+CORE_MIN = rules.CORE_MIN
 """Classes with fewer members keep them all in their sums (too few to rank)."""
 SEED_ENV = "LIVE2D_ENGINE_SEED"
 """If set, seeds the run's random numbers (grid offsets, percent-used draws, random start)."""
@@ -151,11 +151,7 @@ def memberships(star: StarRows, k: int) -> npt.NDArray[np.float64] | None:
     """Current membership |Best2DClass| of each of the ``k`` classes in the WHOLE star (the same
     in every program run of a cycle); ``None`` when no particle is assigned yet (the first round
     after a random start)."""
-    members = np.abs(star["best_class"])
-    members = members[(members >= 1) & (members <= k)]
-    if len(members) == 0:
-        return None
-    return np.bincount(members - 1, minlength=k).astype(np.float64)
+    return rules.memberships(star, k)
 
 
 def class_floor_fraction(high_res: float) -> float:
@@ -286,7 +282,10 @@ def refine(
         autocenter=s.autocenter,
         automask=s.automask,
     )
-    counts = memberships(star, len(references))
+    frozen = rules.rules_from_environment()
+    counts = memberships(star, len(references)) if frozen is None else frozen.counts
+    if frozen is not None:
+        out.write(f"Class rules and noise sample from {os.environ[rules.RULES_ENV]}\n\n")
     floor_fraction = class_floor_fraction(high)
     emptied = small_classes(counts, references, floor_fraction)
     copies = (
@@ -341,14 +340,19 @@ def refine(
     out.write("Calculating noise power spectrum...\n\n")
     bar = ProgressBar(2, out)
     na = params.average.box
-    whitening = 1.0 / np.sqrt(noise_spectrum(stack, star["position"], star["pixel_size"], prep, na))
+    if frozen is None:
+        noise_positions, noise_pixels = star["position"], star["pixel_size"]
+    else:
+        noise_positions, noise_pixels = frozen.noise_positions, frozen.noise_pixel_sizes
+    whitening = 1.0 / np.sqrt(noise_spectrum(stack, noise_positions, noise_pixels, prep, na))
     bar.update(2, force=True)
     bar.finish()
     if len(rows) and np.any(rows["voltage"] <= 0):
         raise EngineInputError(
             "the star has particles without a microscope voltage (needed for the CTF)"
         )
-    if counts is not None and high > FINE_RESOLUTION:  # see FINE_RESOLUTION
+    # see FINE_RESOLUTION; with frozen rules the streaming runner manages the class slots
+    if counts is not None and high > FINE_RESOLUTION and frozen is None:
         counts[emptied] = 0.0
         source = SplitSource(star, stack, prep, nm.crop_half(whitening, nb), high, s.mask_radius)
         splits = fill_empty_slots(references, counts, source)
@@ -359,7 +363,7 @@ def refine(
                 f"to {split.slot + 1})\n"
             )
     search = ClassSearch(references, params, whitening, rng)
-    core = core_members(star, rows)
+    core = core_members(star, rows) if frozen is None else frozen.core(rows)
     use = rng.random(len(rows)) < s.fraction
     old_class = rows["best_class"].copy()
     old_score = rows["score"].copy()
@@ -441,18 +445,9 @@ def core_members(star: StarRows, rows: StarRows) -> npt.NDArray[np.bool_]:
     with fewer than ``CORE_MIN`` members, and rows without a class (a random start, unused or
     unassigned particles), are all taken.
     """
-    core = np.ones(len(rows), dtype=bool)
-    assigned = star[star["best_class"] > 0]
-    if len(assigned) == 0:
-        return core
-    classes, counts = np.unique(assigned["best_class"], return_counts=True)
-    threshold = np.full(int(classes.max()) + 1, -np.inf)
-    for k in classes[counts >= CORE_MIN]:
-        threshold[k] = np.quantile(assigned["score"][assigned["best_class"] == k], CORE_DROP)
-    labels = rows["best_class"]  # rows are lines of star: a class > 0 is one of its classes
-    inside = labels > 0
-    core[inside] = rows["score"][inside] >= threshold[labels[inside]]
-    return core
+    # rows are lines of star: a class > 0 is one of its classes
+    thresholds = rules.core_thresholds(star, 0)
+    return rules.FrozenRules(None, thresholds, np.zeros(0, np.int64), np.zeros(0)).core(rows)
 
 
 def run(s: Refine2dRequest, out: TextIO) -> None:

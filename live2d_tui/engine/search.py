@@ -35,7 +35,7 @@ the class sums are S_k = Σ w·c·X shifted by −t and rotated by −ψ, and C_
 (t is where the turned class sits in the particle; the star gets ψ and the shift s = −t,
 cisTEM's convention: class = rotate(shift(particle, +s), −ψ), :mod:`live2d_tui.imaging`.)
 The sums are held past the search limit, in the grid of the run's
-:class:`~live2d_tui.engine.numerics.AverageBand`, and S is tapered by its cosine edge. The
+:class:`~live2d_tui.fourier.AverageBand`, and S is tapered by its cosine edge. The
 caller may leave particles out of the sums (``into_sums``); they still count in the class
 weights.
 """
@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui import fourier as nm
 from live2d_tui.ctf import ctf_2d
-from live2d_tui.engine import numerics as nm
-from live2d_tui.engine.references import filled
+from live2d_tui.similarity import filled
 
 LOGP_WINDOW = 20.0
 """A particle contributes to every class whose (smoothed) logP is within this of its best."""

@@ -36,14 +36,14 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from live2d_tui import fourier as nm
 from live2d_tui import imaging
 from live2d_tui.ctf import star_ctfs
-from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.averages import MASK_FALLOFF, class_averages
-from live2d_tui.engine.dumpfile import ClassSums
 from live2d_tui.engine.particles import Preprocess, read_images
-from live2d_tui.engine.references import filled
 from live2d_tui.formats.cistem_star import StarRows
+from live2d_tui.formats.live2d_dump import ClassSums
+from live2d_tui.similarity import filled
 
 MAX_SPLITS = 2
 """Splits per refine2d round: each costs every program run a read of :data:`SPLIT_SAMPLE`

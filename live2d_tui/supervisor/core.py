@@ -26,7 +26,8 @@ The supervisor is made of parts that share one
 - :class:`~live2d_tui.supervisor.loops.IngestLoop` and
   :class:`~live2d_tui.supervisor.loops.TriggerLoop`: the two loops above;
 - :class:`~live2d_tui.supervisor.jobrunner.JobRunner`: the job task (cycles, stop, abort, retry
-  and back-off);
+  and back-off), and a streaming job's updates
+  (:class:`~live2d_tui.supervisor.streamjob.StreamJob`);
 - :class:`~live2d_tui.supervisor.results.ResultsWorker`: after each cycle, the per-class
   half-set estimate and the carried class selection, in a separate idle-priority process.
 - :class:`~live2d_tui.supervisor.monitor.HealthMonitor`: the session's health (the Session tab's
@@ -41,7 +42,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from live2d_tui.config import Config, JobSettings
+from live2d_tui.config import ClassificationType, Config, JobSettings
 from live2d_tui.events import Alert, EventBus, IngestCounts, SessionChanged, SessionStatus
 from live2d_tui.health import SessionHealth
 from live2d_tui.paths import output_folder_for, read_last_session, resolve_warp_folder
@@ -233,9 +234,21 @@ class Supervisor:
             continue_automatic: When the job ends, keep running automatic jobs (the original's
                 behaviour); ``live2d run --once`` passes False.
 
+        A streaming job that runs is stopped first (after its running update; its full star
+        is written) when the new job is of another type, so a seeded or refinement job can be
+        started at any time; a streaming job after it starts afresh from its result.
+
         Raises:
             SupervisorError: a job is already running, or the settings are invalid.
         """
+        wanted = (settings or self.session.state.settings).classification_type
+        if self._jobs.stream is not None and wanted is not ClassificationType.STREAMING:
+            await self._store.set_automatic(False)
+            self._jobs.request_stop()
+            self._ctx.log(
+                f"Stopping streaming to run a {wanted.label} job (after the running update)"
+            )
+            await self._jobs.wait()
         self._refuse_while_running("start a job")
         # No await until the job task exists: the trigger loop must not start one meanwhile.
         if settings is not None:
@@ -268,7 +281,13 @@ class Supervisor:
         if self.job_running:
             self._jobs.request_stop()
             await self._store.set_status(SessionStatus.STOPPING, "stop requested")
-            self._ctx.log("Stop requested: the job ends after the running cycle")
+            if self._jobs.stream is not None:
+                self._ctx.log(
+                    "Stop requested: streaming ends after the running update (at once when "
+                    "none runs) and writes the full star"
+                )
+            else:
+                self._ctx.log("Stop requested: the job ends after the running cycle")
             return
         if self.session.state.job is not None:
             self.session.state = replace(self.session.state, job=None)
@@ -493,7 +512,7 @@ class Supervisor:
             microscope_name=self.config.server.microscope_name,
             settings=state.settings,
             automatic=state.automatic,
-            cycles=state.cycles,
+            cycles=state.history,
             ingest=self._triggers.counts,
             warp=session.warp_summary(),
             engine=session.programs.describe(),
@@ -504,6 +523,7 @@ class Supervisor:
             running_cycle_number=current.number if job and current else None,
             last_error=state.last_error,
             next_trigger=self._triggers.next_trigger,
+            stream=stream.state_event() if (stream := self._jobs.stream) is not None else None,
         )
 
     async def _open(

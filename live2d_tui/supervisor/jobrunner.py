@@ -15,6 +15,10 @@ through the open session's cycle runner (:meth:`~live2d_tui.classify.runner.Cycl
 where the programs run is that runner's executor's business), and tells whoever starts jobs
 through two callbacks: a job began, and another job may start now (a job ended, or a failed
 job's back-off ran out).
+
+A streaming job (``classification_type = "streaming"``) has no plan of cycles: its task runs a
+:class:`~live2d_tui.supervisor.streamjob.StreamJob`, whose updates the trigger loop starts
+through :attr:`JobRunner.stream` as particles arrive.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from dataclasses import replace
 
 from live2d_tui.classify.runner import CycleFailed, CycleInputs, CycleResult
 from live2d_tui.classify.schedule import CyclePlan, plan_job
+from live2d_tui.classify.streaming.runner import StreamError
 from live2d_tui.config import ClassificationType, ConfigError, JobSettings
 from live2d_tui.events import (
     BlockType,
@@ -42,15 +47,18 @@ from live2d_tui.supervisor.model import SupervisorError
 from live2d_tui.supervisor.session import Session, remove_partial_outputs
 from live2d_tui.supervisor.state import CycleRecord, JobRecord, now_iso
 from live2d_tui.supervisor.store import SessionStore
+from live2d_tui.supervisor.streamhistory import adopt_committed_update
+from live2d_tui.supervisor.streamjob import (
+    GenerationChanged,
+    StreamJob,
+    ensure_last_star,
+    stream_of,
+)
 from live2d_tui.supervisor.triggers import MAX_CONSECUTIVE_FAILURES, retry_delay
 
 
 def _nothing() -> None:
     return None
-
-
-class _GenerationChanged(Exception):
-    """The dataset moved to a new stack generation during a job: its classes no longer fit."""
 
 
 class JobRunner:
@@ -85,6 +93,7 @@ class JobRunner:
         self._keep_job_on_cancel = False
         self._retry_at: float | None = None
         self._closing = False
+        self._stream: StreamJob | None = None
 
     @property
     def running(self) -> bool:
@@ -103,8 +112,15 @@ class JobRunner:
 
     @property
     def current(self) -> CyclePlan | None:
-        """The cycle running now."""
+        """The cycle running now (a streaming job's running update)."""
+        if self._stream is not None:
+            return self._stream.current
         return self._current
+
+    @property
+    def stream(self) -> StreamJob | None:
+        """The running streaming job (``None`` when no streaming job runs)."""
+        return self._stream if self.running else None
 
     @property
     def retry_at(self) -> float | None:
@@ -126,8 +142,11 @@ class JobRunner:
         self._retry_at = None
 
     def request_stop(self) -> None:
-        """End the running job after its running cycle."""
+        """End the running job after its running cycle (a streaming job: after its running
+        update, at once between updates)."""
         self._stop_requested = True
+        if self._stream is not None:
+            self._stream.request_stop()
 
     async def abort(self) -> None:
         """Terminate the running cycle: the job ends and will not resume."""
@@ -186,7 +205,7 @@ class JobRunner:
             settings=own,
             base_cycle_number=last.number if last else None,
             force_abinit=force,
-            cycles_total=len(plan.cycles),
+            cycles_total=len(plan.cycles),  # 0: a streaming job, open-ended
             next_cycle_number=plan.first_number,
             automatic=automatic,
             started=now_iso(),
@@ -221,14 +240,21 @@ class JobRunner:
         outcome: JobOutcome
         try:
             await self.store.set_status(SessionStatus.RUNNING, f"{job.kind.label} job")
-            outcome = await self._run_cycles(session, job)
+            if job.kind is ClassificationType.STREAMING:
+                self._job_kind = job.kind
+                self._stream = StreamJob(
+                    self.ctx, self.store, job, self._inputs, publish_job=self._set_job
+                )
+                outcome = await self._stream.run()
+            else:
+                outcome = await self._run_cycles(session, job)
         except asyncio.CancelledError:
             await self._after_cancel(session)
             raise
-        except _GenerationChanged:
+        except GenerationChanged:
             outcome = JobOutcome(success=False, message="new stack generation", retry=False)
             session.state = replace(session.state, force_abinit=True)
-        except (CycleFailed, OSError, ConfigError, ValueError) as exc:
+        except (CycleFailed, OSError, ConfigError, ValueError, StreamError) as exc:
             outcome = JobOutcome(
                 success=False,
                 message=describe_failure(exc, session.output_folder),
@@ -236,7 +262,11 @@ class JobRunner:
             )
         finally:
             self._current = None
+        self._stream = None
         await self._finish_job(session, outcome)
+
+    def _set_job(self, job: JobRecord) -> None:
+        self._job = job
 
     async def _run_cycles(self, session: Session, job: JobRecord) -> JobOutcome:
         settings = job.job_settings()
@@ -244,6 +274,10 @@ class JobRunner:
             settings, last_cycle_number=job.base_cycle_number, force_abinit=job.force_abinit
         )
         self._job_kind = plan.kind
+        if plan.cycles and plan.cycles[0].block_type is not BlockType.RANDOM_SEED:
+            # the job starts from the latest classes: their star must be on disk (a streaming
+            # update writes it only when due)
+            await ensure_last_star(self.store, stream_of(session.runner), self.ctx.log)
         for cycle in plan.cycles:
             if cycle.number < job.next_cycle_number:
                 continue
@@ -262,12 +296,14 @@ class JobRunner:
                 session.state.with_cycle(record), job=job, consecutive_failures=0, last_error=""
             )
             if plan.kind is ClassificationType.ABINIT and record.block_type is BlockType.STARTUP:
-                # A successful ab initio (its classes exist) switches the next job to seeded.
+                # A successful ab initio (its classes exist) switches the next job to streaming
+                # (stream_after_abinit) or, as in the original, to seeded.
                 staged = session.state.settings
                 if staged.classification_type is ClassificationType.ABINIT:
+                    after = "streaming" if staged.stream_after_abinit else "seeded"
                     session.state = replace(
                         session.state,
-                        settings=staged.with_changes(classification_type="seeded"),
+                        settings=staged.with_changes(classification_type=after),
                     )
             await self.store.save()
             self.ctx.bus.publish(CycleFinished(number=record.number, success=True))
@@ -278,14 +314,14 @@ class JobRunner:
         self, session: Session, job: JobRecord, cycle: CyclePlan, settings: JobSettings
     ) -> CycleRecord:
         self._current = cycle
-        previous = session.state.last_cycle
+        previous = session.state.last_cycle_with_star
         if cycle.block_type is BlockType.RANDOM_SEED:
             previous = None
         inputs, rows, generation = await asyncio.to_thread(
             self.store.with_dataset, lambda: self._inputs(previous)
         )
         if previous is not None and previous.generation != generation:
-            raise _GenerationChanged  # the previous classes belong to another stack
+            raise GenerationChanged  # the previous classes belong to another stack
         self.ctx.bus.publish(
             CycleStarted(
                 number=cycle.number,
@@ -346,7 +382,20 @@ class JobRunner:
         ended = await asyncio.to_thread(session.runner.end_orphans, self.ctx.log_threadsafe)
         if ended:
             self.ctx.log(f"Ended {ended} leftover program run(s)")
-        completed = {c.number for c in session.state.cycles}
+        if self._stream is not None:
+            # an abort during an update's commit completes it: record that update
+            stream = self._stream.stream
+            await asyncio.to_thread(stream.recover)
+            session.state, note = adopt_committed_update(
+                session.state,
+                stream,
+                generation=self._stream.generation,
+                stack=session.dataset.stack_path,
+            )
+            if note:
+                self.ctx.log(note)
+            self._stream = None
+        completed = {c.number for c in session.state.history}
         await asyncio.to_thread(remove_partial_outputs, session.output_folder, completed)
         keep = self._keep_job_on_cancel
         if keep:

@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 
+from live2d_tui.config import ClassificationType
 from live2d_tui.dataset.ingest import IngestError, IngestReport
 from live2d_tui.events import IngestCounts, SessionStatus
 from live2d_tui.supervisor.context import SupervisorContext
@@ -28,6 +29,7 @@ from live2d_tui.supervisor.store import SessionStore
 from live2d_tui.supervisor.triggers import (
     MAX_CONSECUTIVE_FAILURES,
     TriggerCheck,
+    check_stream_trigger,
     check_trigger,
 )
 
@@ -193,13 +195,22 @@ class TriggerLoop:
         session = self.store.current
         if report is None or session is None:
             return None
-        check = check_trigger(
-            session.state.settings,
-            active=report.particles_active,
-            stack_rows=report.particles_total,
-            generation=self.ingest.generation,
-            last_cycle=session.state.last_cycle,
-        )
+        stream = self.jobs.stream
+        if stream is not None:
+            check = check_stream_trigger(
+                batch=stream.batch,
+                waiting=stream.waiting,
+                updating=stream.updating,
+                idle_seconds=stream.idle_seconds,
+            )
+        else:
+            check = check_trigger(
+                session.state.settings,
+                active=report.particles_active,
+                stack_rows=report.particles_total,
+                generation=self.ingest.generation,
+                last_cycle=session.state.last_cycle,
+            )
         self._update_next_trigger(check.text)
         counts = IngestCounts(
             micrographs_seen=report.micrographs_seen,
@@ -218,7 +229,9 @@ class TriggerLoop:
 
     def _update_next_trigger(self, check_text: str) -> None:
         state = self.store.session.state
-        if self.jobs.running:
+        if self.jobs.stream is not None:
+            text = check_text
+        elif self.jobs.running:
             text = "A job is running"
         elif self.store.status is SessionStatus.FAILED:
             text = "Automatic jobs stopped after repeated failures"
@@ -247,9 +260,19 @@ class TriggerLoop:
                 self.ctx.error(str(exc))
 
     async def check(self) -> None:
-        """Start an automatic job when its trigger is met, or retry a failed one when due."""
+        """Start an automatic job when its trigger is met, or retry a failed one when due; wake
+        the streaming job when enough particles wait for its next update."""
         session = self.store.current
-        if session is None or self.jobs.running or self.jobs.closing:
+        if session is None or self.jobs.closing:
+            return
+        stream = self.jobs.stream
+        if stream is not None:
+            await stream.refresh()
+            check = self.publish_counts()
+            if check is not None and check.ready and self.jobs.stream is stream:
+                stream.wake(take_fewer=check.particles_new < check.threshold)
+            return
+        if self.jobs.running:
             return
         state = session.state
         check = self.publish_counts()
@@ -261,8 +284,11 @@ class TriggerLoop:
                 self.jobs.launch(state.job)
             return
         if check is not None and check.ready:
-            self.ctx.log(
-                f"Starting an automatic job: {check.particles_new:,} particles ≥ "
-                f"{check.threshold:,}"
-            )
+            if state.settings.classification_type is ClassificationType.STREAMING:
+                self.ctx.log(f"Starting an automatic job: {check.text.lower()}")
+            else:
+                self.ctx.log(
+                    f"Starting an automatic job: {check.particles_new:,} particles ≥ "
+                    f"{check.threshold:,}"
+                )
             self.jobs.launch_new(automatic=True, generation=self.ingest.generation)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from live2d_tui.config import ClassificationType, JobSettings
-from live2d_tui.events import IngestCounts, SessionStatus, job_position
+from live2d_tui.events import IngestCounts, SessionStatus, StreamState, job_position
 from live2d_tui.supervisor.state import CycleRecord
 
 
@@ -65,6 +65,7 @@ class SupervisorSnapshot:
     automatic: bool
     """Automatic jobs are on."""
     cycles: tuple[CycleRecord, ...]
+    """The history: every completed cycle, with or without its star, by number."""
     ingest: IngestCounts | None
     warp: WarpSummary | None
     engine: str
@@ -75,17 +76,20 @@ class SupervisorSnapshot:
     job_cycle: int
     """1-based index of the running cycle in its job (0 when no job runs)."""
     job_cycles: int
-    """Cycles in the running job (0 when no job runs)."""
+    """Cycles in the running job (0 when no job runs, or for a streaming job: open-ended)."""
     running_cycle_number: int | None
     last_error: str
     next_trigger: str
-    """When the next automatic job starts (or why it does not)."""
+    """When the next automatic job starts (or why it does not); while streaming, when the next
+    update starts."""
+    stream: StreamState | None = None
+    """The running streaming job's state (``None`` when no streaming job runs)."""
 
     @property
     def job_progress_text(self) -> str:
         """``cycle 10 · 5th of 6 cycles in this job`` (the session's cycle number, then where
         it is in the job), or an empty string."""
-        if not self.job_cycles:
+        if not self.job_cycles and not self.job_cycle:
             return ""
         position = job_position(self.job_cycle, self.job_cycles)
         if self.running_cycle_number is None:

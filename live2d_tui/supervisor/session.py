@@ -13,9 +13,12 @@ Recovery on open (issue 6, item 8), in this order:
 2. load ``latest_run.json`` (or its previous good copy, with a clear message);
 3. end orphaned program runs of the last run: SLURM jobs (found by name and comment, cancelled
    and waited for) and local processes (the runner's registry and environment marker);
-4. remove partial cycle outputs: ``cycle_<N>.*`` files of cycles that never completed and
-   temporary files of interrupted atomic writes;
-5. open the dataset, which reconciles stack, stars and ledger.
+4. open the dataset, which reconciles stack, stars and ledger;
+5. let the stream (``stream/``) remove the files of a streaming update that never committed and
+   publish its last committed update again, and record that update if the state was not saved
+   after it (:func:`~live2d_tui.supervisor.streamjob.adopt_committed_update`);
+6. remove partial cycle outputs: ``cycle_<N>.*`` files of cycles the history does not hold and
+   temporary files of interrupted atomic writes.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from live2d_tui.classify.executors import Executor
 from live2d_tui.classify.executors.slurm import SlurmExecutor
 from live2d_tui.classify.executors.slurm_cli import SlurmSettings
 from live2d_tui.classify.runner import CycleRunner
+from live2d_tui.classify.streaming.index import StreamIndexError
+from live2d_tui.classify.streaming.runner import StreamRunner
 from live2d_tui.config import Config, ConfigError, ExecutorKind, JobSettings
 from live2d_tui.dataset.ingest import Dataset, IngestError
 from live2d_tui.events import Event
@@ -44,6 +49,7 @@ from live2d_tui.supervisor.lock import LockHeldError, OutputLock
 from live2d_tui.supervisor.model import OutputFolderInUse, SupervisorError, WarpSummary
 from live2d_tui.supervisor.sessionlog import SessionLog
 from live2d_tui.supervisor.state import SessionState, StateError, load_state
+from live2d_tui.supervisor.streamhistory import adopt_committed_update
 from live2d_tui.warp.source import initial_settings
 
 _CYCLE_FILE = re.compile(r"^cycle_(\d+)(?:[._].*)?$")
@@ -226,10 +232,6 @@ def _open_locked(
     ended = runner.end_orphans(log)
     if ended:
         notes.append(f"Ended {ended} orphaned program run(s) of the last run")
-    completed = {c.number for c in loaded.state.cycles} if loaded else set()
-    removed = remove_partial_outputs(output_folder, completed)
-    if removed:
-        notes.append(f"Removed partial outputs of an interrupted run: {', '.join(removed)}")
     try:
         dataset = Dataset(
             warp_folder,
@@ -261,6 +263,21 @@ def _open_locked(
         state = replace(
             state, warp_folder=str(warp_folder), output_folder=str(output_folder), session_name=name
         )
+    stream = StreamRunner(runner)
+    try:
+        stream.recover()
+    except (StreamIndexError, OSError) as exc:
+        warnings.append(f"The streaming state in {stream.folder} cannot be read: {exc}")
+    else:
+        state, note = adopt_committed_update(
+            state, stream, generation=dataset.generation, stack=dataset.stack_path
+        )
+        if note:
+            notes.append(note)
+    removed = remove_partial_outputs(output_folder, {c.number for c in state.history})
+    if removed:
+        notes.append(f"Removed partial outputs of an interrupted run: {', '.join(removed)}")
+    if loaded is not None:
         last = state.last_cycle
         notes.append(
             f"Reloaded session {name}: "

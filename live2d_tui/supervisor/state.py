@@ -10,7 +10,11 @@ Invariants:
 
 - Every :class:`CycleRecord` carries its **own copy** of the settings it ran with (never a
   reference to the live settings), with ``class_number`` = slices of its ``.mrc``.
-- ``cycles`` is sorted by number and only holds completed cycles (their files are on disk).
+- ``cycles`` is sorted by number and only holds completed cycles whose ``.mrc`` **and**
+  ``.star`` are on disk (what ``warp_to_cistem`` imports). ``stream_cycles`` holds the streaming
+  updates that published class averages only (their full star was not due): ``cycle_<N>.mrc``
+  is on disk, ``cycle_<N>.star`` is not. A number is in at most one of the two; together they
+  are the session's history (:attr:`SessionState.history`).
 - The keys cisTEM's ``warp_to_cistem`` reads — ``cycles[].name/number/particle_count/
   high_res_limit/settings.class_number/settings.mask_radius`` — keep those names and types;
   ``tests/supervisor/test_state.py`` guards them.
@@ -210,6 +214,9 @@ class SessionState:
     automatic: bool = False
     """Automatic jobs are on."""
     cycles: tuple[CycleRecord, ...] = ()
+    """Completed cycles with both files (``.mrc`` and ``.star``)."""
+    stream_cycles: tuple[CycleRecord, ...] = ()
+    """Streaming updates with class averages only (no full star was written for them)."""
     job: JobRecord | None = None
     force_abinit: bool = False
     """The next job must be ab initio (a new dataset generation started)."""
@@ -220,15 +227,56 @@ class SessionState:
     version: int = SCHEMA_VERSION
 
     @property
+    def history(self) -> tuple[CycleRecord, ...]:
+        """Every completed cycle, with or without a star, by number."""
+        if not self.stream_cycles:
+            return self.cycles
+        return tuple(sorted((*self.cycles, *self.stream_cycles), key=lambda c: c.number))
+
+    @property
     def last_cycle(self) -> CycleRecord | None:
-        """The newest completed cycle."""
+        """The newest completed cycle (with or without a star)."""
+        newest = self.cycles[-1] if self.cycles else None
+        if self.stream_cycles and (newest is None or self.stream_cycles[-1].number > newest.number):
+            return self.stream_cycles[-1]
+        return newest
+
+    @property
+    def last_cycle_with_star(self) -> CycleRecord | None:
+        """The newest completed cycle whose star is on disk."""
         return self.cycles[-1] if self.cycles else None
 
-    def with_cycle(self, record: CycleRecord) -> SessionState:
-        """A copy with ``record`` added (replacing a record of the same number)."""
-        kept = [c for c in self.cycles if c.number != record.number]
-        cycles = tuple(sorted([*kept, record], key=lambda c: c.number))
-        return replace(self, cycles=cycles)
+    def has_star(self, number: int) -> bool:
+        """Cycle ``number`` is recorded with its star."""
+        return any(c.number == number for c in self.cycles)
+
+    def with_cycle(self, record: CycleRecord, *, star: bool = True) -> SessionState:
+        """A copy with ``record`` added (replacing a record of the same number): to
+        ``cycles``, or with ``star`` False to ``stream_cycles``."""
+        cycles = [c for c in self.cycles if c.number != record.number]
+        streamed = [c for c in self.stream_cycles if c.number != record.number]
+        (cycles if star else streamed).append(record)
+        return replace(
+            self,
+            cycles=tuple(sorted(cycles, key=lambda c: c.number)),
+            stream_cycles=tuple(sorted(streamed, key=lambda c: c.number)),
+        )
+
+    def with_star(self, number: int, particle_count: int) -> SessionState:
+        """A copy in which streaming update ``number`` has its star now (``particle_count``:
+        its rows): its record moves from ``stream_cycles`` to ``cycles``."""
+        record = next((c for c in self.stream_cycles if c.number == number), None)
+        if record is None:
+            return self
+        return self.with_cycle(replace(record, particle_count=particle_count))
+
+    def without_cycles(self, numbers: set[int]) -> SessionState:
+        """A copy whose history no longer holds cycles ``numbers``."""
+        return replace(
+            self,
+            cycles=tuple(c for c in self.cycles if c.number not in numbers),
+            stream_cycles=tuple(c for c in self.stream_cycles if c.number not in numbers),
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready values; ``working_directory``/``job_status`` mirror the original's keys."""
@@ -247,6 +295,7 @@ class SessionState:
             "last_error": self.last_error,
             "job": None if self.job is None else self.job.to_dict(),
             "cycles": [c.to_dict() for c in self.cycles],
+            "stream_cycles": [c.to_dict() for c in self.stream_cycles],
         }
 
     @classmethod
@@ -260,6 +309,15 @@ class SessionState:
         cycles = sorted(
             (CycleRecord.from_dict(c) for c in data.get("cycles", [])), key=lambda c: c.number
         )
+        with_star = {c.number for c in cycles}
+        streamed = sorted(
+            (
+                CycleRecord.from_dict(c)
+                for c in data.get("stream_cycles", [])
+                if int(c["number"]) not in with_star
+            ),
+            key=lambda c: c.number,
+        )
         job = data.get("job")
         return cls(
             version=int(data.get("version", SCHEMA_VERSION)),
@@ -270,6 +328,7 @@ class SessionState:
             status=status,
             automatic=bool(data.get("automatic", False)),
             cycles=tuple(cycles),
+            stream_cycles=tuple(streamed),
             job=None if not job else JobRecord.from_dict(job),
             force_abinit=bool(data.get("force_abinit", False)),
             next_run_new_particles=bool(data.get("next_run_new_particles", False)),

@@ -7,6 +7,11 @@ Rules (issue 6, item 4):
 - A **later** job starts when ``particle_count_update`` particles were appended to the stack after
   the input of the last completed cycle was built (``CycleRecord.input_rows``), so particles a
   job already absorbed between its cycles are not counted twice.
+- With the staged type **streaming**, a later job (the streaming job) starts at once: it waits
+  for particles itself. While it runs, an **update** starts when ``stream_batch`` active
+  particles were ingested after the stream's last update, or when fewer wait but none has
+  arrived for :data:`STREAM_IDLE_SECONDS` (the end of a session, a pause of the microscope:
+  the last particles are not left out of the classes) (:func:`check_stream_trigger`).
 - A failed automatic job is retried after ``retry_seconds × 2^(attempt−1)``; after
   :data:`MAX_CONSECUTIVE_FAILURES` failures in a row automatic jobs stop.
 """
@@ -15,10 +20,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from live2d_tui.config import JobSettings
+from live2d_tui.config import ClassificationType, JobSettings
 from live2d_tui.supervisor.state import CycleRecord
 
 MAX_CONSECUTIVE_FAILURES = 3
+STREAM_IDLE_SECONDS = 300.0
+"""A streaming update takes fewer than ``stream_batch`` waiting particles once no new particle
+has arrived for this long."""
 """Failures in a row after which automatic jobs stop (status *failed*): no endless re-runs."""
 MAX_RETRY_SECONDS = 1800.0
 """Cap of the back-off between retries (half an hour)."""
@@ -63,6 +71,14 @@ def check_trigger(
             first_job=True,
             text=f"First job at {threshold:,} active particles ({active:,} now)",
         )
+    if settings.classification_type is ClassificationType.STREAMING:
+        return TriggerCheck(
+            ready=active > 0,
+            particles_new=0,
+            threshold=0,
+            first_job=False,
+            text=f"Streaming starts from cycle {last_cycle.number}",
+        )
     threshold = settings.particle_count_update
     new = max(0, stack_rows - last_cycle.input_rows)
     return TriggerCheck(
@@ -71,6 +87,40 @@ def check_trigger(
         threshold=threshold,
         first_job=False,
         text=f"Next job after {threshold:,} new particles ({new:,} so far)",
+    )
+
+
+def check_stream_trigger(
+    *,
+    batch: int,
+    waiting: int,
+    updating: bool,
+    idle_seconds: float = 0.0,
+    idle_limit: float | None = None,
+) -> TriggerCheck:
+    """Whether the streaming job should run its next update: ``batch`` (``stream_batch``)
+    active particles ingested after its last update, or at least one that waited while no new
+    particle arrived for ``idle_limit`` seconds (:data:`STREAM_IDLE_SECONDS`; ``idle_seconds``:
+    since the last arrival); and no update running (one that runs takes the particles that
+    arrive meanwhile next time). ``particles_new < threshold`` on a ready check means the
+    update must take fewer than a batch."""
+    limit = STREAM_IDLE_SECONDS if idle_limit is None else idle_limit
+    flush = 0 < waiting < batch and idle_seconds >= limit
+    if updating:
+        text = f"Streaming: an update is running; {waiting:,} particles wait for the next"
+    elif flush:
+        text = (
+            f"Streaming: no new particle for {idle_seconds / 60:.0f} min; the next update "
+            f"takes the {waiting:,} waiting"
+        )
+    else:
+        text = f"Streaming: next update at {batch:,} new particles ({waiting:,} so far)"
+    return TriggerCheck(
+        ready=(waiting >= batch or flush) and not updating,
+        particles_new=waiting,
+        threshold=batch,
+        first_job=False,
+        text=text,
     )
 
 

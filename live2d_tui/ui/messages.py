@@ -16,12 +16,12 @@ from typing import Any
 
 from textual.message import Message
 
-from live2d_tui.events import CycleProgress, Event, LogLine
+from live2d_tui.events import CycleProgress, Event, LogLine, StreamState
 
-REPLACEABLE = (CycleProgress, LogLine)
+REPLACEABLE = (CycleProgress, LogLine, StreamState)
 """Events a newer one of the same type makes stale while both wait in the queue: the progress
-line shows the latest progress only, and a log line only asks for a read of the log file (which
-reads every appended line)."""
+line and the streaming state show the latest only, and a log line only asks for a read of the
+log file (which reads every appended line)."""
 
 
 class CoreEvent(Message):

@@ -12,7 +12,16 @@ the code under test — and behaves like a scripted-mode cisTEM build:
 - refine2d: random-start mode writes K class averages (no star); dump mode writes a dump and a
   star holding exactly the rows with first ≤ position ≤ last, phase shift written back in
   **radians** as cisTEM does; progress bars end in ``\\r``; ``Refine2D: Normal termination``;
-- merge2d: every dump seed+i must exist and match; writes the class MRC with a dummy pixel size.
+- dumps have cisTEM's raw layout (§6): 4 ints (box, K, non-empty K, particles), 6 floats, the
+  K-int map of non-empty classes, their class logs and two half-plane arrays per non-empty class.
+  refine2d searches only the references with non-zero variance and adds each processed particle
+  to one of them: 1 to the class sum's first value and ``position mod 97`` to its third, 1 to the
+  CTF² sum's first value and ln(1) = 0 log-added to the class log, so sums count particles;
+- merge2d: every dump seed+i must exist; like cisTEM it compares box, K, **the number** of
+  non-empty classes and pixel size with the first dump's (exit 255 on a difference), keeps the
+  last dump's map, sums slot by slot and log-adds the class logs; slice k of its output holds the
+  first N×N values of class k's sum divided by |CTF² sum| + occupancy (zero for empty classes),
+  with a dummy pixel size.
 
 Test hooks (environment):
 - ``FAKE_STATE``: folder for a concurrency counter (``peak``) and ``runs.jsonl`` (one record per
@@ -23,7 +32,8 @@ Test hooks (environment):
   ``once`` (exit 1 on the first try only), ``always`` (exit 1), ``noterm`` (exit 0 without the
   termination line), ``hang`` (sleep forever, no CPU), ``hangonce`` (sleep forever on the first
   try only), ``ignoreterm`` (ignore SIGTERM, sleep forever), ``droprow`` (succeed, but leave
-  the last row out of the star);
+  the last row out of the star), ``wrongset`` (succeed, but the dump's map names an empty class
+  instead of its last non-empty one: the same count, another set);
 - ``FAKE_MERGE_FAIL``: ``always`` makes merge2d exit 255.
 """
 
@@ -84,7 +94,9 @@ FORMATS = (
     "%8u %7.2f %9.2f %9.2f %8.1f %8.1f %7.2f %7.2f %7.2f %9i %10.4f %7.2f %7.2f %8.5f %7.2f "
     "%7.2f %7.4f %7.3f %7.3f %7.3f %7.3f %5i\n"
 )
-DUMP_MAGIC = b"FAKEDUMP"
+HEADER = "<4i6f"
+LOG_RANGE = 20.0
+FLT_MAX = 3.4028234663852886e38
 
 
 def out(text: str = "", end: str = "\n") -> None:
@@ -182,6 +194,55 @@ def record(program: str, answers: list[str]) -> None:
 def mrc_shape(path: str) -> tuple[int, int, int]:
     with open(path, "rb") as handle:
         return struct.unpack("<3i", handle.read(12))
+
+
+def mrc_slices(path: str) -> list[array]:
+    """The float32 slices of an MRC stack (mode 2)."""
+    with open(path, "rb") as handle:
+        data = handle.read()
+    nx, ny, nz, mode = struct.unpack("<4i", data[:16])
+    (extended,) = struct.unpack("<i", data[92:96])
+    if mode != 2:
+        die(f"\nError : class averages in mode {mode}\n")
+    start = 1024 + extended
+    slices = []
+    for z in range(nz):
+        values = array("f")
+        values.frombytes(data[start + z * nx * ny * 4 : start + (z + 1) * nx * ny * 4])
+        slices.append(values)
+    return slices
+
+
+def log_add(a: float, b: float) -> float:
+    """cisTEM's ReturnSumOfLogP."""
+    if b < a - LOG_RANGE:
+        return a
+    if a < b - LOG_RANGE:
+        return b
+    return a + math.log(1.0 + math.exp(b - a))
+
+
+def write_dump(
+    path: str,
+    box: int,
+    k: int,
+    slots: list[int],
+    counts: dict[int, int],
+    checks: dict[int, float],
+    processed: int,
+) -> None:
+    """A dump in cisTEM's layout; class j's sums count its particles (module docstring)."""
+    size = 2 * (box // 2 + 1) * box
+    head = struct.pack(HEADER, box, k, len(slots), processed, 0.0, 0.0, 2.5, 15.0, 20.0, 20.0)
+    mapping = array("i", slots + [-1] * (k - len(slots)))
+    logs = array("f", [math.log(counts[c]) if counts.get(c) else -FLT_MAX for c in slots])
+    with open(path, "wb") as handle:
+        handle.write(head + mapping.tobytes() + logs.tobytes())
+        for c in slots:
+            total = array("f", bytes(4 * size))
+            ctf2 = array("f", bytes(4 * size))
+            total[0], total[2], ctf2[0] = counts.get(c, 0), checks.get(c, 0.0), counts.get(c, 0)
+            handle.write(total.tobytes() + ctf2.tobytes())
 
 
 def write_mrc(path: str, box: int, slices: list[array]) -> None:
@@ -308,17 +369,27 @@ def refine2d() -> None:
             return
         if not os.path.isfile(classes_in):
             die(f"\nError : Input class averages {classes_in} not found\n")
-        kk = mrc_shape(classes_in)[2]
+        references = mrc_slices(classes_in)
+        kk = len(references)
+        # cisTEM searches the references with non-zero variance only (refine2d.cpp)
+        nonzero = [c for c, ref in enumerate(references) if max(ref) != min(ref)]
+        if not nonzero:
+            die("\nError : all class averages are empty\n")
         out("Calculating noise power spectrum...")
         progress(sleep / 2 or spin / 2, bool(spin))
         out("Calculating new class averages...")
         progress(sleep / 2 or spin / 2, bool(spin))
         rng = random.Random(first * 7919 + int(time.time()))
         lines = []
+        counts: dict[int, int] = {}
+        checks: dict[int, float] = {}
         for r in rows:
             values: list[float] = [float(v) for v in r]
             if rng.random() < fraction:
-                values[21] = rng.randint(1, kk)
+                chosen = rng.choice(nonzero)
+                counts[chosen] = counts.get(chosen, 0) + 1
+                checks[chosen] = checks.get(chosen, 0.0) + int(values[0]) % 97
+                values[21] = chosen + 1
                 values[1] = rng.uniform(0, 360)
                 values[2], values[3] = rng.uniform(-5, 5), rng.uniform(-5, 5)
             else:
@@ -343,8 +414,15 @@ def refine2d() -> None:
                 handle.writelines(lines)
         if dump:
             out("Dumping intermediate files...")
-            with open(dump_file, "wb") as handle:
-                handle.write(DUMP_MAGIC + struct.pack("<3i", box, kk, len(rows)))
+            slots = list(nonzero)
+            if os.environ.get("FAKE_FAIL_MODE") == "wrongset" and int(
+                os.environ.get("FAKE_FAIL_FIRST", "-1")
+            ) in (first, 0):
+                empty = [c for c in range(kk) if c not in nonzero]
+                if empty:
+                    slots[-1] = empty[0]
+                    slots.sort()
+            write_dump(dump_file, box, kk, slots, counts, checks, sum(counts.values()))
         else:
             write_mrc(classes_out, box, [array("f", [0.0] * box * box) for _ in range(kk)])
         out("Total logP = -1000.0")
@@ -363,32 +441,70 @@ def merge2d() -> None:
     output, seed, count = a[0], a[1], int(a[2])
     slash, dot = seed.rfind("/"), seed.rfind(".")
     stem, ext = (seed[:dot], seed[dot:]) if dot > slash else (seed, "")
-    shape = None
-    total = 0
+    first: tuple[int, int, int, float] | None = None
+    mapping: list[int] = []
+    sums: list[array] = []
+    ctf2: list[array] = []
+    logs: list[float] = []
+    processed = 0
     for i in range(1, count + 1):
         name = f"{stem}{i}{ext}"
         if not os.path.isfile(name):
             die(f"\nError : Dump file {name} not found\n")
         with open(name, "rb") as handle:
             data = handle.read()
-        if not data.startswith(DUMP_MAGIC):
+        size = struct.calcsize(HEADER)
+        if len(data) < size:
             die(f"\nError : Dump file {name} is not a dump\n")
-        box, kk, n = struct.unpack("<3i", data[len(DUMP_MAGIC) : len(DUMP_MAGIC) + 12])
-        if shape is None:
-            shape = (box, kk)
-        elif shape != (box, kk):
+        box, kk, knz, images, _, _, pixel, _, _, _ = struct.unpack(HEADER, data[:size])
+        if first is None:
+            first = (box, kk, knz, pixel)
+            out(
+                f"Number of classes = {kk}, nonzero classes = {knz}, box size = {box}, "
+                f"pixel size = {pixel:f}"
+            )
+            out("Reading intermediate arrays...")
+            sums = [array("f", bytes(8 * (box // 2 + 1) * box)) for _ in range(knz)]
+            ctf2 = [array("f", bytes(8 * (box // 2 + 1) * box)) for _ in range(knz)]
+            logs = [-FLT_MAX] * knz
+        elif (box, kk, knz, pixel) != first:  # cisTEM compares the count, not the set
             die("\nError : Dump file incompatible with 2D class averages\n")
-        total += n
-    assert shape is not None
-    box, kk = shape
-    out(f"Number of classes = {kk}, nonzero classes = {kk}, box size = {box}, pixel size = 1")
-    out("Reading intermediate arrays...")
-    rng = random.Random(total)
-    write_mrc(
-        output, box, [array("f", [rng.random() for _ in range(box * box)]) for _ in range(kk)]
-    )
+        out(name)
+        width = 2 * (box // 2 + 1) * box
+        expected = size + 4 * kk + 4 * knz + knz * 2 * width * 4
+        if len(data) != expected:
+            die(f"\nError : Dump file {name} is {len(data)} bytes, expected {expected}\n")
+        at = size
+        mapping = list(array("i", data[at : at + 4 * kk]))  # the last dump's map wins
+        at += 4 * kk
+        class_logs = array("f", data[at : at + 4 * knz])
+        at += 4 * knz
+        for j in range(knz):
+            block_sum = array("f", data[at : at + 4 * width])
+            block_ctf = array("f", data[at + 4 * width : at + 8 * width])
+            at += 8 * width
+            for n in range(width):
+                sums[j][n] += block_sum[n]
+                ctf2[j][n] += block_ctf[n]
+            logs[j] = log_add(logs[j], class_logs[j])
+        processed += images
+    assert first is not None
+    box, kk, knz, _ = first
+    slices = [array("f", bytes(4 * box * box)) for _ in range(kk)]
+    occupancy = [0.0] * kk
+    for j in range(knz):
+        slot = mapping[j]
+        if abs(logs[j]) > LOG_RANGE or processed == 0:
+            continue
+        occ = math.exp(logs[j] - math.log(processed))
+        occupancy[slot] = occ
+        for n in range(box * box):
+            pair = 2 * (n // 2)
+            magnitude = math.hypot(ctf2[j][pair], ctf2[j][pair + 1])
+            slices[slot][n] = sums[j][n] / (magnitude + occ)
+    write_mrc(output, box, slices)
     for k in range(1, kk + 1):
-        out(f"Class = {k:4d}, average occupancy = {100.0 / kk:10.4f}")
+        out(f"Class = {k:4d}, average occupancy = {100.0 * occupancy[k - 1]:10.4f}")
     out("Total logp = -1")
     out("Merge2D: Normal termination")
 

@@ -101,6 +101,16 @@ def test_no_previous_cycle_or_forced_means_abinit() -> None:
     assert forced.cycles[0].block_type is BlockType.RANDOM_SEED
 
 
+def test_streaming_plans_no_cycles_only_its_first_number() -> None:
+    settings = JobSettings(classification_type=ClassificationType.STREAMING)
+    plan = plan_job(settings, last_cycle_number=7)
+    assert plan.kind is ClassificationType.STREAMING
+    assert plan.cycles == [] and plan.first_number == 8
+    # with no classes yet, or a new generation, it is ab initio like every type
+    assert plan_job(settings, last_cycle_number=None).kind is ClassificationType.ABINIT
+    assert plan_job(settings, last_cycle_number=7, force_abinit=True).first_number == 8
+
+
 def test_decimal_limits_and_one_startup_cycle() -> None:
     settings = JobSettings(
         high_res_initial=30.5, high_res_final=7.25, run_count_startup=1, run_count_refine=2

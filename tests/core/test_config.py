@@ -74,6 +74,11 @@ def test_old_state_strings_are_coerced() -> None:
         ({"run_count_refine": 2.5}, "whole number"),
         ({"automask": "maybe"}, "true or false"),
         ({"no_such_key": 1}, "unknown setting"),
+        ({"stream_batch": 0}, "stream_batch"),
+        ({"stream_revisit": -1}, "stream_revisit"),
+        ({"stream_dump_gb": 0}, "stream_dump_gb"),
+        ({"stream_star_minutes": -1}, "stream_star_minutes"),
+        ({"stream_keep_cycles": 0}, "stream_keep_cycles"),
     ],
 )
 def test_invalid_job_settings_are_refused_with_a_clear_message(
@@ -109,6 +114,10 @@ def test_ignored_fields_follow_the_classification_type() -> None:
     assert "class_number" in seeded.ignored_fields()
     refine = JobSettings(classification_type=ClassificationType.REFINE)
     assert {"run_count_startup", "high_res_initial"} <= refine.ignored_fields()
+    streaming = JobSettings().with_changes(classification_type="streaming")
+    assert streaming.classification_type.label == "Streaming"
+    assert {"class_number", "run_count_refine"} <= streaming.ignored_fields()
+    assert "stream_batch" not in streaming.ignored_fields()
 
 
 def test_server_config_refuses_half_an_engine_pair() -> None:

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from live2d_tui.ctf import ctf_2d
-from live2d_tui.engine.numerics import rotate_image
 from live2d_tui.formats.cistem_star import empty_rows, write_star
+from live2d_tui.fourier import rotate_image
 from live2d_tui.imaging import fourier_shift
 
 

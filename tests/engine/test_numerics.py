@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from live2d_tui import fourier as nm
 from live2d_tui.ctf import ctf_2d
-from live2d_tui.engine import numerics as nm
 from live2d_tui.engine.search import ClassSearch, SearchParams
 from live2d_tui.formats.prompts import MERGE2D_TERMINATION
 from live2d_tui.imaging import fourier_shift

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from live2d_tui.engine.answers import ProgramExit, read_answers
-from live2d_tui.engine.numerics import rotate_image
 from live2d_tui.engine.progress import ProgressBar
 from live2d_tui.formats.cistem_star import COLUMNS, read_star, write_star
 from live2d_tui.formats.prompts import (
@@ -22,6 +21,7 @@ from live2d_tui.formats.prompts import (
     REFINE2D_TERMINATION,
 )
 from live2d_tui.formats.protocol import Merge2dRequest, check_echo
+from live2d_tui.fourier import rotate_image
 from live2d_tui.imaging import fourier_shift
 
 from .helpers import merge_lines, ok, refine_lines, refine_ok, request, run_program
@@ -359,8 +359,8 @@ def test_a_class_average_leaves_out_its_lowest_scoring_members(tmp_path: Path) -
     """One class holding both views: the members that scored lowest in the input star (the
     lowest 30 %) are searched and keep their class but are left out of the average, so the
     average leans towards the view that scored higher, whichever that is."""
-    from live2d_tui.engine.references import aligned_similarity
     from live2d_tui.engine.refine2d import CORE_MIN
+    from live2d_tui.similarity import aligned_similarity
 
     assert CORE_MIN <= 200  # the class below is large enough for the rule
     data = make_set(tmp_path, n_particles=200, box=32, n_views=2, snr=0.5, seed=13)
@@ -480,7 +480,7 @@ def test_a_small_copy_of_a_class_is_emptied_but_a_small_distinct_class_is_kept(
 
 
 def test_aligned_similarity_sees_through_rotation_and_shift() -> None:
-    from live2d_tui.engine.references import aligned_similarity
+    from live2d_tui.similarity import aligned_similarity
 
     views = make_views(3, 64, np.random.default_rng(4))
     turned = fourier_shift(rotate_image(views[0], 123.0), -2.0, 4.0)

@@ -60,6 +60,39 @@ def test_queries_from_another_thread_while_appending(tmp_path: Path) -> None:
     led.close()
 
 
+def test_active_particles_after_a_position_and_when_a_particle_was_appended(
+    tmp_path: Path,
+) -> None:
+    led = Ledger(tmp_path / "l.sqlite")
+    led.start_generation(Generation(0, "", 16, 1.0, True, True, 0, 10, 10), abinitio=False)
+    led.commit_append(
+        [NewRange("a", "ma", 1, 1, "f4", "", 4, 1), NewRange("b", "mb", 1, 1, "f4", "", 3, 5)],
+        [],
+        nz=7,
+        star_bytes=10,
+        relion_bytes=10,
+    )
+    first = led.appended_at(2)
+    assert first is not None and led.appended_at(7) == first and led.appended_at(8) is None
+    led.commit_append(
+        [NewRange("c", "mc", 1, 1, "f4", "", 5, 8)], [], nz=12, star_bytes=20, relion_bytes=20
+    )
+    later = led.appended_at(12)
+    assert later is not None and later >= first
+    assert [led.active_count_after(p) for p in (0, 3, 7, 12)] == [12, 9, 5, 0]
+    led.set_active(["b"], False)  # positions 5-7 leave
+    assert [led.active_count_after(p) for p in (0, 3, 7)] == [9, 6, 5]
+    # a retired (reprocessed) range is no longer current: its time comes from the database
+    led.commit_append(
+        [NewRange("a", "ma", 2, 2, "f4", "", 2, 13)], ["a"], nz=14, star_bytes=30, relion_bytes=30
+    )
+    assert led.appended_at(2) == first and led.active_count_after(0) == 7
+    led.close()
+    reopened = Ledger(tmp_path / "l.sqlite")
+    assert reopened.appended_at(12) == later  # loaded from the database
+    reopened.close()
+
+
 @pytest.mark.parametrize("polling", [False, True])
 async def test_wait_for_change_sees_the_table_being_replaced(tmp_path: Path, polling: bool) -> None:
     star = tmp_path / "goodparticles_M.star"

@@ -20,8 +20,10 @@ TINY_JOB = JobSettings(
     run_count_refine=1,
     particle_count_initial=100,
     particle_count_update=60,
+    stream_after_abinit=False,
 )
-"""Seed + 2 startup + 1 refinement cycles of 4 classes: a job takes a few seconds."""
+"""Seed + 2 startup + 1 refinement cycles of 4 classes: a job takes a few seconds. After the ab
+initio the next job is seeded, as in the original (the streaming tests switch to streaming)."""
 
 
 def tiny_server(**changes: object) -> ServerConfig:

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,41 @@ def test_alerts_are_printed_and_sent_to_the_hook(tmp_path: Path, make_warp_sessi
     assert alert["event"] == "raised" and alert["kind"] == "warp_stalled"
     assert alert["output_folder"] == str(warp / "classification")
     assert run.text().count("ALERT: ") == 1  # printed once, as its log line
+
+
+def test_the_streaming_state_is_printed_on_changes_and_in_steps_of_a_tenth_batch() -> None:
+    import io
+    import time
+
+    from live2d_tui.commands.run import _Printer, format_event
+    from live2d_tui.events import StreamState
+
+    state = StreamState(
+        cycle=7,
+        updating=False,
+        blocks=12,
+        particles=5_400,
+        waiting=130,
+        batch=500,
+        newest_ingested=time.time() - 200,
+        pass_number=3,
+        pass_done=4,
+        dump_bytes=120_000_000,
+        dump_budget_bytes=20_000_000_000,
+        full_star_cycle=6,
+    )
+    line = format_event(state)
+    assert line is not None
+    assert line.startswith("[stream] classes of cycle 7: 5,400 particles in 12 blocks")
+    assert "130 of 500 particles for the next update" in line
+    assert "newest particle 3 min old" in line
+    assert "revisit pass 3: 4/12 blocks" in line
+    out = io.StringIO()
+    printer = _Printer(out)
+    printer(state)
+    printer(replace(state, waiting=149))  # the same tenth of the batch: not printed
+    printer(replace(state, waiting=150))
+    printer(replace(state, updating=True))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 3
+    assert "150 of 500" in lines[1] and "update running" in lines[2]

@@ -169,3 +169,41 @@ def test_reads_original_live2d_state(tmp_path: Path) -> None:
     assert loaded.state.settings.classification_type is ClassificationType.SEEDED
     assert loaded.state.cycles[0].block_type is BlockType.RANDOM_SEED
     assert loaded.state.output_folder == "/data/o"
+
+
+def test_streaming_updates_without_a_star_are_kept_apart_from_cycles(tmp_path: Path) -> None:
+    state = _state(tmp_path)
+    settings = state.settings
+    streamed = replace(_record(2, settings), block_type=BlockType.STREAMING)
+    state = state.with_cycle(streamed, star=False)
+    # warp_to_cistem reads "cycles": only cycles whose star is on disk
+    assert [c.number for c in state.cycles] == [0, 1]
+    assert [c.number for c in state.history] == [0, 1, 2]
+    assert state.last_cycle is not None and state.last_cycle.number == 2
+    assert state.last_cycle_with_star is not None and state.last_cycle_with_star.number == 1
+    save_state(tmp_path, state)
+    loaded = load_state(tmp_path)
+    assert loaded is not None and loaded.state == state
+    assert [c["number"] for c in json.loads((tmp_path / STATE_NAME).read_text())["cycles"]] == [
+        0,
+        1,
+    ]
+    starred = state.with_star(2, particle_count=77)
+    assert [c.number for c in starred.cycles] == [0, 1, 2] and not starred.stream_cycles
+    assert starred.cycles[-1].particle_count == 77
+    assert [c.number for c in starred.without_cycles({1, 2}).history] == [0]
+
+
+def test_the_history_keeps_a_bounded_number_of_streaming_updates(tmp_path: Path) -> None:
+    from live2d_tui.supervisor.streamhistory import forget_old_updates
+
+    state = _state(tmp_path)
+    settings = state.settings
+    for number in range(2, 40):
+        record = replace(_record(number, settings), block_type=BlockType.STREAMING)
+        state = state.with_cycle(record, star=number % 10 == 0)
+    state, forgotten = forget_old_updates(state, keep=3)
+    # non-streaming cycles stay; the newest 3 updates and the newest 3 with a star stay
+    assert [c.number for c in state.history] == [0, 1, 10, 20, 30, 37, 38, 39]
+    assert forgotten == [n for n in range(2, 40) if n not in {10, 20, 30, 37, 38, 39}]
+    assert len(json.dumps(state.to_dict())) < 20_000

@@ -50,3 +50,40 @@ def test_new_generation_is_a_first_job_again() -> None:
 def test_retry_delay_doubles_and_is_capped() -> None:
     assert [retry_delay(a, 30.0) for a in (1, 2, 3)] == [30.0, 60.0, 120.0]
     assert retry_delay(30, 30.0) == MAX_RETRY_SECONDS
+
+
+def test_streaming_updates_wait_for_a_batch_and_never_overlap() -> None:
+    from live2d_tui.supervisor.triggers import check_stream_trigger
+
+    assert not check_stream_trigger(batch=500, waiting=499, updating=False).ready
+    ready = check_stream_trigger(batch=500, waiting=500, updating=False)
+    assert ready.ready and "500" in ready.text
+    busy = check_stream_trigger(batch=500, waiting=5000, updating=True)
+    assert not busy.ready and "running" in busy.text
+
+
+def test_a_staged_streaming_job_starts_once_classes_exist() -> None:
+    streaming = SETTINGS.with_changes(classification_type="streaming")
+    check = check_trigger(
+        streaming, active=10, stack_rows=3001, generation=0, last_cycle=_last(3000)
+    )
+    assert check.ready and not check.first_job
+    first = check_trigger(streaming, active=10, stack_rows=10, generation=0, last_cycle=None)
+    assert first.first_job and not first.ready
+
+
+def test_fewer_than_a_batch_are_taken_once_no_particle_arrived_for_a_while() -> None:
+    from live2d_tui.supervisor.triggers import STREAM_IDLE_SECONDS, check_stream_trigger
+
+    recent = check_stream_trigger(batch=500, waiting=120, updating=False, idle_seconds=10)
+    assert not recent.ready
+    quiet = check_stream_trigger(
+        batch=500, waiting=120, updating=False, idle_seconds=STREAM_IDLE_SECONDS
+    )
+    assert quiet.ready and quiet.particles_new < quiet.threshold and "120 waiting" in quiet.text
+    assert not check_stream_trigger(
+        batch=500, waiting=0, updating=False, idle_seconds=10 * STREAM_IDLE_SECONDS
+    ).ready
+    assert not check_stream_trigger(
+        batch=500, waiting=120, updating=True, idle_seconds=10 * STREAM_IDLE_SECONDS
+    ).ready

@@ -482,3 +482,43 @@ def test_session_tab(
     app = make_app(snapshot_session)
     opened = (_press("3"), _until(_plots_shown))
     assert _snapshot_after(snap_compare, app, *opened, size=size)
+
+
+def test_streaming_state(
+    snap_compare: Any, snapshot_session: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a streaming job between two updates, as the supervisor's snapshot describes it (a real
+    # stream would make the picture move: its particles arrive and its ages grow)
+    from live2d_tui.events import StreamState
+    from live2d_tui.supervisor.core import Supervisor
+    from live2d_tui.ui.widgets.stream_panel import StreamPanel
+
+    state = StreamState(
+        cycle=3,
+        updating=False,
+        blocks=12,
+        particles=5_400,
+        waiting=340,
+        batch=1_000,
+        newest_ingested=1_000_000.0 - 150,
+        pass_number=3,
+        pass_done=4,
+        dump_bytes=310_000_000,
+        dump_budget_bytes=20_000_000_000,
+        full_star_cycle=3,
+    )
+    real = Supervisor.snapshot
+
+    def streaming(self: Supervisor) -> Any:
+        return dataclasses.replace(
+            real(self),
+            stream=state,
+            status=SessionStatus.RUNNING,
+            next_trigger="Streaming: next update at 1,000 new particles (340 so far)",
+        )
+
+    monkeypatch.setattr(Supervisor, "snapshot", streaming)
+    monkeypatch.setattr("live2d_tui.ui.widgets.stream_panel._now", lambda: 1_000_000.0)
+    app = make_app(snapshot_session)
+    shown = _until(lambda app: app.query_one(StreamPanel).display)
+    assert _snapshot_after(snap_compare, app, shown)

@@ -64,11 +64,13 @@ async def run_one_job(warp: Path) -> None:
 
 
 def lengthen_job(app: object) -> None:
-    """Give the form's next job 200 refinement cycles (minutes of work, where the small job
-    takes seconds), so a test that acts on a running job never races its natural end; stop
-    and abort still end it within a cycle."""
-    from textual.widgets import Input
+    """Make the form's next job a seeded job with 200 refinement cycles (minutes of work, where
+    the small job takes seconds), so a test that acts on a running job never races its natural
+    end; stop and abort still end it within a cycle. (After the fixture's ab initio the staged
+    type is streaming, whose job has no planned length.)"""
+    from textual.widgets import Input, Select
 
+    app.query_one("#set-classification_type", Select).value = "seeded"  # type: ignore[attr-defined]
     app.query_one("#set-run_count_refine", Input).value = "200"  # type: ignore[attr-defined]
 
 

@@ -49,6 +49,7 @@ from live2d_tui.events import (
     LogLine,
     SessionChanged,
     SessionStatus,
+    StreamState,
 )
 from live2d_tui.results.cycle_results import CycleResults
 from live2d_tui.results.export import ExportRequest
@@ -69,6 +70,7 @@ from live2d_tui.ui.widgets.job_output import JobOutput
 from live2d_tui.ui.widgets.session_health import SessionHealthView
 from live2d_tui.ui.widgets.session_panel import SessionPanel
 from live2d_tui.ui.widgets.settings_form import SettingsForm
+from live2d_tui.ui.widgets.stream_panel import StreamPanel
 
 LOCKED_STATUSES = frozenset({SessionStatus.RUNNING, SessionStatus.STOPPING, SessionStatus.WAITING})
 """The settings form is read-only in these states (the original allowed edits only when idle)."""
@@ -123,6 +125,7 @@ class MainScreen(Screen[None]):
         with VerticalScroll(id="left"):
             yield SessionPanel("", id="session")
             yield JobBar(id="job-bar")
+            yield StreamPanel(id="stream")
             yield SettingsForm(self._settings, id="settings")
         with Vertical(id="right"), TabbedContent(id="tabs", initial="classes-tab"):
             with TabPane("Classes", id="classes-tab"):
@@ -151,6 +154,7 @@ class MainScreen(Screen[None]):
         on(HealthUpdated, lambda event: self.query_one(SessionHealthView).show(event.health))
         on(AlertRaised, self._on_alert_raised)
         on(AlertCleared, self._on_alert_cleared)
+        on(StreamState, self._on_stream_state)
 
     def show_event(self, event: Event) -> None:
         """Show a core event (the app hands each one here, in the order they came)."""
@@ -164,6 +168,10 @@ class MainScreen(Screen[None]):
     def _on_cycle_started(self, event: CycleStarted) -> None:
         self.query_one(JobOutput).cycle_started(event)
         self.refresh_snapshot()
+
+    def _on_stream_state(self, event: StreamState) -> None:
+        self.refresh_snapshot()  # the next update's trigger text changes with it
+        self.query_one(StreamPanel).show_state(event)
 
     def _on_job_finished(self, event: JobFinished) -> None:
         self.query_one(JobOutput).job_ended()
@@ -204,6 +212,7 @@ class MainScreen(Screen[None]):
             return None  # the app is closing and its widgets are already gone
         panel.show(snap)
         job_bar.set_status(snap.status)
+        self.query_one(StreamPanel).show_state(snap.stream)
         if snap.settings != self._loaded_settings:
             self._loaded_settings = snap.settings
             form.load(snap.settings)

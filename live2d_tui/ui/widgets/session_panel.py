@@ -38,10 +38,12 @@ def session_text(snap: SupervisorSnapshot) -> Text:
         text.append("Warp settings not read yet\n", style="dim")
     if snap.ingest is not None:
         i = snap.ingest
-        text.append(
-            f"Particles {i.particles_active:,} active · {i.particles_new:,} new · "
-            f"next job at {i.next_threshold:,}\n"
-        )
+        line = f"Particles {i.particles_active:,} active · {i.particles_new:,} new"
+        if snap.stream is not None:
+            line += f" · next update at {snap.stream.batch:,}"
+        elif i.next_threshold:
+            line += f" · next job at {i.next_threshold:,}"  # (a staged streaming job: at once)
+        text.append(line + "\n")
     else:
         text.append("Particles: not ingested yet\n", style="dim")
     text.append(f"Engine {snap.engine} · pool {snap.pool_size}\n", style="dim")

@@ -1,4 +1,8 @@
-"""Fourier-grid helpers of the engine: binning, crops, rings, rotations, phase ramps.
+"""Fourier-grid helpers: binning, crops, rings, rotations, phase ramps.
+
+The engine computes with them; the streaming runner compares class averages with them
+(:mod:`live2d_tui.similarity`, and the drift of each class between updates), so they sit on the
+shared ground below both.
 
 Conventions (shared with :mod:`live2d_tui.imaging`):
 
