@@ -260,6 +260,10 @@ def quality_argv(output_folder: Path, cycle: int) -> list[str]:
     ]
 
 
+NO_FULL_STAR = "no full star (a streaming update that published its class averages only)"
+"""Why a cycle has no estimate: the estimate re-averages from the cycle's star."""
+
+
 class ResultsWorker:
     """Starts the background estimate after each successful cycle (see the module docstring)."""
 
@@ -328,6 +332,11 @@ class ResultsWorker:
             folder = self.output_folder
             if folder is None:
                 return
+            if not await asyncio.to_thread((folder / f"cycle_{cycle}.star").exists):
+                # a streaming update that published its class averages only: nothing to
+                # re-average from; the next update with a full star gets its estimate
+                self.ctx.bus.publish(ClassQualityReady(cycle, False, NO_FULL_STAR))
+                continue
             self._running = cycle
             try:
                 await self._run(folder, cycle)

@@ -126,6 +126,8 @@ async def test_worker_order_newest_finished_and_asked_first(tmp_path: Path) -> N
 
     worker = ResultsWorker(SupervisorContext(Config(server=SERVER, job=JOB), EventBus()))
     worker.output_folder = tmp_path
+    for number in (2, 4, 5, 6, 7):
+        (tmp_path / f"cycle_{number}.star").touch()
     ran: list[int] = []
 
     async def fake_run(folder: Path, cycle: int) -> None:
@@ -144,3 +146,36 @@ async def test_worker_order_newest_finished_and_asked_first(tmp_path: Path) -> N
     worker.ctx.bus.publish(CycleFinished(number=7, success=True))
     await asyncio.sleep(0.05)
     assert ran == [2, 5]
+
+
+async def test_a_streaming_update_without_its_full_star_gets_no_estimate_and_no_warning(
+    tmp_path: Path,
+) -> None:
+    """A streaming update that published class averages only has no star to re-average from:
+    it is skipped quietly (no process, no warning in the session log), the next one runs."""
+    from live2d_tui.events import ClassQualityReady, CycleFinished, EventBus
+    from live2d_tui.supervisor.context import SupervisorContext
+    from live2d_tui.supervisor.results import NO_FULL_STAR, ResultsWorker
+
+    lines: list[str] = []
+    ctx = SupervisorContext(Config(server=SERVER, job=JOB), EventBus())
+    ctx.log = lambda line, level="info": lines.append(line)  # type: ignore[method-assign]
+    worker = ResultsWorker(ctx)
+    worker.output_folder = tmp_path
+    (tmp_path / "cycle_6.star").touch()
+    ready: list[ClassQualityReady] = []
+    ctx.bus.subscribe(lambda e: ready.append(e) if isinstance(e, ClassQualityReady) else None)
+    ran: list[int] = []
+
+    async def fake_run(folder: Path, cycle: int) -> None:
+        ran.append(cycle)
+
+    worker._run = fake_run  # type: ignore[method-assign]
+    ctx.bus.publish(CycleFinished(number=5, success=True))
+    await asyncio.sleep(0.05)
+    ctx.bus.publish(CycleFinished(number=6, success=True))
+    await asyncio.sleep(0.05)
+    await worker.close()
+    assert ran == [6]
+    assert ready == [ClassQualityReady(5, False, NO_FULL_STAR)]
+    assert lines == []
