@@ -1,4 +1,4 @@
-"""Render the README's screenshots: main screen, class view, job output, settings (SVG + PNG).
+"""Render the README's screenshots: main screen, class view, job output, settings, session.
 
     .venv/bin/python screenshots/make_screenshots.py [--micrographs 40] [--keep DIR]
 
@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -104,12 +105,31 @@ async def main_async(args: argparse.Namespace) -> None:
         print(f"simulating {args.micrographs} micrographs in {warp} …", file=sys.stderr)
         options = SimulationOptions(micrographs=args.micrographs, box=64, views=12, seed=3)
         simulate_session(warp, options)
+        # the simulator writes in seconds what a microscope writes in hours: date the movies'
+        # XML (the Session tab's time axis) two minutes apart, ending now
+        xmls = sorted(warp.glob("*.xml"))
+        start = time.time() - 120.0 * len(xmls)
+        for i, xml in enumerate(xmls):
+            os.utime(xml, (start + 120.0 * i, start + 120.0 * i))
         print("running one job with the built-in engine …", file=sys.stderr)
         await run_job(warp, config, settings)
 
-    # largest classes first: however many classes the run fills, they lead the grid
+    async def figures(app: Any, pilot: Any) -> None:
+        """Wait for the half-set estimate of the shown cycle (asked for when it is shown)."""
+        from live2d_tui.ui.widgets.class_grid import ClassGrid
+
+        grid = app.query_one(ClassGrid)
+        for _ in range(900):
+            data = grid.data
+            if data is not None and data.results is not None and data.results.quality is not None:
+                return
+            await pilot.pause(0.1)
+
+    # largest classes first: however many classes the run fills, they lead the grid; the first
+    # marked good, the third bad (marks are saved with the cycle, so later shots show them too)
     async def classes(app: Any, pilot: Any) -> None:
-        await pilot.press("o", "right")
+        await figures(app, pilot)
+        await pilot.press("o", "space", "right", "right", "space", "space", "left")
 
     async def detail(app: Any, pilot: Any) -> None:
         await pilot.press("o", "enter")
@@ -125,11 +145,16 @@ async def main_async(args: argparse.Namespace) -> None:
     async def settings_view(app: Any, pilot: Any) -> None:
         await pilot.click("#group-expert CollapsibleTitle")
 
+    async def session_view(app: Any, pilot: Any) -> None:
+        await pilot.press("3")
+        await pilot.pause(3.0)
+
     shots = {
         "main": classes,
         "class_view": detail,
         "job_output": job_output,
         "settings": settings_view,
+        "session": session_view,
     }
     for name, steps in shots.items():
         svg = await shoot(warp, config, name, steps)
