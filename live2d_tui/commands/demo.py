@@ -41,8 +41,10 @@ DEMO_JOB = {
     "run_count_refine": 2,
     "high_res_initial": 30.0,
     "high_res_final": 12.0,
+    "stream_batch": 200,
 }
-"""Small thresholds: the first job starts after ~10 micrographs, a new one every ~15."""
+"""Small thresholds: the first job starts after ~10 micrographs, a new one every ~15; after the
+first ab initio, streaming updates come every ~7 micrographs (about 20 s at the default rate)."""
 
 
 EPILOG = textwrap.fill(
