@@ -46,6 +46,11 @@ kept under ``--work`` for later runs) and then published at ``--rate`` on a fixe
 the simulator does: almost no CPU); each stack's listing time is the moment its goodparticles
 rewrite was in place (no polling). ``streaming_stages`` splits the streamed particles' delay
 into listing → appended to the stack, → start of the update that published them, → published.
+``ingest-rate`` replays ``--movies`` movies at ``--rate`` beside the ingest alone (a dataset polled
+at the supervisor's cadence) and reports when each movie was appended::
+
+    flock /tmp/live2d-bench.lock .venv/bin/python benchmarks/bench_stream.py ingest-rate \\
+        --work /tmp/bench20_replay --rate 1 --movies 30
 """
 
 from __future__ import annotations
@@ -91,6 +96,7 @@ from live2d_tui.simulate.score import (
     score_classes,
 )
 from live2d_tui.simulate.truth import load_truth
+from live2d_tui.supervisor.loops import next_look
 
 SHAPES: dict[str, dict[str, Any]] = {"full": FULL, "hard": HARD_FULL, "small": SMALL}
 """``small``: a quick check of the script (bench_engine.py's small shape)."""
@@ -688,6 +694,42 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def ingest_rate(args: argparse.Namespace) -> dict[str, Any]:
+    """The ingest alone against a replay: a :class:`Dataset` polled at the supervisor's cadence
+    (``interval``, or :func:`~live2d_tui.supervisor.loops.next_look` while files settle) while
+    ``--movies`` movies are published at ``--rate``; per movie, listing → appended."""
+    work = args.work / f"ingest_rate_{args.rate:g}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    source = replay_source(args.work, args.seed, args.movies)
+    feed = _Replay(source, work / "live", args.rate, args.movies)
+    while not (work / "live" / "previous.settings").exists():
+        time.sleep(0.05)
+    dataset = Dataset(work / "live", work / "out", min_free_gb=0.0)
+    ended: float | None = None
+    while ended is None or time.time() < ended + 5.0:
+        report = dataset.poll()
+        if ended is None and feed.poll() is not None:
+            ended = time.time()
+        time.sleep(next_look(args.interval, report.pending))
+    dataset.close()
+    listed = feed.summary().listed_at
+    appended = {stack: a for stack, (_, _, _, a) in _ledger_ranges(work / "out").items()}
+    delays = np.array([appended[s] - t for s, t in listed.items() if s in appended])
+    assert ended is not None
+    result = {
+        "rate_s_per_movie": args.rate,
+        "movies": len(listed),
+        "appended": len(delays),
+        "appended_before_the_replay_ended": sum(1 for s in listed if appended.get(s, 1e30) < ended),
+        "listing_to_append_p50_s": round(float(np.percentile(delays, 50)), 1),
+        "listing_to_append_p95_s": round(float(np.percentile(delays, 95)), 1),
+        "listing_to_append_max_s": round(float(delays.max()), 1),
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
 def _ledger_ranges(out: Path) -> dict[str, tuple[str, int, int, float]]:
     """Current ranges of the newest generation: stack file name → (micrograph, first, rows,
     ``time.time()`` when appended to the stack)."""
@@ -743,6 +785,12 @@ def main() -> int:
         action="store_true",
         help="simulate the session first (not timed), then publish it at --rate (costs no CPU)",
     )
+    i = sub.add_parser("ingest-rate")
+    i.add_argument("--work", type=Path, default=Path("/tmp/bench20_replay"))
+    i.add_argument("--rate", type=float, default=1.0, help="seconds per movie")
+    i.add_argument("--movies", type=int, default=30)
+    i.add_argument("--interval", type=float, default=1.0, help="the ingest interval")
+    i.add_argument("--seed", type=int, default=1)
     r = sub.add_parser("report")
     r.add_argument("--work", type=Path, default=Path("/tmp/bench20"))
     c = sub.add_parser("cost")
@@ -761,6 +809,8 @@ def main() -> int:
         asyncio.run(quality(args))
     elif args.command == "freshness":
         freshness(args)
+    elif args.command == "ingest-rate":
+        ingest_rate(args)
     elif args.command == "report":
         report(args.work)
     else:
