@@ -38,6 +38,19 @@ streamed particles, and the particles waiting (is the backlog bounded?)::
 
     flock /tmp/live2d-bench.lock .venv/bin/python benchmarks/bench_stream.py freshness \\
         --work /tmp/bench20_fresh --rate 4 --movies 150 --batch 500 --revisit 1 --initial 1500
+
+Simulating a movie costs CPU, so beside the classification the simulator cannot write faster
+than about one movie a second. With ``--replay`` the session is simulated first (not timed,
+kept under ``--work`` for later runs) and then published at ``--rate`` on a fixed schedule by
+:func:`~live2d_tui.simulate.replay.replay_session` (files copied whole, the tables rewritten as
+the simulator does: almost no CPU); each stack's listing time is the moment its goodparticles
+rewrite was in place (no polling). ``streaming_stages`` splits the streamed particles' delay
+into listing → appended to the stack, → start of the update that published them, → published.
+``ingest-rate`` replays ``--movies`` movies at ``--rate`` beside the ingest alone (a dataset polled
+at the supervisor's cadence) and reports when each movie was appended::
+
+    flock /tmp/live2d-bench.lock .venv/bin/python benchmarks/bench_stream.py ingest-rate \\
+        --work /tmp/bench20_replay --rate 1 --movies 30
 """
 
 from __future__ import annotations
@@ -76,12 +89,14 @@ from live2d_tui.config import Config, JobSettings, ServerConfig, render_toml
 from live2d_tui.dataset.ingest import Dataset
 from live2d_tui.formats.cistem_star import read_star
 from live2d_tui.simulate import SimulationOptions, simulate_session
+from live2d_tui.simulate.replay import ReplaySummary, replay_session
 from live2d_tui.simulate.score import (
     Scorecard,
     original_names_from_relion_star,
     score_classes,
 )
 from live2d_tui.simulate.truth import load_truth
+from live2d_tui.supervisor.loops import next_look
 
 SHAPES: dict[str, dict[str, Any]] = {"full": FULL, "hard": HARD_FULL, "small": SMALL}
 """``small``: a quick check of the script (bench_engine.py's small shape)."""
@@ -390,6 +405,7 @@ FRESH_SHAPE = {
 _POSITIONS = re.compile(
     r"Cycle (\d+) \(streaming update \d+\) finished in (\d+) s: .*positions up to ([\d,]+)"
 )
+_STARTED = re.compile(r"Cycle (\d+) started \(streaming update \d+\)")
 _FINISHED = re.compile(r"Cycle (\d+) (?:\(random start\) )?finished in")
 _WAITING = re.compile(
     r"\[stream\] .*?; (?:([\d,]+) of [\d,]+ particles for the next update"
@@ -444,6 +460,66 @@ def freshness_report(
     }
 
 
+def stage_report(
+    listing: dict[int, float],
+    ingested: dict[int, float],
+    started: dict[int, float],
+    published: dict[int, float],
+) -> dict[str, dict[str, float]]:
+    """Where a streamed particle's time goes (p50/p95 of each stage, seconds): listing →
+    appended to the stack (``ingest``), → the start of the update that published it
+    (``wait``: the batch filling, the trigger, a running update), → published (``update``)."""
+    stages: dict[str, list[float]] = {"ingest": [], "wait": [], "update": []}
+    for p, t in listing.items():
+        if p in ingested and p in started and p in published:
+            stages["ingest"].append(ingested[p] - t)
+            stages["wait"].append(started[p] - ingested[p])
+            stages["update"].append(published[p] - started[p])
+    return {
+        name: {
+            "p50_s": round(float(np.percentile(v, 50)), 1),
+            "p95_s": round(float(np.percentile(v, 95)), 1),
+            "max_s": round(float(np.max(v)), 1),
+        }
+        for name, v in stages.items()
+        if v
+    }
+
+
+def replay_source(work: Path, seed: int, movies: int) -> Path:
+    """A simulated session of the freshness shape with at least ``movies`` movies, written at
+    once (not timed) and kept under ``work`` for later runs (the first movies of a longer
+    session are the movies of a shorter one: every movie is drawn from (seed, index))."""
+    for folder in sorted(work.glob(f"source_seed{seed}_movies*")):
+        if int(folder.name.rsplit("movies", 1)[1]) >= movies and (folder / "done").exists():
+            return folder
+    folder = work / f"source_seed{seed}_movies{movies}"
+    shutil.rmtree(folder, ignore_errors=True)
+    began = time.time()
+    simulate_session(folder, SimulationOptions(seed=seed, micrographs=movies, **FRESH_SHAPE))
+    (folder / "done").write_text(f"{time.time() - began:.0f} s\n")
+    return folder
+
+
+class _Replay:
+    """:func:`~live2d_tui.simulate.replay.replay_session` in a thread, polled like a process."""
+
+    def __init__(self, source: Path, target: Path, rate: float, movies: int) -> None:
+        self._result: list[ReplaySummary] = []
+        self._thread = threading.Thread(
+            target=lambda: self._result.append(replay_session(source, target, rate, movies=movies)),
+            daemon=True,
+        )
+        self._thread.start()
+
+    def poll(self) -> int | None:
+        return None if self._thread.is_alive() else 0 if self._result else 1
+
+    def summary(self) -> ReplaySummary:
+        self._thread.join()
+        return self._result[0]
+
+
 def freshness(args: argparse.Namespace) -> dict[str, Any]:
     """A live session at ``--rate`` seconds per movie, ``live2d run --auto`` on it with
     streaming after the first ab initio; per-particle delays and the backlog over time."""
@@ -469,13 +545,19 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
     config.write_text(render_toml(Config(server=server, job=settings)))
     movies = args.movies
     per_movie = FRESH_SHAPE["particles_per_micrograph"]
-    sim_cmd = [sys.executable, "-m", "live2d_tui", "simulate", str(warp), "--quiet"]
-    sim_cmd += [f"--micrographs={movies}", f"--rate={args.rate}", f"--seed={args.seed}"]
-    sim_cmd += [f"--{k.replace('_', '-')}={v}" for k, v in FRESH_SHAPE.items()]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    sim = subprocess.Popen(sim_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    feed: subprocess.Popen[bytes] | _Replay
+    if args.replay:
+        feed = _Replay(replay_source(args.work, args.seed, movies), warp, args.rate, movies)
+    else:
+        sim_cmd = [sys.executable, "-m", "live2d_tui", "simulate", str(warp), "--quiet"]
+        sim_cmd += [f"--micrographs={movies}", f"--rate={args.rate}", f"--seed={args.seed}"]
+        sim_cmd += [f"--{k.replace('_', '-')}={v}" for k, v in FRESH_SHAPE.items()]
+        feed = subprocess.Popen(
+            sim_cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
     while not (warp / "previous.settings").exists():
-        assert sim.poll() is None, "the simulator ended before writing the session"
+        assert feed.poll() is None, "the simulator ended before writing the session"
         time.sleep(0.05)
     run = subprocess.Popen(
         [sys.executable, "-m", "live2d_tui", "run", str(warp), "--auto", "--config", str(config)],
@@ -488,12 +570,17 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
     first_listed: dict[str, float] = {}
     started = time.time()
     stars = lambda: sorted(warp.glob("goodparticles_*.star"))  # noqa: E731
-    while sim.poll() is None:
+    while feed.poll() is None:
+        if isinstance(feed, _Replay):
+            time.sleep(0.5)  # the replay notes each listing itself
+            continue
         now = time.time()
         for star in stars()[:1]:
             for stack in _listed_stacks(star) - first_listed.keys():
                 first_listed[stack] = now
         time.sleep(0.2)
+    if isinstance(feed, _Replay):
+        first_listed = feed.summary().listed_at
     for star in stars()[:1]:
         for stack in _listed_stacks(star) - first_listed.keys():
             first_listed[stack] = time.time()
@@ -522,18 +609,30 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
     # per particle: when listed, when first in a published cycle
     ranges = _ledger_ranges(out)
     listing: dict[int, float] = {}
-    for stack, (_, first, rows) in ranges.items():
+    ingested: dict[int, float] = {}
+    for stack, (_, first, rows, appended) in ranges.items():
         if stack in first_listed:
             for position in range(first, first + rows):
                 listing[position] = first_listed[stack]
+                ingested[position] = appended
     state = json.loads((out / "latest_run.json").read_text())
     input_rows = {int(c["number"]): int(c["input_rows"]) for c in state["cycles"]}
     coverage: list[tuple[float, int, bool]] = []  # (time, last position covered, streaming)
     durations: list[float] = []
     waiting: list[tuple[float, int]] = []
+    update_started: dict[int, float] = {}  # cycle → when its "started" line was read
+    started_at: dict[int, float] = {}  # position → when the update that published it began
     for t, line in lines.lines:
+        if m := _STARTED.search(line):
+            update_started[int(m.group(1))] = t
         if m := _POSITIONS.search(line):
-            coverage.append((t, int(m.group(3).replace(",", "")), True))
+            upto = int(m.group(3).replace(",", ""))
+            begun = update_started.get(int(m.group(1)))
+            if begun is not None:
+                last = max((c for _, c, _ in coverage), default=0)
+                for position in range(last + 1, upto + 1):
+                    started_at[position] = begun
+            coverage.append((t, upto, True))
             durations.append(float(m.group(2)))
         elif (m := _FINISHED.search(line)) and int(m.group(1)) in input_rows:
             coverage.append((t, input_rows[int(m.group(1))], False))
@@ -563,6 +662,8 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
         "batch": args.batch,
         "revisit": args.revisit,
         "simulated_s": round(sim_seconds),
+        "s_per_movie_achieved": round(sim_seconds / max(1, len(first_listed)), 3),
+        "replay": bool(args.replay),
         "updates": len(durations),
         "update_s_median": compute,
         "update_s_max": max(durations, default=float("nan")),
@@ -570,6 +671,7 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
         "goal_p95_s": round(2 * interval + compute, 1),
         "all": freshness_report(listing, published),
         "streaming": freshness_report(steady, published),
+        "streaming_stages": stage_report(steady, ingested, started_at, published),
         "streaming_thirds": thirds,
         "waiting_max_by_third": [
             max(part.tolist(), default=0) for part in np.array_split(np.array(stream_waiting), 3)
@@ -578,6 +680,10 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
         else [],
         "exit_code": run.returncode,
     }
+    if isinstance(feed, _Replay):
+        summary = feed.summary()
+        result["replay_cpu_s"] = round(summary.cpu_seconds, 2)
+        result["replay_s"] = round(summary.seconds, 1)
     if len(thirds) == 3 and thirds[1].get("p95_s") and thirds[2].get("p95_s"):
         # bounded: the delays of the last third of the streamed particles did not grow past
         # 1.5 × those of the middle third
@@ -588,20 +694,57 @@ def freshness(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _ledger_ranges(out: Path) -> dict[str, tuple[str, int, int]]:
-    """Current ranges of the newest generation: stack file name → (micrograph, first, rows)."""
+def ingest_rate(args: argparse.Namespace) -> dict[str, Any]:
+    """The ingest alone against a replay: a :class:`Dataset` polled at the supervisor's cadence
+    (``interval``, or :func:`~live2d_tui.supervisor.loops.next_look` while files settle) while
+    ``--movies`` movies are published at ``--rate``; per movie, listing → appended."""
+    work = args.work / f"ingest_rate_{args.rate:g}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    source = replay_source(args.work, args.seed, args.movies)
+    feed = _Replay(source, work / "live", args.rate, args.movies)
+    while not (work / "live" / "previous.settings").exists():
+        time.sleep(0.05)
+    dataset = Dataset(work / "live", work / "out", min_free_gb=0.0)
+    ended: float | None = None
+    while ended is None or time.time() < ended + 5.0:
+        report = dataset.poll()
+        if ended is None and feed.poll() is not None:
+            ended = time.time()
+        time.sleep(next_look(args.interval, report.pending))
+    dataset.close()
+    listed = feed.summary().listed_at
+    appended = {stack: a for stack, (_, _, _, a) in _ledger_ranges(work / "out").items()}
+    delays = np.array([appended[s] - t for s, t in listed.items() if s in appended])
+    assert ended is not None
+    result = {
+        "rate_s_per_movie": args.rate,
+        "movies": len(listed),
+        "appended": len(delays),
+        "appended_before_the_replay_ended": sum(1 for s in listed if appended.get(s, 1e30) < ended),
+        "listing_to_append_p50_s": round(float(np.percentile(delays, 50)), 1),
+        "listing_to_append_p95_s": round(float(np.percentile(delays, 95)), 1),
+        "listing_to_append_max_s": round(float(delays.max()), 1),
+    }
+    print(json.dumps(result, indent=2))
+    return result
+
+
+def _ledger_ranges(out: Path) -> dict[str, tuple[str, int, int, float]]:
+    """Current ranges of the newest generation: stack file name → (micrograph, first, rows,
+    ``time.time()`` when appended to the stack)."""
     path = out / "ledger.sqlite"
     if not path.exists():
         return {}
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             rows = db.execute(
-                "SELECT stack, micrograph, first, rows FROM ranges WHERE current = 1 AND "
+                "SELECT stack, micrograph, first, rows, appended FROM ranges WHERE current = 1 AND "
                 "generation = (SELECT MAX(generation) FROM generations)"
             ).fetchall()
     except sqlite3.Error:
         return {}
-    return {str(s).rsplit("/", 1)[-1]: (str(m), int(f), int(r)) for s, m, f, r in rows}
+    return {str(s).rsplit("/", 1)[-1]: (str(m), int(f), int(r), float(a)) for s, m, f, r, a in rows}
 
 
 # ---------------------------------------------------------------- main
@@ -637,6 +780,17 @@ def main() -> int:
     f.add_argument("--jobs", type=int, default=2)
     f.add_argument("--seed", type=int, default=1)
     f.add_argument("--drain", type=float, default=600, help="seconds to wait for the last update")
+    f.add_argument(
+        "--replay",
+        action="store_true",
+        help="simulate the session first (not timed), then publish it at --rate (costs no CPU)",
+    )
+    i = sub.add_parser("ingest-rate")
+    i.add_argument("--work", type=Path, default=Path("/tmp/bench20_replay"))
+    i.add_argument("--rate", type=float, default=1.0, help="seconds per movie")
+    i.add_argument("--movies", type=int, default=30)
+    i.add_argument("--interval", type=float, default=1.0, help="the ingest interval")
+    i.add_argument("--seed", type=int, default=1)
     r = sub.add_parser("report")
     r.add_argument("--work", type=Path, default=Path("/tmp/bench20"))
     c = sub.add_parser("cost")
@@ -655,6 +809,8 @@ def main() -> int:
         asyncio.run(quality(args))
     elif args.command == "freshness":
         freshness(args)
+    elif args.command == "ingest-rate":
+        ingest_rate(args)
     elif args.command == "report":
         report(args.work)
     else:

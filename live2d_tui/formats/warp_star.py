@@ -341,14 +341,26 @@ def source_star_path(folder: Path, kind: str, model: str) -> Path:
     return Path(folder) / f"{kind}_{model}.star"
 
 
+def star_header(columns: Sequence[str]) -> str:
+    """The head of a RELION 3.0 table as Warp's ``Star.Save`` writes it (empty block name)."""
+    return "".join(
+        ["\n", "data_\n", "\n", "loop_\n"]
+        + [f"_{name} #{i}\n" for i, name in enumerate(columns, start=1)]
+    )
+
+
+def column_widths(rows: Sequence[Sequence[str]]) -> list[int]:
+    """Warp's field widths: each column's widest value plus two spaces (``[]`` for no rows)."""
+    return [max(map(len, column)) + 2 for column in zip(*rows, strict=True)]
+
+
+def star_lines(rows: Sequence[Sequence[str]], widths: Sequence[int]) -> list[str]:
+    """The rows of a table, every field right-aligned to its column's width."""
+    return ["".join([v.rjust(w) for v, w in zip(row, widths, strict=True)]) + "\n" for row in rows]
+
+
 def star_text(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A RELION 3.0 table as Warp's ``Star.Save`` writes it (empty block name)."""
-    out = ["\n", "data_\n", "\n", "loop_\n"]
-    out += [f"_{name} #{i}\n" for i, name in enumerate(columns, start=1)]
-    if rows:
-        # every field right-aligned to its column's widest value plus two spaces
-        widths = [max(map(len, column)) + 2 for column in zip(*rows, strict=True)]
-        out += [
-            "".join([v.rjust(w) for v, w in zip(row, widths, strict=True)]) + "\n" for row in rows
-        ]
-    return "".join(out)
+    if not rows:
+        return star_header(columns)
+    return star_header(columns) + "".join(star_lines(rows, column_widths(rows)))

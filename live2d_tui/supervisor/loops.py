@@ -33,8 +33,19 @@ from live2d_tui.supervisor.triggers import (
     check_trigger,
 )
 
-PENDING_RECHECK_SECONDS = 1.1
-"""Next look when Warp's files are still settling (stability needs two looks ≥ 1 s apart)."""
+PENDING_RECHECK_SECONDS = 0.2
+"""Next look while Warp's files are still settling. A file is read once its (size, mtime) has
+stayed the same for the settle time (1 s); the stability tracker keeps when a signature was first
+seen, so looking more often does not restart that clock: it sees a rewrite, and then the end of
+the settle time, within 0.2 s. Looks 1.1 s apart needed the table to stay unchanged for 1.1 s
+*after* the look that first saw it, so a table Warp rewrites every 1.2–1.5 s was mostly caught
+by the next rewrite and read seconds late (or, at one movie a second, not at all until Warp
+stopped). A look at settling files costs a few ``stat`` calls."""
+
+
+def next_look(interval: float, pending: bool) -> float:
+    """Seconds until the next ingest pass: ``interval``, or sooner while files settle."""
+    return min(interval, PENDING_RECHECK_SECONDS) if pending else interval
 
 
 class IngestLoop:
@@ -83,8 +94,8 @@ class IngestLoop:
         interval = self.ctx.config.server.interval
         while True:
             report = await self.ingest_once()
-            # files still settling: look again as soon as stability can be judged (≥ 1 s)
-            wait = min(interval, PENDING_RECHECK_SECONDS) if report and report.pending else interval
+            # files still settling: look again soon (see PENDING_RECHECK_SECONDS)
+            wait = next_look(interval, report is not None and report.pending)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._ingest_wake.wait(), wait)
             self._ingest_wake.clear()
