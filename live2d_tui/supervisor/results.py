@@ -260,6 +260,11 @@ def quality_argv(output_folder: Path, cycle: int) -> list[str]:
     ]
 
 
+def _close_opened_log(opening: asyncio.Future[tuple[IO[bytes], str]]) -> None:
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result()[0].close()
+
+
 NO_FULL_STAR = "no full star (a streaming update that published its class averages only)"
 """Why a cycle has no estimate: the estimate re-averages from the cycle's star."""
 
@@ -351,7 +356,13 @@ class ResultsWorker:
 
     async def _run(self, folder: Path, cycle: int) -> None:
         try:
-            log, marker = await asyncio.to_thread(self._open_log, folder, cycle)
+            opening = asyncio.ensure_future(asyncio.to_thread(self._open_log, folder, cycle))
+            try:
+                log, marker = await asyncio.shield(opening)
+            except asyncio.CancelledError:
+                # closed meanwhile: the thread still opens the log; close it when it has
+                opening.add_done_callback(_close_opened_log)
+                raise
             env = {**os.environ, MARKER_ENV: marker, "OMP_NUM_THREADS": "1"}
             with log:
                 self._proc = await asyncio.create_subprocess_exec(

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from live2d_tui.config import Config
 from live2d_tui.events import ClassQualityReady, Event
 from live2d_tui.results import quality
@@ -179,3 +181,43 @@ async def test_a_streaming_update_without_its_full_star_gets_no_estimate_and_no_
     assert ran == [6]
     assert ready == [ClassQualityReady(5, False, NO_FULL_STAR)]
     assert lines == []
+
+
+async def test_closing_while_the_log_opens_leaves_no_open_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app closed while the worker's thread was opening a cycle's quality.log: the file is
+    closed when the thread is done (it leaked, and pytest reported an unclosed file)."""
+    import threading
+    from typing import IO
+
+    from live2d_tui.events import CycleFinished, EventBus
+    from live2d_tui.supervisor.context import SupervisorContext
+    from live2d_tui.supervisor.results import ResultsWorker
+
+    opened: list[IO[bytes]] = []
+    entered = threading.Event()
+    release = threading.Event()
+
+    def slow_open(folder: Path, cycle: int) -> tuple[IO[bytes], str]:
+        entered.set()
+        release.wait(5)
+        handle = open(folder / "quality.log", "wb")  # noqa: SIM115 (the worker closes it)
+        opened.append(handle)
+        return handle, str(folder)
+
+    monkeypatch.setattr(ResultsWorker, "_open_log", staticmethod(slow_open))
+    worker = ResultsWorker(SupervisorContext(Config(server=SERVER, job=JOB), EventBus()))
+    worker.output_folder = tmp_path
+    (tmp_path / "cycle_3.star").touch()
+    worker.ctx.bus.publish(CycleFinished(number=3, success=True))
+    assert await asyncio.to_thread(entered.wait, 5)
+    closing = asyncio.ensure_future(worker.close())
+    await asyncio.sleep(0.05)
+    release.set()
+    await closing
+    for _ in range(100):
+        if opened and opened[0].closed:
+            break
+        await asyncio.sleep(0.02)
+    assert opened and opened[0].closed
